@@ -1,0 +1,266 @@
+"""Versioned, per-merchant knowledge base on disk.
+
+Layout under ``<data_dir>/kb/<merchant>/``::
+
+    ACTIVE                  the active version id (replaced atomically with os.replace)
+    embeddings.sqlite       content-addressed vector cache shared by that merchant's versions
+    versions/v0007/         catalog.json, facts.jsonl, dense.faiss, bm25/, manifest.json
+
+A new version is built in ``versions/.build-*`` and renamed into place before ACTIVE moves, so a
+reader (in this process or another) sees the old version or the new one, never a half-built one.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from knowledge.embedder import Embedder, EmbeddingCache, embed_with_cache
+from knowledge.facts import catalog_facts
+from knowledge.importers import parse_files
+from knowledge.index import HybridIndex, RetrievalParams
+from knowledge.schema import Catalog, Fact, Product, SearchHit, VersionInfo
+
+_MERCHANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+class KBError(Exception):
+    pass
+
+
+class UnknownMerchant(KBError):
+    pass
+
+
+class UnknownVersion(KBError):
+    pass
+
+
+@dataclass(frozen=True)
+class LoadedVersion:
+    """An immutable snapshot: everything a search needs, swapped in as one reference."""
+
+    merchant: str
+    version: str
+    catalog: Catalog
+    index: HybridIndex
+    products: dict[str, Product]
+
+    def product(self, sku: str) -> Product | None:
+        return self.products.get(sku)
+
+    def fact(self, fact_id: str) -> Fact | None:
+        return self.index.fact(fact_id)
+
+
+def check_merchant_id(merchant: str) -> str:
+    if not _MERCHANT_RE.match(merchant or ""):
+        raise KBError(f"invalid merchant id {merchant!r}: use letters, digits, '-' or '_'")
+    return merchant
+
+
+class KnowledgeBase:
+    def __init__(self, root: Path, embedder: Embedder, params: RetrievalParams = RetrievalParams()):
+        self.root = Path(root)
+        self.embedder = embedder
+        self.params = params
+        self._loaded: dict[str, LoadedVersion] = {}
+        self._load_lock = threading.Lock()
+        self._caches: dict[str, EmbeddingCache] = {}
+
+    # --- paths ---------------------------------------------------------------------------
+    def _mdir(self, merchant: str) -> Path:
+        return self.root / check_merchant_id(merchant)
+
+    def _vdir(self, merchant: str, version: str) -> Path:
+        if not re.fullmatch(r"v\d{4,}", version):
+            raise UnknownVersion(f"invalid version id {version!r}")
+        return self._mdir(merchant) / "versions" / version
+
+    @contextmanager
+    def _write_lock(self, merchant: str) -> Iterator[None]:
+        """One writer per merchant across processes (CLI import while the server runs)."""
+        d = self._mdir(merchant)
+        d.mkdir(parents=True, exist_ok=True)
+        with open(d / ".lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _cache(self, merchant: str) -> EmbeddingCache:
+        if merchant not in self._caches:
+            self._caches[merchant] = EmbeddingCache(self._mdir(merchant) / "embeddings.sqlite", self.embedder.name)
+        return self._caches[merchant]
+
+    # --- reading -------------------------------------------------------------------------
+    def merchants(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "ACTIVE").exists())
+
+    def active_version(self, merchant: str) -> str | None:
+        try:
+            return (self._mdir(merchant) / "ACTIVE").read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def snapshot(self, merchant: str) -> LoadedVersion:
+        """The active version, reloaded if another process switched it since we last looked."""
+        # Reading the tiny ACTIVE file per call (~10 µs) is what lets a CLI import or restore in
+        # another process take effect here without a restart.
+        version = self.active_version(merchant)
+        if version is None:
+            raise UnknownMerchant(f"merchant {merchant!r} has no knowledge base; import one first")
+        cur = self._loaded.get(merchant)
+        if cur and cur.version == version:
+            return cur
+        with self._load_lock:
+            cur = self._loaded.get(merchant)
+            if cur and cur.version == version:
+                return cur
+            snap = self._load(merchant, version)
+            self._loaded[merchant] = snap  # one reference swap: readers never see a mix
+            return snap
+
+    def _load(self, merchant: str, version: str) -> LoadedVersion:
+        vdir = self._vdir(merchant, version)
+        catalog = Catalog.model_validate_json((vdir / "catalog.json").read_text(encoding="utf-8"))
+        index = HybridIndex.load(vdir, catalog.products)
+        return LoadedVersion(merchant, version, catalog, index, {p.sku: p for p in catalog.products})
+
+    def search(self, merchant: str, query: str, k: int = 5, params: RetrievalParams | None = None,
+               skus: set[str] | None = None) -> tuple[str, list[SearchHit]]:
+        """(version searched, hits). The version is read once, so all hits come from it."""
+        snap = self.snapshot(merchant)
+        qvec = self.embedder.encode([query])[0]
+        return snap.version, snap.index.search(query, qvec, k=k, params=params or self.params, skus=skus)
+
+    def versions(self, merchant: str) -> list[VersionInfo]:
+        vroot = self._mdir(merchant) / "versions"
+        active = self.active_version(merchant)
+        out = []
+        for d in sorted(vroot.glob("v*")) if vroot.exists() else []:
+            try:
+                info = VersionInfo.model_validate_json((d / "manifest.json").read_text())
+            except (FileNotFoundError, ValueError):
+                continue
+            info.active = info.version == active
+            out.append(info)
+        return out
+
+    def catalog(self, merchant: str, version: str | None = None) -> Catalog:
+        if version is None:
+            return self.snapshot(merchant).catalog
+        return Catalog.model_validate_json((self._vdir(merchant, version) / "catalog.json").read_text("utf-8"))
+
+    # --- writing -------------------------------------------------------------------------
+    def import_files(self, merchant: str, paths: Sequence[Path], replace: bool = False, note: str = "",
+                     progress: Progress | None = None, if_changed: bool = False) -> VersionInfo:
+        """Parse, merge into the active catalog (upsert by sku / document / Q&A file), build, switch.
+
+        Raises ``KBImportError`` (with file and row of every problem) before anything is written.
+        With ``if_changed``, an import that changes nothing returns the active version as it is.
+        """
+        fragment = parse_files(paths)
+        with self._write_lock(merchant):
+            active = self.active_version(merchant)
+            base = Catalog() if replace or active is None else self.catalog(merchant, active)
+            merged = merge_catalogs(base, fragment)
+            if if_changed and active is not None and merged == self.catalog(merchant, active):
+                return next(v for v in self.versions(merchant) if v.version == active)
+            return self._publish(merchant, merged, note or "import " + ", ".join(Path(p).name for p in paths),
+                                 progress)
+
+    def publish_catalog(self, merchant: str, catalog: Catalog, note: str,
+                        progress: Progress | None = None) -> VersionInfo:
+        """Publish a whole catalog as a new version (used by inline edits in the console)."""
+        with self._write_lock(merchant):
+            return self._publish(merchant, catalog, note, progress)
+
+    def restore(self, merchant: str, version: str) -> VersionInfo:
+        vdir = self._vdir(merchant, version)
+        if not (vdir / "manifest.json").exists():
+            raise UnknownVersion(f"merchant {merchant!r} has no version {version!r}")
+        with self._write_lock(merchant):
+            self._switch(merchant, version)
+        return next(v for v in self.versions(merchant) if v.version == version)
+
+    def _publish(self, merchant: str, catalog: Catalog, note: str, progress: Progress | None) -> VersionInfo:
+        mdir = self._mdir(merchant)
+        vroot = mdir / "versions"
+        vroot.mkdir(parents=True, exist_ok=True)
+        existing = [int(p.name[1:]) for p in vroot.glob("v*") if p.name[1:].isdigit()]
+        version = f"v{(max(existing) + 1 if existing else 1):04d}"
+        facts = catalog_facts(catalog)
+        texts = [f.text for f in facts]
+        total = len(set(texts))
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress("embedding", done, total)
+
+        vectors, embedded = embed_with_cache(self.embedder, self._cache(merchant), texts, on_progress=tick)
+        if progress:
+            progress("indexing", 0, 1)
+        index = HybridIndex(facts, vectors, catalog.products)
+        build = Path(vroot / f".build-{version}-{os.getpid()}")
+        if build.exists():
+            shutil.rmtree(build)
+        build.mkdir()
+        index.save(build)
+        (build / "catalog.json").write_text(catalog.model_dump_json(), encoding="utf-8")
+        info = VersionInfo(merchant=merchant, version=version, created_at=datetime.now(timezone.utc).isoformat(),
+                           products=len(catalog.products), facts=len(facts), documents=len(catalog.documents),
+                           embedded=embedded, note=note[:500])
+        (build / "manifest.json").write_text(info.model_dump_json(indent=1), encoding="utf-8")
+        _fsync_dir(build)
+        os.rename(build, vroot / version)
+        self._switch(merchant, version)
+        if progress:
+            progress("indexing", 1, 1)
+        info.active = True
+        return info
+
+    def _switch(self, merchant: str, version: str) -> None:
+        mdir = self._mdir(merchant)
+        tmp = mdir / f".ACTIVE.{os.getpid()}.{threading.get_ident()}"
+        tmp.write_text(version)
+        os.replace(tmp, mdir / "ACTIVE")
+        _fsync_dir(mdir)
+        # Load eagerly so this process's next search doesn't pay for it.
+        self.snapshot(merchant)
+
+
+def merge_catalogs(base: Catalog, new: Catalog) -> Catalog:
+    """Upsert products by sku, documents by id and Q&A sets by source file; order is kept stable."""
+    products = {p.sku: p for p in base.products}
+    products.update({p.sku: p for p in new.products})
+    docs = {d.doc_id: d for d in base.documents}
+    docs.update({d.doc_id: d for d in new.documents})
+    qas = {q.source: q for q in base.qa_sets}
+    qas.update({q.source: q for q in new.qa_sets})
+    merchant = new.merchant if (new.merchant.name or new.merchant.id) else base.merchant
+    return Catalog(merchant=merchant, products=list(products.values()), documents=list(docs.values()),
+                   qa_sets=list(qas.values()))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

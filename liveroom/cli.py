@@ -1,0 +1,180 @@
+"""`liveroom` command line."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from knowledge.importers import KBImportError
+from knowledge.store import KBError
+from liveroom.container import Container
+
+app = typer.Typer(help="LiveRoom: an AI agent for e-commerce live rooms.", no_args_is_help=True)
+kb_app = typer.Typer(help="Merchant knowledge base: import, search, versions.", no_args_is_help=True)
+eval_app = typer.Typer(help="Quality evaluations.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+app.add_typer(eval_app, name="eval")
+app.add_typer(bench_app, name="bench")
+
+err = Console(stderr=True)
+out = Console()
+
+try:  # provisioning lives in its own module; keep the CLI usable while it is absent
+    from liveroom.cli_models import models_app
+
+    app.add_typer(models_app, name="models")
+except ImportError:  # pragma: no cover
+    pass
+
+
+def _print_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def _progress_bar(enabled: bool):
+    """A rich progress bar driven by the KB's (stage, done, total) callbacks; on stderr."""
+    if not enabled:
+        return None, None
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=err, transient=False)
+    tasks: dict[str, int] = {}
+
+    def cb(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=max(total, 1))
+        bar.update(tasks[stage], completed=done, total=max(total, 1))
+
+    return bar, cb
+
+
+@kb_app.command("import")
+def kb_import(
+    paths: list[Path] = typer.Argument(..., help="Product JSON/CSV/XLSX, Markdown/TXT documents, Q&A CSV."),
+    merchant: str = typer.Option(..., "--merchant", "-m"),
+    replace: bool = typer.Option(False, help="Start from an empty catalog instead of merging into the active one."),
+    if_changed: bool = typer.Option(False, "--if-changed", help="Create no version when nothing changed."),
+    as_json: bool = typer.Option(False, "--json"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Import files as a new KB version and switch to it atomically."""
+    c = Container()
+    files = _expand(paths)
+    bar, cb = _progress_bar(not quiet and not as_json and sys.stderr.isatty())
+    try:
+        if bar:
+            with bar:
+                info = c.kb.import_files(merchant, files, replace=replace, progress=cb, if_changed=if_changed)
+        else:
+            info = c.kb.import_files(merchant, files, replace=replace, if_changed=if_changed,
+                                        progress=_line_progress if not quiet else None)
+    except KBImportError as e:
+        for issue in e.issues:
+            err.print(f"[red]error[/red] {escape(str(issue))}")
+        err.print(f"[red]import rejected ({len(e.issues)} problem(s)); the active version is unchanged[/red]")
+        raise typer.Exit(2)
+    except KBError as e:
+        err.print(f"[red]error[/red] {escape(str(e))}")
+        raise typer.Exit(2)
+    if as_json:
+        _print_json({"merchant": info.merchant, "version": info.version, "products": info.products,
+                     "facts": info.facts, "embedded": info.embedded})
+    else:
+        print(info.version)
+
+
+def _line_progress(stage: str, done: int, total: int) -> None:
+    """Progress for non-terminals (make, CI logs): a line per stage step, not a redraw."""
+    err.print(f"{stage}: {done}/{total}", highlight=False)
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith(".")
+                                and x.suffix.lower() in {".json", ".csv", ".xlsx", ".md", ".markdown", ".txt"}))
+        else:
+            files.append(p)
+    return files
+
+
+@kb_app.command("search")
+def kb_search(
+    query: str,
+    merchant: str = typer.Option(..., "--merchant", "-m"),
+    k: int = typer.Option(5, "-k", min=1, max=100),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Hybrid search (dense + BM25 + product boost), as the agent sees it."""
+    c = Container()
+    try:
+        version, hits = c.kb.search(merchant, query, k=k)
+    except KBError as e:
+        err.print(f"[red]error[/red] {escape(str(e))}")
+        raise typer.Exit(2)
+    if as_json:
+        _print_json({"version": version, "results": [
+            {"sku": h.sku, "name": h.name, "fact_id": h.fact_id, "text": h.text, "score": h.score} for h in hits]})
+        return
+    t = Table("score", "sku", "fact", "text", title=f"{merchant} {version}")
+    for h in hits:
+        t.add_row(f"{h.score:.4f}", h.sku or "", h.fact_id, h.text)
+    out.print(t)
+
+
+@kb_app.command("versions")
+def kb_versions(merchant: str = typer.Option(..., "--merchant", "-m"),
+                as_json: bool = typer.Option(False, "--json")) -> None:
+    """List KB versions; the active one is marked."""
+    vs = Container().kb.versions(merchant)
+    if as_json:
+        _print_json([v.model_dump() for v in vs])
+        return
+    t = Table("", "version", "created", "products", "facts", "embedded", "note")
+    for v in vs:
+        t.add_row("*" if v.active else "", v.version, v.created_at[:19], str(v.products), str(v.facts),
+                  str(v.embedded), v.note)
+    out.print(t)
+
+
+@kb_app.command("restore")
+def kb_restore(version: str, merchant: str = typer.Option(..., "--merchant", "-m")) -> None:
+    """Make an earlier version active again (atomic)."""
+    try:
+        info = Container().kb.restore(merchant, version)
+    except KBError as e:
+        err.print(f"[red]error[/red] {escape(str(e))}")
+        raise typer.Exit(2)
+    print(info.version)
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(merchant: str = typer.Option("evaldemo", "--merchant", "-m"),
+                   as_json: bool = typer.Option(False, "--json")) -> None:
+    """Recall@1/@3 of the demo question set: dense-only, BM25-only and hybrid side by side."""
+    from evals.retrieval import main as run
+
+    run(merchant=merchant, as_json=as_json)
+
+
+@app.command("serve")
+def serve(host: Optional[str] = None, port: Optional[int] = None) -> None:
+    """Start the HTTP/WebSocket server."""
+    import uvicorn
+
+    from liveroom.settings import Settings
+
+    s = Settings()
+    uvicorn.run("server:create_app", factory=True, host=host or s.host, port=port or s.port, log_level="info")
+
+
+if __name__ == "__main__":
+    app()
