@@ -1,0 +1,53 @@
+"""Typed messages at the agent's edges: what a channel sends in, what comes back out."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+MAX_TEXT_CHARS = 500  # danmaku are short; longer input is truncated (floods are cut, not processed)
+
+
+class ViewerMessage(BaseModel):
+    merchant: str
+    room_id: str = "default"
+    viewer_id: str = "anonymous"
+    text: str = Field(default="", max_length=20_000)
+    image_id: str | None = None
+    lang: Literal["zh", "en"] | None = None  # None = detect
+    channel: Literal["text", "voice", "api", "openai", "host"] = "text"
+
+
+class Citation(BaseModel):
+    fact_id: str
+    sku: str | None = None
+
+
+class ToolCallRecord(BaseModel):
+    name: str
+    arguments: dict[str, Any]
+    result: Any = None
+    ok: bool = True
+    by: Literal["rules", "llm"] = "rules"  # who decided to call it
+
+
+class AgentAnswer(BaseModel):
+    answer: str
+    citations: list[Citation] = Field(default_factory=list)
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    refused: bool = False
+    path: Literal["fast", "llm"] = "fast"
+    latency_ms: float = 0.0
+    first_token_ms: float | None = None
+    intent: str = ""
+    lang: str = "zh"
+    label: str = "AI生成"  # the AI-generated-content label every agent message carries
+    kb_version: str | None = None
+    flags: list[str] = Field(default_factory=list)  # guardrail actions taken (rewrite, injection, …)
+
+
+class AnswerDelta(BaseModel):
+    """A streamed piece of an answer: whole sentences, each already guardrail-checked."""
+
+    text: str
+    index: int
