@@ -28,24 +28,29 @@ class RetrievalParams:
     mode: str = "hybrid"  # "hybrid" | "dense" | "bm25" (for the retrieval eval)
 
 
+NAME_SCORE_FLOOR = 2.5
+NAME_SCORE_SPAN = 5.0
 _SKU_RE = re.compile(r"[a-z]{2,4}-?\d{2,5}")
 
 
 class ProductMatcher:
-    """Which products does a question name? BM25 over each product's names (character unigrams +
-    bigrams, so typos keep partial credit) plus fuzzy alias matching and exact sku mentions."""
+    """Which products (or store documents) does a question name? BM25 over each product's names and
+    each document's title and headings (character unigrams + bigrams, so typos keep partial credit),
+    plus alias matching and exact sku mentions. Keys are skus, or ``doc:<id>`` for documents."""
 
-    def __init__(self, products: Sequence[Product]):
-        self._skus = [p.sku for p in products]
+    def __init__(self, products: Sequence[Product], documents: dict[str, list[str]] | None = None):
+        documents = documents or {}
+        self._skus = [p.sku for p in products] + [f"doc:{d}" for d in documents]
         self._sku_norm = {normalize(p.sku).replace("-", ""): i for i, p in enumerate(products)}
         self._aliases = [[normalize(a) for a in [*p.aliases, p.series] if a and len(a) >= 2] for p in products]
         corpus = [tokens(" ".join([_strip_common(p.name), p.series, *p.aliases])) or [""] for p in products]
+        corpus += [tokens(" ".join(names)) or [""] for names in documents.values()]
         self._bm25 = bm25s.BM25()
-        if products:
+        if corpus:
             self._bm25.index(corpus, show_progress=False)
 
     def match(self, query: str) -> dict[str, float]:
-        """sku → strength in [0, 1]."""
+        """key (sku or doc:<id>) → strength in [0, 1]."""
         if not self._skus:
             return {}
         q = normalize(query)
@@ -58,21 +63,40 @@ class ProductMatcher:
         if qt:
             scores = self._bm25.get_scores(qt)
             top = float(scores.max())
-            if top > 0:
-                # Relative to the best product and to a perfect self-match of the query tokens.
-                for i in np.argsort(-scores)[:5]:
-                    s = float(scores[i])
-                    if s <= 0:
-                        break
-                    strength = (s / top) * min(1.0, top / (1.2 * len(qt) ** 0.5 + 1e-9))
-                    out[self._skus[i]] = max(out.get(self._skus[i], 0.0), strength)
+            # Absolute BM25 calibration (product names are a small, stable corpus): one shared
+            # common character scores ~2-3 ("包" in 包邮 vs 面包), a real partial name ≥ 7.
+            for i in np.argsort(-scores)[:5]:
+                s = float(scores[i])
+                strength = min(1.0, max(0.0, (s - NAME_SCORE_FLOOR) / NAME_SCORE_SPAN)) * (s / top if top else 0)
+                if strength <= 0:
+                    break
+                out[self._skus[i]] = max(out.get(self._skus[i], 0.0), strength)
         for i, aliases in enumerate(self._aliases):
             for a in aliases:
                 if a in q:
                     out[self._skus[i]] = 1.0
-                elif len(a) >= 3 and fuzz.partial_ratio(a, q) >= 80:
-                    out[self._skus[i]] = max(out.get(self._skus[i], 0.0), 0.8)
+                elif len(a) >= 3 and fuzz.partial_ratio(a, q) >= 90:
+                    out[self._skus[i]] = max(out.get(self._skus[i], 0.0), 0.6)
         return out
+
+
+def _entity(f: Fact) -> str | None:
+    if f.sku:
+        return f.sku
+    if f.kind == "doc":
+        return "doc:" + f.id.split(":")[1]
+    return None
+
+
+def _interleave(hits: list[SearchHit], keys: list[str]) -> list[SearchHit]:
+    """Alternate the named products' facts at the top, keeping each one's own order."""
+    queues = {k: [h for h in hits if h.sku == k] for k in keys}
+    head: list[SearchHit] = []
+    while any(queues.values()):
+        for k in keys:
+            if queues[k]:
+                head.append(queues[k].pop(0))
+    return head + [h for h in hits if h.sku not in queues]
 
 
 def _strip_common(name: str) -> str:
@@ -85,10 +109,14 @@ class HybridIndex:
                  bm25: bm25s.BM25 | None = None, dense: faiss.Index | None = None):
         self.facts = facts
         self._by_id = {f.id: f for f in facts}
-        self._by_sku: dict[str, list[int]] = {}
+        self._by_sku: dict[str, list[int]] = {}  # entity key (sku or doc:<id>) → fact rows
+        doc_names: dict[str, list[str]] = {}
         for i, f in enumerate(facts):
-            if f.sku:
-                self._by_sku.setdefault(f.sku, []).append(i)
+            key = _entity(f)
+            if key:
+                self._by_sku.setdefault(key, []).append(i)
+            if f.kind == "doc":
+                doc_names.setdefault(f.id.split(":")[1], []).extend(x for x in (f.key or "").split(" / ") if x)
         if dense is None:
             dense = faiss.IndexFlatIP(vectors.shape[1] if vectors.size else 512)
             if len(vectors):
@@ -101,7 +129,7 @@ class HybridIndex:
             if facts:
                 bm25.index([tokens(f.text) or [""] for f in facts], show_progress=False)
         self.bm25 = bm25
-        self.matcher = ProductMatcher(products)
+        self.matcher = ProductMatcher(products, {d: sorted(set(v)) for d, v in doc_names.items()})
 
     def fact(self, fact_id: str) -> Fact | None:
         return self._by_id.get(fact_id)
@@ -148,11 +176,16 @@ class HybridIndex:
             f = self.facts[i]
             if skus is not None and f.sku not in skus:
                 continue
-            b = params.boost_weight * boosts.get(f.sku, 0.0) if f.sku else 0.0
+            key = _entity(f)
+            b = params.boost_weight * boosts.get(key, 0.0) if key else 0.0
             hits.append(SearchHit(fact_id=f.id, sku=f.sku, name=f.name, kind=f.kind, text=f.text,
                                   score=round(base + b, 6), dense_rank=dense_rank.get(i),
                                   bm25_rank=bm25_rank.get(i), product_boost=round(b, 6)))
         hits.sort(key=lambda h: -h.score)
+        ranked = sorted(boosts.items(), key=lambda kv: -kv[1]) + [("", 0.0)] * 3
+        (k1, s1), (k2, s2), (_, s3) = ranked[:3]
+        if s1 >= 0.7 and s2 >= 0.7 and s3 < s2 - 0.15:
+            hits = _interleave(hits, [k1, k2])  # two products clearly named: show both one's best facts
         return hits[:k]
 
     # --- persistence -------------------------------------------------------------------------
