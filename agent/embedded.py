@@ -6,6 +6,7 @@ the app. Everything else talks to it like any OpenAI-compatible endpoint.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import signal
@@ -18,6 +19,16 @@ from pathlib import Path
 import httpx
 
 log = logging.getLogger("liveroom.embedded")
+
+
+def _child_setup() -> None:
+    """In the child: own session (we stop its whole group), and die with the parent even if the
+    parent is SIGKILLed — a leaked 2 GB model server must never outlive the app."""
+    os.setsid()
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def free_port() -> int:
@@ -56,7 +67,9 @@ class EmbeddedLLMServer:
         if self.log_path != Path(os.devnull):
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as logf:
-            self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+            # Spawned from the caller's thread (the event loop's, not a worker's): PDEATHSIG fires
+            # when the spawning *thread* exits.
+            self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, preexec_fn=_child_setup,
                                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def _log_tail(self) -> str:
@@ -72,13 +85,15 @@ class EmbeddedLLMServer:
         except httpx.HTTPError:
             return False
 
+    def _check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"embedded LLM exited during start (code {self.proc.returncode}): {self._log_tail()}")
+
     def start_sync(self) -> "EmbeddedLLMServer":
         self._spawn()
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"embedded LLM exited during start (code {self.proc.returncode}): "
-                                   f"{self._log_tail()}")
+            self._check_alive()
             if self.healthy():
                 log.info("embedded LLM ready on %s", self.base_url)
                 return self
@@ -86,8 +101,21 @@ class EmbeddedLLMServer:
         self.stop_sync()
         raise TimeoutError(f"embedded LLM not ready after {self.ready_timeout:.0f}s")
 
+    async def _start_async(self) -> None:
+        self._spawn()
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            if await asyncio.to_thread(self.healthy):
+                log.info("embedded LLM ready on %s", self.base_url)
+                return
+            await asyncio.sleep(0.2)
+        self.stop_sync()
+        raise TimeoutError(f"embedded LLM not ready after {self.ready_timeout:.0f}s")
+
     async def start(self) -> "EmbeddedLLMServer":
-        await asyncio.to_thread(self.start_sync)
+        self._stopping = False
+        await self._start_async()
         self._supervisor = asyncio.create_task(self._supervise(), name="embedded-llm-supervisor")
         return self
 
@@ -100,7 +128,7 @@ class EmbeddedLLMServer:
                 log.warning("embedded LLM died (code %s); restarting", self.proc.returncode)
                 self.restarts += 1
                 try:
-                    await asyncio.to_thread(self.start_sync)
+                    await self._start_async()
                     backoff = 1.0
                 except Exception:  # keep trying: the fast path still answers meanwhile
                     log.exception("embedded LLM restart failed")

@@ -14,6 +14,7 @@ class ViewerMessage(BaseModel):
     viewer_id: str = "anonymous"
     text: str = Field(default="", max_length=20_000)
     image_id: str | None = None
+    context_sku: str | None = Field(default=None, max_length=64, description="the product on screen right now")
     lang: Literal["zh", "en"] | None = None  # None = detect
     channel: Literal["text", "voice", "api", "openai", "host"] = "text"
 

@@ -173,7 +173,87 @@ def serve(host: Optional[str] = None, port: Optional[int] = None) -> None:
     from liveroom.settings import Settings
 
     s = Settings()
-    uvicorn.run("server:create_app", factory=True, host=host or s.host, port=port or s.port, log_level="info")
+    # Frames up to 1 MiB reach the app (which answers oversized ones with an error frame);
+    # beyond that the protocol layer closes the socket.
+    uvicorn.run("server:create_app", factory=True, host=host or s.host, port=port or s.port, log_level="info",
+                ws_max_size=1 << 20)
+
+
+def _answer_once(merchant: str, viewer: str, question: str, use_llm: bool):
+    import asyncio
+
+    from agent.messages import ViewerMessage
+
+    async def run():
+        c = Container()
+        try:
+            if use_llm:
+                await c.start_llm()
+            return await c.agent.answer(ViewerMessage(merchant=merchant, viewer_id=viewer, text=question,
+                                                      channel="api"))
+        finally:
+            await c.aclose()
+
+    return asyncio.run(run())
+
+
+@app.command("ask")
+def ask(
+    question: str,
+    merchant: str = typer.Option(..., "--merchant", "-m"),
+    viewer: str = typer.Option("cli-viewer", "--viewer"),
+    as_json: bool = typer.Option(False, "--json"),
+    no_llm: bool = typer.Option(False, "--no-llm", help="Fast path only; don't start the LLM backend."),
+) -> None:
+    """Ask the agent one question, as a viewer would."""
+    try:
+        ans = _answer_once(merchant, viewer, question, not no_llm)
+    except KBError as e:
+        err.print(f"[red]error[/red] {escape(str(e))}")
+        raise typer.Exit(2)
+    if as_json:
+        _print_json({"answer": ans.answer, "citations": [c.model_dump() for c in ans.citations],
+                     "tool_calls": [t.model_dump(include={"name", "arguments", "result"}) for t in ans.tool_calls],
+                     "refused": ans.refused, "path": ans.path, "latency_ms": ans.latency_ms})
+    else:
+        print(f"{ans.answer}  [{ans.label}]")
+        err.print(f"path={ans.path} latency={ans.latency_ms}ms citations={[c.fact_id for c in ans.citations]}",
+                  highlight=False)
+
+
+@app.command("chat")
+def chat(merchant: str = typer.Option(..., "--merchant", "-m"), viewer: str = typer.Option("cli-viewer", "--viewer"),
+         no_llm: bool = typer.Option(False, "--no-llm")) -> None:
+    """Interactive terminal chat with the agent (Ctrl-D to quit)."""
+    import asyncio
+
+    from agent.messages import AnswerDelta, ViewerMessage
+
+    async def run():
+        c = Container()
+        if not no_llm:
+            err.print("starting the LLM backend…")
+            await c.start_llm()
+            await c.agent.warm_up(merchant)
+        try:
+            while True:
+                try:
+                    q = await asyncio.to_thread(input, "观众> ")
+                except EOFError:
+                    break
+                if not q.strip():
+                    continue
+                out.print("助理> ", end="")
+                async for ev in c.agent.stream(ViewerMessage(merchant=merchant, viewer_id=viewer, text=q)):
+                    if isinstance(ev, AnswerDelta):
+                        out.print(ev.text, end="", highlight=False)
+                    else:
+                        out.print(f"  [dim][{ev.label} · {ev.path} · {ev.latency_ms:.0f}ms · "
+                                  f"{', '.join(c.fact_id for c in ev.citations)}][/dim]")
+        finally:
+            await c.aclose()
+
+    asyncio.run(run())
 
 
 if __name__ == "__main__":

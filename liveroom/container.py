@@ -5,16 +5,30 @@ through dependency injection (``server.get_container``).
 """
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 
+from agent.core import Agent, AgentConfig
+from agent.embedded import EmbeddedLLMServer
+from agent.llm import LLMClient
+from agent.memory import Memory
 from knowledge.embedder import Embedder, UseEmbedder
 from knowledge.store import KnowledgeBase
 from liveroom.settings import Settings
+from tools.audience_tools import NoCoupons, NoProfiles, audience_tools
+from tools.catalog import catalog_tools
+from tools.contracts import CouponLedger, ProfileStore
+from tools.registry import ToolRegistry
+
+log = logging.getLogger("liveroom")
 
 
 class Container:
-    def __init__(self, settings: Settings | None = None):
+    def __init__(self, settings: Settings | None = None, agent_config: AgentConfig | None = None):
         self.settings = settings or Settings()
+        self.agent_config = agent_config or AgentConfig()
+        self.llm: LLMClient | None = None
+        self.llm_server: EmbeddedLLMServer | None = None
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -24,5 +38,55 @@ class Container:
     def kb(self) -> KnowledgeBase:
         return KnowledgeBase(self.settings.kb_dir(), self.embedder)
 
-    def close(self) -> None:
-        pass
+    @cached_property
+    def audience(self):
+        """The SQL-backed viewer/profile/coupon service (None when its package is unavailable)."""
+        try:
+            from audience.service import AudienceService
+        except ImportError:
+            return None
+        return AudienceService.from_settings(self.settings)
+
+    @cached_property
+    def profiles(self) -> ProfileStore:
+        return self.audience or NoProfiles()
+
+    @cached_property
+    def ledger(self) -> CouponLedger:
+        return self.audience or NoCoupons()
+
+    @cached_property
+    def tools(self) -> ToolRegistry:
+        return ToolRegistry(catalog_tools(self.kb) + audience_tools(self.profiles, self.ledger))
+
+    @cached_property
+    def memory(self) -> Memory:
+        return Memory()
+
+    @cached_property
+    def agent(self) -> Agent:
+        return Agent(self.kb, self.tools, self.llm, self.memory, self.agent_config)
+
+    async def start_llm(self) -> LLMClient:
+        """Start the configured LLM backend (the embedded server as a supervised child)."""
+        s = self.settings
+        if s.llm_backend == "embedded":
+            from liveroom.provision import model_path
+
+            self.llm_server = EmbeddedLLMServer(model_path(s, s.embedded_model), threads=s.llm_threads,
+                                                ctx=s.llm_ctx, port=s.llm_port,
+                                                log_path=s.data_dir / "logs" / "embedded-llm.log")
+            await self.llm_server.start()
+            self.llm = LLMClient(self.llm_server.base_url, self.llm_server.alias, flavor="llama")
+        else:
+            if not s.llm_base_url:
+                raise ValueError("LIVEROOM_LLM_BASE_URL is required when LIVEROOM_LLM_BACKEND=openai")
+            self.llm = LLMClient(s.llm_base_url, s.llm_model, api_key=s.llm_api_key)
+        if "agent" in self.__dict__:
+            self.agent.llm = self.llm
+        return self.llm
+
+    async def aclose(self) -> None:
+        if self.llm_server:
+            await self.llm_server.stop()
+            self.llm_server = None

@@ -1,0 +1,416 @@
+"""The live-room agent: viewer message → triage → tools → grounded, guarded answer.
+
+Two paths:
+- fast: questions that retrieved facts answer (price, stock, spec, FAQ, comparison, policy, coupon)
+  are composed from the facts in code — milliseconds, nothing invented;
+- llm: recommendations, follow-ups and chit-chat go to the model with the facts, streamed sentence
+  by sentence; each sentence passes compliance, number grounding and leak checks before it leaves.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Literal
+
+from agent import fastpath
+from agent.fastpath import Draft
+from agent.grounding import numbers
+from agent.guardrails import RateLimiter, check_sentence
+from agent.llm import LLMClient, LLMUnavailable
+from agent.memory import Memory
+from agent.messages import AgentAnswer, AnswerDelta, Citation, ToolCallRecord, ViewerMessage
+from agent.triage import Triage, triage
+from knowledge.schema import Fact, Product, SearchHit
+from knowledge.store import KnowledgeBase, LoadedVersion
+from prompts import loader as prompts
+from tools.registry import ToolContext, ToolError, ToolRegistry
+
+log = logging.getLogger("liveroom.agent")
+
+FAST_INTENTS = ("coupon", "compare", "price", "stock", "policy", "suitability", "spec")
+_SENT_END = "。！？!?；;\n"
+
+
+@dataclass
+class AgentConfig:
+    max_chars: int = 60  # live-room answers are short
+    llm_max_tokens: int = 90
+    planner: Literal["rules", "llm", "auto"] = "auto"  # auto: the model plans only with native tool calls
+    rephrase_budget_ms: int = 0  # >0: let the LLM rephrase fast answers within this budget
+    rate: tuple[int, float] = (6, 10.0)  # messages per seconds, per viewer
+    llm_timeout_s: float = 20.0
+
+
+@dataclass
+class _Turn:
+    msg: ViewerMessage
+    tri: Triage
+    lang: str
+    ctx: ToolContext
+    snap: LoadedVersion
+    calls: list[ToolCallRecord] = field(default_factory=list)
+    hits: list[SearchHit] = field(default_factory=list)
+    products: list[Product] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    question: str = ""  # what coverage is checked against (a follow-up carries the previous question)
+
+
+class Agent:
+    def __init__(self, kb: KnowledgeBase, tools: ToolRegistry, llm: LLMClient | None = None,
+                 memory: Memory | None = None, config: AgentConfig | None = None):
+        self.kb, self.tools, self.llm = kb, tools, llm
+        self.memory = memory or Memory()
+        self.config = config or AgentConfig()
+        self.limiter = RateLimiter(rate=self.config.rate[0], per=self.config.rate[1], burst=self.config.rate[0])
+
+    # --- public -------------------------------------------------------------------------
+    async def answer(self, msg: ViewerMessage) -> AgentAnswer:
+        final: AgentAnswer | None = None
+        async for ev in self.stream(msg):
+            if isinstance(ev, AgentAnswer):
+                final = ev
+        assert final is not None
+        return final
+
+    async def stream(self, msg: ViewerMessage) -> AsyncIterator[AnswerDelta | AgentAnswer]:
+        """Yield answer sentences as they are ready, then the final ``AgentAnswer``."""
+        t0 = time.perf_counter()
+        first: list[float] = []
+
+        def done(ans: AgentAnswer) -> AgentAnswer:
+            ans.latency_ms = round((time.perf_counter() - t0) * 1000, 1)
+            ans.first_token_ms = round(first[0], 1) if first else ans.latency_ms
+            return ans
+
+        tri = triage(msg.text)
+        lang = msg.lang or tri.lang
+        if not self.limiter.allow((msg.merchant, msg.viewer_id)):
+            text = "You're sending messages a bit fast — please wait a moment." if lang == "en" else \
+                "消息有点快哦，稍等几秒再问我～"
+            yield AnswerDelta(text=text, index=0)
+            yield done(AgentAnswer(answer=text, refused=True, lang=lang, intent="rate_limited",
+                                   flags=["rate_limited"]))
+            return
+        if not tri.text:
+            text = "Please type your question." if lang == "en" else "请直接发文字问题哦～"
+            yield AnswerDelta(text=text, index=0)
+            yield done(AgentAnswer(answer=text, refused=True, lang=lang, intent="empty"))
+            return
+        snap = self.kb.snapshot(msg.merchant)
+        turn = _Turn(msg, tri, lang, ToolContext(msg.merchant, msg.viewer_id, msg.room_id), snap)
+        if tri.truncated:
+            turn.flags.append("truncated")
+        if tri.injection:
+            turn.flags.append("injection")
+        if tri.abuse:
+            text = "Let's keep the chat friendly — ask me anything about the products." if lang == "en" else \
+                "我们文明看播哦～商品有问题随时问我。"
+            yield AnswerDelta(text=text, index=0)
+            yield done(self._finish(turn, Draft(text, refused=True), "fast", "abuse"))
+            return
+
+        state = self.memory.get(msg.merchant, msg.room_id, msg.viewer_id)
+        intent = tri.primary
+        if intent == "other" and tri.followup and state.last_intent in FAST_INTENTS:
+            intent, turn.question = state.last_intent, f"{state.last_question} {tri.text}"
+        self._retrieve(turn, intent)
+        if intent in FAST_INTENTS or tri.injection or self.llm is None:
+            draft = await self._fast(turn, intent)
+            draft = await self._maybe_rephrase(turn, draft)
+            text = self._guard_whole(turn, draft)
+            first.append((time.perf_counter() - t0) * 1000)
+            yield AnswerDelta(text=text, index=0)
+            yield done(self._finish(turn, Draft(text, draft.facts, draft.refused), "fast", intent))
+            return
+
+        sentences: list[str] = []
+        try:
+            async for sentence in self._llm_sentences(turn, intent):
+                if not first:
+                    first.append((time.perf_counter() - t0) * 1000)
+                sentences.append(sentence)
+                yield AnswerDelta(text=sentence, index=len(sentences) - 1)
+        except (LLMUnavailable, asyncio.TimeoutError) as e:
+            log.warning("LLM path failed (%s); falling back to facts", e)
+            turn.flags.append("llm_unavailable")
+        if not sentences:
+            draft = await self._fast(turn, intent)
+            text = self._guard_whole(turn, draft)
+            first.append((time.perf_counter() - t0) * 1000)
+            yield AnswerDelta(text=text, index=0)
+            yield done(self._finish(turn, Draft(text, draft.facts, draft.refused), "fast", intent))
+            return
+        text = "".join(sentences)
+        yield done(self._finish(turn, Draft(text, self._cited(turn, text)), "llm", intent))
+
+    # --- retrieval and tools --------------------------------------------------------------
+    def _call(self, turn: _Turn, name: str, args: dict[str, Any], by: str = "rules") -> Any:
+        try:
+            result = self.tools.run(turn.ctx, name, args)
+            turn.calls.append(ToolCallRecord(name=name, arguments=args, result=result, by=by))
+            return result
+        except ToolError as e:
+            turn.calls.append(ToolCallRecord(name=name, arguments=args, result={"error": str(e)}, ok=False, by=by))
+            return None
+
+    def _retrieve(self, turn: _Turn, intent: str) -> None:
+        tri, snap = turn.tri, turn.snap
+        turn.question = turn.question or tri.text
+        state = self.memory.get(turn.msg.merchant, turn.msg.room_id, turn.msg.viewer_id)
+        named = {k: v for k, v in snap.index.matcher.match(tri.text).items() if not k.startswith("doc:") and v >= 0.5}
+        query = tri.text
+        focus = [s for s in state.focus if snap.product(s)]
+        # "敏感肌能用吗" / "那大号呢?" right after talking about a product are about that product.
+        use_focus = not named and bool(focus) and intent not in ("policy", "greeting") and (
+            tri.followup or intent in ("price", "stock", "spec", "suitability"))
+        if use_focus:
+            query = f"{snap.product(focus[0]).name} {turn.question}"
+        result = self._call(turn, "search_products", {"query": query[:200], "k": 8})
+        turn.hits = [SearchHit.model_validate(h) for h in (result or {}).get("hits", [])]
+        skus = sorted(named, key=lambda s: -named[s])
+        if not skus and use_focus:
+            skus = focus[:1]
+        if not skus and turn.msg.context_sku and snap.product(turn.msg.context_sku):
+            skus = [turn.msg.context_sku]
+        if not skus and turn.hits and turn.hits[0].sku:
+            skus = [turn.hits[0].sku]
+        turn.products = [p for p in (snap.product(s) for s in skus[:2]) if p is not None]
+
+    # --- fast path ------------------------------------------------------------------------
+    async def _fast(self, turn: _Turn, intent: str) -> Draft:
+        snap, lang, q = turn.snap, turn.lang, turn.question or turn.tri.text
+        p = turn.products[0] if turn.products else None
+        if turn.tri.injection and intent not in FAST_INTENTS:
+            text = "I can only help with questions about our products and store." if lang == "en" else \
+                "我只能回答商品和店铺相关的问题哦～"
+            return Draft(text, refused=True)
+        if intent == "coupon":
+            return self._coupon(turn)
+        if intent == "greeting":
+            text = "Welcome! Ask me anything about tonight's products." if lang == "en" else \
+                "欢迎来到直播间～有想了解的商品随时问我！"
+            return Draft(text)
+        if intent == "policy" or (p is None and intent in FAST_INTENTS):
+            d = fastpath.policy_answer(snap, q, turn.hits, lang)
+            return d if not d.refused else fastpath.not_found(lang)
+        if intent == "compare" and len(turn.products) >= 2:
+            return fastpath.compare_answer(snap, turn.products, q, lang)
+        if p is None:
+            return fastpath.not_found(lang)
+        if intent == "price":
+            return fastpath.price_answer(snap, p, lang)
+        if intent == "stock":
+            d = fastpath.stock_answer(snap, p, lang)
+            return d if not d.refused else fastpath.not_found(lang, fastpath.price_answer(snap, p, lang))
+        if intent in ("spec", "suitability", "compare"):
+            d = fastpath.detail_answer(snap, p, q, turn.hits, lang)
+            return d if not d.refused else fastpath.not_found(lang, fastpath.price_answer(snap, p, lang))
+        if intent == "recommend":
+            return self._recommend_from_facts(turn)
+        d = fastpath.detail_answer(snap, p, q, turn.hits, lang)
+        return d if not d.refused else fastpath.not_found(lang, fastpath.price_answer(snap, p, lang))
+
+    def _coupon(self, turn: _Turn) -> Draft:
+        sku = turn.products[0].sku if turn.products else None
+        self._call(turn, "lookup_profile", {})
+        res = self._call(turn, "issue_coupon", {"sku": sku} if sku else {})
+        if not res:
+            return Draft("优惠券暂时领不了，稍后再试哦～", refused=True)
+        if res.get("ok") and res.get("offer"):
+            o = res["offer"]
+            value = f"{o['amount']:g}元" if o["kind"] == "amount" else f"{o['discount'] * 10:g}折"
+            cond = f"满{o['threshold']:g}元可用" if o.get("threshold") else "无门槛"
+            if turn.lang == "en":
+                return Draft(f"Done! A coupon '{o['title']}' is in your account.")
+            return Draft(f"已经给你发了一张「{o['title']}」，{value}，{cond}，下单时自动抵扣～")
+        return Draft(res.get("message") or "这张券暂时领不了哦～", refused=True)
+
+    def _recommend_from_facts(self, turn: _Turn) -> Draft:
+        prof = self._call(turn, "lookup_profile", {}) or {}
+        hits = turn.hits
+        tags = [t["tag"].replace("兴趣", "") for t in prof.get("interest_tags", [])][:2] if prof.get("known") else []
+        if tags:
+            r = self._call(turn, "search_products", {"query": " ".join(tags + [turn.tri.text])[:200], "k": 5})
+            hits = [SearchHit.model_validate(h) for h in (r or {}).get("hits", [])] or hits
+        p = next((turn.snap.product(h.sku) for h in hits if h.sku and turn.snap.product(h.sku)), None)
+        if p is None:
+            return fastpath.not_found(turn.lang)
+        sp = p.selling_points[0] if p.selling_points else ""
+        facts = [f for f in turn.snap.index.facts if f.sku == p.sku and f.kind in ("price", "selling_point")][:2]
+        if turn.lang == "en":
+            return Draft(f"You might like {p.name}: ¥{p.price:g} tonight.", facts)
+        return Draft(f"推荐你看看{p.name}，直播价{p.price:g}元" + (f"，{sp}" if sp else "") + "。", facts)
+
+    async def _maybe_rephrase(self, turn: _Turn, draft: Draft) -> Draft:
+        """Optionally let the LLM make a fast answer sound more natural — within a hard time budget,
+        and only if the result keeps every number and passes the guardrails."""
+        if not (self.llm and self.config.rephrase_budget_ms > 0 and draft.text and not draft.refused):
+            return draft
+        msgs = [{"role": "system", "content": "把下面这句话改写得更口语、更像直播间助理，不改变任何数字和事实，不加新信息，不超过60字。"},
+                {"role": "user", "content": draft.text}]
+        try:
+            text = await asyncio.wait_for(self.llm.complete(msgs, max_tokens=80),
+                                          self.config.rephrase_budget_ms / 1000)
+        except (asyncio.TimeoutError, LLMUnavailable):
+            return draft
+        text = text.strip()
+        if not text or numbers(text) != numbers(draft.text):
+            return draft
+        return Draft(text, draft.facts, draft.refused)
+
+    # --- LLM path -------------------------------------------------------------------------
+    def _facts_for_llm(self, turn: _Turn, n: int = 5) -> list[Fact]:
+        facts = [turn.snap.fact(h.fact_id) for h in turn.hits[:n]]
+        return [f for f in facts if f is not None]
+
+    def _system_prompt(self, turn: _Turn) -> str:
+        return self.system_prompt(turn.snap.catalog.merchant.name or turn.msg.merchant)
+
+    def system_prompt(self, shop: str) -> str:
+        return prompts.render("system", shop=shop, max_chars=self.config.max_chars)
+
+    async def warm_up(self, merchant: str) -> None:
+        """Evaluate the merchant's system prompt once so its KV cache is reused by every question
+        (first token drops from ~5 s to ~0.4 s on the embedded model)."""
+        if self.llm is None:
+            return
+        try:
+            shop = self.kb.snapshot(merchant).catalog.merchant.name or merchant
+            await self.llm.complete([{"role": "system", "content": self.system_prompt(shop)},
+                                     {"role": "user", "content": "你好"}], max_tokens=1)
+        except Exception as e:  # noqa: BLE001 — warm-up is best effort
+            log.info("warm-up skipped: %s", e)
+
+    async def _plan_with_llm(self, turn: _Turn) -> None:
+        """The model picks extra tools; its arguments are constrained to real skus and validated."""
+        candidates = sorted({h.sku for h in turn.hits if h.sku})[:8]
+        tools = [t for t in self.tools.openai_tools() if t["function"]["name"] in
+                 ("get_product", "lookup_profile", "issue_coupon")]
+        schema_tools = []
+        for t in tools:
+            t = {"type": "function", "function": dict(t["function"])}
+            params = {"type": "object", "properties": {}, "required": []}
+            if t["function"]["name"] == "get_product" and candidates:
+                params = {"type": "object", "properties": {"sku": {"enum": candidates}}, "required": ["sku"]}
+            t["function"]["parameters"] = params
+            schema_tools.append(t)
+        msgs = [{"role": "system", "content": "为回答观众问题选择需要的工具：get_product查商品详情，lookup_profile查提问观众的画像（推荐时用），"
+                                              "issue_coupon发券（观众要券时用）。不需要就返回空列表。"},
+                {"role": "user", "content": turn.tri.text}]
+        caps = await self.llm.capabilities()
+        calls = await asyncio.wait_for(
+            self.llm.choose_tools(msgs, self.tools.openai_tools() if caps.native_tools else schema_tools),
+            self.config.llm_timeout_s)
+        for c in calls[:3]:
+            if c.name in ("get_product", "lookup_profile", "issue_coupon"):
+                self._call(turn, c.name, c.arguments, by="llm")
+
+    def _use_llm_planner(self, native: bool) -> bool:
+        return self.config.planner == "llm" or (self.config.planner == "auto" and native)
+
+    async def _llm_sentences(self, turn: _Turn, intent: str) -> AsyncIterator[str]:
+        assert self.llm is not None
+        caps = await self.llm.capabilities()
+        if self._use_llm_planner(caps.native_tools):
+            try:
+                await self._plan_with_llm(turn)
+            except (LLMUnavailable, asyncio.TimeoutError) as e:
+                log.info("LLM planner unavailable (%s); rules plan only", e)
+        elif intent == "recommend":
+            self._call(turn, "lookup_profile", {})
+        facts = self._facts_for_llm(turn)
+        profile = next((c.result for c in turn.calls if c.name == "lookup_profile" and c.ok), None)
+        prof_txt = ""
+        if profile and profile.get("known"):
+            tags = "、".join(t["tag"] for t in profile.get("interest_tags", [])[:3]) or "无"
+            prof_txt = f"【提问观众】{profile.get('tier')}，兴趣：{tags}，价格敏感度：{profile.get('price_sensitivity')}\n"
+        state = self.memory.get(turn.msg.merchant, turn.msg.room_id, turn.msg.viewer_id)
+        hist = [f"{'观众' if t.role == 'viewer' else '助理'}：{t.text}" for t in list(state.turns)[-4:]]
+        history = ("【最近对话】\n" + "\n".join(hist) + "\n") if hist else ""
+        facts_txt = "\n".join(f"- {f.text}" for f in facts) or "（无相关资料）"
+        system = self._system_prompt(turn)
+        user = prompts.render("answer", facts=facts_txt, profile=prof_txt, history=history,
+                              question=turn.tri.text.replace("【", "[").replace("】", "]"))
+        if turn.lang == "en":
+            user += "\n(Answer in English.)"
+        real_stock = turn.products[0].stock if turn.products else None
+        buf, emitted = "", 0
+        stream = self.llm.stream([{"role": "system", "content": system}, {"role": "user", "content": user}],
+                                 max_tokens=self.config.llm_max_tokens)
+        deadline = time.monotonic() + self.config.llm_timeout_s
+        async with aclosing(stream):  # closing the HTTP stream early stops generation server-side
+            async for delta in stream:
+                if time.monotonic() > deadline:
+                    raise asyncio.TimeoutError()
+                buf += delta
+                while True:
+                    cut = next((i for i, ch in enumerate(buf) if ch in _SENT_END), -1)
+                    if cut < 0:
+                        break
+                    sentence, buf = buf[: cut + 1], buf[cut + 1 :]
+                    out = self._guard_sentence(turn, sentence, facts, system, real_stock)
+                    if out:
+                        if emitted + len(out) > self.config.max_chars * 1.5 and emitted:
+                            return
+                        emitted += len(out)
+                        yield out
+                if emitted >= self.config.max_chars:
+                    return
+        if buf.strip():
+            out = self._guard_sentence(turn, buf, facts, system, real_stock)
+            if out and (emitted + len(out) <= self.config.max_chars * 1.5 or not emitted):
+                yield out
+
+    def _guard_sentence(self, turn: _Turn, sentence: str, facts: list[Fact], system: str,
+                        real_stock: int | None) -> str:
+        sentence = sentence.strip()
+        if not sentence:
+            return ""
+        res = check_sentence(sentence, facts, turn.tri.text, [system], real_stock)
+        turn.flags += res.flags
+        return res.text
+
+    def _guard_whole(self, turn: _Turn, draft: Draft) -> str:
+        """Fast-path text comes from facts, but facts are merchant-written: check them too."""
+        real_stock = turn.products[0].stock if turn.products else None
+        kept = []
+        for s in _split_sentences(draft.text):
+            res = check_sentence(s, draft.facts + self._facts_for_llm(turn, 8), turn.tri.text, [], real_stock)
+            turn.flags += res.flags
+            if res.text:
+                kept.append(res.text)
+        return "".join(kept) or fastpath.not_found(turn.lang).text
+
+    def _cited(self, turn: _Turn, text: str) -> list[Fact]:
+        """Facts the answer actually uses: shared numbers, or shared spec/FAQ values."""
+        facts = self._facts_for_llm(turn)
+        nums = numbers(text)
+        used = [f for f in facts if nums & numbers(f.text) or (f.value and f.value[:6] in text)]
+        return used or facts[:1]
+
+    def _finish(self, turn: _Turn, draft: Draft, path: str, intent: str) -> AgentAnswer:
+        cites = list(dict.fromkeys((f.id, f.sku) for f in draft.facts))
+        skus = [s for _, s in cites if s] or [p.sku for p in turn.products[:1]]
+        m = turn.msg
+        state = self.memory.get(m.merchant, m.room_id, m.viewer_id)
+        state.last_intent, state.last_question = intent, turn.tri.text
+        self.memory.record(m.merchant, m.room_id, m.viewer_id, "viewer", turn.tri.text, skus)
+        self.memory.record(m.merchant, m.room_id, m.viewer_id, "agent", draft.text)
+        return AgentAnswer(answer=draft.text, citations=[Citation(fact_id=i, sku=s) for i, s in cites],
+                           tool_calls=turn.calls, refused=draft.refused, path=path, intent=intent, lang=turn.lang,
+                           kb_version=turn.snap.version, flags=sorted(set(turn.flags)))
+
+
+def _split_sentences(text: str) -> list[str]:
+    out, cur = [], ""
+    for ch in text:
+        cur += ch
+        if ch in _SENT_END:
+            out.append(cur)
+            cur = ""
+    if cur.strip():
+        out.append(cur)
+    return out
