@@ -62,3 +62,24 @@ def mini_products(price: float = 129.0, extra: dict | None = None) -> dict:
 def write_json(path: Path, data: dict) -> Path:
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory, use_embedder):
+    """The demo catalog imported once per test session (read-only for tests)."""
+    root = tmp_path_factory.mktemp("demo-kb")
+    kb = KnowledgeBase(root / "kb", use_embedder)
+    files = sorted(p for p in DEMO.rglob("*") if p.suffix in {".json", ".md", ".csv"} and p.is_file())
+    kb.import_files("demo", files)
+    return root
+
+
+@pytest.fixture()
+def demo_container(demo_root, use_embedder, tmp_path):
+    """A container on the demo KB, fast path only (no LLM)."""
+    from liveroom.container import Container
+    from liveroom.settings import Settings
+
+    c = Container(Settings(data_dir=demo_root, llm_autostart=False))
+    c.__dict__["embedder"] = use_embedder  # share the loaded encoder across tests
+    return c
