@@ -170,6 +170,10 @@ class Agent:
             query = f"{snap.product(focus[0]).name} {turn.question}"
         result = self._call(turn, "search_products", {"query": query[:200], "k": 8})
         turn.hits = [SearchHit.model_validate(h) for h in (result or {}).get("hits", [])]
+        if intent == "policy" and not any(h.kind in ("doc", "qa") and not h.sku for h in turn.hits[:3]):
+            # "拆封的面霜能退吗" names a product but asks about the store's rules.
+            store = self._call(turn, "search_products", {"query": query[:200], "k": 5, "scope": "store"})
+            turn.hits = [SearchHit.model_validate(h) for h in (store or {}).get("hits", [])] + turn.hits
         skus = sorted(named, key=lambda s: -named[s])
         if not skus and use_focus:
             skus = focus[:1]
@@ -209,6 +213,12 @@ class Agent:
             d = fastpath.detail_answer(snap, p, q, turn.hits, lang)
             return d if not d.refused else fastpath.not_found(lang, fastpath.price_answer(snap, p, lang))
         if intent == "recommend":
+            if not any(c.name == "lookup_profile" for c in turn.calls):
+                self._call(turn, "lookup_profile", {})  # recommendations are personal
+            if turn.products and turn.tri.intents[1:]:  # "黄皮粉底液选哪个色号": a detail of a named product
+                d = fastpath.detail_answer(snap, p, q, turn.hits, lang)
+                if not d.refused:
+                    return d
             return self._recommend_from_facts(turn)
         d = fastpath.detail_answer(snap, p, q, turn.hits, lang)
         return d if not d.refused else fastpath.not_found(lang, fastpath.price_answer(snap, p, lang))
@@ -229,7 +239,7 @@ class Agent:
         return Draft(res.get("message") or "这张券暂时领不了哦～", refused=True)
 
     def _recommend_from_facts(self, turn: _Turn) -> Draft:
-        prof = self._call(turn, "lookup_profile", {}) or {}
+        prof = next((c.result for c in turn.calls if c.name == "lookup_profile" and c.ok), None) or {}
         hits = turn.hits
         tags = [t["tag"].replace("兴趣", "") for t in prof.get("interest_tags", [])][:2] if prof.get("known") else []
         if tags:

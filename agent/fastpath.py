@@ -49,7 +49,7 @@ def price_answer(snap: LoadedVersion, p: Product, lang: str) -> Draft:
         text += "。"
     if p.stock == 0:
         facts += _facts(snap, p.sku, {"stock"})
-        text += " It is sold out right now." if lang == "en" else "目前已经售罄啦。"
+        text += " It is sold out right now." if lang == "en" else "目前缺货，已经售罄啦。"
     return Draft(text, facts)
 
 
@@ -60,7 +60,7 @@ def stock_answer(snap: LoadedVersion, p: Product, lang: str) -> Draft:
     if lang == "en":
         text = f"{p.name} is sold out right now." if p.stock == 0 else f"{p.name}: {p.stock} in stock right now."
     else:
-        text = f"{p.name}目前已经售罄啦。" if p.stock == 0 else f"{p.name}现在有货，库存{p.stock}件。"
+        text = f"{p.name}目前缺货，已经售罄啦。" if p.stock == 0 else f"{p.name}现在有货，库存{p.stock}件。"
     return Draft(text, facts)
 
 
@@ -71,13 +71,29 @@ def detail_answer(snap: LoadedVersion, p: Product, question: str, hits: list[Sea
     ranked = [f for f in ranked if f is not None]
     # Facts not in the hit list still count (the hit list is short); ranked ones go first.
     pool = ranked + [f for f in _facts(snap, p.sku, kinds) if f not in ranked]
-    best = next((f for f in pool if coverage(question, [f.text], p) >= MIN_COVERAGE), None)
+    # A spec the question names ("裙长多少", "含绒量") answers it directly.
+    best = next((f for f in pool if f.kind == "spec" and f.key and _names_key(question, f.key)), None)
+    if best is None:
+        scored = [(coverage(question, [f.text], p), -i, f) for i, f in enumerate(pool)]
+        scored = [x for x in scored if x[0] >= MIN_COVERAGE]
+        best = max(scored, key=lambda x: (x[0], x[1]))[2] if scored else None
     if best is None:
         return Draft("", refused=True)
     body = _render_fact(best)
     if lang == "en":
         return Draft(f"About {p.name}: {_short(body, 90)}", [best])
     return Draft(f"{p.name}：{_short(body)}", [best])
+
+
+_KEY_ALIASES = {"多长": ("裙长", "衣长", "裤长", "长度"), "多宽": ("宽度",), "多重": ("净含量", "重量"),
+                "几克": ("净含量", "重量", "规格"), "放几天": ("保质期",), "能放多久": ("保质期",),
+                "多久过期": ("保质期",), "什么做的": ("面料", "材质", "成分", "配料")}
+
+
+def _names_key(question: str, key: str) -> bool:
+    if len(key) >= 2 and key in question:
+        return True
+    return any(k in question and key in alts for k, alts in _KEY_ALIASES.items())
 
 
 def _render_fact(f: Fact) -> str:
@@ -133,8 +149,10 @@ def _best_sentences(chunk: str, question: str) -> str:
     sents = [s for s in re.findall(r"[^。！？\n]+[。！？]?", chunk) if s.strip()]
     if not sents:
         return chunk
-    scored = sorted(sents, key=lambda s: -coverage(question, [s]))
-    return scored[0].strip()
+    # The sentence sharing the most of the question's words (bigrams) wins; ties keep document order.
+    qb = {question[i : i + 2] for i in range(len(question) - 1)}
+    best = max(sents, key=lambda s: (coverage(question, [s]), sum(b in s for b in qb)))
+    return best.strip().lstrip("-• ").strip()
 
 
 def not_found(lang: str, known: Draft | None = None) -> Draft:

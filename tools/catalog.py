@@ -1,7 +1,7 @@
 """search_products and get_product: the agent's read access to the merchant's knowledge base."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -15,6 +15,7 @@ class SearchArgs(BaseModel):
     query: str = Field(min_length=1, max_length=200, description="viewer question or keywords")
     k: int = Field(default=5, ge=1, le=10)
     sku: str | None = Field(default=None, max_length=64, description="only facts of this product")
+    scope: Literal["all", "store"] = Field(default="all", description="store = policies and store Q&A only")
 
 
 class GetProductArgs(BaseModel):
@@ -25,7 +26,7 @@ class GetProductArgs(BaseModel):
 
 def catalog_tools(kb: KnowledgeBase) -> list[Tool]:
     def search_products(ctx: ToolContext, args: SearchArgs) -> dict[str, Any]:
-        skus = None
+        skus: set[str | None] | None = {None} if args.scope == "store" else None  # store facts have no sku
         if args.sku:
             if kb.snapshot(ctx.merchant).product(args.sku) is None:
                 raise ToolError(f"unknown sku {args.sku!r}")

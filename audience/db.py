@@ -1,0 +1,114 @@
+"""Engines and transactions for SQLite (WAL, `BEGIN IMMEDIATE` writers) and PostgreSQL (psycopg 3).
+
+Writers on SQLite take the database's write lock when their transaction starts (`BEGIN IMMEDIATE`,
+set by a SQLAlchemy "begin" hook), so a read-check-write sequence inside one transaction is
+serialized across threads *and* processes, and a lock wait happens up front (busy_timeout) instead
+of as a deadlock-ish SQLITE_BUSY on upgrade. Readers use plain deferred `BEGIN` and, thanks to WAL,
+never wait for writers. On PostgreSQL the code uses conditional UPDATEs, upserts and row locks.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import StaticPool
+
+from audience.config import normalize_url, sqlite_path
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_PG_MIGRATE_LOCK = 0x4C52_4155  # pg_advisory_xact_lock key: one migrator at a time
+
+
+def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_s: float = 60.0,
+                pool_size: int = 5, max_overflow: int = 10) -> Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        path = sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
+                                   pool_size=pool_size, max_overflow=max_overflow)
+        else:  # in-memory: one shared connection
+            engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+        _sqlite_hooks(engine, synchronous, busy_timeout_s)
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
+
+
+def _sqlite_hooks(engine: Engine, synchronous: str, busy_timeout_s: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):  # pragma: no cover - exercised by every test
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA cache_size=-32768")
+        cur.execute("PRAGMA temp_store=MEMORY")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
+
+
+def is_sqlite(engine_or_conn) -> bool:
+    return engine_or_conn.dialect.name == "sqlite"
+
+
+@contextmanager
+def write_tx(engine: Engine) -> Iterator[Connection]:
+    """A write transaction: commit on success, roll back on any exception (crash = rollback by the DB)."""
+    with engine.connect() as conn:
+        conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            yield conn
+
+
+@contextmanager
+def read_tx(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn:
+        with conn.begin():
+            yield conn
+
+
+def insert_for(conn_or_engine):
+    """The dialect's INSERT (with on_conflict_do_nothing / do_update)."""
+    if is_sqlite(conn_or_engine):
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert
+
+
+def alembic_config(url: str | None = None):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the schema; safe when several processes start at once (one migrates, the rest wait)."""
+    from alembic import command
+
+    cfg = alembic_config()
+    with write_tx(engine) as conn:
+        if not is_sqlite(conn):
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATE_LOCK})")
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
