@@ -51,7 +51,7 @@ INJECTION_PATTERNS = [
     r"忽略(之前|上面|以上|前面|所有)?的?(指令|指示|提示|规则|设定)", r"无视.{0,6}(规则|指令|设定)", r"系统(提示|通知|消息|指令)\s*[:：]",
     r"\[?system\]?\s*[:：]", r"ignore (all |any )?(previous|prior|above)", r"you are now", r"你现在(是|扮演)",
     r"开发者模式", r"developer mode", r"\bDAN\b", r"越狱", r"jailbreak", r"(输出|告诉我|显示|打印|重复).{0,8}(系统)?(提示词|prompt|指令|设定)",
-    r"system prompt", r"(管理员|admin|主播|商家)(说|通知|授权|命令)\s*[:：]", r"<\|im_start\|>", r"</?(system|assistant)>",
+    r"system prompt", r"(管理员|admin|主播|商家)(说了?|通知|授权|命令)\s*[:：]", r"<\|im_start\|>", r"</?(system|assistant)>",
     r"把.{0,6}(价格|价钱)(改|设)成", r"(改|设置?)成.{0,4}(0|零|1|一)元", r"(所有|其他|别的)(观众|用户|人)的.{0,6}(信息|资料|手机|地址|画像|订单)",
     r"(手机号|电话|住址|地址|身份证).{0,6}(是多少|告诉我|发我)",
 ]
