@@ -37,9 +37,10 @@ class LLMUnavailable(Exception):
 
 class LLMClient:
     def __init__(self, base_url: str, model: str, api_key: str = "not-needed", timeout: float = 60.0,
-                 flavor: Literal["llama", "openai", "auto"] = "auto"):
+                 flavor: Literal["llama", "openai", "auto"] = "auto", http_client: Any = None):
         self.base_url, self.model = base_url, model
-        self.client = AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=1)
+        self.client = AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=1,
+                                  http_client=http_client)
         self.flavor = flavor
         self._caps: Capabilities | None = None
 

@@ -71,3 +71,27 @@ def test_model_failure_falls_back_to_facts(llm_container):
     finally:
         c.agent.llm = real
     assert a.path == "fast" and "llm_unavailable" in a.flags and a.answer
+
+
+def test_embedded_server_is_restarted_when_it_dies(llm_container):
+    import os
+    import signal
+    import time
+
+    c, loop = llm_container
+    srv = c.llm_server
+    old_pid = srv.proc.pid
+    os.killpg(old_pid, signal.SIGKILL)
+
+    async def wait_restart():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if srv.proc.pid != old_pid and srv.healthy():
+                return True
+            await asyncio.sleep(0.5)
+        return False
+
+    assert loop.run_until_complete(wait_restart())
+    assert srv.restarts >= 1
+    a = _ask(llm_container, "主播好呀", "m4")  # and the agent keeps working through it
+    assert a.answer

@@ -1,0 +1,144 @@
+"""Load test of the room WebSocket: N concurrent viewers, each its own connection, asking questions
+with random think time (open loop, like a live room), against a real `liveroom serve` process.
+
+    python -m benchmarks.ws_load [--viewers 200] [--seconds 30] [--think 2.0] [--llm-share 0.0] [--json]
+
+Prints p50/p95 time to first answer token per path and the sustained messages/s. Traffic goes to
+127.0.0.1 only; the run is bounded in time and stops by itself.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import websockets
+
+from agent.embedded import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST_QS = ["小蓝瓶多少钱", "海盐巴旦木还有货吗", "碎花裙短款裙长多少", "满多少包邮", "口红02号显白吗", "面霜油皮能用吗",
+           "what's the price of the sea salt almonds?", "拆封的面霜能退吗", "原味巴旦木和海盐的差几块钱", "羽绒服含绒量多少"]
+LLM_QS = ["有什么适合我的零食推荐吗", "主播今天推荐什么呀", "送妈妈什么礼物好"]
+
+
+def pct(xs: list[float], p: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return round(xs[min(len(xs) - 1, int(p / 100 * len(xs)))], 1)
+
+
+async def viewer(url: str, vid: int, until: float, think: float, llm_share: float, out: list, errors: list) -> None:
+    rnd = random.Random(vid)
+    try:
+        async with websockets.connect(url, max_size=2**20, open_timeout=30) as ws:
+            json.loads(await ws.recv())  # ready
+            n = 0
+            while time.monotonic() < until:
+                await asyncio.sleep(rnd.expovariate(1 / think))
+                if time.monotonic() >= until:
+                    break
+                q = rnd.choice(LLM_QS) if rnd.random() < llm_share else rnd.choice(FAST_QS)
+                rid = f"{vid}-{n}"
+                n += 1
+                t0 = time.perf_counter()
+                # each viewer id is distinct per message so the per-viewer rate limit doesn't shape the load
+                await ws.send(json.dumps({"type": "ask", "id": rid, "viewer_id": f"load-{vid}", "text": q}))
+                first = None
+                while True:
+                    f = json.loads(await ws.recv())
+                    if f.get("id") != rid:
+                        continue
+                    if f["type"] == "answer.delta" and first is None:
+                        first = (time.perf_counter() - t0) * 1000
+                    if f["type"] in ("answer.done", "error"):
+                        if f["type"] == "error":
+                            errors.append(f.get("code"))
+                        else:
+                            out.append((f["path"], first if first is not None else (time.perf_counter() - t0) * 1000,
+                                        (time.perf_counter() - t0) * 1000, "rate_limited" in f.get("flags", [])))
+                        break
+    except Exception as e:  # noqa: BLE001 — report, don't crash the run
+        errors.append(repr(e)[:80])
+
+
+def start_server(data_dir: Path, port: int, llm: bool) -> subprocess.Popen:
+    env = {**os.environ, "LIVEROOM_DATA_DIR": str(data_dir), "LIVEROOM_LLM_AUTOSTART": "true" if llm else "false",
+           "LIVEROOM_DEFAULT_MERCHANT": "demo"}
+    subprocess.run([sys.executable, "-m", "liveroom.cli", "kb", "import", "-m", "demo", "-q",
+                    str(ROOT / "knowledge" / "demo")], env=env, check=True, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "liveroom.cli", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            if r.status_code == 200 and (not llm or r.json().get("llm")):
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+async def run(args) -> dict:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = start_server(Path(tmp), port, args.llm_share > 0)
+        try:
+            url = f"ws://127.0.0.1:{port}/ws/rooms/bench?merchant=demo"
+            out: list = []
+            errors: list = []
+            t0 = time.monotonic()
+            until = t0 + args.seconds
+            await asyncio.gather(*[viewer(url, i, until, args.think, args.llm_share, out, errors)
+                                   for i in range(args.viewers)])
+            elapsed = time.monotonic() - t0
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    res: dict = {"viewers": args.viewers, "seconds": round(elapsed, 1), "answers": len(out),
+                 "messages_per_s": round(len(out) / elapsed, 1), "errors": len(errors),
+                 "error_kinds": sorted(set(map(str, errors)))[:5]}
+    for path in ("fast", "llm"):
+        firsts = [f for p, f, _, _ in out if p == path]
+        res[path] = {"n": len(firsts), "first_token_ms": {"p50": pct(firsts, 50), "p95": pct(firsts, 95)},
+                     "mean_ms": round(statistics.fmean(firsts), 1) if firsts else None}
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--viewers", type=int, default=200)
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--think", type=float, default=2.0, help="mean seconds between a viewer's messages")
+    ap.add_argument("--llm-share", type=float, default=0.0, help="share of questions that need the LLM path")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    res = asyncio.run(run(args))
+    if args.json:
+        print(json.dumps(res, ensure_ascii=False))
+        return
+    print(f"WebSocket load: {res['viewers']} concurrent viewers for {res['seconds']} s "
+          f"(think time ~{args.think}s, LLM share {args.llm_share:.0%})")
+    print(f"  sustained: {res['messages_per_s']} answers/s  ({res['answers']} answers, {res['errors']} errors)")
+    for path in ("fast", "llm"):
+        r = res[path]
+        if r["n"]:
+            print(f"  {path:<5} n={r['n']:<6} first token p50={r['first_token_ms']['p50']} ms  "
+                  f"p95={r['first_token_ms']['p95']} ms")
+
+
+if __name__ == "__main__":
+    main()
