@@ -11,6 +11,7 @@ PYTEST_ARGS ?=
 .PHONY: run test test-all setup models demo-kb evals bench clean
 
 run: setup models demo-kb
+	$(BIN)/liveroom audience seed --merchant $(MERCHANT) --viewers 3000
 	$(BIN)/liveroom serve
 
 test: setup models

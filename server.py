@@ -93,13 +93,9 @@ def _preload(c: Container) -> None:
 
 
 def _optional_routers() -> list:
-    routers = []
-    try:
-        from audience.api import router as audience_router
+    from audience.api import router as audience_router
 
-        routers.append(audience_router)
-    except ImportError:
-        pass
+    routers = [audience_router]
     return routers
 
 

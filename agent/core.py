@@ -379,7 +379,7 @@ class Agent:
         sentence = sentence.strip()
         if not sentence:
             return ""
-        res = check_sentence(sentence, facts, turn.tri.text, [system], real_stock)
+        res = check_sentence(sentence, facts, turn.tri.text, [system], real_stock, self._data_texts(turn))
         turn.flags += res.flags
         return res.text
 
@@ -388,11 +388,20 @@ class Agent:
         real_stock = turn.products[0].stock if turn.products else None
         kept = []
         for s in _split_sentences(draft.text):
-            res = check_sentence(s, draft.facts + self._facts_for_llm(turn, 8), turn.tri.text, [], real_stock)
+            res = check_sentence(s, draft.facts + self._facts_for_llm(turn, 8), turn.tri.text, [], real_stock,
+                                 self._data_texts(turn))
             turn.flags += res.flags
             if res.text:
                 kept.append(res.text)
         return "".join(kept) or fastpath.not_found(turn.lang).text
+
+    @staticmethod
+    def _data_texts(turn: _Turn) -> list[str]:
+        """Results of this turn's ledger/profile tools: real data that may ground a number."""
+        import json
+
+        return [json.dumps(c.result, ensure_ascii=False) for c in turn.calls
+                if c.ok and c.name in ("issue_coupon", "get_product") and c.result]
 
     def _cited(self, turn: _Turn, text: str) -> list[Fact]:
         """Facts the answer actually uses: shared numbers, or shared spec/FAQ values."""

@@ -99,9 +99,11 @@ def numbers(text: str) -> set[str]:
     return out
 
 
-def ungrounded_numbers(answer: str, facts: list[Fact], question: str = "") -> set[str]:
-    """Numbers in ``answer`` that appear in no fact (nor in the question itself)."""
+def ungrounded_numbers(answer: str, facts: list[Fact], question: str = "", extra: list[str] = ()) -> set[str]:
+    """Numbers in ``answer`` that appear in no fact, no tool result (``extra``) nor the question."""
     allowed = numbers(question)
+    for text in extra:
+        allowed |= numbers(text)
     for f in facts:
         allowed |= numbers(f.text)
     return {n for n in numbers(answer) if n not in allowed}

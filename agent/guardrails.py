@@ -19,11 +19,13 @@ class SentenceCheck:
 
 
 def check_sentence(sentence: str, facts: list[Fact], question: str, secret_texts: list[str],
-                   real_stock: int | None = None) -> SentenceCheck:
+                   real_stock: int | None = None, data_texts: list[str] = ()) -> SentenceCheck:
+    """``data_texts``: real data besides KB facts that may ground numbers (e.g. the coupon the ledger
+    just issued)."""
     flags: list[str] = []
     text, violations = compliance.enforce(sentence, real_stock=real_stock)
     flags += [f"compliance:{v.rule}:{v.term}" for v in violations]
-    if text and ungrounded_numbers(text, facts, question):
+    if text and ungrounded_numbers(text, facts, question, data_texts):
         flags.append("ungrounded_number")
         text = ""
     if text and leaks(text, secret_texts):

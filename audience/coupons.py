@@ -230,6 +230,13 @@ class CouponMixin:
             return _result("unknown_campaign")
         if not viewer_id or len(viewer_id) > 128 or not idempotency_key or len(idempotency_key) > 128:
             return _result("error")
+        try:
+            early = self._issue_precheck(merchant, viewer_id, campaign_id, idempotency_key, self.clock())
+        except Exception:
+            log.exception("coupon issue precheck failed")
+            early = None
+        if early is not None:
+            return early
         for attempt in range(5):
             now = self.clock()
             try:
@@ -246,6 +253,33 @@ class CouponMixin:
                 log.exception("coupon issue failed")
                 return _result("error")
         return _result("error")
+
+    def _issue_precheck(self, merchant: str, viewer_id: str, cid: str, key: str, now: float) -> CouponResult | None:
+        """Answers that can only get *more* true (a replayed key, a viewer at their limit, a spent budget,
+        an ended campaign), read without the write lock so a flash crowd after the last coupon is cheap.
+        Anything else goes through the locked transaction, which re-checks everything."""
+        c, cp = t.campaigns, t.coupons
+        with read_tx(self.engine) as conn:
+            camp = conn.execute(select(c).where(c.c.merchant == merchant, c.c.campaign_id == cid)).first()
+            if camp is None:
+                return _result("unknown_campaign")
+            prior = conn.execute(select(cp.c.coupon_id, cp.c.viewer_id).where(
+                cp.c.merchant == merchant, cp.c.campaign_id == cid, cp.c.idempotency_key == key)).first()
+            held = conn.execute(select(t.claims.c.n).where(
+                t.claims.c.merchant == merchant, t.claims.c.campaign_id == cid,
+                t.claims.c.viewer_id == viewer_id)).scalar() or 0
+        offer = self._offer(camp, self.rules(merchant).timezone)
+        if prior is not None:
+            return _result("already_issued", offer, prior.coupon_id) if prior.viewer_id == viewer_id else None
+        if camp.status == "ended" or (camp.valid_until is not None and now > camp.valid_until):
+            return _result("expired", offer)
+        if held >= camp.per_viewer_limit:
+            return _result("limit_reached", offer, limit=camp.per_viewer_limit)
+        face = _face_fen(camp)
+        if camp.issued_count >= camp.budget_count or (
+                camp.budget_money_fen is not None and camp.issued_value_fen + face > camp.budget_money_fen):
+            return _result("budget_exhausted", offer)
+        return None
 
     def _issue_tx(self, conn, merchant: str, viewer_id: str, cid: str, key: str, now: float) -> CouponResult:
         c, cp = t.campaigns, t.coupons

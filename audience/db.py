@@ -112,3 +112,23 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+@contextmanager
+def pg_temp_schema(url: str, prefix: str = "tmp") -> Iterator[str]:
+    """A throwaway PostgreSQL schema: yields a URL whose connections use it (search_path), drops it after."""
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    base = make_url(normalize_url(url))
+    admin = create_engine(base, poolclass=None)
+    try:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        yield base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()

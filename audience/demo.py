@@ -42,8 +42,8 @@ SEED_NAME = "demo-v1"
 
 
 def demo_products(kb_demo_dir: Path | None = None) -> list[dict]:
-    """The built-in demo catalog, plus the products of the demo KB when it has product JSON files."""
-    out = {p["sku"]: dict(p) for p in DEMO_PRODUCTS}
+    """The demo KB's products (knowledge/demo/*.json) when there are any, else a small built-in catalog."""
+    out: dict[str, dict] = {}
     kb_demo_dir = kb_demo_dir or Path(__file__).resolve().parent.parent / "knowledge" / "demo"
     for f in sorted(kb_demo_dir.glob("*.json")) if kb_demo_dir.is_dir() else []:
         try:
@@ -54,7 +54,22 @@ def demo_products(kb_demo_dir: Path | None = None) -> list[dict]:
             if isinstance(p, dict) and p.get("sku"):
                 out[str(p["sku"])] = {"sku": str(p["sku"]), "name": p.get("name"), "category": p.get("category"),
                                       "price": p.get("price")}
-    return list(out.values())
+    return list(out.values()) or [dict(p) for p in DEMO_PRODUCTS]
+
+
+def demo_campaigns(products: list[dict]) -> list[dict]:
+    """The demo campaigns; the fans' lipstick coupon applies to whatever lipsticks the catalog has."""
+    from audience.rules import InterestRules
+
+    ir = InterestRules()
+    lips = [p["sku"] for p in products if ir.interest_category(p.get("name"), p.get("category")) == "口红"]
+    out = []
+    for c in DEMO_CAMPAIGNS:
+        c = dict(c)
+        if c["campaign_id"] == "DEMO-FAN-LIP":
+            c["skus"] = lips[:20]
+        out.append(c)
+    return out
 
 
 def gen_viewers(n: int, seed: int = 7, prefix: str = "dv") -> list[dict]:
@@ -90,8 +105,9 @@ def gen_session(viewers: list[dict], products: list[dict], *, seed: int = 7, end
     start = end - minutes * 60
     skus = [p["sku"] for p in products]
     price = {p["sku"]: float(p.get("price") or 100) for p in products}
-    seg_len = minutes * 60 / max(1, min(len(skus), minutes // 5 or 1))
-    on_screen = lambda t: skus[int((t - start) // seg_len) % len(skus)]  # noqa: E731
+    shown = rng.sample(skus, min(len(skus), max(1, minutes // 5)))  # the host presents ~5 min per product
+    seg_len = minutes * 60 / len(shown)
+    on_screen = lambda t: shown[min(len(shown) - 1, int((t - start) // seg_len))]  # noqa: E731
     events: list[dict] = []
     n = 0
 
@@ -161,7 +177,7 @@ def seed_demo(svc, merchant: str = "demo", viewers: int = 3000, seed: int = 7, *
     vs = gen_viewers(viewers, seed)
     svc.upsert_viewers(merchant, vs)
     made = 0
-    for c in DEMO_CAMPAIGNS:
+    for c in demo_campaigns(products):
         try:
             svc.create_campaign(merchant, c)
             made += 1

@@ -14,6 +14,18 @@ EVENT_TYPES = ("enter", "leave", "watch", "product_click", "add_to_cart", "purch
                "share", "coupon_claim", "coupon_use")
 
 
+DEFAULT_KEYWORDS: dict[str, list[str]] = {
+    "礼盒": ["礼盒", "礼包"], "口红": ["口红", "唇膏", "唇釉", "唇泥"], "眼影": ["眼影"],
+    "眉笔": ["眉笔", "眉粉"], "睫毛膏": ["睫毛膏"], "粉底": ["粉底", "气垫", "BB霜"], "散粉": ["散粉", "蜜粉"],
+    "腮红": ["腮红"], "卸妆": ["卸妆"], "洁面": ["洁面", "洗面奶"], "防晒": ["防晒"], "面膜": ["面膜"],
+    "精华": ["精华"], "面霜": ["面霜", "乳霜"], "爽肤水": ["爽肤水", "化妆水", "精粹水"], "乳液": ["乳液"],
+    "连衣裙": ["连衣裙"], "半身裙": ["半身裙"], "裤装": ["裤"], "针织衫": ["针织", "毛衣", "开衫"],
+    "外套": ["外套", "大衣", "风衣", "西装", "夹克"], "衬衫": ["衬衫"], "T恤": ["T恤"],
+    "坚果": ["坚果", "巴旦木", "腰果", "核桃", "夏威夷果"], "肉脯": ["牛肉干", "肉脯", "猪肉脯"],
+    "糕点": ["蛋黄酥", "糕", "饼干", "面包"], "果干": ["果干", "芒果干", "葡萄干"],
+}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -34,6 +46,9 @@ class InterestRules(_Strict):
     points: dict[str, float] = Field(default_factory=lambda: {
         "watch_minute": 1.0, "product_click": 1.5, "add_to_cart": 4.0, "purchase": 6.0, "comment": 0.5,
         "like": 0.3, "share": 1.5, "coupon_claim": 1.0, "coupon_use": 1.0})
+    # Finer interest categories from product names: the first group with a keyword in the product's name
+    # wins (暖光 丝绒雾面口红 #03 → 口红); products matching none use their catalog category (彩妆).
+    keywords: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_KEYWORDS))
     # Category → tag name; a category not listed becomes "<category>兴趣" (口红 → 口红兴趣).
     tag_names: dict[str, str] = Field(default_factory=dict)
     min_weight: float = Field(0.5, ge=0)  # tags lighter than this (after decay) are not shown
@@ -44,6 +59,13 @@ class InterestRules(_Strict):
 
     def tag_for(self, category: str) -> str:
         return self.tag_names.get(category) or f"{category}兴趣"
+
+    def interest_category(self, name: str | None, category: str | None) -> str | None:
+        if name:
+            for group, words in self.keywords.items():
+                if any(w in name for w in words):
+                    return group
+        return category
 
 
 class TierRules(_Strict):
@@ -119,10 +141,13 @@ class AudienceRules(_Strict):
         return v
 
 
+_TABLES = ("points", "tag_names", "view_points", "keywords")
+
+
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in ("points", "tag_names", "view_points"):
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in _TABLES:
             out[k] = deep_merge(out[k], v)
         elif isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = {**out[k], **v}  # point tables: override or add single entries

@@ -65,11 +65,11 @@ class AudienceService(CouponMixin):
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         if self._local_writer is None:
-            with self._write() as conn:
+            with write_tx(self.engine) as conn:
                 yield conn
             return
         with self._local_writer:
-            with self._write() as conn:
+            with write_tx(self.engine) as conn:
                 yield conn
 
     def _fire(self, point: str) -> None:
@@ -256,7 +256,7 @@ class AudienceService(CouponMixin):
                 results[i] = ItemResult(index=i, event_id=ev.event_id, status="duplicate")
         if not applied:
             return
-        cats = self._categories(conn, merchant, {ev.sku for ev in applied if ev.sku and not ev.category})
+        cats = self._categories(conn, merchant, rules, {ev.sku for ev in applied if ev.sku and not ev.category})
         by_viewer: dict[str, list[ParsedEvent]] = defaultdict(list)
         for ev in sorted(applied, key=lambda e: e.ts):
             by_viewer[ev.viewer_id].append(ev)
@@ -289,12 +289,18 @@ class AudienceService(CouponMixin):
                                                                          row.hist_spent_fen, row.hist_coupon_orders))
         return out
 
-    def _categories(self, conn, merchant: str, skus: set[str]) -> dict[str, str]:
+    def _categories(self, conn, merchant: str, rules: AudienceRules, skus: set[str]) -> dict[str, str]:
+        """sku → interest category (keyword group of the product name, else its catalog category)."""
         if not skus:
             return {}
-        rows = conn.execute(select(t.products.c.sku, t.products.c.category).where(
-            t.products.c.merchant == merchant, t.products.c.sku.in_(sorted(skus))))
-        return {r.sku: r.category for r in rows if r.category}
+        out = {}
+        for chunk in _chunks(sorted(skus), 500):
+            for r in conn.execute(select(t.products.c.sku, t.products.c.name, t.products.c.category).where(
+                    t.products.c.merchant == merchant, t.products.c.sku.in_(chunk))):
+                cat = rules.interest.interest_category(r.name, r.category)
+                if cat:
+                    out[r.sku] = cat
+        return out
 
     # --- profiles (ProfileStore) ---------------------------------------------------------------
     def lookup(self, merchant: str, viewer_id: str) -> ProfileView | None:

@@ -27,12 +27,13 @@ app.add_typer(bench_app, name="bench")
 err = Console(stderr=True)
 out = Console()
 
-try:  # provisioning lives in its own module; keep the CLI usable while it is absent
-    from liveroom.cli_models import models_app
+from audience.cli import audience_app, audience_bench_app, profile_app  # noqa: E402
+from liveroom.cli_models import models_app  # noqa: E402
 
-    app.add_typer(models_app, name="models")
-except ImportError:  # pragma: no cover
-    pass
+app.add_typer(models_app, name="models")
+app.add_typer(profile_app, name="profile")
+app.add_typer(audience_app, name="audience")
+bench_app.registered_commands.extend(audience_bench_app.registered_commands)  # bench coupons / bench events
 
 
 def _print_json(obj: object) -> None:

@@ -9,13 +9,14 @@ import logging
 from functools import cached_property
 
 from agent.core import Agent, AgentConfig
+from audience.service import AudienceService
 from agent.embedded import EmbeddedLLMServer
 from agent.llm import LLMClient
 from agent.memory import Memory
 from knowledge.embedder import Embedder, UseEmbedder
 from knowledge.store import KnowledgeBase
 from liveroom.settings import Settings
-from tools.audience_tools import NoCoupons, NoProfiles, audience_tools
+from tools.audience_tools import audience_tools
 from tools.catalog import catalog_tools
 from tools.contracts import CouponLedger, ProfileStore
 from tools.registry import ToolRegistry
@@ -39,21 +40,17 @@ class Container:
         return KnowledgeBase(self.settings.kb_dir(), self.embedder)
 
     @cached_property
-    def audience(self):
-        """The SQL-backed viewer/profile/coupon service (None when its package is unavailable)."""
-        try:
-            from audience.service import AudienceService
-        except ImportError:
-            return None
+    def audience(self) -> AudienceService:
+        """The SQL-backed viewer, event, profile and coupon service."""
         return AudienceService.from_settings(self.settings)
 
     @cached_property
     def profiles(self) -> ProfileStore:
-        return self.audience or NoProfiles()
+        return self.audience
 
     @cached_property
     def ledger(self) -> CouponLedger:
-        return self.audience or NoCoupons()
+        return self.audience
 
     @cached_property
     def tools(self) -> ToolRegistry:
@@ -90,3 +87,5 @@ class Container:
         if self.llm_server:
             await self.llm_server.stop()
             self.llm_server = None
+        if "audience" in self.__dict__ and self.audience:
+            self.audience.close()

@@ -39,7 +39,7 @@ else
 fi
 
 mkdir -p "$PGTEST_DIR"
-[ "$(id -u)" -eq 0 ] && chown postgres: "$PGTEST_DIR"
+if [ "$(id -u)" -eq 0 ]; then chown postgres: "$PGTEST_DIR"; fi
 DATA="$PGTEST_DIR/data"
 if [ ! -f "$DATA/PG_VERSION" ]; then
   log "initdb $DATA"

@@ -20,21 +20,6 @@ class IssueCouponArgs(BaseModel):
     sku: str | None = Field(default=None, max_length=64, description="product the viewer is interested in")
 
 
-class NoProfiles:
-    """Used until a profile store is configured: every viewer is unknown."""
-
-    def lookup(self, merchant: str, viewer_id: str) -> ProfileView | None:
-        return None
-
-
-class NoCoupons:
-    def eligible_offers(self, merchant: str, viewer_id: str, sku: str | None = None) -> list[CouponOffer]:
-        return []
-
-    def issue(self, merchant: str, viewer_id: str, campaign_id: str, idempotency_key: str) -> CouponResult:
-        return CouponResult(ok=False, code="not_eligible", message="本场暂时没有可以领取的优惠券哦～")
-
-
 def _offer_value(o: CouponOffer) -> float:
     if o.kind == "amount":
         return o.amount or 0.0
@@ -59,7 +44,7 @@ def audience_tools(profiles: ProfileStore, ledger: CouponLedger) -> list[Tool]:
         elif offers:
             chosen = max(offers, key=_offer_value)
         else:
-            return NoCoupons().issue(ctx.merchant, ctx.viewer_id, "", "").model_dump()
+            return CouponResult(ok=False, code="not_eligible", message="本场暂时没有你可以领取的优惠券哦～").model_dump()
         key = f"agent:{ctx.room_id}:{ctx.viewer_id}:{chosen.campaign_id}"
         return ledger.issue(ctx.merchant, ctx.viewer_id, chosen.campaign_id, key).model_dump()
 

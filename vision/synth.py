@@ -537,9 +537,15 @@ def t_photo(img: Image.Image, rng: random.Random) -> Image.Image:
     return to_jpeg(pil, rng.randint(60, 85))
 
 
+def t_thumbnail(img: Image.Image, rng: random.Random) -> Image.Image:
+    """A tiny thumbnail (a forwarded link preview): too small for local features, hashes still match."""
+    side = rng.randint(64, 110)
+    return to_jpeg(img.resize((side, side), Image.Resampling.BILINEAR), rng.randint(50, 80))
+
+
 TRANSFORMS: dict[str, Callable[[Image.Image, random.Random], Image.Image]] = {
     "crop": t_crop, "rotate": t_rotate, "scale": t_scale, "jpeg": t_jpeg, "screenshot": t_screenshot,
-    "photo": t_photo,
+    "photo": t_photo, "thumbnail": t_thumbnail,
 }
 
 
