@@ -8,17 +8,17 @@ LLAMA_WHEEL_SHA := 9d88e26028f298cf0acb2b574308fa0843b3f18fa082ae2dd9c7b7b22f3a5
 MERCHANT    ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: run test test-all setup models demo-kb evals bench clean
+.PHONY: run test test-all setup system-deps models demo-kb evals bench clean
 
-run: setup models demo-kb
+run: setup system-deps models demo-kb
 	$(BIN)/liveroom audience seed --merchant $(MERCHANT) --viewers 3000
 	$(BIN)/liveroom serve
 
-test: setup models
+test: setup system-deps models
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # Everything, including the slow end-to-end cases CI samples.
-test-all: setup models
+test-all: setup system-deps models
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed
@@ -38,6 +38,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	fi
 	touch $@
 
+system-deps:
+	bash scripts/system_deps.sh
+
 models: setup
 	$(BIN)/liveroom models install
 
@@ -46,9 +49,12 @@ demo-kb: setup
 
 evals: setup models
 	$(BIN)/python -m evals.retrieval
+	$(BIN)/python -m evals.answers
+	$(BIN)/python -m evals.adversarial
 
 bench: setup
 	$(BIN)/python -m benchmarks.retrieval
+	$(BIN)/python -m benchmarks.ws_load
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
