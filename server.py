@@ -144,6 +144,34 @@ def _routes(app: FastAPI) -> None:
         request.app.state.metrics.observe(ans)
         return ans
 
+    @app.post("/api/rooms/{room_id}/images")
+    async def upload_image(room_id: str, request: Request, merchant: str | None = None,
+                           viewer_id: str = "anonymous", text: str = "",
+                           c: Container = Depends(get_container)) -> dict[str, Any]:
+        """Upload a viewer's picture (raw JPEG/PNG/WebP body). Returns its ``image_id`` (pass it with
+        the question) and the offline analysis."""
+        from vision import MAX_UPLOAD_BYTES, ImageRejected
+
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > MAX_UPLOAD_BYTES:
+            raise HTTPException(413, f"image larger than {MAX_UPLOAD_BYTES // (1 << 20)} MiB")
+        body = bytearray()
+        async for chunk in request.stream():  # count what arrives, whatever the header claimed
+            body += chunk
+            if len(body) > MAX_UPLOAD_BYTES:
+                raise HTTPException(413, f"image larger than {MAX_UPLOAD_BYTES // (1 << 20)} MiB")
+        try:
+            a = await asyncio.to_thread(c.vision.ingest, merchant or c.settings.default_merchant, room_id,
+                                        bytes(body), text[:200], viewer_id)
+        except ImageRejected as e:
+            return JSONResponse(status_code={"unsupported_format": 415, "too_large": 413}.get(e.code, 422),
+                                content={"detail": e.to_dict()})
+        except UnknownMerchant as e:
+            raise HTTPException(404, str(e)) from e
+        return {"image_id": a.image_id, "best_sku": a.best_sku, "best_name": a.best_name, "not_ours": a.not_ours,
+                "variant": a.variant, "ocr_text": a.ocr_text, "ephemeral": a.ephemeral,
+                "matches": [m.model_dump(include={"sku", "score", "method"}) for m in a.matches[:3]]}
+
     @app.websocket("/ws/rooms/{room_id}")
     async def room_socket(ws: WebSocket, room_id: str) -> None:
         await _serve_socket(ws, room_id)

@@ -40,6 +40,7 @@ SCARCITY_PATTERNS = [
     r"最后\s*(\d+)\s*(件|单|份|个|分钟|秒)",
     r"(马上|即将|快要?)(抢光|售罄|卖完|断货|涨价)",
     r"(手慢无|错过再等一年|过了今晚(就)?没有了|倒计时)",
+    r"(抢光|秒光|一抢而空|被抢空|抢疯了)",
 ]
 # Low-stock claims: true (and allowed) only when the real stock is known and at or below ``low_stock``.
 LOW_STOCK_TERMS = ["库存紧张", "库存不多", "所剩无几", "所剩不多", "快没货", "货不多了", "最后一批", "少量现货",
@@ -296,7 +297,8 @@ def price_violations(sentence: str, prices: PriceFacts, scan: str | None = None)
             continue
         ratio = 0.5 if m.group(2) else _zhe(m.group(1))
         ratios = prices.discount_ratios()
-        ok = any(abs(ratio - r) <= 0.051 for r in ratios) or \
+        # rounding the real ratio up (6.48折 → "6.5折") is fine; claiming a deeper discount is not
+        ok = any(r - 0.006 <= ratio <= r + 0.051 for r in ratios) or \
             (m.group(1) and f"{m.group(1)}折" in cited_blob)
         if not ok:
             real = f"{prices.price / prices.list_price * 10:.1f}折" if prices.price is not None and prices.list_price \
@@ -321,7 +323,7 @@ def check(text: str, rules: ComplianceRules = DEFAULT_RULES, real_stock: int | N
         for a in rules.allow:
             sc = sc.replace(a, " " * len(a))
         for term in rules.absolute:
-            if term in sc and not (term == "第一" and re.search(r"第一(次|步|件事|天|期|批)", sc)):
+            if term in sc and not (term == "第一" and re.search(r"第一(次|步|件事|天|期|批|时间|眼|印象)", sc)):
                 if term == "最新" and "最新款" not in sc:
                     continue
                 out.append(Violation(rule="absolute", term=term, sentence=s))

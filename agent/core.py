@@ -42,6 +42,7 @@ class AgentConfig:
     rephrase_budget_ms: int = 0  # >0: let the LLM rephrase fast answers within this budget
     rate: tuple[int, float] = (6, 10.0)  # messages per seconds, per viewer
     llm_timeout_s: float = 20.0
+    vision_model: bool = False  # the LLM endpoint accepts image_url content: send it the picture too
 
 
 @dataclass
@@ -55,13 +56,14 @@ class _Turn:
     hits: list[SearchHit] = field(default_factory=list)
     products: list[Product] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
+    image: Any = None  # vision.ImageAnalysis of the viewer's picture, when one was sent
     question: str = ""  # what coverage is checked against (a follow-up carries the previous question)
 
 
 class Agent:
     def __init__(self, kb: KnowledgeBase, tools: ToolRegistry, llm: LLMClient | None = None,
-                 memory: Memory | None = None, config: AgentConfig | None = None):
-        self.kb, self.tools, self.llm = kb, tools, llm
+                 memory: Memory | None = None, config: AgentConfig | None = None, vision: Any = None):
+        self.kb, self.tools, self.llm, self.vision = kb, tools, llm, vision
         self.memory = memory or Memory()
         self.config = config or AgentConfig()
         self.limiter = RateLimiter(rate=self.config.rate[0], per=self.config.rate[1], burst=self.config.rate[0])
@@ -85,7 +87,7 @@ class Agent:
             ans.first_token_ms = round(first[0], 1) if first else ans.latency_ms
             return ans
 
-        tri = triage(msg.text)
+        tri = triage(msg.text or ("这是什么" if msg.image_id else ""))
         lang = msg.lang or tri.lang
         if not self.limiter.allow((msg.merchant, msg.viewer_id)):
             text = "You're sending messages a bit fast — please wait a moment." if lang == "en" else \
@@ -112,6 +114,12 @@ class Agent:
             yield done(self._finish(turn, Draft(text, refused=True), "fast", "abuse"))
             return
 
+        if msg.image_id:
+            err = await self._look_at_image(turn)
+            if err:
+                yield AnswerDelta(text=err, index=0)
+                yield done(self._finish(turn, Draft(err, refused=True), "fast", "image"))
+                return
         state = self.memory.get(msg.merchant, msg.room_id, msg.viewer_id)
         intent = tri.primary
         if intent == "other" and tri.followup and state.last_intent in FAST_INTENTS:
@@ -156,8 +164,38 @@ class Agent:
             turn.calls.append(ToolCallRecord(name=name, arguments=args, result={"error": str(e)}, ok=False, by=by))
             return None
 
+    async def _look_at_image(self, turn: _Turn) -> str | None:
+        """Analyse the viewer's picture offline (OCR, product matching, colour); returns an error
+        sentence when it can't be used."""
+        if self.vision is None:
+            return "图片功能暂未开启，请用文字描述一下哦～"
+        m = turn.msg
+        try:
+            a = await asyncio.to_thread(self.vision.analyze_stored, m.merchant, m.room_id, m.image_id, turn.tri.text)
+        except Exception as e:  # noqa: BLE001 — unknown/expired id, unreadable file: the viewer resends
+            log.info("image %s unusable: %s", m.image_id, e)
+            return "这张图片已过期或不存在，请重新发送哦～"
+        turn.image = a
+        turn.calls.append(ToolCallRecord(name="analyze_image", arguments={"image_id": m.image_id}, result={
+            "best_sku": a.best_sku, "not_ours": a.not_ours, "variant": a.variant, "ocr_text": a.ocr_text[:200],
+            "matches": [x.model_dump(include={"sku", "score", "method"}) for x in a.matches[:3]],
+            "ephemeral": a.ephemeral}))
+        return None
+
     def _retrieve(self, turn: _Turn, intent: str) -> None:
         tri, snap = turn.tri, turn.snap
+        if turn.image is not None:
+            from vision.analyze import query_text
+
+            a = turn.image
+            args = {"query": query_text(a, tri.text)[:200], "k": 8}
+            if a.best_sku and snap.product(a.best_sku):
+                args["sku"] = a.best_sku
+            result = self._call(turn, "search_products", args)
+            turn.hits = [SearchHit.model_validate(h) for h in (result or {}).get("hits", [])]
+            turn.products = [snap.product(a.best_sku)] if a.best_sku and snap.product(a.best_sku) else []
+            turn.question = turn.question or tri.text
+            return
         turn.question = turn.question or tri.text
         state = self.memory.get(turn.msg.merchant, turn.msg.room_id, turn.msg.viewer_id)
         named = {k: v for k, v in snap.index.matcher.match(tri.text).items() if not k.startswith("doc:") and v >= 0.5}
@@ -187,6 +225,15 @@ class Agent:
     async def _fast(self, turn: _Turn, intent: str) -> Draft:
         snap, lang, q = turn.snap, turn.lang, turn.question or turn.tri.text
         p = turn.products[0] if turn.products else None
+        if turn.image is not None and not turn.products:
+            text = ("I couldn't find the product in this picture in our store." if lang == "en" else
+                    "图里的商品没有在咱们店里找到哦～可以发商品名字，我帮你查查相近的。")
+            return Draft(text, refused=True)
+        if turn.image is not None and intent not in FAST_INTENTS:  # "这个有吗?" with a picture
+            d = fastpath.price_answer(snap, p, lang)
+            variant = f"（{turn.image.variant}）" if turn.image.variant else ""
+            lead = f"This looks like {p.name}{variant}. " if lang == "en" else f"图里是{p.name}{variant}，"
+            return Draft(lead + d.text.replace(p.name, "", 1).lstrip("，"), d.facts)
         if turn.tri.injection and intent not in FAST_INTENTS:
             text = "I can only help with questions about our products and store." if lang == "en" else \
                 "我只能回答商品和店铺相关的问题哦～"
@@ -346,9 +393,15 @@ class Agent:
                               question=turn.tri.text.replace("【", "[").replace("】", "]"))
         if turn.lang == "en":
             user += "\n(Answer in English.)"
+        content: Any = user
+        if turn.image is not None:
+            user += "\n" + turn.image.prompt_block()
+            content = user
+            if self.config.vision_model and self.vision and turn.image.image_id:
+                content = self.vision.model_content(turn.msg.room_id, turn.image.image_id, user)
         real_stock = turn.products[0].stock if turn.products else None
         buf, emitted = "", 0
-        stream = self.llm.stream([{"role": "system", "content": system}, {"role": "user", "content": user}],
+        stream = self.llm.stream([{"role": "system", "content": system}, {"role": "user", "content": content}],
                                  max_tokens=self.config.llm_max_tokens)
         deadline = time.monotonic() + self.config.llm_timeout_s
         async with aclosing(stream):  # closing the HTTP stream early stops generation server-side
@@ -412,6 +465,9 @@ class Agent:
 
     def _finish(self, turn: _Turn, draft: Draft, path: str, intent: str) -> AgentAnswer:
         cites = list(dict.fromkeys((f.id, f.sku) for f in draft.facts))
+        if turn.image is not None and turn.image.image_id:
+            # The offline image finding is cited too (its method and score are in tool_calls).
+            cites.append((f"image:{turn.image.image_id}", turn.image.best_sku))
         skus = [s for _, s in cites if s] or [p.sku for p in turn.products[:1]]
         m = turn.msg
         state = self.memory.get(m.merchant, m.room_id, m.viewer_id)

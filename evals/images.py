@@ -139,14 +139,12 @@ def run(split: str = "eval", with_ocr: bool = True) -> dict:
             misses.append({"sku": sku, "transform": t, "got": c[0].sku if c else None,
                            "score": round(c[0].score, 3) if c else None})
     var_ok = var_n = 0
-    for sku, variant, t, img in variant_queries(products, img_dir, split):
+    for sku, variant, _t, img in variant_queries(products, img_dir, split):
         qf = M.query_features(img)
         c = index.match(qf, top=1)
-        if not c or c[0].sku != sku or c[0].score < M.MATCH_THRESHOLD:
-            var_n += 1
-            continue
         var_n += 1
-        var_ok += _variant_by_warp(c[0], qf, index) == variant
+        if c and c[0].sku == sku and c[0].score >= M.MATCH_THRESHOLD:
+            var_ok += _variant_by_warp(c[0], qf, index) == variant
     neg_by_kind: dict[str, list[bool]] = defaultdict(list)
     false_examples = []
     for kind, img in negatives(split):

@@ -20,6 +20,7 @@ from tools.audience_tools import audience_tools
 from tools.catalog import catalog_tools
 from tools.contracts import CouponLedger, ProfileStore
 from tools.registry import ToolRegistry
+from vision import ImageStore, VisionService
 
 log = logging.getLogger("liveroom")
 
@@ -61,8 +62,15 @@ class Container:
         return Memory()
 
     @cached_property
+    def vision(self) -> VisionService:
+        """Offline picture understanding (OCR, product-image matching, colour) per room."""
+        return VisionService(self.kb, ImageStore(self.settings.data_dir / "images"))
+
+    @cached_property
     def agent(self) -> Agent:
-        return Agent(self.kb, self.tools, self.llm, self.memory, self.agent_config)
+        if self.settings.llm_vision:
+            self.agent_config.vision_model = True
+        return Agent(self.kb, self.tools, self.llm, self.memory, self.agent_config, vision=self.vision)
 
     async def start_llm(self) -> LLMClient:
         """Start the configured LLM backend (the embedded server as a supervised child)."""

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     llm_threads: int = 2
     llm_ctx: int = 4096
     llm_port: int = 0  # 0 = pick a free loopback port
+    llm_vision: bool = False  # the OpenAI-compatible endpoint accepts image_url content
     llm_autostart: bool = True  # the server starts the LLM backend in the background at start-up
 
     # Sentence encoder threads: more threads than cores makes single queries ~100x slower.

@@ -34,8 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     for p in products:
         for variant, fname in product_images_plan(p):
             img = render_product_shot(p, variant, size=args.size)
-            # A fixed palette keeps the files small and byte-stable (no encoder timestamps in PNG).
-            img = img.quantize(colors=128, method=2, dither=0).convert("RGB") if False else img
             path = args.out / fname
             img.save(path, format="PNG", optimize=True)
             wanted.add(fname)

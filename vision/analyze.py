@@ -22,7 +22,7 @@ from vision import ocr as ocr_mod
 from vision.colors import (basic_name, colour_variants, dominant_colours, nearest_variant_by_palette,
                            product_variants, rgb_to_lab, variant_name)
 from vision.matcher import MATCH_THRESHOLD, Candidate, ProductImageIndex, QueryFeatures, query_features
-from vision.privacy import GUARDRAIL, person_reason
+from vision.privacy import GUARDRAIL, mostly_skin, person_reason
 from vision.upload import SanitizedImage
 
 Method = Literal["orb", "phash", "orb+phash", "ocr"]
@@ -136,7 +136,7 @@ def analyze_image(image: Image.Image | SanitizedImage, *, products: Sequence[Any
 
     # 3. person gate (before any colour is read)
     if ephemeral is None:
-        reason = person_reason(img, viewer_text, matched_product=out.best_sku is not None)
+        reason = person_reason(img, viewer_text)
         out.ephemeral, out.person_reason = reason is not None, reason
     else:
         out.ephemeral = ephemeral
@@ -163,8 +163,11 @@ def analyze_image(image: Image.Image | SanitizedImage, *, products: Sequence[Any
         if out.matches and out.matches[0].sku == out.best_sku:
             out.matches[0].variant = variant
 
-    # 5. colours of the picture (not of a person)
-    if not out.ephemeral:
+    # 5. colours of the picture (not of a person, not of what may be skin)
+    skin = out.best_sku is None and not out.ephemeral and mostly_skin(img)
+    if skin:
+        out.notes.append("colour not reported: mostly skin-toned picture")
+    if not out.ephemeral and not skin:
         sw = dominant_colours(img)
         out.palette = [Colour(hex=s.hex, name=basic_name(s.hex), fraction=round(s.fraction, 3)) for s in sw[:4]]
         out.colour = out.palette[0] if out.palette else None
@@ -325,7 +328,7 @@ def _evidence(a: ImageAnalysis) -> list[str]:
                "ocr": "图中文字写有商品名"}[m.method]
         v = f"（{a.variant}）" if a.variant else ""
         ev.append(f"图片识别：{a.best_name}{v}，{how}，置信度{m.score:.2f}")
-    elif not a.ephemeral:
+    else:
         ev.append("图片识别：未匹配到本店商品")
     if a.ocr_text:
         ev.append("图中文字：" + a.ocr_text.replace("\n", " ")[:120])

@@ -1,0 +1,154 @@
+"""`ConsoleService`: the console's long-lived state for one app (accounts, audit, rooms, reviews,
+knowledge-base jobs, prompt store, answer log, simulators), built lazily from the app's container
+and kept on ``app.state.console``."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, update
+
+from audience.db import read_tx, write_tx
+from console import db as t
+from console.audit import AuditLog
+from console.auth import Accounts, LoginLimiter
+from console.kb import KBConsole
+from console.live import AnswerLog, Simulator
+from prompts.store import PromptStore, store_for
+
+ROOM_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass
+class ConsoleConfig:
+    simulator_merchants: str = field(default_factory=lambda: os.environ.get("LIVEROOM_CONSOLE_SIMULATOR", "demo"))
+    secure_cookies: str = field(default_factory=lambda: os.environ.get("LIVEROOM_CONSOLE_SECURE_COOKIES", "auto"))
+    admin_token: str = field(default_factory=lambda: os.environ.get("LIVEROOM_CONSOLE_ADMIN_TOKEN", ""))
+    login_per_ip: int = 20
+    login_per_user: int = 5
+
+    def simulator_allowed(self, merchant: str) -> bool:
+        allowed = {x.strip() for x in self.simulator_merchants.split(",") if x.strip()}
+        return "*" in allowed or merchant in allowed
+
+
+class ConsoleService:
+    def __init__(self, container, config: ConsoleConfig | None = None):
+        self.container = container
+        self.config = config or ConsoleConfig()
+        self.engine = container.audience.engine
+        t.metadata.create_all(self.engine, checkfirst=True)
+        self.accounts = Accounts(self.engine)
+        self.audit = AuditLog(self.engine)
+        self.limiter = LoginLimiter(per_ip=self.config.login_per_ip, per_user=self.config.login_per_user)
+        data_dir = container.settings.data_dir
+        self.kb = KBConsole(container.kb, data_dir / "console" / "uploads")
+        self.prompts: PromptStore = store_for(data_dir)
+        self.answers = AnswerLog()
+        self.simulators: dict[tuple[str, str], Simulator] = {}
+        self._room_cache: dict[str, tuple[float, str | None]] = {}
+
+    # --- rooms -------------------------------------------------------------------------------
+    def room_merchant(self, room_id: str) -> str | None:
+        hit = self._room_cache.get(room_id)
+        now = time.monotonic()
+        if hit and now - hit[0] < 5:
+            return hit[1]
+        with read_tx(self.engine) as conn:
+            m = conn.execute(select(t.rooms.c.merchant).where(t.rooms.c.room_id == room_id)).scalar()
+        if len(self._room_cache) > 10_000:
+            self._room_cache.clear()
+        self._room_cache[room_id] = (now, m)
+        return m
+
+    def rooms(self, merchant: str) -> list[dict]:
+        with read_tx(self.engine) as conn:
+            rows = conn.execute(select(t.rooms).where(t.rooms.c.merchant == merchant)
+                                .order_by(t.rooms.c.created_at.desc())).all()
+        return [{"room_id": r.room_id, "title": r.title, "created_at": r.created_at, "created_by": r.created_by,
+                 "simulator": self.simulator_view(merchant, r.room_id)} for r in rows]
+
+    def room(self, merchant: str, room_id: str) -> dict | None:
+        with read_tx(self.engine) as conn:
+            r = conn.execute(select(t.rooms).where(t.rooms.c.merchant == merchant,
+                                                   t.rooms.c.room_id == room_id)).first()
+        return {"room_id": r.room_id, "title": r.title, "created_at": r.created_at} if r else None
+
+    def create_room(self, merchant: str, room_id: str, title: str, actor: str) -> dict:
+        if not ROOM_RE.match(room_id or ""):
+            raise ValueError("直播间ID只能包含字母、数字、- 和 _（1-64位）")
+        title = (title or "").strip()[:128] or room_id
+        with write_tx(self.engine) as conn:
+            if conn.execute(select(t.rooms.c.room_id).where(t.rooms.c.room_id == room_id)).first():
+                raise ValueError(f"直播间ID {room_id} 已被占用")
+            conn.execute(t.rooms.insert().values(room_id=room_id, merchant=merchant, title=title, created_by=actor,
+                                                 created_at=time.time()))
+        self._room_cache.pop(room_id, None)
+        return self.room(merchant, room_id)
+
+    # --- reviews (thumbs-down) ---------------------------------------------------------------
+    def file_feedback(self, merchant: str, room_id: str, ans, reason: str, actor: str) -> dict:
+        with write_tx(self.engine) as conn:
+            r = conn.execute(t.feedback.insert().values(
+                merchant=merchant, room_id=room_id, answer_id=ans.answer_id, question=ans.question,
+                answer=ans.answer, citations=json.dumps(ans.citations, ensure_ascii=False), kb_version=ans.kb_version,
+                reason=(reason or "")[:500], status="open", filed_by=actor, at=time.time()))
+            fid = r.inserted_primary_key[0]
+        ans.flagged = True
+        return {"id": fid, "answer_id": ans.answer_id, "status": "open"}
+
+    def reviews(self, merchant: str, status: str | None = None, room_id: str | None = None,
+                limit: int = 200) -> list[dict]:
+        q = select(t.feedback).where(t.feedback.c.merchant == merchant)
+        if status:
+            q = q.where(t.feedback.c.status == status)
+        if room_id:
+            q = q.where(t.feedback.c.room_id == room_id)
+        with read_tx(self.engine) as conn:
+            rows = conn.execute(q.order_by(t.feedback.c.id.desc()).limit(limit)).all()
+        return [{"id": r.id, "room_id": r.room_id, "answer_id": r.answer_id, "question": r.question,
+                 "answer": r.answer, "citations": json.loads(r.citations or "[]"), "kb_version": r.kb_version,
+                 "reason": r.reason, "status": r.status, "filed_by": r.filed_by, "at": r.at,
+                 "resolved_by": r.resolved_by, "resolved_at": r.resolved_at} for r in rows]
+
+    def open_reviews(self, merchant: str, room_id: str | None = None) -> int:
+        q = select(func.count()).select_from(t.feedback).where(t.feedback.c.merchant == merchant,
+                                                               t.feedback.c.status == "open")
+        if room_id:
+            q = q.where(t.feedback.c.room_id == room_id)
+        with read_tx(self.engine) as conn:
+            return conn.execute(q).scalar_one()
+
+    def review(self, merchant: str, review_id: int) -> dict | None:
+        return next((r for r in self.reviews(merchant) if r["id"] == review_id), None)
+
+    def resolve_review(self, merchant: str, review_id: int, status: str, actor: str) -> dict | None:
+        with write_tx(self.engine) as conn:
+            n = conn.execute(update(t.feedback).where(t.feedback.c.merchant == merchant, t.feedback.c.id == review_id)
+                             .values(status=status, resolved_by=actor, resolved_at=time.time())).rowcount
+        return self.review(merchant, review_id) if n else None
+
+    # --- simulator ---------------------------------------------------------------------------
+    def simulator_view(self, merchant: str, room_id: str) -> dict:
+        s = self.simulators.get((merchant, room_id))
+        return s.view() if s else {"running": False}
+
+
+_lock = threading.Lock()
+
+
+def get_console(app) -> ConsoleService:
+    """The app's console service (created on first use, after the container is up)."""
+    svc = getattr(app.state, "console", None)
+    if svc is not None:
+        return svc
+    with _lock:
+        svc = getattr(app.state, "console", None)
+        if svc is None:
+            svc = ConsoleService(app.state.container, getattr(app.state, "console_config", None))
+            app.state.console = svc
+    return svc

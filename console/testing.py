@@ -1,0 +1,131 @@
+"""Helpers for tests and demos: an app with the console wired in, accounts, authenticated clients."""
+from __future__ import annotations
+
+from console.guard import install_guard
+
+
+def wire(app) -> None:
+    """Make sure ``app`` has the console routes and the guard (a no-op once server.py includes them)."""
+    from console.api import router
+
+    if not any(getattr(r, "path", None) == "/console/login" for r in app.router.routes):
+        app.include_router(router)
+    install_guard(app)
+
+
+def console_app(container, config=None):
+    """``server.create_app`` for ``container`` (no LLM start-up), with the console wired."""
+    from server import create_app
+
+    app = create_app(container, start_llm=False)
+    wire(app)
+    if config is not None:
+        app.state.console_config = config
+    return app
+
+
+def login(client, username: str, password: str) -> str:
+    """Log a TestClient in through the login form; returns the session's CSRF token."""
+    import re
+
+    page = client.get("/console/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    r = client.post("/console/login", data={"username": username, "password": password, "csrf": csrf, "next": ""},
+                    follow_redirects=False)
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    home = client.get(r.headers["location"])
+    m = re.search(r'<meta name="csrf-token" content="([^"]+)"', home.text)
+    assert m, home.text[:300]
+    return m.group(1)
+
+
+def make_container(data_dir, demo_root=None, embedder=None, llm=None):
+    """A container on ``data_dir`` (a copy of ``demo_root``'s knowledge base if given), no LLM start-up."""
+    import shutil
+    from pathlib import Path
+
+    from liveroom.container import Container
+    from liveroom.settings import Settings
+
+    data_dir = Path(data_dir)
+    if demo_root is not None and not (data_dir / "kb").exists():
+        shutil.copytree(Path(demo_root) / "kb", data_dir / "kb")
+    c = Container(Settings(data_dir=data_dir, llm_autostart=False))
+    if embedder is not None:
+        c.__dict__["embedder"] = embedder
+    if llm is not None:
+        c.llm = llm
+        c.agent.llm = llm
+    return c
+
+
+class FakeLLM:
+    """A scripted stand-in for the model (the real one is exercised in test_agent_model.py): it answers
+    with the first fact it is given, opening with the system prompt's ``开场白：…`` line if there is
+    one — so a prompt edit visibly changes the answer."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[dict]] = []
+
+    async def capabilities(self):
+        from agent.llm import Capabilities
+
+        return Capabilities(native_tools=False, json_schema="none")
+
+    def _reply(self, messages: list[dict]) -> str:
+        import re
+
+        self.calls.append(messages)
+        system = next((m["content"] for m in messages if m["role"] == "system"), "")
+        user = next((m["content"] for m in messages if m["role"] == "user"), "")
+        m = re.search(r"开场白[:：]\s*([^\n<]{1,12})", system)
+        opener = m.group(1).strip() if m else ""
+        fact = next((ln[2:].strip() for ln in user.splitlines() if ln.startswith("- ")), "这个我帮你问下主播")
+        fact = re.sub(r"（[A-Za-z]+-\d+）", "", fact)[:40].rstrip("。")
+        return f"{opener}{fact}。"
+
+    async def stream(self, messages, max_tokens: int = 120, temperature: float = 0.3):
+        for piece in self._reply(messages):
+            yield piece
+
+    async def complete(self, messages, max_tokens: int = 120, temperature: float = 0.3) -> str:
+        return self._reply(messages)
+
+    async def choose_tools(self, messages, tools):
+        return []
+
+
+class ServerThread:
+    """Serve an app with uvicorn on a free loopback port in a background thread (browser tests)."""
+
+    def __init__(self, app):
+        import socket
+
+        import uvicorn
+
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    lifespan="on", ws="websockets"))
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = None
+
+    def __enter__(self) -> "ServerThread":
+        import threading
+        import time
+
+        self.thread = threading.Thread(target=self.server.run, name="console-test-server", daemon=True)
+        self.thread.start()
+        deadline = time.time() + 60
+        while not self.server.started:
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        if self.thread:
+            self.thread.join(timeout=15)

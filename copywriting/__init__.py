@@ -1,0 +1,9 @@
+"""Personalised copy (千人千面) for live rooms: pre-show warm-up, in-show prompts and post-show recall per
+viewer or segment and channel, checked by `agent.compliance`; batch campaigns; A/B tests with CTR/CVR;
+push timing. See docs/copy.md.
+
+    copywriting.api.router       FastAPI router (POST /api/copy, /api/campaigns/{id}/generate, /api/experiments…)
+    copywriting.cli.copy_command `liveroom copy`
+    copywriting.cli.ab_app       `liveroom ab …`
+    copywriting.cli.campaign_app `liveroom campaign …`
+"""

@@ -1,0 +1,192 @@
+"""Grounded answers for question clusters, composed from KB facts in code (the agent's fast-path
+composers), checked by ``agent.compliance``. Milliseconds, no model call: used for the console's
+talking points and for the host's spoken answers when the agent itself can't answer.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from agent import compliance, fastpath
+from agent.grounding import ungrounded_numbers
+from audience.coupons import describe
+from knowledge.schema import Fact, Product, SearchHit
+from knowledge.store import LoadedVersion
+from tools.contracts import CouponOffer
+
+log = logging.getLogger("liveroom.host")
+
+_PRODUCT_TOPIC_KINDS = {
+    "sensitive": ("faq", "suitable", "not_suitable", "spec"), "pregnancy": ("faq", "not_suitable", "suitable"),
+    "oily": ("faq", "suitable", "spec"), "dry": ("faq", "suitable", "spec"), "acne": ("faq", "suitable"),
+    "shelf_life": ("spec", "faq"), "ingredients": ("spec", "faq"), "usage": ("faq", "selling_point", "spec"),
+    "capacity": ("spec",), "size": ("spec", "faq"), "height": ("spec", "faq"), "fabric": ("spec", "faq"),
+}
+
+
+@dataclass
+class Composed:
+    text: str
+    facts: list[Fact] = field(default_factory=list)
+    refused: bool = False
+
+
+def short_name(p: Product) -> str:
+    """"暖光 玻尿酸保湿精华液 30ml" → "玻尿酸保湿精华液" (brand word and size dropped) for speech."""
+    parts = p.name.split()
+    if len(parts) >= 3:
+        parts = parts[1:]  # the brand
+    if len(parts) >= 2 and any(ch.isdigit() for ch in parts[-1]):
+        parts = parts[:-1]  # the size / shade code
+    out = " ".join(parts) or p.name
+    return out[:20]
+
+
+def render_fact(f: Fact) -> str:
+    if f.kind == "spec":
+        return f"{f.key}是{f.value}。"
+    if f.kind in ("faq", "qa"):
+        return f.value or f.text
+    if f.kind == "suitable":
+        return f"适合{f.value}。"
+    if f.kind == "not_suitable":
+        return f"不建议{f.value}使用。"
+    return (f.value or f.text).rstrip("。") + "。"
+
+
+def price_facts(p: Product | None, offers: Iterable[CouponOffer] = (), facts: Iterable[Fact] = ()
+                ) -> compliance.PriceFacts | None:
+    texts = [f.text for f in facts]
+    if p is None:
+        coupons = [compliance.CouponTerms(kind=o.kind, amount=o.amount, discount=o.discount,
+                                          threshold=o.threshold or 0.0) for o in offers]
+        return compliance.PriceFacts(coupons=coupons, fact_texts=texts)
+    return compliance.PriceFacts.from_product(p, offers, texts)
+
+
+def guard(text: str, p: Product | None, facts: Sequence[Fact], offers: Sequence[CouponOffer] = (),
+          extra: Sequence[str] = ()) -> str:
+    """Compliance (absolute terms, medical claims, scarcity, price claims against the real figures) and
+    number grounding, sentence by sentence; what can't be fixed is dropped. Returns "" if nothing is left."""
+    if not text:
+        return ""
+    out, _ = compliance.enforce(text, real_stock=p.stock if p else None, prices=price_facts(p, offers, facts))
+    if not out:
+        return ""
+    offer_texts = [f"{o.title} {describe(o)} {o.amount or ''} {o.threshold or ''}" for o in offers]
+    if ungrounded_numbers(out, list(facts), "", list(extra) + offer_texts):
+        return ""
+    return out
+
+
+_TOPIC_SPEC_KEYS = {
+    "shelf_life": ("保质期",), "ingredients": ("成分", "配料", "配方"), "capacity": ("容量", "净含量", "规格"),
+    "fabric": ("面料", "材质"), "size": ("尺码",), "height": ("裙长", "衣长", "裤长", "尺码"), "shade": ("色号", "色调"),
+    "wear": ("持妆",), "sweet": ("口味", "甜"), "taste": ("口味", "口感"), "gift": ("包装",), "care": ("洗涤",),
+}
+
+
+def topic_fact(snap: LoadedVersion, p: Product, topics: frozenset[str]) -> Fact | None:
+    """The product fact a topic asks for: a FAQ whose question is on the topic, else the spec the
+    topic names (保质期 for shelf life …), else a suitability fact that mentions it."""
+    from host.topics import TOPICS
+
+    rx = [re.compile("|".join(t.patterns)) for t in TOPICS if t.name in topics]
+    if not rx:
+        return None
+    facts = [f for f in snap.index.facts if f.sku == p.sku]
+    for f in facts:
+        if f.kind == "faq" and any(r.search(f.key or "") for r in rx):
+            return f
+    for t in topics:
+        for key in _TOPIC_SPEC_KEYS.get(t, ()):
+            f = next((f for f in facts if f.kind == "spec" and key in (f.key or "")), None)
+            if f is not None:
+                return f
+    for f in facts:
+        if f.kind in ("suitable", "not_suitable") and any(r.search(f.value or "") for r in rx):
+            return f
+    return None
+
+
+class ClusterAnswerer:
+    """Answer "what are they asking" from the snapshot: product facts for product questions, store
+    documents for shop questions, the ledger's offers for coupon questions."""
+
+    def __init__(self, snapshot: Callable[[], LoadedVersion | None],
+                 offers: Callable[[str | None], list[CouponOffer]] | None = None):
+        self.snapshot = snapshot
+        self.offers = offers or (lambda sku: [])
+
+    def hits(self, snap: LoadedVersion, text: str, vec: np.ndarray | None, sku: str | None,
+             embed: Callable[[list[str]], np.ndarray] | None = None) -> list[SearchHit]:
+        if vec is None:
+            if embed is None:
+                return []
+            vec = embed([text])[0]
+        skus = {sku} if sku and snap.product(sku) else None
+        try:
+            return snap.index.search(text, np.asarray(vec, dtype=np.float32), k=8, skus=skus)
+        except Exception:  # a broken index must not take the room down
+            log.exception("search failed")
+            return []
+
+    def answer(self, questions: Sequence[str], topics: frozenset[str], sku: str | None,
+               vec: np.ndarray | None = None, embed: Callable[[list[str]], np.ndarray] | None = None) -> Composed:
+        snap = self.snapshot()
+        if snap is None:
+            return Composed("", refused=True)
+        p = snap.product(sku) if sku else None
+        if "coupon" in topics:
+            offers = self._store_offers(sku)
+            if offers:
+                o = offers[0]
+                text = f"现在可以领「{o.title}」，{describe(o)}，在公屏打“领券”就能领～"
+                return Composed(guard(text, p, [], offers) or "", [])
+            return Composed("", refused=True)
+        store = bool(topics) and topics <= {"shipping", "returns", "coupon", "authentic"}
+        for q in questions[:5]:
+            hits = self.hits(snap, q, vec, None if store else sku, embed)
+            if store or p is None:
+                d = fastpath.policy_answer(snap, q, hits, "zh")
+            elif "price" in topics:
+                d = fastpath.price_answer(snap, p, "zh")
+            elif "stock" in topics:
+                d = fastpath.stock_answer(snap, p, "zh")
+            else:
+                f = topic_fact(snap, p, topics)
+                d = fastpath.Draft(f"{p.name}：{render_fact(f)}", [f]) if f is not None else \
+                    fastpath.detail_answer(snap, p, q, hits, "zh")
+                if d.refused:
+                    d = self._by_topic(snap, p, topics)
+            if not d.refused and d.text:
+                offers = self.offers(sku) if "price" in topics else []
+                text = guard(d.text, p, d.facts + self._all_facts(snap, p), offers)
+                if text:
+                    more = [snap.fact(h.fact_id) for h in hits[:3]]
+                    facts = list({f.id: f for f in d.facts + [f for f in more if f is not None]}.values())[:3]
+                    return Composed(text, facts)
+        return Composed("", refused=True)
+
+    def _by_topic(self, snap: LoadedVersion, p: Product, topics: frozenset[str]) -> fastpath.Draft:
+        for t in topics:
+            for kind in _PRODUCT_TOPIC_KINDS.get(t, ()):
+                f = next((f for f in snap.index.facts if f.sku == p.sku and f.kind == kind), None)
+                if f is not None:
+                    return fastpath.Draft(f"{p.name}：{render_fact(f)}", [f])
+        return fastpath.Draft("", refused=True)
+
+    @staticmethod
+    def _all_facts(snap: LoadedVersion, p: Product | None) -> list[Fact]:
+        return [f for f in snap.index.facts if p is not None and f.sku == p.sku]
+
+    def _store_offers(self, sku: str | None) -> list[CouponOffer]:
+        try:
+            return self.offers(sku)
+        except Exception:
+            log.exception("offers lookup failed")
+            return []

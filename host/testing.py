@@ -1,0 +1,31 @@
+"""Helpers for tests and benchmarks: a seeded demo audience on any clock, a room on a virtual clock."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from host.clock import VirtualClock
+from host.room import HostRoom, RoomConfig
+
+
+def demo_audience(db_dir: Path, clock: Any, viewers: int = 200, campaigns: bool = True):
+    """An ``AudienceService`` (SQLite in ``db_dir``) with the demo products, viewers and campaigns."""
+    from audience.demo import demo_campaigns, demo_products, gen_viewers
+    from audience.service import AudienceService
+
+    svc = AudienceService(f"sqlite:///{Path(db_dir) / 'audience.db'}", clock=clock.now, synchronous="OFF")
+    products = demo_products()
+    svc.upsert_products("demo", products)
+    if viewers:
+        svc.upsert_viewers("demo", gen_viewers(viewers, 7))
+    if campaigns:
+        for c in demo_campaigns(products):
+            svc.create_campaign("demo", c)
+    return svc
+
+
+def virtual_room(kb: Any, embed: Any, audience: Any = None, clock: VirtualClock | None = None,
+                 config: RoomConfig | None = None, room_id: str = "t") -> HostRoom:
+    """A room on a virtual clock, embedding inline (deterministic, no threads)."""
+    return HostRoom("demo", room_id, kb=kb, embed=embed, audience=audience, clock=clock or VirtualClock(),
+                    config=config, inline_embed=True)

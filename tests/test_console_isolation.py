@@ -1,0 +1,179 @@
+"""Tenant isolation, generated from the app's route table: for every route with a merchant (or room) in
+its path, merchant B's API token and B's console session get 403/404 on merchant A's resources — and
+A's data is unchanged afterwards. Every route must be classified (public / ops / scoped / principal),
+so a route added later cannot skip the guard; without credentials every non-public route is refused.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from console.guard import OPS, PUBLIC, classify, route_table
+from console.service import ConsoleConfig, get_console
+from console.testing import console_app, login, make_container
+from tests.conftest import mini_products, write_json
+
+A, B = "demo", "rival"
+
+
+def _route_cases() -> list[tuple[str, str]]:
+    from console.testing import wire
+    from server import create_app
+
+    app = create_app(None, start_llm=False)  # the route table only: nothing starts
+    wire(app)
+    return sorted({(m, r.path) for r in route_table(app) for m in r.methods})
+
+
+ROUTES = _route_cases()
+SCOPED = [(m, p) for m, p in ROUTES if classify(m, p, {}) == "scoped"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, demo_root, use_embedder):
+    """Merchants A (the demo catalog) and B, each with an owner, an API token and some data."""
+    tmp = tmp_path_factory.mktemp("console-iso")
+    c = make_container(tmp, demo_root, use_embedder)
+    c.kb.import_files(B, [write_json(tmp / "b.json", mini_products())])
+    app = console_app(c, ConsoleConfig(simulator_merchants="*"))
+    with TestClient(app) as client:
+        cs = get_console(app)
+        ids = {}
+        for m in (A, B):
+            u = cs.accounts.create_user(m, f"owner-{m}", "correct-horse-1", "owner")
+            tok, raw = cs.accounts.create_token(m, f"int-{m}", "operator", "test")
+            ids[m] = {"user_id": u["user_id"], "token_id": tok["token_id"], "token": raw}
+        cs.create_room(A, "a-room", "A 的直播间", "test")
+        cs.create_room(B, "b-room", "B 的直播间", "test")
+        c.audience.upsert_viewers(A, [{"viewer_id": "va1"}])
+        camp = c.audience.create_campaign(A, {"campaign_id": "A-CAMP", "title": "A券", "kind": "amount", "amount": 5,
+                                              "budget_count": 10})
+        ans = client.post("/api/rooms/a-room/ask", json={"merchant": A, "viewer_id": "va1", "text": "小蓝瓶多少钱"})
+        assert ans.status_code == 200
+        logged = cs.answers.recent(A, "a-room")[0]
+        review = cs.file_feedback(A, "a-room", logged, "test", "test")
+        upload_id, d = cs.kb.new_upload(A)
+        (d / "x.json").write_text('{"products": []}', encoding="utf-8")
+        job = cs.kb.start_job(A, "noop", lambda progress: {"ok": True})
+        cs.prompts.publish(A, "system", "test", cs.prompts.text(A, "system", 0) + "\nA 专属人设")
+        sample = {"merchant": A, "room_id": "a-room", "sku": "SK-001", "version": "v0001", "name": "system",
+                  "campaign_id": camp.campaign_id, "viewer_id": "va1", "answer_id": logged.answer_id,
+                  "review_id": str(review["id"]), "user_id": ids[A]["user_id"], "token_id": ids[A]["token_id"],
+                  "upload_id": upload_id, "job_id": job.job_id, "path": "console.css"}
+        client.cookies.clear()
+        csrf = login(client, f"owner-{B}", "correct-horse-1")
+        b_session = {"csrf": csrf, "sid": client.cookies.get("lr_session")}
+        client.cookies.clear()
+        login(client, f"owner-{A}", "correct-horse-1")
+        a_sid = client.cookies.get("lr_session")
+        client.cookies.clear()
+        yield {"app": app, "client": client, "console": cs, "container": c, "ids": ids, "sample": sample,
+               "b_session": b_session, "a_sid": a_sid}
+
+
+def _url(path: str, sample: dict) -> str:
+    out = path
+    for k, v in sample.items():
+        out = out.replace("{" + k + "}", v).replace("{" + k + ":path}", v)
+    assert "{" not in out, f"no sample value for a parameter of {path}: add one to the test's `sample`"
+    return out
+
+
+def _call(client, method: str, url: str, headers: dict | None = None, cookies: dict | None = None):
+    client.cookies.clear()
+    for k, v in (cookies or {}).items():
+        client.cookies.set(k, v)
+    if method == "WS":
+        from starlette.websockets import WebSocketDisconnect
+
+        try:
+            with client.websocket_connect(url, headers=headers or {}) as ws:
+                ws.receive_text()
+                return 101
+        except WebSocketDisconnect as e:
+            return 403 if e.code == 1008 else 500
+    kw = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
+    return client.request(method, url, headers=headers or {}, follow_redirects=False, **kw).status_code
+
+
+def test_every_route_is_classified():
+    unclassified = [(m, p) for m, p in ROUTES if classify(m, p, {}) == "unclassified"]
+    assert not unclassified, (
+        "routes without a policy (add a {merchant}/{room_id} path parameter, or list them in "
+        f"console.guard PUBLIC / OPS / PRINCIPAL_ROUTES): {unclassified}")
+    # the merchant-management routes are not public
+    for m, p in ROUTES:
+        if p.startswith("/api/merchants/") or p.startswith("/console/api") or p == "/api/events":
+            assert (m, p) not in PUBLIC
+    assert len(SCOPED) >= 40
+
+
+@pytest.mark.parametrize("method,path", SCOPED, ids=[f"{m} {p}" for m, p in SCOPED])
+def test_merchant_b_cannot_touch_merchant_a(world, method, path):
+    client, sample = world["client"], world["sample"]
+    url = _url(path, sample)
+    b_token = {"Authorization": f"Bearer {world['ids'][B]['token']}"}
+    assert _call(client, method, url, b_token) in (403, 404), f"B's token reached {method} {url}"
+    bs = world["b_session"]
+    status = _call(client, method, url, {"X-CSRF-Token": bs["csrf"]}, {"lr_session": bs["sid"]})
+    assert status in (403, 404), f"B's session reached {method} {url}: {status}"
+    # no credentials at all: refused (pages redirect to the login)
+    assert _call(client, method, url) in ((303,) if method == "GET" and path.startswith("/console/m/") else (401, 403))
+
+
+@pytest.mark.parametrize("method,path", [x for x in SCOPED if x[0] == "GET"],
+                         ids=[f"GET {p}" for m, p in SCOPED if m == "GET"])
+def test_merchant_a_reaches_its_own_resources(world, method, path):
+    """The probes above hit real resources: A's own owner gets through the guard on every read route
+    (and A's operator token on every one but the owner-only users/tokens lists)."""
+    url = _url(path, world["sample"])
+    status = _call(world["client"], "GET", url, cookies={"lr_session": world["a_sid"]})
+    assert status not in (401, 403, 404), f"{url}: {status}"
+    status = _call(world["client"], "GET", url, {"Authorization": f"Bearer {world['ids'][A]['token']}"})
+    assert status not in (401, 404) and (status != 403 or path.endswith(("/users", "/tokens"))), f"{url}: {status}"
+
+
+def test_a_data_unchanged_after_b_attempts(world):
+    c, cs = world["container"], world["console"]
+    assert c.kb.active_version(A) == "v0001"
+    assert "A 专属人设" in cs.prompts.effective_text(A, "system")
+    assert not cs.accounts.token(A, world["ids"][A]["token_id"])["revoked"]
+    assert [u["username"] for u in cs.accounts.users(A)] == [f"owner-{A}"]
+    camp = c.audience.get_campaign(A, "A-CAMP")
+    assert camp.status == "active" and camp.issued_count == 0
+    assert cs.room_merchant("a-room") == A and cs.review(A, int(world["sample"]["review_id"]))["status"] == "open"
+
+
+def test_events_batch_is_scoped_by_its_body(world):
+    client = world["client"]
+    client.cookies.clear()
+    b = {"Authorization": f"Bearer {world['ids'][B]['token']}"}
+    ev = [{"event_id": f"e{time.time()}", "viewer_id": "vb", "type": "enter"}]
+    assert client.post("/api/events", json={"merchant": A, "events": ev}, headers=b).status_code == 403
+    assert client.post(f"/api/events?merchant={A}", json=ev, headers=b).status_code == 403
+    assert client.post("/api/events", json={"merchant": B, "events": ev}, headers=b).status_code == 200
+    assert client.post("/api/events", json={"merchant": B, "events": ev}).status_code == 401
+
+
+def test_public_and_ops_routes(world):
+    client = world["client"]
+    client.cookies.clear()
+    assert client.get("/healthz").status_code == 200
+    assert client.post("/api/rooms/a-room/ask", json={"merchant": A, "text": "包邮吗"}).status_code == 200
+    assert client.get("/console/login").status_code == 200
+    for m, p in OPS:
+        if (m, p) in ROUTES:
+            assert client.get(p).status_code == 401
+            assert client.get(p, headers={"Authorization": f"Bearer {world['ids'][A]['token']}"}).status_code == 403
+
+
+def test_room_routes_check_the_room_owner(world):
+    """A room id in the path is mapped to its merchant: B's own merchant path with A's room is refused."""
+    client = world["client"]
+    client.cookies.clear()
+    b = {"Authorization": f"Bearer {world['ids'][B]['token']}"}
+    assert client.get(f"/console/api/m/{B}/rooms/a-room/live", headers=b).status_code == 403
+    assert client.get(f"/console/api/m/{B}/rooms/no-such-room/live", headers=b).status_code == 404
+    assert client.get(f"/console/api/m/{B}/rooms/b-room/live", headers=b).status_code == 200

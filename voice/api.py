@@ -1,0 +1,97 @@
+"""HTTP/WebSocket routes of the voice channel (a FastAPI router the server includes).
+
+    WS   /ws/rooms/{room_id}/voice?merchant=&lang=zh|en&viewer_id=&duplex=full|half   (docs/voice.md)
+    GET  /rooms/{room_id}?merchant=&lang=      the live-room page: text chat + microphone
+    GET  /static/voice/{file}                  the page's scripts
+    GET  /api/voice/turns?limit=               recent turn traces (latency breakdown per turn)
+    GET  /api/voice/status                     what the voice channel runs on
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, Query, Request, WebSocket
+from fastapi.responses import FileResponse, HTMLResponse
+
+from voice.services import get_voice_services
+from voice.session import serve_voice
+
+log = logging.getLogger("liveroom.voice")
+router = APIRouter(tags=["voice"])
+
+_STATIC = {"room.js": "text/javascript", "audio-worklets.js": "text/javascript", "room.css": "text/css"}
+
+
+def web_dir(request_or_ws) -> Path:
+    vs = getattr(request_or_ws.app.state, "voice_services", None)
+    configured = vs.settings.web_dir if vs is not None else None
+    return Path(configured) if configured else Path(__file__).resolve().parent.parent / "web"
+
+
+@router.websocket("/ws/rooms/{room_id}/voice")
+async def voice_socket(ws: WebSocket, room_id: str) -> None:
+    await serve_voice(ws, room_id, get_voice_services(ws.app))
+
+
+_warming: set = set()
+
+
+def _warm_in_background(app) -> None:
+    """Someone opened a room page: load the voice models now, before they press the mic."""
+    vs = get_voice_services(app)
+    if vs.ready or _warming:
+        return
+    task = asyncio.get_running_loop().create_task(vs.ensure_ready(), name="voice-warm-up")
+    _warming.add(task)
+
+    def done(t: asyncio.Task) -> None:
+        _warming.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            log.warning("voice warm-up failed: %s", t.exception())
+
+    task.add_done_callback(done)
+
+
+@router.get("/rooms/{room_id}", response_class=HTMLResponse, include_in_schema=False)
+async def room_page(room_id: str, request: Request) -> HTMLResponse:
+    page = web_dir(request) / "room.html"
+    if not page.is_file():
+        raise HTTPException(404, "the browser client (web/room.html) is not installed")
+    _warm_in_background(request.app)
+    return HTMLResponse(page.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
+
+
+@router.get("/static/voice/{name}", include_in_schema=False)
+async def static_file(name: str, request: Request) -> FileResponse:
+    if name not in _STATIC:
+        raise HTTPException(404)
+    path = web_dir(request) / name
+    if not path.is_file():
+        raise HTTPException(404)
+    return FileResponse(path, media_type=_STATIC[name], headers={"Cache-Control": "no-store"})
+
+
+@router.get("/api/voice/turns")
+async def voice_turns(request: Request, limit: int = Query(50, ge=1, le=200)) -> list[dict]:
+    vs = getattr(request.app.state, "voice_services", None)
+    return list(vs.recent_turns)[-limit:] if vs is not None else []
+
+
+@router.get("/api/voice/status")
+async def voice_status(request: Request) -> dict:
+    vs = get_voice_services(request.app)
+    s = vs.settings
+    return {"stt": s.stt if vs.stt_factory is None else "custom", "tts": s.tts if vs.tts_factory is None else "custom",
+            "whisper_loaded": bool(vs.whisper and vs.whisper.model), "whisper_dir": str(vs.whisper_dir()),
+            "espeak": shutil.which("espeak-ng") is not None, "sessions": vs.sessions,
+            "max_sessions": s.max_sessions, "min_barge_in_ms": round(s.min_barge_in_secs * 1000),
+            "vad": {"start_secs": s.vad_start_secs, "stop_secs": s.vad_stop_secs}, "duplex": s.duplex}
+
+
+def ensure_voice_routes(app) -> None:
+    """Include ``router`` unless the app already has it (the server includes it; tests may not)."""
+    if not any(getattr(r, "path", None) == "/ws/rooms/{room_id}/voice" for r in app.router.routes):
+        app.include_router(router)

@@ -1,0 +1,162 @@
+"""Process-wide voice services, built lazily on first use and cached on ``app.state``.
+
+Models load once per process (Whisper, Silero's ONNX session); each voice session gets its own
+light Pipecat service objects on top of them. STT and TTS are created by name from
+``VoiceSettings`` (``whisper``/``stub``/``espeak``/``piper``/``module:callable``), or by factories
+passed in (tests, the eval).
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import shutil
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipecat.services.stt_service import STTService
+from pipecat.services.tts_service import TTSService
+
+from voice.config import VoiceSettings
+from voice.metrics import VoiceMetrics
+from voice.tts import EspeakTTSService, SpeechLedger, piper_tts
+
+log = logging.getLogger("liveroom.voice")
+
+STTFactory = Callable[[str], STTService]  # (lang) -> a fresh STT service for one session
+TTSFactory = Callable[[str, SpeechLedger], TTSService]  # (lang, ledger) -> a fresh TTS service
+
+_log_configured = False
+
+
+def configure_pipecat_logging(level: str) -> None:
+    """Pipecat logs every frame decision at DEBUG through loguru; keep the server's log readable."""
+    global _log_configured
+    if _log_configured:
+        return
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level=level.upper())
+    _log_configured = True
+
+
+class VoiceUnavailable(RuntimeError):
+    """A voice service can't be started here (a missing model or binary); the message says which."""
+
+
+def _import(spec: str) -> Callable[..., Any]:
+    module, _, attr = spec.partition(":")
+    if not module or not attr:
+        raise VoiceUnavailable(f"expected 'module:callable', got {spec!r}")
+    try:
+        obj = importlib.import_module(module)
+    except ImportError as e:
+        raise VoiceUnavailable(f"cannot import {module}: {e}") from e
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class VoiceServices:
+    def __init__(self, container, settings: VoiceSettings | None = None, *, registry=None,
+                 stt_factory: STTFactory | None = None, tts_factory: TTSFactory | None = None):
+        self.container = container
+        self.settings = settings or VoiceSettings()
+        configure_pipecat_logging(self.settings.log_level)
+        self.metrics = VoiceMetrics(registry)
+        self.recent_turns: deque[dict] = deque(maxlen=200)
+        self.stt_factory = stt_factory
+        self.tts_factory = tts_factory
+        self.whisper = None
+        self.sessions = 0
+        self.ready = False
+        self._lock = threading.Lock()
+
+    # --- readiness ------------------------------------------------------------------------
+    def whisper_dir(self) -> Path:
+        name = self.settings.whisper_model
+        if Path(name).is_dir():
+            return Path(name)
+        from liveroom.provision import model_path
+
+        return model_path(self.container.settings, name)
+
+    def load_models(self) -> None:
+        """Blocking: load what the configured services need (Whisper takes ~2 s, once)."""
+        from voice.tts import warm_up_text
+        from voice.vad import shared_session
+
+        shared_session()
+        warm_up_text()  # pypinyin's dictionaries take ~1 s to load: not on the first answer
+        s = self.settings
+        if self.stt_factory is None and s.stt == "whisper":
+            from voice.stt import WhisperEngine
+
+            with self._lock:
+                if self.whisper is None:
+                    self.whisper = WhisperEngine(self.whisper_dir(), compute_type=s.whisper_compute_type,
+                                                 threads=s.whisper_threads, max_new_tokens=s.whisper_max_new_tokens,
+                                                 no_speech_prob=s.whisper_no_speech_prob)
+            try:
+                self.whisper.load()
+            except FileNotFoundError as e:
+                raise VoiceUnavailable(str(e)) from e
+        if self.tts_factory is None and s.tts == "espeak" and shutil.which("espeak-ng") is None:
+            raise VoiceUnavailable("espeak-ng is not installed (run scripts/install_voice_deps.sh)")
+        self.ready = True
+
+    async def ensure_ready(self) -> None:
+        if not self.ready:
+            await asyncio.to_thread(self.load_models)
+
+    # --- per-session services -------------------------------------------------------------
+    def make_stt(self, lang: str) -> STTService:
+        if self.stt_factory is not None:
+            return self.stt_factory(lang)
+        s, preroll = self.settings, max(1.0, self.settings.min_barge_in_secs + 0.6)
+        if s.stt == "whisper":
+            from voice.stt import LocalWhisperSTTService
+
+            assert self.whisper is not None, "load_models() first"
+            return LocalWhisperSTTService(self.whisper, lang=lang, preroll_secs=preroll)
+        if s.stt == "stub":
+            from voice.stt import StubSTTService
+
+            return StubSTTService(lambda pcm: "", lang=lang, preroll_secs=preroll)
+        return _import(s.stt)(**s.stt_options, **({"language": lang} if "language" not in s.stt_options else {}))
+
+    def make_tts(self, lang: str, ledger: SpeechLedger) -> TTSService:
+        if self.tts_factory is not None:
+            return self.tts_factory(lang, ledger)
+        s = self.settings
+        if s.tts == "piper" and lang == "en" and s.piper_voice:
+            return piper_tts(s.piper_voice, ledger=ledger)
+        if s.tts in ("espeak", "piper"):
+            return EspeakTTSService(lang=lang, voice_en=s.espeak_voice_en, voice_zh=s.espeak_voice_zh,
+                                    rate=s.espeak_rate, ledger=ledger)
+        return _import(s.tts)(**s.tts_options)
+
+    def close(self) -> None:
+        if self.whisper is not None:
+            self.whisper.close()
+
+
+_app_lock = threading.Lock()
+
+
+def get_voice_services(app) -> VoiceServices:
+    """The app's ``VoiceServices``, created on first use (not at start-up: voice is optional)."""
+    vs = getattr(app.state, "voice_services", None)
+    if vs is None:
+        with _app_lock:
+            vs = getattr(app.state, "voice_services", None)
+            if vs is None:
+                metrics = getattr(app.state, "metrics", None)
+                vs = VoiceServices(app.state.container, registry=getattr(metrics, "registry", None))
+                app.state.voice_services = vs
+    return vs
