@@ -94,9 +94,9 @@ def _preload(c: Container) -> None:
 
 def _optional_routers() -> list:
     from audience.api import router as audience_router
+    from host.api import router as host_router
 
-    routers = [audience_router]
-    return routers
+    return [audience_router, host_router]
 
 
 def get_container(request: Request) -> Container:

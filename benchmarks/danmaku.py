@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--merchant", default="demo")
     ap.add_argument("--data-dir", default=None, help="LIVEROOM data dir with the merchant's KB (default: settings)")
     ap.add_argument("--unique", type=float, default=0.05, help="share of never-seen-before questions")
-    ap.add_argument("--replies", type=float, default=4.0, help="individual text replies per second")
+    ap.add_argument("--replies", type=float, default=10.0, help="individual text replies per second")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     res = bench_danmaku(a.rate, a.seconds, merchant=a.merchant, data_dir=a.data_dir, unique=a.unique,

@@ -12,7 +12,6 @@ import asyncio
 import os
 import random
 import resource
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -51,7 +50,7 @@ def ensure_kb(merchant: str = "demo", data_dir: str | None = None):
 
 
 async def run_bench(rate: int = 2000, seconds: float = 30.0, merchant: str = "demo", data_dir: str | None = None,
-                    unique: float = 0.05, replies_per_s: float = 4.0, seed: int = 7, kb_emb: Any = None) -> dict:
+                    unique: float = 0.05, replies_per_s: float = 10.0, seed: int = 7, kb_emb: Any = None) -> dict:
     kb, emb = kb_emb or ensure_kb(merchant, data_dir)
     snap = kb.snapshot(merchant)
     products = [p for p in snap.catalog.products][:10]
@@ -109,6 +108,8 @@ async def run_bench(rate: int = 2000, seconds: float = 30.0, merchant: str = "de
     processed = sum(st.by_kind.values())
     lat = list(room.suggestions.latencies_ms)
     cs = room.clusterer.stats()
+    kinds = dict(sorted(st.by_kind.items()))
+    n_received, replies, skipped = len(received), room.stats["replies"], room.stats["replies_skipped"]
     # capacity: as fast as the room takes them, for a few seconds
     burst_s = min(5.0, max(1.0, seconds / 6))
     b0, n0 = time.perf_counter(), processed
@@ -129,12 +130,11 @@ async def run_bench(rate: int = 2000, seconds: float = 30.0, merchant: str = "de
         "dropped": cs["dropped"] + (sent - processed),
         "sent": sent, "offered_per_s": round(sent / send_s, 1), "rate_target": rate, "seconds": seconds,
         "capacity_per_s": round(capacity, 1),
-        "elapsed_s": round(elapsed, 2), "kinds": dict(sorted(st.by_kind.items())),
+        "elapsed_s": round(elapsed, 2), "kinds": kinds,
         "questions_clustered": cs["processed"], "embedded": cs["embedded"],
         "embed_cache_hit_rate": round(cs["cache_hits"] / max(1, cs["processed"]), 3),
         "embed_batch_ms_p95": _pct(list(room.clusterer.batch_ms), 95),
-        "suggestions_received": len(received), "replies": room.stats["replies"],
-        "replies_skipped": room.stats["replies_skipped"],
+        "suggestions_received": n_received, "replies": replies, "replies_skipped": skipped,
         "cpu_s": round(cpu, 2), "cpu_util": round(cpu / elapsed, 2), "cores": os.cpu_count(),
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "targets": {"ingested_per_s": rate, "suggestion_p95_ms": 200},
@@ -151,7 +151,3 @@ def summary(res: dict) -> str:
             f"{res['dropped']} dropped; {lat['n']} suggestions, latency p50 {lat['p50']} ms, p95 {lat['p95']} ms; "
             f"{res['clusters']} clusters; capacity {res['capacity_per_s']}/s; embedded {res['embedded']} texts (cache hit rate "
             f"{res['embed_cache_hit_rate']:.0%}); CPU {res['cpu_util']:.0%} of one core")
-
-
-def stats_line(xs: list[float]) -> str:
-    return f"n={len(xs)} mean={statistics.mean(xs):.1f}" if xs else "n=0"

@@ -42,6 +42,8 @@ def host_command(
     allow_missing: bool = typer.Option(False, "--allow-missing",
                                        help="Start even if the rundown names unknown skus/campaigns (skipped)."),
     sample_every: float = typer.Option(60.0, "--sample-every", min=1, help="Resource sample period (show seconds)."),
+    serve: Optional[int] = typer.Option(None, "--serve", min=1, max=65535,
+                                        help="Also serve the API on this port (host console: /ws/rooms/ROOM/host)."),
     as_json: bool = typer.Option(False, "--json", help="Print the final report as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Don't print the text track."),
 ) -> None:
@@ -58,7 +60,7 @@ def host_command(
         err.print(f"[yellow]warning[/yellow] the rundown is for merchant {rd.merchant!r}, running it for {merchant!r}")
     try:
         report = asyncio.run(_run_show(rd, rundown.name, merchant, hours, speed, room, viewers, seed, simulate, llm,
-                                       tts, audio_out, allow_missing, sample_every, quiet, check_references))
+                                       tts, audio_out, allow_missing, sample_every, quiet, check_references, serve))
     except _Fail as e:
         for line in e.lines:
             err.print(f"[red]error[/red] {escape(line)}")
@@ -77,7 +79,7 @@ class _Fail(Exception):
 
 
 async def _run_show(rd, source, merchant, hours, speed, room_id, viewers, seed, simulate, use_llm, use_tts, audio_out,
-                    allow_missing, sample_every, quiet, check_references) -> dict:
+                    allow_missing, sample_every, quiet, check_references, serve: int | None = None) -> dict:
     from audience.service import AudienceService
     from host.clock import ScaledClock
     from host.loop import HostLoop
@@ -147,9 +149,16 @@ async def _run_show(rd, source, merchant, hours, speed, room_id, viewers, seed, 
         tasks.append(asyncio.create_task(sim.run(), name="simulator"))
     if use_llm:
         tasks.append(asyncio.create_task(_start_llm(c, loop), name="llm-start"))
+    server = _server(c, room, serve) if serve else None
+    if server is not None:
+        tasks.append(asyncio.create_task(server.serve(), name="api"))
+        err.print(f"host console: ws://{c.settings.host}:{serve}/ws/rooms/{room.room_id}/host?merchant={merchant}")
     try:
         report = await loop.run()
     finally:
+        if server is not None:
+            server.should_exit = True
+            await asyncio.sleep(0.2)
         sampler.sample()
         for t in tasks:
             t.cancel()
@@ -170,6 +179,23 @@ async def _run_show(rd, source, merchant, hours, speed, room_id, viewers, seed, 
     res["resources"] = sampler.summary()
     res["resource_samples"] = [s.model_dump() for s in sampler.samples]
     return res
+
+
+def _server(c, room, port: int):
+    """The LiveRoom app serving this show's room (console socket, funnel, clusters)."""
+    import uvicorn
+
+    from host.api import router
+    from host.room import HostHub
+    from server import create_app
+
+    app = create_app(c, start_llm=False)
+    if not any(getattr(r, "path", "") == "/ws/rooms/{room_id}/host" for r in app.routes):
+        app.include_router(router)
+    hub = HostHub(c.kb, c.embedder.encode, room.audience, room.clock)
+    hub.add(room)
+    app.state.host_hub = hub
+    return uvicorn.Server(uvicorn.Config(app, host=c.settings.host, port=port, log_level="warning"))
 
 
 async def _warm_up(room) -> None:
@@ -235,7 +261,7 @@ def danmaku_bench_command(
     seconds: float = typer.Option(30.0, "--seconds", min=1, max=3600),
     merchant: str = typer.Option("demo", "--merchant", "-m"),
     unique: float = typer.Option(0.05, "--unique", min=0, max=0.5, help="Share of never-seen-before questions."),
-    replies: float = typer.Option(4.0, "--replies", min=0, help="Individual text replies per second (0 = off)."),
+    replies: float = typer.Option(10.0, "--replies", min=0, help="Individual text replies per second (0 = off)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Danmaku ingest → triage → clustering → suggestions at a given rate."""

@@ -44,7 +44,7 @@ class ClusterConfig:
     reanswer_after_s: float = 180.0  # an answered cluster can turn hot again after this
     max_pending: int = 50_000  # questions waiting for embedding; beyond this they are dropped (counted)
     batch: int = 64
-    cache_size: int = 20_000  # normalized key → vector
+    cache_size: int = 5_000  # normalized key → vector (2 KB each)
     max_clusters: int = 2_000
     examples: int = 5
 

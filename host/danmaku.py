@@ -147,8 +147,8 @@ class DanmakuTriage(Processor):
     def classify(self, msg: Danmaku) -> Triaged:
         self.stats.received += 1
         tri, text, key, spam, question, chatter = self._read(msg.text)
-        if not key:
-            return Triaged(msg, text, key, "empty", lang=tri.lang)
+        if not key:  # nothing but fillers / emoji / punctuation ("哈哈哈", "👏👏")
+            return Triaged(msg, text, key, "empty" if not text.strip() else "chatter", lang=tri.lang)
         if not self._allow(msg.viewer_id, msg.ts):
             return Triaged(msg, text, key, "flood", lang=tri.lang)
         if self._duplicate(msg.viewer_id, key, msg.ts):

@@ -29,8 +29,7 @@ from host.answers import guard, render_fact, short_name, topic_fact
 from host.clustering import Cluster
 from host.frames import Alert, SpokenLine
 from host.room import HostRoom
-from host.rundown import (ClosingSegment, CouponSegment, OpeningSegment, ProductSegment, QASegment, Rundown, Slot,
-                          Timeline)
+from host.rundown import ClosingSegment, CouponSegment, OpeningSegment, ProductSegment, Rundown, Slot, Timeline
 from host.topics import is_store_topic, on_topic
 from host.script import Line, Rephraser, ScriptWriter, ShowMemory
 from host.speech import Speaker
@@ -192,6 +191,10 @@ class HostLoop:
         return snap.product(sku) if snap is not None else None
 
     def _sku_missing(self, slot: Slot, sku: str) -> None:
+        if self.product is not None and self.product.sku == sku:
+            self.product = None
+        if self.room.context_sku == sku:
+            self.room.context_sku = None
         self.room.alerts.alert("sku_missing", f"商品{sku}已不在知识库中，本段改为答疑", action="skip_segment",
                                key=f"sku_missing:{sku}:{slot.index}", sku=sku, slot=slot.index)
         self.report.skipped_segments.append({"slot": slot.index, "type": "product", "sku": sku,
@@ -324,7 +327,9 @@ class HostLoop:
             said |= await self._answer_cluster(c)
         said |= await self._react_to_alerts()
         for cands, kind in ((self.room.greeter.welcome(), "greeting"), (self.room.greeter.thanks(), "thanks")):
-            if cands and (ln := self.writer.line(cands, kind=kind, lead_ins=False)):
+            # the counts in these lines are the room's own (grounded by the event stream)
+            if cands and (ln := self.writer.line(cands, kind=kind, lead_ins=False,
+                                                 extra=re.findall(r"\d+", " ".join(cands)))):
                 await self._say(ln)
                 said = True
         if said and resume and self.product is not None:

@@ -41,7 +41,8 @@ class RoomConfig:
     clusters: ClusterConfig = field(default_factory=ClusterConfig)
     alerts: AlertRules = field(default_factory=AlertRules)
     greeter: GreeterConfig = field(default_factory=GreeterConfig)
-    replies_per_s: float = 4.0  # individual text answers (show time); 0 = off
+    replies_per_s: float = 10.0  # individual text answers composed per second (show time); 0 = off
+    reply_cache_s: float = 60.0  # the same question (same product) within this gets the same answer, free
     reply_queue: int = 200  # questions waiting for a text answer; the oldest are skipped beyond this
     tick_s: float = 10.0  # alerts / presence housekeeping period (show time)
     mix_sample: int = 200  # profiles read to estimate the room mix
@@ -90,6 +91,7 @@ class HostRoom:
         self.triage.link(self._route)
         self.replies: deque[Reply] = deque(maxlen=200)
         self._reply_q: deque[Triaged] = deque()
+        self._reply_cache: OrderedDict[tuple[str, str | None], tuple[float, str]] = OrderedDict()
         self._reply_wake = asyncio.Event()
         self.recent_questions: deque[Triaged] = deque(maxlen=50)
         self.mix = RoomMix()
@@ -146,6 +148,11 @@ class HostRoom:
 
     def _queue_reply(self, t: Triaged) -> None:
         if self.cfg.replies_per_s <= 0:
+            return
+        if t.kind == "question" and (hit := self._reply_cache.get((t.key, t.sku))) is not None \
+                and t.msg.ts - hit[0] < self.cfg.reply_cache_s:
+            if hit[1]:
+                self._publish_reply(t, hit[1])  # asked (in these words) moments ago: same answer, no work
             return
         if len(self._reply_q) >= self.cfg.reply_queue:
             self._reply_q.popleft()
@@ -219,12 +226,21 @@ class HostRoom:
                 log.exception("room tick failed")
 
     async def _replies(self) -> None:
+        n = 0
         while True:
             if not self._reply_q:
                 self._reply_wake.clear()
                 await self._reply_wake.wait()
                 continue
             t = self._reply_q.popleft()
+            if t.kind == "question" and (hit := self._reply_cache.get((t.key, t.sku))) is not None \
+                    and self.clock.now() - hit[0] < self.cfg.reply_cache_s:
+                if hit[1]:
+                    self._publish_reply(t, hit[1])  # answered while this one waited
+                n += 1
+                if n % 50 == 0:
+                    await asyncio.sleep(0)
+                continue
             try:
                 await self.reply(t)
             except asyncio.CancelledError:
@@ -233,6 +249,13 @@ class HostRoom:
                 self.stats["reply_errors"] += 1
                 log.exception("text reply failed")
             await self.clock.sleep(1.0 / self.cfg.replies_per_s)
+
+    def _publish_reply(self, t: Triaged, answer: str) -> Reply:
+        r = Reply(viewer_id=t.msg.viewer_id, question=t.text, answer=answer, at=self.clock.now())
+        self.replies.append(r)
+        self.stats["replies"] += 1
+        self.bus.publish("reply", r)
+        return r
 
     async def reply(self, t: Triaged) -> Reply | None:
         """Answer one viewer in text (fast path; coupon requests through the ledger)."""
@@ -244,13 +267,15 @@ class HostRoom:
         if issued:
             self.stats["coupons_issued"] += 1
             self.funnel.record_coupon_issued(self.clock.now())
-        if ans.refused and t.kind == "question" and not issued:
+        useful = not (ans.refused and t.kind == "question" and not issued)
+        if t.kind == "question":
+            self._reply_cache[(t.key, t.sku)] = (self.clock.now(), ans.answer if useful else "")
+            self._reply_cache.move_to_end((t.key, t.sku))
+            if len(self._reply_cache) > 5000:
+                self._reply_cache.popitem(last=False)
+        if not useful:
             return None  # nothing useful to say in text; hot clusters are answered aloud
-        r = Reply(viewer_id=t.msg.viewer_id, question=t.text, answer=ans.answer, at=self.clock.now())
-        self.replies.append(r)
-        self.stats["replies"] += 1
-        self.bus.publish("reply", r)
-        return r
+        return self._publish_reply(t, ans.answer)
 
     def snapshot_state(self) -> dict:
         """What the console shows on connect."""
@@ -291,6 +316,11 @@ class HostHub:
             except RuntimeError:  # no running loop (sync caller): started on first async use
                 pass
         return r
+
+    def add(self, room: HostRoom) -> HostRoom:
+        """Serve an existing room (``liveroom host --serve``: the console watches the virtual host)."""
+        self._rooms[(room.merchant, room.room_id)] = room
+        return room
 
     def rooms(self) -> list[HostRoom]:
         return list(self._rooms.values())

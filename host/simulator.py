@@ -14,7 +14,7 @@ import asyncio
 import bisect
 import logging
 import random
-from typing import Any, Callable
+from typing import Any
 
 from audience.demo import gen_session, gen_viewers
 from host import questions as Q
@@ -109,8 +109,8 @@ class ShowSimulator:
         bot = present[0] if present else "bot"
         out += [{"type": "danmaku", "viewer_id": bot, "ts": t + i * 0.2, "text": "上链接上链接"} for i in range(60)]
         out += [{"type": "danmaku", "viewer_id": f"wall-{h}-{i}", "ts": t + i * 0.05, "text": "666"} for i in range(150)]
-        t = start + 27 * 60  # an entry surge with short stays
-        for i in range(80):
+        t = start + 27 * 60  # an entry surge with short stays (a traffic push of people who don't stay)
+        for i in range(250):
             v, te = f"surge-{h}-{i}", t + rng.uniform(0, 55)
             out.append({"type": "enter", "viewer_id": v, "ts": te, "event_id": f"sim-surge-{int(start)}-{i}-e"})
             if rng.random() < 0.75:

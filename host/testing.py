@@ -29,3 +29,17 @@ def virtual_room(kb: Any, embed: Any, audience: Any = None, clock: VirtualClock 
     """A room on a virtual clock, embedding inline (deterministic, no threads)."""
     return HostRoom("demo", room_id, kb=kb, embed=embed, audience=audience, clock=clock or VirtualClock(),
                     config=config, inline_embed=True)
+
+
+def fast_embedder():
+    """One single-threaded encoder per process: on a busy 2-core machine one thread answers a single
+    query in ~3 ms where two threads can take 100+ ms (see knowledge.embedder)."""
+    global _EMB
+    if _EMB is None:
+        from knowledge.embedder import UseEmbedder
+
+        _EMB = UseEmbedder(threads=1)
+    return _EMB
+
+
+_EMB = None

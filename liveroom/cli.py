@@ -28,12 +28,15 @@ err = Console(stderr=True)
 out = Console()
 
 from audience.cli import audience_app, audience_bench_app, profile_app  # noqa: E402
+from host.cli import danmaku_bench_command, host_command  # noqa: E402
 from liveroom.cli_models import models_app  # noqa: E402
 
 app.add_typer(models_app, name="models")
 app.add_typer(profile_app, name="profile")
 app.add_typer(audience_app, name="audience")
 bench_app.registered_commands.extend(audience_bench_app.registered_commands)  # bench coupons / bench events
+app.command("host")(host_command)
+bench_app.command("danmaku")(danmaku_bench_command)
 
 
 def _print_json(obj: object) -> None:

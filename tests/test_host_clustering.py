@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 
-import pytest
-
 from host.clustering import ClusterConfig, Clusterer
 from host.danmaku import DanmakuTriage
 from host.frames import Danmaku
