@@ -71,6 +71,9 @@ def create_app(container: Container | None = None, start_llm: bool | None = None
     _routes(app)
     for router in _optional_routers():
         app.include_router(router)
+    from console.guard import install_guard
+
+    install_guard(app)  # authentication + tenant isolation for every route, in one place (docs/console.md)
     return app
 
 
@@ -94,9 +97,10 @@ def _preload(c: Container) -> None:
 
 def _optional_routers() -> list:
     from audience.api import router as audience_router
+    from console.api import router as console_router
     from host.api import router as host_router
 
-    return [audience_router, host_router]
+    return [audience_router, host_router, console_router]
 
 
 def get_container(request: Request) -> Container:

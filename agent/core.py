@@ -64,6 +64,7 @@ class Agent:
     def __init__(self, kb: KnowledgeBase, tools: ToolRegistry, llm: LLMClient | None = None,
                  memory: Memory | None = None, config: AgentConfig | None = None, vision: Any = None):
         self.kb, self.tools, self.llm, self.vision = kb, tools, llm, vision
+        self.prompt_store: Any = None  # merchants' published prompt overrides (prompts/store.py)
         self.memory = memory or Memory()
         self.config = config or AgentConfig()
         self.limiter = RateLimiter(rate=self.config.rate[0], per=self.config.rate[1], burst=self.config.rate[0])
@@ -324,10 +325,11 @@ class Agent:
         return [f for f in facts if f is not None]
 
     def _system_prompt(self, turn: _Turn) -> str:
-        return self.system_prompt(turn.snap.catalog.merchant.name or turn.msg.merchant)
+        return self.system_prompt(turn.snap.catalog.merchant.name or turn.msg.merchant, turn.msg.merchant)
 
-    def system_prompt(self, shop: str) -> str:
-        return prompts.render("system", shop=shop, max_chars=self.config.max_chars)
+    def system_prompt(self, shop: str, merchant: str | None = None) -> str:
+        return prompts.render_for(merchant, "system", store=self.prompt_store, shop=shop,
+                                  max_chars=self.config.max_chars)
 
     async def warm_up(self, merchant: str) -> None:
         """Evaluate the merchant's system prompt once so its KV cache is reused by every question
@@ -336,7 +338,7 @@ class Agent:
             return
         try:
             shop = self.kb.snapshot(merchant).catalog.merchant.name or merchant
-            await self.llm.complete([{"role": "system", "content": self.system_prompt(shop)},
+            await self.llm.complete([{"role": "system", "content": self.system_prompt(shop, merchant)},
                                      {"role": "user", "content": "你好"}], max_tokens=1)
         except Exception as e:  # noqa: BLE001 — warm-up is best effort
             log.info("warm-up skipped: %s", e)
@@ -389,7 +391,7 @@ class Agent:
         history = ("【最近对话】\n" + "\n".join(hist) + "\n") if hist else ""
         facts_txt = "\n".join(f"- {f.text}" for f in facts) or "（无相关资料）"
         system = self._system_prompt(turn)
-        user = prompts.render("answer", facts=facts_txt, profile=prof_txt, history=history,
+        user = prompts.render_for(turn.msg.merchant, "answer", store=self.prompt_store, facts=facts_txt, profile=prof_txt, history=history,
                               question=turn.tri.text.replace("【", "[").replace("】", "]"))
         if turn.lang == "en":
             user += "\n(Answer in English.)"

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 from agent.messages import ViewerMessage
 from console import kb as kbmod
 from console.auth import ROLE_ZH, AuthError, Principal
-from console.live import FUNNEL_KEYS, Simulator, alerts, hot_questions, room_funnel
+from console.live import Simulator, dashboard, host_room
 from console.pages import STATIC_DIR, login_page, render_page
 from console.service import ConsoleService, get_console
 from knowledge.facts import product_facts
@@ -532,10 +532,14 @@ async def prompt_preview(merchant: MerchantId, name: str, body: PreviewIn, c: Co
             with prompt_loader.scope(merchant, c.prompts, drafts):
                 try:
                     ans = await c.container.agent.answer(ViewerMessage(
-                        merchant=merchant, room_id="console-preview", viewer_id=f"preview-{label}-{uuid.uuid4().hex[:6]}",
-                        text=body.question, channel="api"))
+                        merchant=merchant, room_id="console-preview",
+                        viewer_id=f"preview-{label}-{uuid.uuid4().hex[:6]}", text=body.question, channel="api"))
+                    snap = c.container.kb.snapshot(merchant)
                     res |= {"answer": ans.answer, "path": ans.path, "intent": ans.intent, "flags": ans.flags,
-                            "citations": [x.fact_id for x in ans.citations]}
+                            "refused": ans.refused,
+                            "citations": [{"fact_id": x.fact_id, "sku": x.sku,
+                                           "text": snap.fact(x.fact_id).text if snap.fact(x.fact_id) else None}
+                                          for x in ans.citations]}
                 except KBError as e:
                     res |= {"answer": None, "error": str(e)}
         return res
@@ -589,7 +593,8 @@ async def prompt_diff(merchant: MerchantId, name: str, c: Console, a: int = Quer
     try:
         left = c.prompts.text(merchant, name, a)
         if b == "draft":
-            right = (c.prompts.state(merchant, name).draft or {}).get("text") or c.prompts.effective_text(merchant, name)
+            draft = c.prompts.state(merchant, name).draft or {}
+            right = draft.get("text") or c.prompts.effective_text(merchant, name)
         elif b == "published":
             right = c.prompts.effective_text(merchant, name)
         else:
@@ -645,44 +650,12 @@ async def rooms_create(merchant: MerchantId, body: RoomIn, request: Request, who
     return room
 
 
-def _live(c: ConsoleService, merchant: str, room_id: str, minutes: int) -> dict:
-    funnel = room_funnel(c.engine, merchant, room_id, minutes)
-    camps = [x.model_dump() for x in c.container.audience.list_campaigns(merchant)]
-    answers = c.answers.recent(merchant, room_id, limit=300)
-    try:
-        snap = c.container.kb.snapshot(merchant)
-        catalog, facts = snap.catalog, snap
-    except KBError:
-        catalog, facts = None, None
-    fact_text = {}
-    if facts is not None:
-        for a in answers[:30]:
-            for ci in a.citations:
-                f = facts.fact(ci["fact_id"])
-                if f:
-                    fact_text[f.id] = f.text
-    open_reviews = c.open_reviews(merchant, room_id)
-    return {
-        "room_id": room_id, "now": time.time(), "funnel": funnel,
-        "hot_questions": hot_questions(answers, catalog),
-        "answers": [a.view(fact_text) for a in answers[:30]],
-        "coupons": [{"campaign_id": x["campaign_id"], "title": x["title"], "status": x["status"],
-                     "issued_count": x["issued_count"], "budget_count": x["budget_count"],
-                     "issued_value": x["issued_value"], "budget_money": x["budget_money"],
-                     "used_pct": round(100 * x["issued_count"] / x["budget_count"], 1) if x["budget_count"] else 0}
-                    for x in camps],
-        "alerts": alerts(funnel, camps, answers, open_reviews),
-        "open_reviews": open_reviews,
-        "simulator": c.simulator_view(merchant, room_id),
-    }
-
-
 @private_router.get(API + "/rooms/{room_id}/live")
-async def room_live(merchant: MerchantId, room_id: str, c: Console,
+async def room_live(merchant: MerchantId, room_id: str, request: Request, c: Console,
                     minutes: int = Query(30, ge=5, le=180)) -> dict:
     if await run_in_threadpool(c.room, merchant, room_id) is None:
         raise HTTPException(404, "直播间不存在")
-    return await run_in_threadpool(_live, c, merchant, room_id, minutes)
+    return await run_in_threadpool(dashboard, c, request.app, merchant, room_id, minutes)
 
 
 class FeedbackIn(BaseModel):
@@ -717,7 +690,9 @@ async def room_simulator(merchant: MerchantId, room_id: str, body: SimIn, reques
             if c.container.kb.active_version(merchant) is None:
                 raise HTTPException(409, "请先上传知识库，模拟器需要商品数据")
             sim = Simulator(merchant, room_id)
-            sim.task = asyncio.create_task(sim.run(c.container, c.answers), name=f"sim-{room_id}")
+            sim.task = asyncio.create_task(sim.run(c.container, c.answers, host=host_room(request.app, merchant,
+                                                                                          room_id, create=True)),
+                                           name=f"sim-{room_id}")
             c.simulators[key] = sim
     elif cur is not None and cur.running:
         cur.task.cancel()
@@ -796,7 +771,8 @@ async def users_update(merchant: MerchantId, user_id: str, body: UserPatch, requ
         raise HTTPException(422, str(e)) from None
     await run_in_threadpool(_audit, c, merchant, who, "user.update", before["username"],
                             {k: before[k] for k in ("role", "disabled")},
-                            {k: after[k] for k in ("role", "disabled")} | {"password_changed": body.password is not None},
+                            {k: after[k] for k in ("role", "disabled")}
+                            | {"password_changed": body.password is not None},
                             request)
     return after
 

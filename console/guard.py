@@ -50,6 +50,7 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "liveness probe for load balancers",
     ("GET", "/metrics"): "Prometheus scrape: aggregate counters only, no merchant data",
     ("POST", "/api/rooms/{room_id}/ask"): "viewer side of a live room: anyone in the room may ask",
+    ("POST", "/api/rooms/{room_id}/images"): "viewer side of a live room: a viewer's picture (size-capped)",
     ("WS", "/ws/rooms/{room_id}"): "viewer side of a live room: the danmaku channel",
     ("WS", "/ws/rooms/{room_id}/voice"): "viewer side of a live room: the voice channel",
     ("GET", "/rooms/{room_id}"): "the public live-room page (text chat + microphone)",
@@ -74,23 +75,31 @@ OPS: dict[tuple[str, str], str] = {
 # Routes without a merchant/room in the path: their merchant is the caller's own (any ``merchant`` in
 # the query or JSON body must be the caller's — see below).
 PRINCIPAL_ROUTES: dict[tuple[str, str], str] = {
-    ("POST", "/api/events"): "body",  # the batch's "merchant" (or ?merchant= for a bare list)
-    ("POST", "/api/rundowns/validate"): "query",
+    ("POST", "/api/events"): "request",  # the batch's "merchant" (or ?merchant= for a bare list)
+    ("POST", "/api/rundowns/validate"): "request",
+    # copywriting (copywriting/api.py): ?merchant= or the body's "merchant"
+    ("POST", "/api/copy"): "request",
+    ("POST", "/api/campaigns/{campaign_id}/generate"): "request",
+    ("GET", "/api/campaigns/{campaign_id}"): "request",
+    ("GET", "/api/campaigns/{campaign_id}/groups"): "request",
+    ("GET", "/api/campaigns/{campaign_id}/results"): "request",
+    ("POST", "/api/experiments"): "request",
+    ("GET", "/api/experiments/{experiment_id}"): "request",
+    ("GET", "/api/experiments/{experiment_id}/assignment/{viewer_id}"): "request",
+    ("POST", "/api/experiments/{experiment_id}/events"): "request",
+    ("GET", "/api/experiments/{experiment_id}/report"): "request",
+    ("POST", "/api/experiments/{experiment_id}/stop"): "request",
+    ("POST", "/api/compliance/check"): "request",
+    # the console's own
     ("GET", "/console"): "self",
     ("GET", "/console/api/me"): "self",
     ("POST", "/console/logout"): "self",
 }
 
-# Outside the console, handlers may take the merchant from ``?merchant=`` or a JSON body's "merchant"
-# (the host API, the events batch) and default to LIVEROOM_DEFAULT_MERCHANT when it is missing. So for
-# every authenticated route without {merchant} in its path: a ``merchant`` given there must be the
-# caller's, and a missing one is filled in with the caller's (query string always; JSON bodies of these
-# routes, whose models take an optional "merchant").
-BODY_MERCHANT_DEFAULT = {
-    ("POST", "/api/rooms/{room_id}/danmaku"),
-    ("POST", "/api/rooms/{room_id}/room-events"),
-    ("POST", "/api/rooms/{room_id}/context"),
-}
+# Outside the console, handlers take the merchant from ``?merchant=`` or a JSON body's "merchant" (host,
+# copywriting, the events batch) and default to LIVEROOM_DEFAULT_MERCHANT when it is missing. So for every
+# authenticated route without {merchant} in its path: a ``merchant`` given in the query or a JSON object
+# body must be the caller's, and a missing one is filled in with the caller's (never the default's).
 
 SCOPE_PARAMS = ("merchant", "room_id")
 
@@ -118,11 +127,18 @@ BEFORE: dict[tuple[str, str], Callable[[Any, dict], Any]] = {
 }
 
 
+# POSTs that only compute something (retrieval test, template check, previews): read-only users may run them.
+READ_ONLY_POSTS = re.compile(
+    r"^/console/api/m/[^/]+/(kb/search|kb/products/[^/]+/preview|prompts/[^/]+/(validate|preview))$")
+
+
 def required_role(method: str, path: str) -> str:
     if path.startswith("/console/api/") and re.search(r"/(users|tokens)(/|$)", path):
         return "owner"
     if path.startswith("/console/api/") and "/audit" in path:
         return "operator"
+    if method == "POST" and READ_ONLY_POSTS.match(path):
+        return "viewer"
     return "operator" if method in UNSAFE else "viewer"
 
 
@@ -271,6 +287,14 @@ class Guard:
         room = params.get("room_id")
         if room is not None:
             owner = await asyncio.to_thread(console.room_merchant, room)
+            if owner is None and console.config.auto_claim_rooms and principal.merchant:
+                try:
+                    await asyncio.to_thread(console.create_room, principal.merchant, room, room, principal.actor)
+                    await asyncio.to_thread(console.audit.record, principal.merchant, principal.actor, "room.claim",
+                                            room, None, {"auto": True}, _client_ip(scope))
+                except ValueError:
+                    pass
+                owner = await asyncio.to_thread(console.room_merchant, room)
             if owner is None:
                 await deny(404, "直播间不存在")
                 return
@@ -309,8 +333,7 @@ class Guard:
             return
         if "merchant" not in params and not rpath.startswith("/console"):
             ctype = headers.get("content-type", "")
-            if method in UNSAFE and ("json" in ctype or (method, rpath) in BODY_MERCHANT_DEFAULT
-                                     or PRINCIPAL_ROUTES.get((method, rpath)) == "body"):
+            if method in UNSAFE and ("json" in ctype or not ctype):
                 try:
                     body = await _read_body(receive, limit)
                 except _TooLarge:
@@ -320,10 +343,13 @@ class Guard:
                 if bm is not None and bm != principal.merchant:
                     await deny(403, "无权向其他商家写入数据")
                     return
-                if bm is None and (method, rpath) in BODY_MERCHANT_DEFAULT:
-                    body = _with_body_merchant(body, principal.merchant)
-                    scope["headers"] = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"]
-                    scope["headers"].append((b"content-length", str(len(body)).encode()))
+                if bm is None:
+                    new = _with_body_merchant(body, principal.merchant)
+                    if new is not body:
+                        body = new
+                        scope["headers"] = [(k, v) for k, v in scope.get("headers", [])
+                                            if k.lower() != b"content-length"]
+                        scope["headers"].append((b"content-length", str(len(body)).encode()))
                 receive = _replay(body, receive)
             if not await self._query_merchant(scope, principal, deny):
                 return
@@ -590,7 +616,7 @@ def _with_body_merchant(body: bytes, merchant: str) -> bytes:
     if not isinstance(data, dict):
         return body
     data["merchant"] = merchant
-    return json.dumps(data, ensure_ascii=False).encode()
+    return json.dumps(data, ensure_ascii=False).encode()  # a new object: the caller swaps the body
 
 
 def _json_or_text(b: bytes) -> Any:

@@ -14,7 +14,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -259,7 +258,8 @@ class KBConsole:
                 lines.append({"op": "-", "fact_id": fid, "text": a})
             if b is not None:
                 lines.append({"op": "+", "fact_id": fid, "text": b})
-        d["facts"] = {"added": sum(1 for f in new_f if f not in old_f), "removed": sum(1 for f in old_f if f not in new_f),
+        d["facts"] = {"added": sum(1 for f in new_f if f not in old_f),
+                      "removed": sum(1 for f in old_f if f not in new_f),
                       "changed": sum(1 for f in new_f if f in old_f and old_f[f] != new_f[f]),
                       "lines": lines[:600], "truncated": max(0, len(lines) - 600)}
         return d

@@ -225,6 +225,15 @@ SIM_QUESTIONS = ["{name}多少钱", "{name}还有货吗", "{name}敏感肌能用
                  "能开发票吗", "有优惠券吗", "{name}适合什么人", "包邮吗", "{name}和{other}有什么区别"]
 
 
+def _short(p) -> str:
+    import re
+
+    if p.aliases:
+        return p.aliases[0]
+    name = re.sub(r"\s*\d+(\.\d+)?\s*(ml|g|kg|片|支|盒|袋|件|粒)\b.*$", "", p.name, flags=re.I).strip()
+    return (max(name.split(), key=len) if name.split() else p.name)[:12]
+
+
 @dataclass
 class Simulator:
     """Feeds a room with synthetic viewers (events with ``session_id`` = room) and danmaku answered by
@@ -245,7 +254,8 @@ class Simulator:
     def view(self) -> dict:
         return {"running": self.running, "started": self.started, "events": self.events, "questions": self.questions}
 
-    async def run(self, container, log_: AnswerLog, tick_s: float = 1.0, ask_every: int = 2) -> None:
+    async def run(self, container, log_: AnswerLog, tick_s: float = 1.0, ask_every: int = 2, host=None) -> None:
+        """``host``: the host layer's room, fed the same events and danmaku (funnel, clusters, alerts)."""
         svc, kb, agent = container.audience, container.kb, container.agent
         rng = random.Random(hash((self.merchant, self.room_id, int(self.started))))
         cat = await asyncio.to_thread(kb.catalog, self.merchant)
@@ -255,6 +265,7 @@ class Simulator:
         await asyncio.to_thread(svc.upsert_products, self.merchant, [
             {"sku": p.sku, "name": p.name, "category": p.category, "price": p.price} for p in products])
         present: list[str] = []
+        since: dict[str, float] = {}
         seq = itertools.count(1)
         prefix = f"sim-{self.room_id}-{int(self.started)}"
         n_viewers = 0
@@ -272,6 +283,7 @@ class Simulator:
                 n_viewers += 1
                 vid = f"{prefix}-v{n_viewers}"
                 present.append(vid)
+                since[vid] = now
                 add(vid, "enter")
             on_screen = products[(tick // 20) % len(products)]
             for vid in rng.sample(present, min(len(present), 12)):
@@ -285,15 +297,24 @@ class Simulator:
                     add(vid, "purchase", sku=on_screen.sku, amount=on_screen.price,
                         order_id=f"{prefix}-o{next(seq)}")
             for _ in range(rng.randint(0, 2)):
-                if len(present) > 20:
-                    vid = present.pop(rng.randrange(len(present)))
-                    add(vid, "leave")
+                stayed = [v for v in present if now - since[v] >= 45]
+                if len(present) > 20 and stayed:
+                    vid = rng.choice(stayed)
+                    present.remove(vid)
+                    add(vid, "leave", seconds=round(now - since.pop(vid), 1))
             res = await asyncio.to_thread(svc.ingest, self.merchant, evs)
             self.events += res.accepted
+            if host is not None:
+                _feed_host(host, evs)
             if tick % ask_every == 0 and present:
                 p, other = rng.choice(products), rng.choice(products)
-                text = rng.choice(SIM_QUESTIONS).format(name=p.name.split(" ")[-1][:10], other=other.name[:8])
+                text = rng.choice(SIM_QUESTIONS).format(name=_short(p), other=_short(other))
                 vid = rng.choice(present)
+                if host is not None:
+                    try:
+                        host.ingest(vid, text, context_sku=on_screen.sku)
+                    except Exception:  # noqa: BLE001
+                        log.debug("host danmaku failed", exc_info=True)
                 try:
                     ans = await agent.answer(ViewerMessage(merchant=self.merchant, room_id=self.room_id,
                                                            viewer_id=vid, text=text, context_sku=on_screen.sku))
@@ -302,3 +323,111 @@ class Simulator:
                 except Exception:  # noqa: BLE001 - the demo keeps going
                     log.exception("simulator question failed")
             await asyncio.sleep(tick_s)
+
+
+def _feed_host(room, evs: list[dict]) -> None:
+    try:
+        from host.frames import RoomEvent
+
+        for e in evs:
+            room.ingest_event(RoomEvent(type=e["type"], viewer_id=e["viewer_id"], ts=e["ts"], sku=e.get("sku"),
+                                        amount=e.get("amount"), seconds=e.get("seconds"), event_id=e["event_id"]))
+    except Exception:  # noqa: BLE001 - the host layer is optional
+        log.debug("host events failed", exc_info=True)
+
+
+# --- the virtual-host layer (host/), when it runs the room --------------------------------------
+def host_room(app, merchant: str, room_id: str, create: bool = False):
+    """The host layer's room for (merchant, room) if the host package is installed (None otherwise)."""
+    try:
+        from host.api import get_hub
+    except Exception:  # noqa: BLE001 - no host layer: the console's own sources are used
+        return None
+    try:
+        hub = get_hub(app) if create else getattr(app.state, "host_hub", None)
+        return hub.room(merchant, room_id, create=create) if hub is not None else None
+    except Exception:  # noqa: BLE001
+        log.debug("host room unavailable", exc_info=True)
+        return None
+
+
+def host_funnel(room, minutes: int) -> dict:
+    now = room.clock.now()
+    series = room.funnel.series(minutes, now)
+    tot = room.funnel.totals()
+    out = {"minutes": [time.strftime("%H:%M", time.localtime(m.minute)) for m in series],
+           "ts": [m.minute for m in series],
+           "viewers": [max(m.online, m.active_viewers) for m in series],
+           "watch_minutes": [round(m.watch_seconds / 60, 1) for m in series],
+           "clicks": [m.product_clicks for m in series], "carts": [m.add_to_cart for m in series],
+           "orders": [m.orders for m in series], "gmv": [round(m.gmv, 2) for m in series]}
+    out["totals"] = {"viewers": tot.unique_viewers, "watch_minutes": round(sum(out["watch_minutes"]), 1),
+                     "clicks": tot.product_clicks, "carts": tot.add_to_cart, "orders": tot.orders,
+                     "gmv": round(tot.gmv, 2), "events": sum(m.active_viewers for m in series),
+                     "online": room.funnel.online}
+    return out
+
+
+def host_hot(room, answers: list[LoggedAnswer] = (), limit: int = 6) -> list[dict]:
+    by_question = {a.question: a for a in reversed(answers) if not a.refused}
+    out = []
+    for cv in room.suggestions.hot_clusters(limit):
+        s = room.suggestions.for_cluster(cv.cluster_id)
+        known = next((by_question[q] for q in cv.examples if q in by_question), None)
+        fallback = f"统一回复：{known.answer}" if known else "等待更多观众提问后生成话术"
+        out.append({"label": cv.label + (f"（{cv.sku}）" if cv.sku else ""), "intent": cv.topic or "", "sku": cv.sku,
+                    "count": cv.messages, "viewers": cv.viewers, "examples": cv.examples[:3],
+                    "unanswered": 0 if cv.answered_at else (1 if cv.hot and s is None else 0),
+                    "talking_point": (s.say if s else "") or (s.message if s else "") or fallback,
+                    "cluster_id": cv.cluster_id, "hot": cv.hot})
+    return out
+
+
+def host_alerts(room, window_s: float = 900) -> list[dict]:
+    now = room.clock.now()
+    return [{"level": "warn" if a.severity != "info" else "info", "text": a.message, "kind": a.kind}
+            for a in room.alerts.raised[-10:] if now - a.at <= window_s][::-1]
+
+
+def dashboard(console, app, merchant: str, room_id: str, minutes: int = 30) -> dict:
+    """Everything the room's dashboard shows, from the host layer when it runs the room, else from the
+    audience events and the answer log."""
+    from knowledge.store import KBError
+
+    c = console.container
+    hr = host_room(app, merchant, room_id)
+    camps = [x.model_dump() for x in c.audience.list_campaigns(merchant)]
+    answers = console.answers.recent(merchant, room_id, limit=300)
+    try:
+        snap = c.kb.snapshot(merchant)
+    except KBError:
+        snap = None
+    fact_text = {}
+    if snap is not None:
+        for a in answers[:30]:
+            for ci in a.citations:
+                f = snap.fact(ci["fact_id"])
+                if f:
+                    fact_text[f.id] = f.text
+    open_reviews = console.open_reviews(merchant, room_id)
+    if hr is not None:
+        funnel = host_funnel(hr, minutes)
+        hot = host_hot(hr, answers) or hot_questions(answers, snap.catalog if snap else None)
+        own = [a for a in alerts(funnel, camps, answers, open_reviews) if a["kind"] != "viewers_drop"]
+        warn = host_alerts(hr) + own
+        source = "host"
+    else:
+        funnel = room_funnel(console.engine, merchant, room_id, minutes)
+        hot = hot_questions(answers, snap.catalog if snap else None)
+        warn = alerts(funnel, camps, answers, open_reviews)
+        source = "events"
+    return {
+        "room_id": room_id, "now": time.time(), "source": source, "funnel": funnel, "hot_questions": hot,
+        "answers": [a.view(fact_text) for a in answers[:30]],
+        "coupons": [{"campaign_id": x["campaign_id"], "title": x["title"], "status": x["status"],
+                     "issued_count": x["issued_count"], "budget_count": x["budget_count"],
+                     "issued_value": x["issued_value"], "budget_money": x["budget_money"],
+                     "used_pct": round(100 * x["issued_count"] / x["budget_count"], 1) if x["budget_count"] else 0}
+                    for x in camps],
+        "alerts": warn, "open_reviews": open_reviews, "simulator": console.simulator_view(merchant, room_id),
+    }

@@ -30,7 +30,8 @@ def _asset_version() -> str:
 def render_page(name: str, request, merchant: str, who, c, **ctx: Any) -> str:
     tpl = env.get_template(f"{name}.html")
     return tpl.render(page=name, nav=NAV, active=ACTIVE.get(name, name), merchant=merchant,
-                      merchant_name=c.accounts.merchant_name(merchant), who=who, role_zh=ROLE_ZH.get(who.role, who.role),
+                      merchant_name=c.accounts.merchant_name(merchant), who=who,
+                      role_zh=ROLE_ZH.get(who.role, who.role),
                       can_write=who.can("operator"), is_owner=who.can("owner"), csrf=who.csrf or "",
                       v=_asset_version(), **ctx)
 

@@ -28,6 +28,10 @@ class ConsoleConfig:
     simulator_merchants: str = field(default_factory=lambda: os.environ.get("LIVEROOM_CONSOLE_SIMULATOR", "demo"))
     secure_cookies: str = field(default_factory=lambda: os.environ.get("LIVEROOM_CONSOLE_SECURE_COOKIES", "auto"))
     admin_token: str = field(default_factory=lambda: os.environ.get("LIVEROOM_CONSOLE_ADMIN_TOKEN", ""))
+    # Dev/test convenience: a room id nobody has registered is claimed by the first merchant that uses it
+    # (off by default: rooms are created in the console).
+    auto_claim_rooms: bool = field(default_factory=lambda: os.environ.get(
+        "LIVEROOM_CONSOLE_AUTO_CLAIM_ROOMS", "0").lower() in ("1", "true", "yes"))
     login_per_ip: int = 20
     login_per_user: int = 5
 

@@ -129,3 +129,19 @@ class ServerThread:
         self.server.should_exit = True
         if self.thread:
             self.thread.join(timeout=15)
+
+
+def grant(client, merchant: str = "demo", role: str = "operator", auto_claim_rooms: bool = True) -> str:
+    """Authenticate a started TestClient as an integration of ``merchant`` (an API token in its default
+    headers) — for tests of routes the guard protects. With ``auto_claim_rooms``, room ids the test uses
+    are registered to ``merchant`` on first use. Returns the raw token."""
+    import uuid
+
+    from console.service import get_console
+
+    cs = get_console(client.app)
+    cs.config.auto_claim_rooms = auto_claim_rooms
+    cs.accounts.ensure_merchant(merchant)
+    _, raw = cs.accounts.create_token(merchant, f"test-{uuid.uuid4().hex[:6]}", role, "test")
+    client.headers["Authorization"] = f"Bearer {raw}"
+    return raw

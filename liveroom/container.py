@@ -19,6 +19,7 @@ from liveroom.settings import Settings
 from tools.audience_tools import audience_tools
 from tools.catalog import catalog_tools
 from tools.contracts import CouponLedger, ProfileStore
+from prompts.store import store_for
 from tools.registry import ToolRegistry
 from vision import ImageStore, VisionService
 
@@ -70,7 +71,9 @@ class Container:
     def agent(self) -> Agent:
         if self.settings.llm_vision:
             self.agent_config.vision_model = True
-        return Agent(self.kb, self.tools, self.llm, self.memory, self.agent_config, vision=self.vision)
+        agent = Agent(self.kb, self.tools, self.llm, self.memory, self.agent_config, vision=self.vision)
+        agent.prompt_store = store_for(self.settings.data_dir)  # merchants' published prompt overrides
+        return agent
 
     async def start_llm(self) -> LLMClient:
         """Start the configured LLM backend (the embedded server as a supervised child)."""

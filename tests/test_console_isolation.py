@@ -18,12 +18,29 @@ from tests.conftest import mini_products, write_json
 A, B = "demo", "rival"
 
 
-def _route_cases() -> list[tuple[str, str]]:
+def _with_all_routers(app):
+    """The server's routers, plus the colleagues' routers the server will include (host, voice) if present,
+    so their routes are checked too before they are wired."""
+    import importlib
+
     from console.testing import wire
+
+    have = {r.path for r in route_table(app)}
+    for mod in ("host.api", "voice.api", "copywriting.api"):
+        try:
+            router = importlib.import_module(mod).router
+        except Exception:  # noqa: BLE001 - not there (yet)
+            continue
+        if not any(getattr(r, "path", None) in have for r in router.routes):
+            app.include_router(router)
+    wire(app)
+    return app
+
+
+def _route_cases() -> list[tuple[str, str]]:
     from server import create_app
 
-    app = create_app(None, start_llm=False)  # the route table only: nothing starts
-    wire(app)
+    app = _with_all_routers(create_app(None, start_llm=False))  # the route table only: nothing starts
     return sorted({(m, r.path) for r in route_table(app) for m in r.methods})
 
 
@@ -37,7 +54,7 @@ def world(tmp_path_factory, demo_root, use_embedder):
     tmp = tmp_path_factory.mktemp("console-iso")
     c = make_container(tmp, demo_root, use_embedder)
     c.kb.import_files(B, [write_json(tmp / "b.json", mini_products())])
-    app = console_app(c, ConsoleConfig(simulator_merchants="*"))
+    app = _with_all_routers(console_app(c, ConsoleConfig(simulator_merchants="*")))
     with TestClient(app) as client:
         cs = get_console(app)
         ids = {}
@@ -177,3 +194,54 @@ def test_room_routes_check_the_room_owner(world):
     assert client.get(f"/console/api/m/{B}/rooms/a-room/live", headers=b).status_code == 403
     assert client.get(f"/console/api/m/{B}/rooms/no-such-room/live", headers=b).status_code == 404
     assert client.get(f"/console/api/m/{B}/rooms/b-room/live", headers=b).status_code == 200
+
+
+ROOM_ONLY = [(m, p) for m, p in SCOPED if "{room_id}" in p and "{merchant}" not in p]
+
+
+@pytest.mark.parametrize("method,path", ROOM_ONLY, ids=[f"{m} {p}" for m, p in ROOM_ONLY])
+def test_room_routes_cannot_be_pointed_at_another_merchant(world, method, path):
+    """Routes that take the merchant from ?merchant= or the body (host API): B, in B's own room, naming A
+    is refused; naming nobody means B (never the server's default merchant)."""
+    client = world["client"]
+    client.cookies.clear()
+    b = {"Authorization": f"Bearer {world['ids'][B]['token']}"}
+    url = _url(path, world["sample"] | {"room_id": "b-room"})
+    if method == "WS":
+        assert _call(client, "WS", url + f"?merchant={A}", b) == 403
+        return
+    kw = {"json": {"merchant": A}} if method in ("POST", "PUT", "PATCH") else {}
+    assert client.request(method, url, params={"merchant": A}, headers=b, **kw).status_code == 403
+    if kw:
+        assert client.request(method, url, headers=b, **kw).status_code == 403
+
+
+FROM_REQUEST = [(m, p) for m, p in ROUTES if classify(m, p, {}) == "principal" and not p.startswith("/console")]
+
+
+@pytest.mark.parametrize("method,path", FROM_REQUEST, ids=[f"{m} {p}" for m, p in FROM_REQUEST])
+def test_merchant_named_in_the_request_must_be_the_callers(world, method, path):
+    """Routes whose merchant comes from ?merchant= or the JSON body (events, copywriting, rundowns)."""
+    client = world["client"]
+    client.cookies.clear()
+    b = {"Authorization": f"Bearer {world['ids'][B]['token']}"}
+    url = _url(path, world["sample"] | {"campaign_id": "x", "experiment_id": "x"})
+    assert client.request(method, url, params={"merchant": A}, headers=b).status_code == 403
+    if method in ("POST", "PUT", "PATCH"):
+        assert client.request(method, url, json={"merchant": A}, headers=b).status_code == 403
+    assert client.request(method, url, params={"merchant": A}).status_code == 401
+
+
+def test_a_missing_merchant_means_the_callers_not_the_default(world):
+    """The server's default merchant is A; B naming no merchant must still only ever act as B."""
+    client = world["client"]
+    client.cookies.clear()
+    b = {"Authorization": f"Bearer {world['ids'][B]['token']}"}
+    if ("GET", "/api/rooms/{room_id}/funnel") in ROUTES:
+        r = client.get("/api/rooms/b-room/funnel", headers=b)
+        assert r.status_code == 200 and r.json()["merchant"] == B
+        r = client.post("/api/rooms/b-room/context", json={"sku": "SK-001"}, headers=b)
+        assert r.status_code == 200  # SK-001 exists in B's mini catalog too: resolved against B
+    ev = [{"event_id": f"nm{time.time()}", "viewer_id": "vb2", "type": "enter"}]
+    r = client.post("/api/events", json=ev, headers=b)  # a bare list, no ?merchant=
+    assert r.status_code == 200 and r.json()["merchant"] == B

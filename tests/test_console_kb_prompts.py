@@ -151,7 +151,8 @@ def test_version_diff_and_restore(env):
     d = client.get(api(f"/kb/versions/{latest}/diff")).json()
     ch = {x["sku"]: x for x in d["products"]["changed"]}
     assert ch["SK-001"]["fields"] == [{"field": "price", "field_zh": "直播价", "before": 129.0, "after": 119.0}]
-    assert {"op": "+", "fact_id": "SK-001:price", "text": "暖光 玻尿酸保湿精华液 30ml（SK-001）直播价119元，日常价199元"} in d["facts"]["lines"]
+    new_price = "暖光 玻尿酸保湿精华液 30ml（SK-001）直播价119元，日常价199元"
+    assert {"op": "+", "fact_id": "SK-001:price", "text": new_price} in d["facts"]["lines"]
     r = client.post(api("/kb/versions/v0001/restore"))
     assert r.status_code == 200 and c.kb.active_version(M) == "v0001"
     ans = client.post(api("/kb/search"), json={"q": "小蓝瓶多少钱"}).json()["answer"]["answer"]

@@ -114,7 +114,7 @@ def _set_cookies(client, user):
 
 def test_csrf_is_required_for_cookie_sessions(env):
     client = fresh(env)
-    csrf = login(client, "ops1", "ops1-password-1") if False else login(client, "boss", "boss-password-1")
+    csrf = login(client, "boss", "boss-password-1")
     url = f"/console/api/m/{M}/rooms"
     assert client.post(url, json={"room_id": "csrf-1"}).status_code == 403
     assert client.post(url, json={"room_id": "csrf-1"}, headers={"X-CSRF-Token": "nope"}).status_code == 403
@@ -131,22 +131,20 @@ def test_roles(env):
     csrf = login(client, "look", "look-password-1")
     h = {"X-CSRF-Token": csrf}
     assert client.get(f"/console/api/m/{M}/kb/products").status_code == 200
+    assert client.post(f"/console/api/m/{M}/kb/search", json={"q": "包邮吗", "with_answer": False},
+                       headers=h).status_code == 200  # a read-only computation
     assert client.post(f"/console/api/m/{M}/rooms", json={"room_id": "v-1"}, headers=h).status_code == 403
     assert client.put(f"/console/api/m/{M}/prompts/system/draft", json={"text": "x"}, headers=h).status_code == 403
     assert client.get(f"/console/api/m/{M}/audit").status_code == 403
     assert client.get(f"/console/api/m/{M}/users").status_code == 403
     client = fresh(env)
-    csrf = login(client, "ops1", "ops1-password-1") if _reset_limit(env, "ops1") else None
+    env["console"].limiter.succeeded("ops1")  # the rate-limit test above locked this account for a while
+    csrf = login(client, "ops1", "ops1-password-1")
     h = {"X-CSRF-Token": csrf}
     assert client.post(f"/console/api/m/{M}/users", json={"username": "x-user", "password": "long-enough-1",
                                                           "role": "owner"}, headers=h).status_code == 403
     assert client.post(f"/console/api/m/{M}/tokens", json={"name": "t"}, headers=h).status_code == 403
     assert client.get(f"/console/api/m/{M}/audit").status_code == 200
-
-
-def _reset_limit(env, user) -> bool:
-    env["console"].limiter.succeeded(user)
-    return True
 
 
 def test_api_tokens_work_without_csrf_and_can_be_revoked(env):
@@ -166,7 +164,8 @@ def test_api_tokens_work_without_csrf_and_can_be_revoked(env):
                                                                                   + "x" * 40}).status_code == 401
     login(client, "boss", "boss-password-1")
     csrf = re.search(r'csrf-token" content="([^"]+)"', client.get(f"/console/m/{M}/team").text).group(1)
-    assert client.delete(f"/console/api/m/{M}/tokens/{tok['token_id']}", headers={"X-CSRF-Token": csrf}).status_code == 200
+    r = client.delete(f"/console/api/m/{M}/tokens/{tok['token_id']}", headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200
     client.cookies.clear()
     assert client.get(f"/api/merchants/{M}/campaigns", headers=h).status_code == 401
 
@@ -176,7 +175,6 @@ def test_audience_writes_are_audited_with_before_and_after(env):
     cs = env["console"]
     _, raw = cs.accounts.create_token(M, "rules-bot", "operator", "test")
     h = {"Authorization": f"Bearer {raw}"}
-    assert client.put(f"/api/merchants/{M}/audience-rules", json={"tiers": {"fan_score": 30}}, headers=h).status_code in (200, 422)
     r = client.put(f"/api/merchants/{M}/audience-rules", json={}, headers=h)
     assert r.status_code == 200
     item = cs.audit.list(M, limit=1)["items"][0]

@@ -13,7 +13,7 @@ from copywriting import channels
 from copywriting.facts import StaticCatalog
 from copywriting.generator import CopyWriter
 from copywriting.schema import ANGLES, CopyRequest, Segment
-from tools.contracts import CouponOffer, InterestTag, ProfileView
+from tools.contracts import CouponOffer, ProfileView
 
 C10 = CouponOffer(campaign_id="C10", title="满99减10", kind="amount", amount=10, threshold=99)
 
@@ -198,8 +198,8 @@ def test_the_opening_is_forced_by_the_grammar_on_llama(writer):
     ({"body": "日常价299元，今晚直降140元，快来。"}, "price"),
     ({"body": "仅剩3件了，比日常价省80元，快来抢购。"}, "scarcity"),
     ({"body": "面霜能治疗湿疹，直播价159元，记得来。"}, "medical"),
-    ({"body": "比日常价省80元，库存520件，满99减10可以用，还有很多很多很多很多很多很多很多很多很多很多很多很多的福利等你来"},
-     "length"),
+    ({"body": "比日常价省80元还有很多很多很多很多很多很多很多很多很多很多很多很多很多很多很多很多很多很多的福利等你来拿"}, "length"),
+    ({"body": "比日常价省80元，库存520件，满99减10可以用，还有很多很多很多很多很多很多很多很多很多很多的福利"}, "numbers"),
 ])
 def test_bad_drafts_are_retried_then_replaced_by_the_template(writer, bad, why):
     llm = ScriptedLLM([bad, bad])
@@ -209,6 +209,15 @@ def test_bad_drafts_are_retried_then_replaced_by_the_template(writer, bad, why):
     assert p.source == "template" and p.compliance.ok and p.attempts == 2
     assert len(p.issues) == 2
     assert p.title == "玻尿酸保湿面霜直播价159元"
+
+
+def test_echoed_titles_and_cut_off_clauses_are_trimmed(writer):
+    from copywriting.generator import drop_last_clause
+
+    llm = ScriptedLLM([{"body": "玻尿酸保湿面霜直播价159元，比日常价省80元，还能用满99减10券，想好了随时来直播间看看哦亲爱的家人们"}])
+    p = _write(writer, llm, channel="push")  # echoes the title and runs into the 50-character stop
+    assert p.source == "llm" and p.body == "比日常价省80元，还能用满99减10券。"
+    assert drop_last_clause("现在直播价159元，日常价2。") == "现在直播价159元。" and drop_last_clause("没有逗号") == ""
 
 
 def test_a_retry_that_passes_is_kept(writer):
@@ -260,3 +269,18 @@ def test_kb_catalog_reads_the_active_version(kb, tmp_path):
     kb.import_files("t", [write_json(tmp_path / "p.json", mini_products(price=119))])  # a new version: new price
     p = w.write_template(CopyRequest(merchant="t", sku="SK-001", segment=Segment(price_sensitivity="high")))
     assert "119" in p.title
+
+
+def test_show_copy_picks_the_product_the_target_cares_about(writer):
+    from copywriting.schema import Show
+
+    show = Show(start="2030-06-01T20:00:00+08:00", segments=[
+        {"sku": "AP-001", "start": "2030-06-01T20:10:00+08:00"}, {"sku": "SK-002", "start": "2030-06-01T20:40:00+08:00"},
+        {"sku": "MU-001", "start": "2030-06-01T21:00:00+08:00"}])
+    p = writer.write_template(CopyRequest(viewer_id="viewed", show=show, channel="push"))
+    assert p.sku == "SK-002" and p.angle == "focus" and "20:40" in p.text  # their product, at its segment time
+    lips = Segment(name="lips", tags=["口红兴趣"])
+    assert writer.write_template(CopyRequest(segment=lips, show=show, channel="popup")).sku == "MU-001"
+    assert writer.write_template(CopyRequest(viewer_id="nobody", show=show, channel="sms")).sku == "AP-001"
+    with pytest.raises(ValueError):
+        CopyRequest(viewer_id="nobody")  # neither a sku nor a show

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from console.testing import grant
+
 from host.api import router
 from host.testing import fast_embedder
 from server import create_app
@@ -24,6 +26,7 @@ def client(demo_container, tmp_path):
     if not any(getattr(r, "path", "") == "/ws/rooms/{room_id}/host" for r in app.routes):
         app.include_router(router)  # until server._optional_routers() includes it
     with TestClient(app) as c:
+        grant(c)  # the console guard protects host routes: act as the demo merchant's integration
         yield c
 
 
@@ -69,11 +72,15 @@ def test_console_rejects_bad_frames_and_stays_up(client):
 
 
 def test_unknown_merchant_is_refused(client):
-    with client.websocket_connect("/ws/rooms/r/host?merchant=nobody") as ws:
-        f = ws.receive_json()
-        assert f["type"] == "error" and f["code"] == "bad_room"
-    assert client.get("/api/rooms/r/funnel?merchant=nobody").status_code == 404
-    assert client.get("/api/rooms/bad room/funnel").status_code == 422
+    from starlette.websockets import WebSocketDisconnect
+
+    # Another merchant's scope is refused by the console guard before the host code runs.
+    with pytest.raises(WebSocketDisconnect) as exc:
+        with client.websocket_connect("/ws/rooms/r/host?merchant=nobody") as ws:
+            ws.receive_json()
+    assert exc.value.code == 1008
+    assert client.get("/api/rooms/r/funnel?merchant=nobody").status_code in (403, 404)
+    assert client.get("/api/rooms/bad room/funnel").status_code in (403, 404, 422)
 
 
 def test_events_feed_the_funnel_and_danmaku_are_triaged(client):

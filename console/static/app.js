@@ -83,6 +83,24 @@ function twoStep(button, label, action) {
   }));
 }
 
+function lineDiff(a, b) {
+  // Line diff by longest common subsequence (prompts are short).
+  const x = a.split("\n"), y = b.split("\n");
+  const n = x.length, m = y.length;
+  const L = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) L[i][j] = x[i] === y[j] ? L[i + 1][j + 1] + 1 : Math.max(L[i + 1][j], L[i][j + 1]);
+  const out = [];
+  let i = 0, j = 0;
+  while (i < n && j < m) {
+    if (x[i] === y[j]) { out.push({ op: " ", text: x[i] }); i++; j++; }
+    else if (L[i + 1][j] >= L[i][j + 1]) out.push({ op: "-", text: x[i++] });
+    else out.push({ op: "+", text: y[j++] });
+  }
+  while (i < n) out.push({ op: "-", text: x[i++] });
+  while (j < m) out.push({ op: "+", text: y[j++] });
+  return out;
+}
+
 function diffView(lines) {
   return el("div", { class: "diff" }, lines.map((l) =>
     el("div", { class: l.op === "+" ? "add" : l.op === "-" ? "del" : "" , text: `${l.op} ${l.text}` })));
@@ -333,7 +351,7 @@ async function loadVersions() {
       actions.append(rb);
     }
     tb.append(el("tr", { data: { version: v.version }, class: v.active ? "chg" : "" }, el("td", {}, el("code", { text: v.version })),
-      el("td", { text: fmtTime(Date.parse(v.created_at) / 1000) }), el("td", { class: "num", text: v.products }), el("td", { class: "num", text: v.facts }),
+      el("td", { class: "nowrap", text: fmtTime(Date.parse(v.created_at) / 1000) }), el("td", { class: "num", text: v.products }), el("td", { class: "num", text: v.facts }),
       el("td", { class: "num", text: v.embedded }), el("td", { text: v.note }), actions));
   }
 }
@@ -384,12 +402,11 @@ function initPrompt() {
     const hs = await api(`${base}/history`);
     const tb = clear($("#prompt-history tbody"));
     for (const h of hs) {
-      const cmp = el("button", { class: "small", type: "button", text: "与草稿对比" });
+      const cmp = el("button", { class: "small", type: "button", text: "与编辑框对比" });
       cmp.addEventListener("click", guard(async () => {
-        await api(`${base}/draft`, { method: "PUT", json: { text: ta.value } }).catch(() => null);
-        const d = await api(`${base}/diff?a=${h.version}&b=draft`);
+        const old = await api(`${base}/versions/${h.version}`);
         const box = clear($("#prompt-diff"));
-        box.append(el("h3", { text: `v${h.version} → 当前草稿` }), diffView(d.lines));
+        box.append(el("h3", { text: `${h.version ? `v${h.version}` : "系统默认"} → 编辑框中的内容` }), diffView(lineDiff(old.text, ta.value)));
       }));
       const cell = el("td", {}, cmp, " ");
       if (h.published) cell.append(el("span", { class: "badge on", text: "已发布" }));
@@ -434,7 +451,7 @@ function initPrompt() {
       for (const side of ["draft", "published"]) {
         const a = r[side];
         const box = $(`#preview-${side}-answer`);
-        if (a.answer !== undefined) renderAnswer(box, { ...a, citations: (a.citations || []).map((c) => ({ fact_id: c })) });
+        if (a.answer !== undefined) renderAnswer(box, a);
         else { clear(box); box.append(el("div", { class: "muted", text: "（此提示词不参与问答）" })); }
         $(`#preview-${side}-rendered`).textContent = a.rendered;
       }
@@ -506,13 +523,13 @@ function initDashboard() {
       $("#chart-traffic").dataset.points = f.viewers.join(",");
     }
     const al = clear($("#alerts"));
-    for (const a of d.alerts) al.append(el("div", { class: `alert ${a.level === "warn" ? "warn" : ""}`, text: `⚠ ${a.text}`, data: { kind: a.kind } }));
+    for (const a of d.alerts) al.append(el("div", { class: `alert ${a.level === "warn" ? "warn" : ""}`, text: a.text, data: { kind: a.kind } }));
     const hot = clear($("#hot"));
     $("#hot-empty").classList.toggle("hidden", d.hot_questions.length > 0);
     for (const h of d.hot_questions) {
       hot.append(el("li", {}, el("span", { class: "lbl", text: h.label }), " ", el("span", { class: "badge", text: `${h.viewers} 人 · ${h.count} 次` }),
         h.unanswered ? el("span", { class: "badge bad", text: `${h.unanswered} 未答` }) : null,
-        el("div", { class: "tp", text: `💡 ${h.talking_point}` }), el("div", { class: "ex", text: h.examples.join(" / ") })));
+        el("div", { class: "tp" }, el("b", { text: "建议话术" }), h.talking_point), el("div", { class: "ex", text: h.examples.join(" / ") })));
     }
     const cp = clear($("#coupons"));
     if (!d.coupons.length) cp.append(el("p", { class: "muted", text: "没有优惠券活动" }));
@@ -528,7 +545,7 @@ function initDashboard() {
     $("#answers-empty").classList.toggle("hidden", d.answers.length > 0);
     for (const a of d.answers) {
       const isFlagged = a.flagged || flagged.has(a.answer_id);
-      const btn = el("button", { class: "small thumbs", type: "button", title: "回答有问题，送去复核", text: isFlagged ? "已送复核" : "👎", data: { answer: a.answer_id } });
+      const btn = el("button", { class: "small thumbs", type: "button", title: "回答有问题，送去复核", text: isFlagged ? "已送复核" : "回答有误", data: { answer: a.answer_id } });
       btn.disabled = isFlagged || !CAN_WRITE;
       btn.addEventListener("click", guard(async () => {
         btn.disabled = true;
@@ -554,7 +571,7 @@ function initDashboard() {
   }
 
   async function poll() {
-    try { render(await api(`${base}/live`)); } catch (e) { $("#live-updated").textContent = `连接失败：${e.message}`; }
+    try { render(await api(`${base}/live?minutes=20`)); } catch (e) { $("#live-updated").textContent = `连接失败：${e.message}`; }
     setTimeout(poll, document.hidden ? 5000 : 2000);
   }
   $("#sim-toggle")?.addEventListener("click", guard(async () => {
