@@ -84,3 +84,37 @@ def focus_sku(profile: ProfileView | None, skus: list[str]) -> str | None:
         if s in skus:
             return s
     return None
+
+
+def interest_tags_of(catalog, skus: list[str], audience=None, merchant: str = "demo") -> dict[str, str]:
+    """sku → the interest tag a viewer interested in it carries (口红 → 口红兴趣), by the audience rules."""
+    try:
+        from audience.rules import AudienceRules
+
+        ir = audience.rules(merchant).interest if audience is not None and hasattr(audience, "rules") \
+            else AudienceRules().interest
+    except Exception:  # noqa: BLE001 — no audience rules: no tag matching
+        return {}
+    out = {}
+    for s in skus:
+        p = catalog.product(s)
+        if p is not None:
+            cat = ir.interest_category(p.name, p.category)
+            if cat:
+                out[s] = ir.tag_for(cat)
+    return out
+
+
+def pick_product(profile: ProfileView | None, skus: list[str], tag_of: dict[str, str]) -> str:
+    """Of a show's products, the one to write about for this viewer: the one they carted or keep viewing,
+    else the one matching their heaviest interest tag, else the show's first."""
+    if len(skus) == 1 or profile is None:
+        return skus[0]
+    f = focus_sku(profile, skus)
+    if f:
+        return f
+    for t in profile.interest_tags:
+        for s in skus:
+            if tag_of.get(s) == t.tag:
+                return s
+    return skus[0]

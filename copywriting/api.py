@@ -43,23 +43,27 @@ def _merchant(svc: CopyService, m: str | None) -> str:
     return m or svc.settings.default_merchant
 
 
-def _known_product(svc: CopyService, merchant: str, sku: str) -> None:
+def _known_product(svc: CopyService, merchant: str, sku: str | None) -> None:
     from knowledge.store import KBError
 
     try:
         snap = svc.container.kb.snapshot(merchant)
     except KBError as e:
         raise HTTPException(404, str(e)) from None
-    if snap.product(sku) is None:
+    if sku is not None and snap.product(sku) is None:
         raise HTTPException(404, f"unknown product {sku!r} for merchant {merchant!r}")
 
 
 @router.post("/api/copy")
 async def post_copy(req: CopyRequest, svc: Svc) -> dict:
-    """One copy for a product and a viewer (``viewer_id``) or a segment (``segment``)."""
+    """One copy for a product (or the product of a show's rundown that fits the target) and a viewer
+    (``viewer_id``) or a segment (``segment``)."""
     merchant = _merchant(svc, req.merchant)
     await run_in_threadpool(_known_product, svc, merchant, req.sku)
-    piece = await svc.copy(req.model_copy(update={"merchant": merchant}))
+    try:
+        piece = await svc.copy(req.model_copy(update={"merchant": merchant}))
+    except KeyError as e:
+        raise HTTPException(404, str(e.args[0])) from None
     return piece.public()
 
 

@@ -140,35 +140,6 @@ class CampaignRunner:
             return []
         return [c for c in self.audience.list_campaigns(merchant) if campaign_open(c)]
 
-    def _tag_of(self, merchant: str, catalog, skus: list[str]) -> dict[str, str]:
-        """sku → the interest tag a viewer interested in it carries (口红 → 口红兴趣)."""
-        try:
-            from audience.rules import AudienceRules
-
-            ir = self.audience.rules(merchant).interest if self.audience is not None else AudienceRules().interest
-        except Exception:  # noqa: BLE001
-            return {}
-        out = {}
-        for s in skus:
-            p = catalog.product(s)
-            if p is not None:
-                cat = ir.interest_category(p.name, p.category)
-                if cat:
-                    out[s] = ir.tag_for(cat)
-        return out
-
-    def pick_sku(self, profile: ProfileView | None, skus: list[str], tag_of: dict[str, str]) -> str:
-        if len(skus) == 1 or profile is None:
-            return skus[0]
-        f = angles.focus_sku(profile, skus)
-        if f:
-            return f
-        for t in profile.interest_tags:  # heaviest tag first
-            for s in skus:
-                if tag_of.get(s) == t.tag:
-                    return s
-        return skus[0]
-
     # --- grouping ------------------------------------------------------------------------------
     def plan_groups(self, spec: CampaignSpec, ids: list[str], profiles: dict[str, ProfileView],
                     arms: dict[str, str], exp: ExperimentSpec | None) -> dict[str, Group]:
@@ -176,7 +147,7 @@ class CampaignRunner:
         skus = [s for s in spec.products() if catalog.product(s) is not None]
         if not skus:
             raise ValueError(f"none of the campaign's products {spec.products()} is in the knowledge base")
-        tag_of = self._tag_of(spec.merchant, catalog, skus)
+        tag_of = angles.interest_tags_of(catalog, skus, self.audience, spec.merchant)
         camps = self._campaigns(spec.merchant)
         facts = catalog.facts()
         mats: dict[tuple, Any] = {}
@@ -204,11 +175,11 @@ class CampaignRunner:
             use_llm = spec.use_llm if var is None or var.use_llm is None else var.use_llm
             if spec.per_viewer:
                 who = p
-                sku = self.pick_sku(p, skus, tag_of)
+                sku = angles.pick_product(p, skus, tag_of)
                 offer = viewer_offer(camps, p, sku, strategy, catalog.product(sku).price)
             else:
                 who = seg.representative() if seg else None
-                sku = self.pick_sku(who, skus, tag_of) if seg and seg.tags else skus[0]
+                sku = angles.pick_product(who, skus, tag_of) if seg and seg.tags else skus[0]
                 sk = (seg.name if seg else "", sku, strategy)
                 if sk not in seg_offers:
                     offers = segment_offers(self.audience, spec.merchant, seg, sku) if seg else []

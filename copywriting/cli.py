@@ -54,7 +54,7 @@ async def _with_llm(c, use_llm: bool) -> None:
 
 
 def copy_command(
-    sku: str = typer.Option(..., "--sku", help="product sku"),
+    sku: Optional[str] = typer.Option(None, "--sku", help="product sku (or give --show to pick per target)"),
     merchant: Optional[str] = typer.Option(None, "--merchant", "-m"),
     viewer: Optional[str] = typer.Option(None, "--viewer", help="one viewer (profile and coupons from the audience db)"),
     segment: Optional[str] = typer.Option(None, "--segment",
@@ -93,7 +93,7 @@ def copy_command(
         try:
             svc = service_for(c)
             m = req.merchant or c.settings.default_merchant
-            if c.kb.snapshot(m).product(sku) is None:
+            if sku and c.kb.snapshot(m).product(sku) is None:
                 raise KBError(f"unknown product {sku!r} for merchant {m!r}")
             await _with_llm(c, req.use_llm)
             return await svc.copy(req.model_copy(update={"merchant": m}))
@@ -102,7 +102,7 @@ def copy_command(
 
     try:
         piece = asyncio.run(run())
-    except KBError as e:
+    except (KBError, KeyError) as e:
         err.print(f"[red]error[/red] {e}")
         raise typer.Exit(2)
     if as_json:

@@ -119,6 +119,7 @@ class Material:
     member_benefit: tuple[str, Fact] | None
     show: Show | None = None
     tz: str = "Asia/Shanghai"
+    known_text: str = ""  # every fact about this product (and the policies used): what a claim may rest on
 
     # --- derived ------------------------------------------------------------------------------
     @property
@@ -222,10 +223,12 @@ def gather(catalog: CatalogView, sku: str, *, coupon: CouponOffer | None, tier: 
         if f and f.value:
             quality.append((k, short_value(f.value), f))
     sps = [(sp_short(f.value or ""), f) for f in mine if f.kind == "selling_point" and f.value]
+    warranty, benefit = _warranty(p.category, facts), _member_benefit(tier, member, facts)
+    known = [f.text for f in mine] + [x[1].text for x in (warranty, benefit) if x]
     return Material(product=p, name=short_name(p), shop=catalog.shop,
                     price_fact=by_id.get(f"{sku}:price"), stock=p.stock, coupon=coupon, quality=quality,
-                    selling_points=sps, warranty=_warranty(p.category, facts),
-                    member_benefit=_member_benefit(tier, member, facts), show=show, tz=tz)
+                    selling_points=sps, warranty=warranty, member_benefit=benefit, show=show, tz=tz,
+                    known_text="".join("".join(known).split()))
 
 
 def sp_short(text: str, limit: int = 24) -> str:

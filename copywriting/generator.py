@@ -43,7 +43,7 @@ PHASE = {
 }
 DEFAULT = object()  # "use the writer's own client"
 _CHARS = '[^"\\\\\\n]'  # any JSON string character but a quote, backslash or line break
-_REGEX_SPECIAL = set(".^$*+?{}[]\\|()")
+_REGEX_SPECIAL = set("[](){}|*+?")
 
 
 def load_prompt(name: str) -> string.Template:
@@ -55,7 +55,19 @@ def load_prompt(name: str) -> string.Template:
 
 
 def _re_literal(s: str) -> str:
-    return "".join("\\" + c if c in _REGEX_SPECIAL else c for c in s)
+    """``s`` as a literal in llama.cpp's JSON-schema ``pattern`` subset: its converter unescapes
+    ``\\[ \\( \\+ …`` but not ``\\.`` (which then breaks the grammar), so a dot goes in a class."""
+    out = []
+    for c in s:
+        if c == ".":
+            out.append("[.]")
+        elif c in _REGEX_SPECIAL:
+            out.append("\\" + c)
+        elif c in '\\"\n':
+            continue
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 @dataclass
@@ -67,6 +79,10 @@ class Resolved:
     reason: str
     recall: str | None
     profile: ProfileView | None
+
+
+class DraftRejected(Exception):
+    """A model draft that can't be used as it is (the reason goes back to the model on the retry)."""
 
 
 class CopyWriter:
@@ -82,6 +98,7 @@ class CopyWriter:
         self.default_merchant = default_merchant
         self.max_attempts = max_attempts
         self.llm_calls = 0
+        self.cut_off = 0
         self._system = load_prompt("copy_system")
         self._user = load_prompt("copy_user")
 
@@ -114,6 +131,13 @@ class CopyWriter:
         catalog = self.catalog_for(merchant)
         if lookup:
             profile = self.profile_for(merchant, req)
+        if not req.sku:  # a show: the product this viewer / segment cares about
+            skus = [s for s in req.show.skus() if catalog.product(s) is not None]
+            if not skus:
+                raise KeyError(f"none of the show's products is in the knowledge base of {merchant!r}")
+            tags = angles.interest_tags_of(catalog, skus, self.audience, merchant)
+            req = req.model_copy(update={"sku": angles.pick_product(profile, skus, tags)})
+        if lookup:
             offer = self.offer_for(merchant, req, profile)
         m = gather(catalog, req.sku, coupon=offer, tier=profile.tier if profile else "路过",
                    member=bool(profile and profile.member), show=req.show, tz=self.tz)
@@ -139,6 +163,9 @@ class CopyWriter:
                     log.warning("copy LLM unavailable: %s", e)
                     issues.append(f"llm unavailable: {str(e)[:120]}")
                     break
+                except DraftRejected as e:
+                    issues.append(f"{e}; write it shorter")
+                    continue
                 verdict = validate(r.material, r.angle, req.channel, title, body, rules)
                 if verdict.ok:
                     return self._piece(r, req, title, body, verdict, "llm", attempts, issues)
@@ -181,15 +208,16 @@ class CopyWriter:
                  patterned: bool = True) -> tuple[list[dict], dict, str | None]:
         m = r.material
         s = spec(channel, m.shop)
-        facts = prompt_facts(m, r.angle)
+        facts = prompt_facts(m, r.angle, channel)
+        room = draft_room(channel, s)
         if channel == "push":
             title = templates.lead(m, r.angle, s.title_max).text
-            lead_text, length = title, f"推送正文，一句话，不超过{s.body_max - 2}字（标题已定，不用重复）"
+            lead_text, length = title, f"推送正文，一句话，不超过{room}字，不要重复标题"
         else:
             title = None
             lead_text = templates.lead(m, r.angle, 24 if channel != "popup" else 18).text
-            length = {"sms": f"，整条不超过{s.body_max - 2}字", "popup": f"，整条不超过{s.body_max - 2}字",
-                      "host": "，一到两句话，不超过50字"}[channel]
+            length = {"sms": f"，整条不超过{room}字", "popup": f"，整条不超过{room}字",
+                      "host": f"，一到两句话，整条不超过{room}字"}[channel]
         phase_text = PHASE["post"][r.recall or "watched_no_buy"] if phase == "post" else PHASE[phase]
         t = m.show_time()
         if phase == "pre" and t:
@@ -203,16 +231,17 @@ class CopyWriter:
         return msgs, self._schema(channel, lead_text, s, patterned), title
 
     def _schema(self, channel: str, lead_text: str, s, patterned: bool) -> dict:
+        """The model is asked for ``draft_room`` characters; the grammar stops it at the channel's limit
+        (a draft that runs into that hard stop is cut off and rejected, see ``_draft``)."""
         if channel == "push":
-            body = {"type": "string", "minLength": s.body_min, "maxLength": s.body_max}
+            body: dict = {"type": "string", "minLength": s.body_min, "maxLength": s.body_max}
             if patterned:
                 body = {"type": "string", "pattern": f"^{_CHARS}{{{s.body_min - 1},{s.body_max - 1}}}[。！]$"}
             return {"type": "object", "properties": {"body": body}, "required": ["body"]}
-        room = s.body_max - len(lead_text)
         text: dict = {"type": "string", "minLength": s.body_min, "maxLength": s.body_max}
         if patterned:
-            text = {"type": "string",
-                    "pattern": f"^{_re_literal(lead_text)}{_CHARS}{{{min(4, room - 1)},{room - 1}}}[。！]$"}
+            rest = max(s.body_max - len(lead_text), 6)
+            text = {"type": "string", "pattern": f"^{_re_literal(lead_text)}{_CHARS}{{{min(4, rest - 1)},{rest - 1}}}[。！]$"}
         return {"type": "object", "properties": {"text": text}, "required": ["text"]}
 
     async def _draft(self, llm: LLMClient, r: Resolved, phase: str, channel: str,
@@ -222,14 +251,41 @@ class CopyWriter:
         msgs, schema, title = self.messages(r, phase, channel, feedback, patterned)
         s = spec(channel, r.material.shop)
         self.llm_calls += 1
-        out = await llm.json(msgs, schema, max_tokens=int((s.body_max + 10) * 1.6), name="copy")
-        body = str(out.get("body" if channel == "push" else "text") or "").strip()
+        out = await llm.json(msgs, schema, max_tokens=int((s.body_max + 10) * 1.5), name="copy")
+        raw = str(out.get("body" if channel == "push" else "text") or "")
+        body = raw.strip()
+        if title and body.startswith(title):  # the model echoed the title: the body is what follows
+            body = body[len(title):].lstrip("，,。！!：: ")
+        if len(raw) >= s.body_max:  # ran into the hard stop: the last clause may be cut; drop it
+            self.cut_off += 1
+            body = drop_last_clause(body)
+            if len(body) < s.body_min:
+                raise DraftRejected(f"cut off at the {s.body_max}-character limit: {raw[-12:]!r}")
         body = re.sub(r"\s+", "", body) if re.search(r"[\u4e00-\u9fff]", body) else body.strip()
         if channel == "sms":
             from copywriting.channels import SMS_OPT_OUT, sms_signature
 
             body = body.replace(SMS_OPT_OUT, "").replace(sms_signature(r.material.shop), "")
         return title, body
+
+
+# How much the model is asked to write: under the channel's limit (shorter copy reads better on a phone,
+# and every token costs ~0.25 s on the embedded model).
+DRAFT_ROOM = {"push": 36, "sms": 44, "popup": 20, "host": 45}
+
+
+def draft_room(channel: str, s) -> int:
+    return min(DRAFT_ROOM[channel], s.body_max)
+
+
+def drop_last_clause(text: str) -> str:
+    """"…，现在直播价159元，日常价2。" → "…，现在直播价159元。" (the clause the length limit cut)."""
+    core = text.rstrip("。！!？?")
+    cut = max(core.rfind(c) for c in "，,；;。！!")
+    if cut <= 0:
+        return ""
+    kept = core[:cut].rstrip("，,；;")
+    return kept + ("。" if not kept.endswith(("。", "！", "!")) else "")
 
 
 def patient(llm: LLMClient | None, timeout: float = 300.0) -> LLMClient | None:
@@ -242,19 +298,35 @@ def patient(llm: LLMClient | None, timeout: float = 300.0) -> LLMClient | None:
     return c
 
 
-def prompt_facts(m: Material, angle: str) -> list[str]:
-    """The few short lines the model writes from (short prompt = fast on the embedded model)."""
-    lines = [f"{m.name}（{m.product.name}）直播价{m.price}元" + (f"，日常价{m.list_price}元" if m.list_price else "")]
-    if m.coupon:
-        lines.append(f"可用券：{m.coupon_phrase()}")
+def prompt_facts(m: Material, angle: str, channel: str = "push") -> list[str]:
+    """The few short lines the model writes from, phrased as copy would say them (the model copies labels
+    like "售后：" otherwise). Short prompt = fast on the embedded model; a pop-up gets only its angle's line,
+    or the model tries to fit everything into 30 characters."""
+    price = f"{m.name}直播价{m.price}元" + (f"，日常价{m.list_price}元" if m.list_price else "")
+    coupon = f"可以用{m.coupon_phrase()}券" if m.coupon and "券" not in m.coupon_phrase() else \
+        (f"可以用{m.coupon_phrase()}" if m.coupon else None)
+    sp = m.selling_points[0][0] if m.selling_points else None
+    if channel == "popup":
+        if angle == "price":
+            return [price] + ([coupon] if coupon else [])
+        if angle == "focus":
+            return [f"{m.name}直播价{m.price}元"]
+        if angle == "quality" and m.quality:
+            return [f"{m.name}{m.quality[0][0]}{m.quality[0][1]}"]
+        if angle == "member" and m.member_benefit:
+            return [m.member_benefit[0], f"{m.name}直播价{m.price}元"]
+        return [f"{m.name}：{sp}"] if sp else [f"{m.name}直播价{m.price}元"]
+    lines = [price]
+    if coupon:
+        lines.append(coupon)
     if angle == "quality":
-        lines += [f"{k}：{v}" for k, v, _ in m.quality[:2]]
+        lines += [f"{k}{v}" for k, v, _ in m.quality[:2]]
         if m.warranty:
-            lines.append(f"售后：{m.warranty[0]}")
+            lines.append(m.warranty[0])
     elif angle == "member" and m.member_benefit:
-        lines.append(f"专属福利：{m.member_benefit[0]}")
-    if m.selling_points and angle != "quality":
-        lines.append(f"卖点：{m.selling_points[0][0]}")
+        lines.append(m.member_benefit[0])
+    if sp and angle != "quality":
+        lines.append(sp)
     return lines
 
 

@@ -102,7 +102,7 @@ class CopyRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     merchant: str | None = Field(None, pattern=ID_PATTERN)
-    sku: str = Field(min_length=1, max_length=64)
+    sku: str | None = Field(None, min_length=1, max_length=64)  # None with a show: the product for this target
     viewer_id: str | None = Field(None, min_length=1, max_length=128)
     segment: Segment | None = None
     phase: Phase = "pre"
@@ -122,6 +122,8 @@ class CopyRequest(BaseModel):
     def _target(self) -> "CopyRequest":
         if self.viewer_id and self.segment:
             raise ValueError("give a viewer_id or a segment, not both")
+        if not self.sku and not (self.show and self.show.segments):
+            raise ValueError("give a sku, or a show rundown with segments to pick the product from")
         return self
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from knowledge.schema import Fact
 
 from copywriting.channels import spec
-from copywriting.facts import Material, coupon_citation, show_citation, cite
+from copywriting.facts import Material, coupon_citation, show_citation
 from copywriting.schema import Citation
 
 MATERIAL_KEYS = {"面料", "主要成分", "配料", "填充物", "材质", "蜡材", "姆米", "内含"}
@@ -109,7 +109,8 @@ def body_parts(m: Material, angle: str, phase: str, channel: str, recall: str | 
         parts.append(_price_part(m, with_list=True))
         parts.append(_coupon_part(m))
     elif angle == "member":
-        parts.append(Part(f"{m.name}{_price_part(m, with_list=False).text}", [m.price_fact] if m.price_fact else []))
+        parts.append(Part(f"{m.name}{_price_part(m, with_list=False).text}", [m.price_fact] if m.price_fact else [],
+                          short=Part(m.name)))
     else:
         if sp:
             parts.append(Part(sp[0], [sp[1]]))

@@ -17,6 +17,12 @@ from copywriting.facts import Material
 from copywriting.schema import Citation
 from copywriting.templates import INTERJECTIONS
 
+# Claims a small model likes to invent; each must be backed by this product's own facts.
+CLAIM_WORDS = ["专利", "认证", "进口", "有机", "获奖", "同款", "临床", "实验", "检测", "孕妇", "孕期", "婴儿", "儿童",
+               "宝宝", "防腐剂", "香精", "酒精", "激素", "敏感肌", "过敏", "保修", "质保", "包邮", "正品", "原装",
+               "官方", "天然", "纯天然", "手工", "现做", "当天发货", "顺丰"]
+_NEGATED_CLAIM = re.compile(r"(无添加|零添加|0添加|不添加|不含|无)([\u4e00-\u9fff]{2})")
+_SUITS_CLAIM = re.compile(r"适合([\u4e00-\u9fff]{1,4}?)(肌|皮|人群|宝宝|孕妇|老人|儿童)")
 LEAD_CHARS = 22  # "leads with": within the push title, or the first 22 characters of the text
 
 
@@ -63,6 +69,21 @@ def leads_with(angle: str, m: Material, title: str | None, body: str) -> bool:
         return any(x and x in seg for x in marks)
     # general: the product or its selling point
     return any(n in seg for n in names(m)) or any(sp[:6] in seg for sp, _ in m.selling_points)
+
+
+def unsupported_claims(text: str, m: Material) -> list[str]:
+    """Claim words in ``text`` that none of the product's facts mention (无添加防腐剂, 适合敏感肌, 进口 …)."""
+    known = m.known_text
+    flat = "".join(text.split())
+    out = [w for w in CLAIM_WORDS if w in flat and w not in known]
+    for mt in _NEGATED_CLAIM.finditer(flat):
+        if mt.group(1) != "无" or mt.group(2) in ("添加", "香精", "酒精", "防腐", "色素", "糖分", "蔗糖"):
+            if mt.group(2) not in known and mt.group(0) not in out:
+                out.append(mt.group(0))
+    for mt in _SUITS_CLAIM.finditer(flat):
+        if mt.group(1) + mt.group(2) not in known and mt.group(1) not in known:
+            out.append(mt.group(0))
+    return out
 
 
 def material_facts(m: Material) -> list[Fact]:
@@ -133,10 +154,19 @@ def check(m: Material, angle: str, channel: str, title: str | None, body: str, r
     bad_nums = numbers(content) - allowed_numbers(m, cited)
     if bad_nums:
         v.issues.append(f"numbers not in the facts: {sorted(bad_nums)}")
-    if not any(n in full for n in names(m)) and angle != "member":
+    if not any(n in full for n in names(m)):
         v.issues.append("the product is not named")
+    claims = unsupported_claims(content, m)
+    if claims:
+        v.issues.append(f"claims not in the facts: {claims}")
+    for a, b in ("（", "）"), ("(", ")"), ("“", "”"), ("「", "」"), ("【", "】"):
+        if content.count(a) != content.count(b):
+            v.issues.append(f"unbalanced {a}{b}: cut off?")
+            break
     if not leads_with(angle, m, title, body):
         v.issues.append(f"does not lead with the {angle} angle")
+    if title and len(title) >= 6 and title in body:
+        v.issues.append("the body repeats the title")
     if channel == "sms" and (SMS_OPT_OUT in body or sms_signature(m.shop) in body):
         v.issues.append("signature / opt-out belong to the code, not the text")
     v.citations = _citations(m, v.facts, content, extra_citations)

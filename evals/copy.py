@@ -11,8 +11,9 @@ writer reports about itself:
 
 * angle: the text leads (push title / opening words) with the expected angle's content;
 * compliance: ``agent.compliance.check`` on the full text with the product's real prices, coupons, stock;
-* facts: every number in the text is in a cited fact (or the cited coupon / show time), every citation
-  exists in the knowledge base, and the product is named;
+* facts: every number in the text is in a cited fact (or the cited coupon / show time) or derived from the
+  product's real figures (list − live price, price after the coupon), no claim the product's facts don't
+  make (无添加…, 适合…肌, 进口 …), every citation exists in the knowledge base, and the product is named;
 * length: the channel's limits (push title ≤ 20 / body ≤ 50, SMS ≤ 70 incl. signature and opt-out,
   pop-up ≤ 30, host line ≤ 2 sentences).
 """
@@ -93,12 +94,20 @@ def score(piece, persona: dict, catalog, writer) -> dict:
     for c in piece.citations:
         allowed |= numbers(c.text)
     allowed |= numbers(p.name)
+    # figures derived from the real data are facts too: list − live price, price after the coupon
+    pf = compliance.PriceFacts.from_product(p, offers)
+    for x in pf.any_amounts():
+        allowed |= numbers(f"{x:g}")
     stray = sorted(numbers(f"{title or ''}。{body}") - allowed)
     named = any(n in piece.text for n in [m.name, p.name, *p.aliases])
-    facts_ok = not bad_cites and not stray and (named or persona["expect"] == "member") and bool(piece.citations)
+    from copywriting.validate import unsupported_claims
+
+    claims = unsupported_claims(f"{title or ''}。{body}", m)
+    facts_ok = not bad_cites and not stray and not claims and named and bool(piece.citations)
     len_issues = channels.length_issues(piece.channel, m.shop, title, body)
     return {"id": persona["id"], "expect": persona["expect"], "angle": piece.angle, "angle_ok": angle_ok,
             "violations": [f"{v.rule}:{v.term}" for v in vs], "facts_ok": facts_ok, "stray_numbers": stray,
+            "unsupported_claims": claims,
             "bad_citations": bad_cites, "length_ok": not len_issues, "length_issues": len_issues,
             "source": piece.source, "attempts": piece.attempts, "text": piece.text,
             "citations": [c.id for c in piece.citations], "draft_issues": piece.issues}
@@ -169,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             flag = "FAIL" if bad else "ok"
             print(f"  [{flag}] {r['id']} ({r['expect']}→{r['angle']}, {r['source']}): {r['text']!r}")
             if bad:
-                print(f"        violations={r['violations']} stray={r['stray_numbers']} cites={r['bad_citations']} "
+                print(f"        violations={r['violations']} stray={r['stray_numbers']} claims={r['unsupported_claims']} "
+                      f"cites={r['bad_citations']} "
                       f"len={r['length_issues']}")
     return 0
 

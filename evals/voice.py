@@ -105,6 +105,7 @@ async def _session(host: str, transcriber: ScriptedTranscriber | None, script, c
 
     eos, stops, commits, bc_pauses, bc_resume = [], [], [], [], []
     false_int, missed, audio_after_stop, turns, misheard = 0, 0, 0, 0, []
+    where: list[str] = []
     url = f"ws://{host}/ws/rooms/eval/voice?lang=en&viewer_id=eval-viewer&merchant=demo"
     async with VoiceClient.connect(url) as cl:
         await cl.wait_for("ready", timeout=120)
@@ -158,7 +159,12 @@ async def _session(host: str, transcriber: ScriptedTranscriber | None, script, c
                             stops.append((stop.t - b_on) * 1000)
                             await answered(b_end, what)
                             nxt = cl.events("bot.started_speaking", inter.t)
-                            audio_after_stop += audio_between(stop.t, nxt[0].t if nxt else None)
+                            # (a pause in the question — "no wait, …" — may resume the answer briefly:
+                            # count from the pause that led to the interruption)
+                            last = [r for r in cl.events("bot.paused", b_on - 0.05) if r.t < inter.t]
+                            n = audio_between(last[-1].t if last else inter.t, nxt[0].t if nxt else None)
+                            audio_after_stop += n
+                            where += [f"interrupt:{question}:{n}"] if n else []
                     else:
                         await asyncio.sleep(AFTER_BARGE_SECS)
                         if cl.events("interruption", b_on - 0.05) or cl.events("answer.interrupted", b_on - 0.05):
@@ -169,19 +175,23 @@ async def _session(host: str, transcriber: ScriptedTranscriber | None, script, c
                             resumed = cl.events("bot.resumed", paused[0].t)
                             if resumed:
                                 bc_resume.append((resumed[0].t - b_end) * 1000)
-                            audio_after_stop += audio_between(paused[0].t, resumed[0].t if resumed else None)
+                            n = audio_between(paused[0].t, resumed[0].t if resumed else None)
+                            audio_after_stop += n
+                            where += [f"pause:{question}:{n}"] if n else []
                 # the "stop" button before the next question (keeps the run short; not counted)
                 await asyncio.sleep(0.6)
                 t_stop = time.monotonic()
                 await cl.send_json({"type": "interrupt"})
                 await asyncio.sleep(0.5)
-                audio_after_stop += audio_between(t_stop + 0.1)
+                n = audio_between(t_stop + 0.1)
+                audio_after_stop += n
+                where += [f"stop-button:{question}:{n}"] if n else []
     n_bc = sum(1 for _, a in script if a and not a.startswith("int"))
     return {"turns": turns, "eos_to_first_audio_ms": _summary(eos), "barge_in_stop_ms": _summary(stops),
             "barge_in_commit_ms": _summary(commits), "false_interruptions": false_int,
             "backchannels_and_noises": n_bc, "missed_interruptions": missed,
             "backchannel_pause_ms": _summary(bc_pauses), "backchannel_resume_after_end_ms": _summary(bc_resume),
-            "audio_after_stop": audio_after_stop, "misheard": misheard}
+            "audio_after_stop": audio_after_stop, "audio_after_stop_where": where, "misheard": misheard}
 
 
 def _clips(script) -> dict:

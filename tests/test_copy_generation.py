@@ -198,6 +198,7 @@ def test_the_opening_is_forced_by_the_grammar_on_llama(writer):
     ({"body": "日常价299元，今晚直降140元，快来。"}, "price"),
     ({"body": "仅剩3件了，比日常价省80元，快来抢购。"}, "scarcity"),
     ({"body": "面霜能治疗湿疹，直播价159元，记得来。"}, "medical"),
+    ({"body": "无添加防腐剂，进口原料，比日常价省80元。"}, "claims the facts don't make"),
     ({"body": "比日常价省80元还有很多很多很多很多很多很多很多很多很多很多很多很多很多很多很多很多很多很多的福利等你来拿"}, "length"),
     ({"body": "比日常价省80元，库存520件，满99减10可以用，还有很多很多很多很多很多很多很多很多很多很多的福利"}, "numbers"),
 ])

@@ -16,12 +16,20 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse
 
-from voice.services import get_voice_services
-from voice.session import serve_voice
+# Pipecat (and the models behind it) are imported on first use, not when the server imports this router.
 
 log = logging.getLogger("liveroom.voice")
 router = APIRouter(tags=["voice"])
 
+# The page loads only its own scripts and talks only to its own host (ws: included in 'self').
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                               "img-src 'self' data:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+                               "frame-ancestors 'none'; form-action 'self'",
+    "Permissions-Policy": "microphone=(self), camera=(), geolocation=()",
+    "X-Frame-Options": "DENY",
+}
 _STATIC = {"room.js": "text/javascript", "audio-worklets.js": "text/javascript", "room.css": "text/css"}
 
 
@@ -33,7 +41,24 @@ def web_dir(request_or_ws) -> Path:
 
 @router.websocket("/ws/rooms/{room_id}/voice")
 async def voice_socket(ws: WebSocket, room_id: str) -> None:
-    await serve_voice(ws, room_id, get_voice_services(ws.app))
+    services = await _services(ws.app)
+    from voice.session import serve_voice
+
+    await serve_voice(ws, room_id, services)
+
+
+async def _services(app):
+    """The app's VoiceServices; the first call imports Pipecat (~1 s) off the event loop."""
+    vs = getattr(app.state, "voice_services", None)
+    if vs is not None:
+        return vs
+
+    def make():
+        from voice.services import get_voice_services
+
+        return get_voice_services(app)
+
+    return await asyncio.to_thread(make)
 
 
 _warming: set = set()
@@ -41,10 +66,14 @@ _warming: set = set()
 
 def _warm_in_background(app) -> None:
     """Someone opened a room page: load the voice models now, before they press the mic."""
-    vs = get_voice_services(app)
-    if vs.ready or _warming:
+    vs = getattr(app.state, "voice_services", None)
+    if (vs is not None and vs.ready) or _warming:
         return
-    task = asyncio.get_running_loop().create_task(vs.ensure_ready(), name="voice-warm-up")
+
+    async def warm() -> None:
+        await (await _services(app)).ensure_ready()
+
+    task = asyncio.get_running_loop().create_task(warm(), name="voice-warm-up")
     _warming.add(task)
 
     def done(t: asyncio.Task) -> None:
@@ -61,7 +90,7 @@ async def room_page(room_id: str, request: Request) -> HTMLResponse:
     if not page.is_file():
         raise HTTPException(404, "the browser client (web/room.html) is not installed")
     _warm_in_background(request.app)
-    return HTMLResponse(page.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
+    return HTMLResponse(page.read_text(encoding="utf-8"), headers=_PAGE_HEADERS)
 
 
 @router.get("/static/voice/{name}", include_in_schema=False)
@@ -82,7 +111,7 @@ async def voice_turns(request: Request, limit: int = Query(50, ge=1, le=200)) ->
 
 @router.get("/api/voice/status")
 async def voice_status(request: Request) -> dict:
-    vs = get_voice_services(request.app)
+    vs = await _services(request.app)
     s = vs.settings
     return {"stt": s.stt if vs.stt_factory is None else "custom", "tts": s.tts if vs.tts_factory is None else "custom",
             "whisper_loaded": bool(vs.whisper and vs.whisper.model), "whisper_dir": str(vs.whisper_dir()),

@@ -80,7 +80,8 @@ class TurnTracker(BaseObserver):
         self._seen: set[int] = set()
 
     async def on_push_frame(self, data: FramePushed):
-        f, now = data.frame, time.monotonic()
+        # Observers run behind the pipeline (queued): use the push time, not the time we see it.
+        f, now = data.frame, data.timestamp / 1e9
         if f.id in self._seen:  # a frame is pushed again by every processor that passes it on
             return
         if isinstance(f, (VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame)) \

@@ -30,16 +30,15 @@ MAX_AUDIO_FRAME_BYTES = SAMPLE_RATE * 2  # one second of audio per binary frame 
 MAX_TEXT_FRAME_BYTES = 16 * 1024
 ERROR_REPEAT_SECS = 1.0  # the same error code is reported at most once a second (audio arrives 50x/s)
 
-# Containers and codecs people send by mistake instead of raw PCM.
+# Containers people send by mistake instead of raw PCM (what MediaRecorder and files produce). Only
+# signatures of 4+ bytes: shorter ones (an MP3 frame sync, 0xFFFB) turn up in real PCM every few seconds.
 _MAGIC = {
     b"RIFF": "a WAV/RIFF file",
     b"OggS": "Ogg (Opus/Vorbis)",
     b"\x1aE\xdf\xa3": "WebM/Matroska",
-    b"ID3": "MP3",
     b"fLaC": "FLAC",
-    b"\xff\xfb": "MP3",
-    b"\xff\xf3": "MP3",
-    b"\xff\xf1": "AAC",
+    b"ID3\x03": "MP3",
+    b"ID3\x04": "MP3",
     b"#!AMR": "AMR",
 }
 

@@ -136,6 +136,8 @@ async def serve_voice(ws: WebSocket, room_id: str, services: VoiceServices,
         version = c.kb.active_version(merchant)
     except KBError as e:
         return await _refuse(ws, services, "bad_merchant", str(e), 1008)
+    if version is None:
+        return await _refuse(ws, services, "unknown_merchant", f"merchant {merchant!r} has no knowledge base", 1008)
     if services.sessions >= s.max_sessions:
         return await _refuse(ws, services, "busy", f"{s.max_sessions} voice sessions are already open; "
                                                    "try again shortly", 1013)

@@ -155,8 +155,9 @@ class VoiceClient:
                     self.log.append(Received(now, obj.get("type", "?"), obj))
                 self._new.set()
         except websockets.ConnectionClosed:
-            self.log.append(Received(time.monotonic(), "closed", None))
-            self._new.set()
+            pass
+        self.log.append(Received(time.monotonic(), "closed", getattr(self.ws, "close_code", None)))
+        self._new.set()
 
     def events(self, kind: str | None = None, since: float = 0.0) -> list[Received]:
         return [r for r in self.log if r.t >= since and (kind is None or r.kind == kind)]
