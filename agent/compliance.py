@@ -192,9 +192,12 @@ class PriceFacts:
         return {(c.threshold or 0.0, c.amount) for c in self.coupons if c.kind == "amount" and c.amount}
 
     def cited_numbers(self) -> set[float]:
+        """Money amounts the cited facts state (X元, ¥X, 满X减Y, 减X …): "30ml" in a product name does
+        not make "省30元" true."""
         out: set[float] = set()
         for t in self.fact_texts:
-            out |= {float(x) for x in _NUM.findall(t)}
+            for m in _CITED_MONEY.finditer(t):
+                out |= {float(x) for x in m.groups() if x}
         return out
 
     def any_amounts(self) -> set[float]:
@@ -205,7 +208,8 @@ class PriceFacts:
         return out | self.cited_numbers()
 
 
-_NUM = re.compile(r"\d+(?:\.\d+)?")
+_CITED_MONEY = re.compile(r"[¥￥]\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*(?:元|块)|满\s*(\d+(?:\.\d+)?)\s*减\s*(\d+(?:\.\d+)?)|"
+                          r"减\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*积分")
 _N = r"[¥￥]?\s*(\d+(?:\.\d+)?)\s*(?:元|块钱|块)?"
 _LIST_RE = re.compile(r"(原价|划线价|日常价|专柜价|吊牌价|门店价|市场价|官方价|零售价|平时价|平常价|平时要|平时卖|平时)"
                       r"\s*(?:是|为|要|卖|：|:)?\s*" + _N)

@@ -29,12 +29,12 @@ from copywriting.validate import check as validate
 log = logging.getLogger("liveroom.copy")
 
 PROMPT_VARS = {"copy_system": {"shop"}, "copy_user": {"channel", "phase", "audience", "lead", "length", "facts"}}
-AUDIENCE = {
-    "price": "看重价格的观众，突出直播价比日常价省多少、能用什么券",
-    "quality": "看重品质的观众，突出用料成分和售后保障",
-    "focus": "反复看过这款商品的观众，点名这款商品，帮他下决心",
-    "member": "店铺铁粉/会员，突出专属福利",
-    "general": "普通观众，突出商品卖点",
+AUDIENCE = {  # who the copy is for (descriptions, not instructions: a small model echoes instructions)
+    "price": "看重价格的观众",
+    "quality": "看重品质的观众",
+    "focus": "反复看过这款商品的观众",
+    "member": "店铺铁粉/会员",
+    "general": "刚关注的观众",
 }
 PHASE = {
     "pre": "开播前预热", "live": "直播中",
@@ -166,7 +166,7 @@ class CopyWriter:
                 except DraftRejected as e:
                     issues.append(f"{e}; write it shorter")
                     continue
-                verdict = validate(r.material, r.angle, req.channel, title, body, rules)
+                verdict = validate(r.material, r.angle, req.channel, title, body, rules, recall=r.recall)
                 if verdict.ok:
                     return self._piece(r, req, title, body, verdict, "llm", attempts, issues)
                 issues.append("; ".join(verdict.issues + [f"{x.rule}:{x.term}" for x in verdict.violations]))
@@ -180,7 +180,8 @@ class CopyWriter:
                  issues: list[str]) -> CopyPiece:
         last = None
         for d in templates.candidates(r.material, r.angle, req.phase, req.channel, r.recall):
-            verdict = validate(r.material, r.angle, req.channel, d.title, d.body, rules, extra_citations=d.citations)
+            verdict = validate(r.material, r.angle, req.channel, d.title, d.body, rules, extra_citations=d.citations,
+                               recall=r.recall)
             last = (d, verdict)
             if verdict.ok:
                 return self._piece(r, req, d.title, d.body, verdict, "template", attempts, issues)

@@ -23,6 +23,7 @@ CLAIM_WORDS = ["专利", "认证", "进口", "有机", "获奖", "同款", "临�
                "官方", "天然", "纯天然", "手工", "现做", "当天发货", "顺丰"]
 _NEGATED_CLAIM = re.compile(r"(无添加|零添加|0添加|不添加|不含|无)([\u4e00-\u9fff]{2})")
 _SUITS_CLAIM = re.compile(r"适合([\u4e00-\u9fff]{1,4}?)(肌|皮|人群|宝宝|孕妇|老人|儿童)")
+INTERNAL_WORDS = ["预热", "召回", "素材", "文案", "角度", "下决心", "观众"]  # the brief's words, not copy
 LEAD_CHARS = 22  # "leads with": within the push title, or the first 22 characters of the text
 
 
@@ -143,7 +144,7 @@ def allowed_numbers(m: Material, facts: list[Fact]) -> set[str]:
 
 
 def check(m: Material, angle: str, channel: str, title: str | None, body: str, rules: ComplianceRules,
-          *, extra_citations: list[Citation] = ()) -> Verdict:
+          *, extra_citations: list[Citation] = (), recall: str | None = None) -> Verdict:
     v = Verdict()
     v.issues += length_issues(channel, m.shop, title, body)
     full = assemble(channel, m.shop, title, body)
@@ -156,6 +157,11 @@ def check(m: Material, angle: str, channel: str, title: str | None, body: str, r
         v.issues.append(f"numbers not in the facts: {sorted(bad_nums)}")
     if not any(n in full for n in names(m)):
         v.issues.append("the product is not named")
+    if "购物车" in content and recall != "cart_unpaid":
+        v.issues.append("mentions a cart this viewer doesn't have")
+    inner = [w for w in INTERNAL_WORDS if w in content]
+    if inner:
+        v.issues.append(f"internal wording: {inner}")
     claims = unsupported_claims(content, m)
     if claims:
         v.issues.append(f"claims not in the facts: {claims}")

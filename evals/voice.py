@@ -272,8 +272,8 @@ def run(only: str | None = None, n_turns: int | None = None) -> dict:
     results["targets"] = {
         "stub_eos_to_first_audio_p50_le_700ms": bool(s and s["eos_to_first_audio_ms"]["p50"] is not None
                                                      and s["eos_to_first_audio_ms"]["p50"] <= 700),
-        "barge_in_stop_p50_le_300ms": all(r["barge_in_stop_ms"]["p50"] is not None and r["barge_in_stop_ms"]["p50"] <= 300
-                                          for r in modes),
+        "barge_in_stop_p50_le_300ms": all(r["barge_in_stop_ms"]["p50"] is not None
+                                          and r["barge_in_stop_ms"]["p50"] <= 300 for r in modes),
         "zero_false_interruptions": all(r["false_interruptions"] == 0 for r in modes),
         "turns_ge_20": all(r["turns"] >= 20 for r in modes),
     }
@@ -303,7 +303,8 @@ def main() -> None:
         print(f"[{mode}] turns={r['turns']} eos→first audio p50={r['eos_to_first_audio_ms']['p50']} ms "
               f"p95={r['eos_to_first_audio_ms']['p95']} ms | barge-in stop p50={r['barge_in_stop_ms']['p50']} ms "
               f"p95={r['barge_in_stop_ms']['p95']} ms (commit p50={r['barge_in_commit_ms']['p50']} ms) | "
-              f"false interruptions={r['false_interruptions']}/{r['backchannels_and_noises']} | missed={r['missed_interruptions']} "
+              f"false interruptions={r['false_interruptions']}/{r['backchannels_and_noises']} "
+              f"| missed={r['missed_interruptions']} "
               f"| audio after stop={r['audio_after_stop']} | {r['wall_s']} s")
     print(json.dumps(res, ensure_ascii=False, indent=1))
 

@@ -28,6 +28,7 @@ err = Console(stderr=True)
 out = Console()
 
 from audience.cli import audience_app, audience_bench_app, profile_app  # noqa: E402
+from copywriting.cli import ab_app, copy_command  # noqa: E402
 from host.cli import danmaku_bench_command, host_command  # noqa: E402
 from liveroom.cli_models import models_app  # noqa: E402
 
@@ -36,6 +37,8 @@ app.add_typer(profile_app, name="profile")
 app.add_typer(audience_app, name="audience")
 bench_app.registered_commands.extend(audience_bench_app.registered_commands)  # bench coupons / bench events
 app.command("host")(host_command)
+app.command("copy")(copy_command)
+app.add_typer(ab_app, name="ab")
 bench_app.command("danmaku")(danmaku_bench_command)
 
 

@@ -51,6 +51,9 @@ def test_coupon_claims_must_match_a_real_coupon():
     fan = PriceFacts(price=129, list_price=199, fact_texts=["铁粉每场直播可以领一张铁粉专属券（满199减20）"])
     assert rules_of("铁粉专属券满199减20", prices=fan) == []
     assert rules_of("铁粉专属券满199减30", prices=fan) == ["price"]
+    # a number elsewhere in a cited fact ("30ml") doesn't back a saving of 30 yuan
+    named = PriceFacts(price=129, list_price=199, fact_texts=["玻尿酸保湿精华液 30ml直播价129元，日常价199元"])
+    assert rules_of("比日常价省30元", prices=named) == ["price"] and rules_of("比日常价省70元", prices=named) == []
 
 
 def test_fake_scarcity_against_real_stock():

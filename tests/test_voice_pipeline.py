@@ -280,3 +280,26 @@ async def test_serializer_rate_limits_repeated_errors():
     first = await ser.deserialize(bytes(3))
     assert first.message["code"] == "not_pcm"
     assert await ser.deserialize(bytes(3)) is None  # 50 bad frames a second → one error a second
+
+
+def make_test_stt(lang: str, text: str = "") -> StubSTTService:
+    """A `module:callable` STT factory, as LIVEROOM_VOICE_STT would name it."""
+    return StubSTTService(lambda pcm: text, lang=lang)
+
+
+def test_services_are_chosen_by_configuration(demo_container):
+    from voice.config import VoiceSettings
+    from voice.services import VoiceServices, VoiceUnavailable
+
+    vs = VoiceServices(demo_container, VoiceSettings(stt="tests.test_voice_pipeline:make_test_stt",
+                                                     stt_options={"text": "hi"},
+                                                     tts="voice.tts:EspeakTTSService"))
+    stt = vs.make_stt("zh")
+    assert isinstance(stt, StubSTTService) and stt._lang == "zh" and stt._transcriber(b"") == "hi"
+    assert isinstance(vs.make_tts("en", SpeechLedger()), EspeakTTSService)
+    bad = VoiceServices(demo_container, VoiceSettings(stt="no.such.module:Thing"))
+    with pytest.raises(VoiceUnavailable):
+        bad.make_stt("zh")
+    missing = VoiceServices(demo_container, VoiceSettings(whisper_model="/nonexistent/whisper"))
+    with pytest.raises(VoiceUnavailable, match="liveroom models install"):
+        missing.load_models()

@@ -3,8 +3,8 @@
 The STT and TTS services are chosen by name. Besides the built-in offline services
 (``whisper``/``stub`` and ``espeak``/``piper``), ``module:factory`` names any importable callable
 that returns a Pipecat ``STTService``/``TTSService`` (a cloud one, say), called with the keyword
-arguments in ``stt_options``/``tts_options`` plus ``language`` (``"zh"``/``"en"``). So switching to
-a cloud service is a configuration change, e.g.::
+arguments in ``stt_options``/``tts_options`` (plus ``lang="zh"|"en"``, the room's language, when it
+takes a ``lang`` argument). So switching to a cloud service is a configuration change, e.g.::
 
     LIVEROOM_VOICE_STT=pipecat.services.deepgram.stt:DeepgramSTTService
     LIVEROOM_VOICE_STT_OPTIONS='{"api_key": "..."}'

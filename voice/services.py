@@ -62,6 +62,20 @@ def _import(spec: str) -> Callable[..., Any]:
     return obj
 
 
+def _call_with_lang(factory: Callable[..., Any], options: dict, lang: str) -> Any:
+    """Call a configured factory with its options, plus the room's language if it takes ``lang``."""
+    import inspect
+
+    kw = dict(options)
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if "lang" in params and "lang" not in kw:
+        kw["lang"] = lang
+    return factory(**kw)
+
+
 class VoiceServices:
     def __init__(self, container, settings: VoiceSettings | None = None, *, registry=None,
                  stt_factory: STTFactory | None = None, tts_factory: TTSFactory | None = None):
@@ -80,11 +94,14 @@ class VoiceServices:
     # --- readiness ------------------------------------------------------------------------
     def whisper_dir(self) -> Path:
         name = self.settings.whisper_model
-        if Path(name).is_dir():
+        if "/" in name or Path(name).is_dir():
             return Path(name)
-        from liveroom.provision import model_path
+        from liveroom.provision import ProvisionError, model_path
 
-        return model_path(self.container.settings, name)
+        try:
+            return model_path(self.container.settings, name)
+        except ProvisionError as e:
+            raise VoiceUnavailable(str(e)) from e
 
     def load_models(self) -> None:
         """Blocking: load what the configured services need (Whisper takes ~2 s, once)."""
@@ -128,7 +145,7 @@ class VoiceServices:
             from voice.stt import StubSTTService
 
             return StubSTTService(lambda pcm: "", lang=lang, preroll_secs=preroll)
-        return _import(s.stt)(**s.stt_options, **({"language": lang} if "language" not in s.stt_options else {}))
+        return _call_with_lang(_import(s.stt), s.stt_options, lang)
 
     def make_tts(self, lang: str, ledger: SpeechLedger) -> TTSService:
         if self.tts_factory is not None:
@@ -139,7 +156,7 @@ class VoiceServices:
         if s.tts in ("espeak", "piper"):
             return EspeakTTSService(lang=lang, voice_en=s.espeak_voice_en, voice_zh=s.espeak_voice_zh,
                                     rate=s.espeak_rate, ledger=ledger)
-        return _import(s.tts)(**s.tts_options)
+        return _call_with_lang(_import(s.tts), s.tts_options, lang)
 
     def close(self) -> None:
         if self.whisper is not None:

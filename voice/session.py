@@ -16,6 +16,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import WebSocket
@@ -119,7 +120,7 @@ async def _refuse(ws: WebSocket, services: VoiceServices, code: str, message: st
 
 
 async def serve_voice(ws: WebSocket, room_id: str, services: VoiceServices,
-                      on_session: "callable | None" = None) -> None:
+                      on_session: Callable[[VoiceSession], None] | None = None) -> None:
     """Accept, validate, run the pipeline until the client leaves (or idles), tear down."""
     c, s = services.container, services.settings
     q = ws.query_params
