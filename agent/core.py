@@ -65,7 +65,7 @@ class Agent:
                  memory: Memory | None = None, config: AgentConfig | None = None, vision: Any = None):
         self.kb, self.tools, self.llm, self.vision = kb, tools, llm, vision
         self.prompt_store: Any = None  # merchants' published prompt overrides (prompts/store.py)
-        self.memory = memory or Memory()
+        self.memory = memory if memory is not None else Memory()  # an empty Memory is falsy (__len__)
         self.config = config or AgentConfig()
         self.limiter = RateLimiter(rate=self.config.rate[0], per=self.config.rate[1], burst=self.config.rate[0])
 
