@@ -79,7 +79,7 @@ def detail_answer(snap: LoadedVersion, p: Product, question: str, hits: list[Sea
         best = max(scored, key=lambda x: (x[0], x[1]))[2] if scored else None
     if best is None:
         return Draft("", refused=True)
-    body = _render_fact(best)
+    body = render_fact(best)
     if lang == "en":
         return Draft(f"About {p.name}: {_short(body, 90)}", [best])
     return Draft(f"{p.name}：{_short(body)}", [best])
@@ -96,7 +96,8 @@ def _names_key(question: str, key: str) -> bool:
     return any(k in question and key in alts for k, alts in _KEY_ALIASES.items())
 
 
-def _render_fact(f: Fact) -> str:
+def render_fact(f: Fact) -> str:
+    """One fact as a spoken/written clause (also used by the virtual host)."""
     if f.kind == "spec":
         return f"{f.key}是{f.value}。"
     if f.kind in ("faq", "qa"):

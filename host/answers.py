@@ -4,6 +4,8 @@ talking points and for the host's spoken answers when the agent itself can't ans
 """
 from __future__ import annotations
 
+from agent.fastpath import render_fact  # noqa: F401  (re-exported for host modules)
+
 import logging
 import re
 from dataclasses import dataclass, field
@@ -44,18 +46,6 @@ def short_name(p: Product) -> str:
         parts = parts[:-1]  # the size / shade code
     out = " ".join(parts) or p.name
     return out[:20]
-
-
-def render_fact(f: Fact) -> str:
-    if f.kind == "spec":
-        return f"{f.key}是{f.value}。"
-    if f.kind in ("faq", "qa"):
-        return f.value or f.text
-    if f.kind == "suitable":
-        return f"适合{f.value}。"
-    if f.kind == "not_suitable":
-        return f"不建议{f.value}使用。"
-    return (f.value or f.text).rstrip("。") + "。"
 
 
 def price_facts(p: Product | None, offers: Iterable[CouponOffer] = (), facts: Iterable[Fact] = ()
