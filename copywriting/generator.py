@@ -37,9 +37,9 @@ AUDIENCE = {  # who the copy is for (descriptions, not instructions: a small mod
     "general": "刚关注的观众",
 }
 PHASE = {
-    "pre": "开播前预热", "live": "直播中",
-    "post": {"cart_unpaid": "直播后召回加购了没付款的观众", "watched_no_buy": "直播后召回看了没买的观众",
-             "left_early": "直播后召回中途离开的观众", "missed_show": "直播后召回错过直播的观众"},
+    "pre": "开播前发", "live": "直播中发",
+    "post": {"cart_unpaid": "直播结束后发给加购了没付款的人", "watched_no_buy": "直播结束后发给看了没买的人",
+             "left_early": "直播结束后发给中途离开的人", "missed_show": "直播结束后发给错过直播的人"},
 }
 DEFAULT = object()  # "use the writer's own client"
 _CHARS = '[^"\\\\\\n]'  # any JSON string character but a quote, backslash or line break

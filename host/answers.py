@@ -4,8 +4,6 @@ talking points and for the host's spoken answers when the agent itself can't ans
 """
 from __future__ import annotations
 
-from agent.fastpath import render_fact  # noqa: F401  (re-exported for host modules)
-
 import logging
 import re
 from dataclasses import dataclass, field
@@ -13,6 +11,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from agent.fastpath import render_fact  # re-exported for host modules
 from agent import compliance, fastpath
 from agent.grounding import ungrounded_numbers
 from audience.coupons import describe
