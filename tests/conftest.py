@@ -27,7 +27,7 @@ class CountingEmbedder:
 
 @pytest.fixture(scope="session")
 def use_embedder() -> UseEmbedder:
-    return UseEmbedder(threads=2)
+    return UseEmbedder(threads=1)
 
 
 @pytest.fixture()
