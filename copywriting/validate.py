@@ -23,7 +23,7 @@ CLAIM_WORDS = ["专利", "认证", "进口", "有机", "获奖", "同款", "临�
                "官方", "天然", "纯天然", "手工", "现做", "当天发货", "顺丰"]
 _NEGATED_CLAIM = re.compile(r"(无添加|零添加|0添加|不添加|不含|无)([\u4e00-\u9fff]{2})")
 _SUITS_CLAIM = re.compile(r"适合([\u4e00-\u9fff]{1,4}?)(肌|皮|人群|宝宝|孕妇|老人|儿童)")
-INTERNAL_WORDS = ["预热", "召回", "素材", "文案", "角度", "下决心", "观众"]  # the brief's words, not copy
+INTERNAL_WORDS = ["预热", "召回", "素材", "文案", "角度", "下决心", "观众", "发给"]  # the brief's words, not copy
 LEAD_CHARS = 22  # "leads with": within the push title, or the first 22 characters of the text
 
 
