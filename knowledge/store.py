@@ -11,23 +11,23 @@ reader (in this process or another) sees the old version or the new one, never a
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
 import shutil
 import threading
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 from knowledge.embedder import Embedder, EmbeddingCache, embed_with_cache
 from knowledge.facts import catalog_facts
 from knowledge.importers import parse_files
 from knowledge.index import HybridIndex, RetrievalParams
 from knowledge.schema import Catalog, Fact, Product, SearchHit, VersionInfo
+from liveroom.filelock import dir_lock
 
 _MERCHANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -86,17 +86,9 @@ class KnowledgeBase:
             raise UnknownVersion(f"invalid version id {version!r}")
         return self._mdir(merchant) / "versions" / version
 
-    @contextmanager
-    def _write_lock(self, merchant: str) -> Iterator[None]:
+    def _write_lock(self, merchant: str) -> AbstractContextManager[None]:
         """One writer per merchant across processes (CLI import while the server runs)."""
-        d = self._mdir(merchant)
-        d.mkdir(parents=True, exist_ok=True)
-        with open(d / ".lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        return dir_lock(self._mdir(merchant))
 
     def _cache(self, merchant: str) -> EmbeddingCache:
         if merchant not in self._caches:

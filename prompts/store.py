@@ -15,19 +15,18 @@ publish in another worker takes effect everywhere without a restart.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
 import string
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
+from liveroom.filelock import dir_lock
 from prompts.loader import PROMPTS_DIR, REQUIRED_VARS, PromptError, variables
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -140,16 +139,8 @@ class PromptStore:
     def _file(self, merchant: str, name: str) -> Path:
         return self._mdir(merchant) / f"{check_name(name)}.json"
 
-    @contextmanager
-    def _lock(self, merchant: str) -> Iterator[None]:
-        d = self._mdir(merchant)
-        d.mkdir(parents=True, exist_ok=True)
-        with open(d / ".lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def _lock(self, merchant: str) -> AbstractContextManager[None]:
+        return dir_lock(self._mdir(merchant))
 
     def state(self, merchant: str, name: str) -> PromptState:
         path = self._file(merchant, name)
