@@ -22,7 +22,7 @@ from agent.guardrails import AI_LABEL
 from agent.messages import AgentAnswer, AnswerDelta, ViewerMessage
 from knowledge.store import KBError, UnknownMerchant
 from liveroom.container import Container
-from liveroom.settings import Settings
+from core.settings import Settings
 
 log = logging.getLogger("liveroom.server")
 

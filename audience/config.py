@@ -5,11 +5,12 @@ deployments); the default is an embedded SQLite file ``<LIVEROOM_DATA_DIR>/liver
 """
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 
-MERCHANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+from core.ids import MERCHANT_RE, check_merchant
+from core.settings import Settings
+
+__all__ = ["MERCHANT_RE", "check_merchant", "database_url", "normalize_url", "sqlite_path"]
 
 
 def normalize_url(url: str) -> str:
@@ -21,17 +22,11 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def database_url(settings=None) -> str:
-    """`LIVEROOM_DATABASE_URL`, else `settings.database_url` if the settings have one, else SQLite."""
-    url = os.environ.get("LIVEROOM_DATABASE_URL") or getattr(settings, "database_url", None)
-    if url:
-        return normalize_url(str(url))
-    if settings is None:
-        from liveroom.settings import Settings
-
-        settings = Settings()
-    data_dir = Path(settings.data_dir)
-    return f"sqlite:///{data_dir / 'liveroom.db'}"
+def database_url(settings: Settings) -> str:
+    """`settings.database_url` (`LIVEROOM_DATABASE_URL`), else SQLite in the data dir."""
+    if settings.database_url:
+        return normalize_url(settings.database_url)
+    return f"sqlite:///{Path(settings.data_dir) / 'liveroom.db'}"
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -43,9 +38,3 @@ def sqlite_path(url: str) -> Path | None:
     if not path or path == ":memory:":
         return None
     return Path(path)
-
-
-def check_merchant(merchant: str) -> str:
-    if not isinstance(merchant, str) or not MERCHANT_RE.match(merchant):
-        raise ValueError(f"invalid merchant id {merchant!r}: use 1-64 letters, digits, '-' or '_'")
-    return merchant

@@ -29,7 +29,7 @@ from audience import models as t
 from audience.config import MERCHANT_RE, check_merchant
 from audience.db import insert_for, is_sqlite, read_tx
 from audience.schemas import Campaign, CampaignIn, RedeemIn, RedeemResult
-from audience.timeutil import iso
+from core.timeutil import iso
 from tools.contracts import CouponOffer, CouponResult, ProfileView
 
 log = logging.getLogger(__name__)

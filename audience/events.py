@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 
 from audience.rules import EVENT_TYPES, AudienceRules
-from audience.timeutil import BadTimestamp, parse_ts
+from core.timeutil import BadTimestamp, parse_ts
 
 ALIASES = {"heartbeat": "watch", "watch_heartbeat": "watch", "click": "product_click", "cart": "add_to_cart",
            "order": "purchase", "claim_coupon": "coupon_claim", "use_coupon": "coupon_use"}

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from audience.events import ParsedEvent
 from audience.rules import AudienceRules
-from audience.timeutil import zone
+from core.timeutil import zone
 from tools.contracts import InterestTag, ProfileView
 
 LN2 = math.log(2)

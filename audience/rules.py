@@ -135,7 +135,7 @@ class AudienceRules(_Strict):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        from audience.timeutil import zone
+        from core.timeutil import zone
 
         zone(v)  # raises on an unknown zone
         return v

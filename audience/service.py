@@ -22,6 +22,7 @@ from audience.events import EventError, ParsedEvent, parse_event
 from audience.profile import Decay, ProfileState, ViewerFacts
 from audience.rules import AudienceRules, rules_from_overrides
 from audience.schemas import IngestResult, ItemError, ItemResult, ProductIn, ViewerIn
+from core.settings import Settings
 from tools.contracts import ProfileView
 
 MAX_BATCH = 1000  # events per POST /api/events
@@ -52,7 +53,7 @@ class AudienceService(CouponMixin):
             migrate(self.engine)
 
     @classmethod
-    def from_settings(cls, settings=None, **kw) -> "AudienceService":
+    def from_settings(cls, settings: Settings, **kw: Any) -> "AudienceService":
         return cls(database_url(settings), **kw)
 
     @property

@@ -2,7 +2,7 @@
 
     python -m benchmarks.copy [--viewers 5000] [--channel push] [--no-llm] [--max-llm-groups N] [--json]
 
-A seeded synthetic audience (audience.demo: viewers, coupon campaigns, one live session of behaviour
+A seeded synthetic audience (sim.audience: viewers, coupon campaigns, one live session of behaviour
 events → real-time profiles) in a temporary SQLite database, the demo catalog, and a pre-show campaign
 for a 3-product rundown. Reports copies per second and model calls, first with templates only (the
 grouping, profile, coupon, timing and storage cost), then on the configured LLM backend (the embedded
@@ -28,7 +28,7 @@ NOW = datetime(2030, 1, 1, 9, 0, tzinfo=timezone(timedelta(hours=8)))
 
 async def bench(viewers: int = 5000, channel: str = "push", use_llm: bool = True, max_llm_groups: int | None = None,
                 seed: int = 7, workdir: Path | None = None) -> dict:
-    from audience.demo import seed_demo
+    from sim.audience import seed_demo
     from audience.service import AudienceService
     from copywriting.ab import Experiments
     from copywriting.batch import CampaignRunner, CampaignSpec
@@ -54,7 +54,7 @@ async def bench(viewers: int = 5000, channel: str = "push", use_llm: bool = True
         out["templates"] = {k: tpl[k] for k in ("copies", "groups", "elapsed_s", "copies_per_s")}
         if use_llm:
             from liveroom.container import Container
-            from liveroom.settings import Settings
+            from core.settings import Settings
 
             container = Container(Settings(llm_autostart=False))
             t = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Concurrent coupon claims against a budget (see audience.bench.bench_coupons).
+"""Concurrent coupon claims against a budget (see sim.audience_bench.bench_coupons).
 
     python -m benchmarks.coupons [--claims 1000] [--budget 100] [--workers 4] [--url URL] [--json]
 
@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from audience.bench import bench_coupons
+from sim.audience_bench import bench_coupons
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from host.bench import bench_danmaku, summary
+from sim.danmaku_bench import bench_danmaku, summary
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 
-from audience.bench import bench_events
+from sim.audience_bench import bench_events
 
 
 def main(argv: list[str] | None = None) -> int:

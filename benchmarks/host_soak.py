@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LIVEROOM_EMBED_THREADS", "1")
     _prepare(data_dir)
 
-    from host.cli import _run_show
+    from liveroom.commands.host import _run_show
     from host.rundown import check_references, load_rundown
 
     rd = load_rundown(a.rundown)

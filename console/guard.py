@@ -415,7 +415,7 @@ class Guard:
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer ":
             raw = auth[7:].strip()
-            admin = console.config.admin_token
+            admin = console.config.admin_token.get_secret_value()
             if admin and len(admin) >= 24 and hmac.compare_digest(raw.encode(), admin.encode()):
                 return Principal("admin", None, "owner", "admin")
             return console.accounts.token_principal(raw)

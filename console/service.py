@@ -4,46 +4,28 @@ and kept on ``app.state.console``."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
-from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, update
 
 from audience.db import read_tx, write_tx
 from console import db as t
+from core.settings import ConsoleSettings
 from console.audit import AuditLog
 from console.auth import Accounts, LoginLimiter
 from console.kb import KBConsole
 from console.live import AnswerLog, Simulator
-from prompts.store import PromptStore, store_for
+from prompts.store import PromptStore
 
 ROOM_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-@dataclass
-class ConsoleConfig:
-    simulator_merchants: str = field(default_factory=lambda: os.environ.get("LIVEROOM_CONSOLE_SIMULATOR", "demo"))
-    secure_cookies: str = field(default_factory=lambda: os.environ.get("LIVEROOM_CONSOLE_SECURE_COOKIES", "auto"))
-    admin_token: str = field(default_factory=lambda: os.environ.get("LIVEROOM_CONSOLE_ADMIN_TOKEN", ""))
-    # Dev/test convenience: a room id nobody has registered is claimed by the first merchant that uses it
-    # (off by default: rooms are created in the console).
-    auto_claim_rooms: bool = field(default_factory=lambda: os.environ.get(
-        "LIVEROOM_CONSOLE_AUTO_CLAIM_ROOMS", "0").lower() in ("1", "true", "yes"))
-    login_per_ip: int = 20
-    login_per_user: int = 5
-
-    def simulator_allowed(self, merchant: str) -> bool:
-        allowed = {x.strip() for x in self.simulator_merchants.split(",") if x.strip()}
-        return "*" in allowed or merchant in allowed
-
-
 class ConsoleService:
-    def __init__(self, container, config: ConsoleConfig | None = None):
+    def __init__(self, container, config: ConsoleSettings | None = None):
         self.container = container
-        self.config = config or ConsoleConfig()
+        self.config = config or container.settings.console
         self.engine = container.audience.engine
         t.metadata.create_all(self.engine, checkfirst=True)
         self.accounts = Accounts(self.engine)
@@ -51,7 +33,7 @@ class ConsoleService:
         self.limiter = LoginLimiter(per_ip=self.config.login_per_ip, per_user=self.config.login_per_user)
         data_dir = container.settings.data_dir
         self.kb = KBConsole(container.kb, data_dir / "console" / "uploads")
-        self.prompts: PromptStore = store_for(data_dir)
+        self.prompts: PromptStore = container.prompts
         self.answers = AnswerLog()
         self.simulators: dict[tuple[str, str], Simulator] = {}
         self._room_cache: dict[str, tuple[float, str | None]] = {}

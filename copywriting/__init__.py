@@ -3,7 +3,7 @@ viewer or segment and channel, checked by `agent.compliance`; batch campaigns; A
 push timing. See docs/copy.md.
 
     copywriting.api.router       FastAPI router (POST /api/copy, /api/campaigns/{id}/generate, /api/experiments…)
-    copywriting.cli.copy_command `liveroom copy`
-    copywriting.cli.ab_app       `liveroom ab …`
-    copywriting.cli.campaign_app `liveroom campaign …`
+    liveroom.commands.copy.copy_command `liveroom copy`
+    liveroom.commands.copy.ab_app       `liveroom ab …`
+    liveroom.commands.copy.campaign_app `liveroom campaign …`
 """

@@ -247,7 +247,7 @@ class CampaignRunner:
 
     async def _run(self, spec: CampaignSpec, progress: Progress | None, now: datetime | None, t0: float,
                    llm: Any) -> dict:
-        from audience.timeutil import zone
+        from core.timeutil import zone
 
         now = now or datetime.now(zone(self.tz))
         # database and grouping work runs in threads: a campaign must not stall the server's event loop

@@ -148,7 +148,7 @@ class Material:
 
 
 def local(t: datetime, tz: str) -> datetime:
-    from audience.timeutil import zone
+    from core.timeutil import zone
 
     return t.astimezone(zone(tz))
 

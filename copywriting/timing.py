@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from audience.timeutil import zone
+from core.timeutil import zone
 
 from copywriting.schema import Show
 

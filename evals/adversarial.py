@@ -22,7 +22,7 @@ from agent.guardrails import leaks
 from agent.messages import AgentAnswer, ViewerMessage
 from evals.retrieval import DEMO
 from liveroom.container import Container
-from liveroom.settings import Settings
+from core.settings import Settings
 from tools.contracts import CouponOffer, CouponResult, InterestTag, ProfileView
 
 SECRET_PHONE = "13800138000"

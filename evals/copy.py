@@ -123,7 +123,7 @@ async def run(use_llm: bool = False, personas: list[dict] | None = None, llm=Non
     container = None
     if use_llm and llm is None:
         from liveroom.container import Container
-        from liveroom.settings import Settings
+        from core.settings import Settings
 
         from copywriting.generator import patient
 

@@ -13,7 +13,7 @@
 * **OCR character accuracy**: rendered labels (name, specs, price) read by tesseract; 1 - CER over
   letters, digits and CJK characters (punctuation ignored).
 
-Pictures are generated at run time from fixed seeds (``vision.synth``). ``--calibrate`` fits the
+Pictures are generated at run time from fixed seeds (``sim.images``). ``--calibrate`` fits the
 score's logistic coefficients and threshold on a separate calibration split (other seeds) and prints
 them for ``vision/matcher.py``.
 """
@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from vision import matcher as M
-from vision import ocr, synth
+from sim import images as synth
+from vision import ocr
 from vision.matcher import ProductImageIndex
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -33,7 +33,7 @@ from pathlib import Path
 from agent.core import AgentConfig
 from evals.retrieval import DEMO
 from liveroom.container import Container
-from liveroom.settings import Settings
+from core.settings import Settings
 
 # (question, what the viewer does while the answer plays)
 SCRIPT: list[tuple[str, str | None]] = [
@@ -101,7 +101,7 @@ class ScriptedTranscriber:
 
 
 async def _session(host: str, transcriber: ScriptedTranscriber | None, script, clips) -> dict:
-    from voice.testing import Mic, VoiceClient
+    from sim.voice_clips import Mic, VoiceClient
 
     eos, stops, commits, bc_pauses, bc_resume = [], [], [], [], []
     false_int, missed, audio_after_stop, turns, misheard = 0, 0, 0, 0, []
@@ -195,7 +195,7 @@ async def _session(host: str, transcriber: ScriptedTranscriber | None, script, c
 
 
 def _clips(script) -> dict:
-    from voice.testing import noise_burst, speech_span, synth
+    from sim.voice_clips import noise_burst, speech_span, synth
 
     clips = {WARM_UP: (synth(WARM_UP), speech_span(synth(WARM_UP)))}
     for q, action in script:
@@ -241,7 +241,7 @@ def run(only: str | None = None, n_turns: int | None = None) -> dict:
     from voice.api import ensure_voice_routes
     from voice.services import VoiceServices
     from voice.stt import StubSTTService
-    from voice.testing import serve_in_thread
+    from sim.voice_clips import serve_in_thread
 
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,7 +6,7 @@ A room is a pipeline of small processors passing typed frames (see ``host.frames
     events  ─▶ funnel.Funnel ─▶ alerts.AlertEngine ─────────────────────────────────────▶ console / host loop
     rundown ─▶ loop.HostLoop (script.ScriptWriter, greeter.Greeter) ─▶ speech sinks (text track, TTS)
 
-Everything takes an injectable clock (``host.clock``), so tests and the soak run accelerated.
-Public entry points: ``host.api.router``, ``host.cli.host_command``, ``host.cli.danmaku_bench_command``.
+Everything takes an injectable clock (``core.clock``), so tests and the soak run accelerated.
+Public entry points: ``host.api.router``, ``liveroom.commands.host.host_command``, ``liveroom.commands.host.danmaku_bench_command``.
 See docs/host.md.
 """

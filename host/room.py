@@ -20,7 +20,7 @@ from agent.memory import Memory
 from agent.messages import ViewerMessage
 from host.alerts import AlertEngine, AlertRules
 from host.answers import ClusterAnswerer
-from host.clock import Clock, RealClock
+from core.clock import Clock, RealClock
 from host.clustering import ClusterConfig, Clusterer
 from host.coupons import RoomCoupons
 from host.danmaku import DanmakuTriage, TriageConfig

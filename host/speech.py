@@ -20,7 +20,7 @@ import wave
 from collections import deque
 from typing import Any, Callable, Protocol
 
-from host.clock import Clock
+from core.clock import Clock
 from host.frames import SpokenLine
 from host.pipeline import Bus
 

@@ -27,7 +27,7 @@ from knowledge.facts import catalog_facts
 from knowledge.importers import parse_files
 from knowledge.index import HybridIndex, RetrievalParams
 from knowledge.schema import Catalog, Fact, Product, SearchHit, VersionInfo
-from liveroom.filelock import dir_lock
+from core.filelock import dir_lock
 
 _MERCHANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)

@@ -27,12 +27,14 @@ app.add_typer(bench_app, name="bench")
 err = Console(stderr=True)
 out = Console()
 
-from audience.cli import audience_app, audience_bench_app, profile_app  # noqa: E402
-from copywriting.cli import ab_app, copy_command  # noqa: E402
-from host.cli import danmaku_bench_command, host_command  # noqa: E402
-from liveroom.cli_models import models_app  # noqa: E402
+from liveroom.commands.audience import audience_app, audience_bench_app, profile_app  # noqa: E402
+from liveroom.commands.copy import ab_app, copy_command  # noqa: E402
+from liveroom.commands.host import danmaku_bench_command, host_command  # noqa: E402
+from liveroom.commands.console import console_app  # noqa: E402
+from liveroom.commands.models import models_app  # noqa: E402
 
 app.add_typer(models_app, name="models")
+app.add_typer(console_app, name="console")
 app.add_typer(profile_app, name="profile")
 app.add_typer(audience_app, name="audience")
 bench_app.registered_commands.extend(audience_bench_app.registered_commands)  # bench coupons / bench events
@@ -177,7 +179,7 @@ def serve(host: Optional[str] = None, port: Optional[int] = None) -> None:
     """Start the HTTP/WebSocket server."""
     import uvicorn
 
-    from liveroom.settings import Settings
+    from core.settings import Settings
 
     s = Settings()
     # Frames up to 1 MiB reach the app (which answers oversized ones with an error frame);

@@ -15,11 +15,11 @@ from agent.llm import LLMClient
 from agent.memory import Memory
 from knowledge.embedder import Embedder, UseEmbedder
 from knowledge.store import KnowledgeBase
-from liveroom.settings import Settings
+from core.settings import Settings
 from tools.audience_tools import audience_tools
 from tools.catalog import catalog_tools
 from tools.contracts import CouponLedger, ProfileStore
-from prompts.store import store_for
+from prompts.store import PromptStore
 from tools.registry import ToolRegistry
 from vision import ImageStore, VisionService
 
@@ -59,6 +59,11 @@ class Container:
         return ToolRegistry(catalog_tools(self.kb) + audience_tools(self.profiles, self.ledger))
 
     @cached_property
+    def prompts(self) -> PromptStore:
+        """Merchants' prompt drafts and published overrides (one store per app)."""
+        return PromptStore(self.settings.data_dir.resolve() / "prompts")
+
+    @cached_property
     def memory(self) -> Memory:
         return Memory()
 
@@ -72,14 +77,14 @@ class Container:
         if self.settings.llm_vision:
             self.agent_config.vision_model = True
         agent = Agent(self.kb, self.tools, self.llm, self.memory, self.agent_config, vision=self.vision)
-        agent.prompt_store = store_for(self.settings.data_dir)  # merchants' published prompt overrides
+        agent.prompt_store = self.prompts  # merchants' published prompt overrides
         return agent
 
     async def start_llm(self) -> LLMClient:
         """Start the configured LLM backend (the embedded server as a supervised child)."""
         s = self.settings
         if s.llm_backend == "embedded":
-            from liveroom.provision import model_path
+            from core.provision import model_path
 
             self.llm_server = EmbeddedLLMServer(model_path(s, s.embedded_model), threads=s.llm_threads,
                                                 ctx=s.llm_ctx, port=s.llm_port,

@@ -92,10 +92,8 @@ def _override(name: str, merchant: str | None, store: "PromptStore | None") -> s
     if not merchant:
         return None
     try:
-        if store is None:
-            from prompts.store import default_store
-
-            store = default_store()
+        if store is None:  # no store wired in (a bare library call): the packaged defaults
+            return None
         return store.published_text(merchant, name)
     except Exception:  # an unreadable override never takes the agent down: the default is used
         log.exception("prompt override %s/%s unreadable; using the default", merchant, name)

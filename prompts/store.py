@@ -23,10 +23,9 @@ import threading
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
-from liveroom.filelock import dir_lock
+from core.filelock import dir_lock
 from prompts.loader import PROMPTS_DIR, REQUIRED_VARS, PromptError, variables
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -245,20 +244,3 @@ class PromptStore:
             st.published = v.version
             self._save(st)
             return v
-
-
-@lru_cache(maxsize=8)
-def _store_at(root: str) -> PromptStore:
-    return PromptStore(Path(root))
-
-
-def store_for(data_dir: Path) -> PromptStore:
-    """The store of a data directory (one instance per directory and process)."""
-    return _store_at(str(Path(data_dir).resolve() / "prompts"))
-
-
-def default_store() -> PromptStore:
-    """The store of the configured data directory (``LIVEROOM_DATA_DIR``)."""
-    from liveroom.settings import Settings
-
-    return store_for(Settings().data_dir)

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vision.synth import product_images_plan, render_product_shot  # noqa: E402
+from sim.images import product_images_plan, render_product_shot  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

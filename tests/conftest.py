@@ -78,7 +78,7 @@ def demo_root(tmp_path_factory, use_embedder):
 def demo_container(demo_root, use_embedder, tmp_path):
     """A container on the demo KB, fast path only (no LLM)."""
     from liveroom.container import Container
-    from liveroom.settings import Settings
+    from core.settings import Settings
 
     c = Container(Settings(data_dir=demo_root, llm_autostart=False))
     c.__dict__["embedder"] = use_embedder  # share the loaded encoder across tests

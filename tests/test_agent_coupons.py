@@ -10,7 +10,7 @@ import pytest
 from agent.core import AgentConfig
 from agent.messages import ViewerMessage
 from liveroom.container import Container
-from liveroom.settings import Settings
+from core.settings import Settings
 
 
 @pytest.fixture()

@@ -15,7 +15,7 @@ from tests.test_vision_e2e import screenshot_png
 def demo_container(demo_root, use_embedder):
     """One container for the module: the product-picture index is built once."""
     from liveroom.container import Container
-    from liveroom.settings import Settings
+    from core.settings import Settings
 
     c = Container(Settings(data_dir=demo_root, llm_autostart=False))
     c.__dict__["embedder"] = use_embedder

@@ -12,8 +12,8 @@ import pytest
 from agent.core import AgentConfig
 from agent.messages import ViewerMessage
 from agent.grounding import ungrounded_numbers
-from liveroom.provision import is_installed
-from liveroom.settings import Settings
+from core.provision import is_installed
+from core.settings import Settings
 
 pytestmark = pytest.mark.model
 

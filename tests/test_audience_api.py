@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from audience.api import router
-from audience.testing import temp_service
+from tests.support.audience import temp_service
 
 
 @pytest.fixture()

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from audience.bench import bench_coupons
+from sim.audience_bench import bench_coupons
 from audience.service import AudienceService
-from audience.testing import backends, pg_url, store_url, temp_service
+from tests.support.audience import backends, pg_url, store_url, temp_service
 from tools.contracts import CouponLedger, CouponResult, ProfileStore
 
 NOW = time.time()

@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import event as sa_event
 
-from audience.testing import Clock, backends, temp_service
+from tests.support.audience import Clock, backends, temp_service
 
 T0 = 1_750_000_000.0  # 2025-06-15T15:06:40Z (23:06 in Shanghai)
 PRODUCTS = [{"sku": "LS-1", "name": "丝绒雾面口红 #316", "category": "彩妆", "price": 129},

@@ -17,11 +17,12 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from typer.testing import CliRunner
 
+from core.settings import Settings
 from audience.config import database_url, normalize_url, sqlite_path
 from audience.db import alembic_config, current_revision, make_engine, migrate
 from audience.models import metadata
 from audience.service import AudienceService
-from audience.testing import backends, temp_service
+from tests.support.audience import backends, temp_service
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -30,10 +31,10 @@ HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 def test_database_url_from_env_or_data_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("LIVEROOM_DATABASE_URL", raising=False)
     monkeypatch.setenv("LIVEROOM_DATA_DIR", str(tmp_path / "data"))
-    assert database_url() == f"sqlite:///{tmp_path / 'data' / 'liveroom.db'}"
-    assert sqlite_path(database_url()) == tmp_path / "data" / "liveroom.db"
+    assert database_url(Settings()) == f"sqlite:///{tmp_path / 'data' / 'liveroom.db'}"
+    assert sqlite_path(database_url(Settings())) == tmp_path / "data" / "liveroom.db"
     monkeypatch.setenv("LIVEROOM_DATABASE_URL", "postgresql://u:p@db:5432/live")
-    assert database_url() == "postgresql+psycopg://u:p@db:5432/live"
+    assert database_url(Settings()) == "postgresql+psycopg://u:p@db:5432/live"
     assert normalize_url("postgres://h/db") == "postgresql+psycopg://h/db"
     assert sqlite_path("postgresql+psycopg://h/db") is None
 
@@ -90,7 +91,7 @@ def test_alembic_cli_uses_the_repo_config(tmp_path):
 
 @pytest.fixture()
 def cli(monkeypatch, tmp_path):
-    from audience.cli import audience_app, audience_bench_app, profile_app
+    from liveroom.commands.audience import audience_app, audience_bench_app, profile_app
 
     monkeypatch.delenv("LIVEROOM_DATABASE_URL", raising=False)
     monkeypatch.setenv("LIVEROOM_DATA_DIR", str(tmp_path / "data"))

@@ -46,12 +46,13 @@ GOOD_CSV = BAD_CSV.replace("十块", "29.9")
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, demo_root, use_embedder):
-    from console.service import ConsoleConfig, get_console
-    from console.testing import FakeLLM, ServerThread, console_app, make_container
+    from console.service import get_console
+    from core.settings import ConsoleSettings
+    from tests.support.console import FakeLLM, ServerThread, console_app, make_container
 
     tmp = tmp_path_factory.mktemp("console-browser")
     c = make_container(tmp, demo_root, use_embedder, llm=FakeLLM())
-    app = console_app(c, ConsoleConfig(simulator_merchants="*"))
+    app = console_app(c, ConsoleSettings(simulator="*"))
     with ServerThread(app) as srv:
         get_console(app).accounts.create_user(M, "owner1", "owner-password-1", "owner", "店主小王")
         yield srv.url

@@ -11,8 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from console.guard import OPS, PUBLIC, classify, route_table
-from console.service import ConsoleConfig, get_console
-from console.testing import console_app, login, make_container
+from console.service import get_console
+from core.settings import ConsoleSettings
+from tests.support.console import console_app, login, make_container
 from tests.conftest import mini_products, write_json
 
 A, B = "demo", "rival"
@@ -23,7 +24,7 @@ def _with_all_routers(app):
     so their routes are checked too before they are wired."""
     import importlib
 
-    from console.testing import wire
+    from tests.support.console import wire
 
     have = {r.path for r in route_table(app)}
     for mod in ("host.api", "voice.api", "copywriting.api"):
@@ -54,7 +55,7 @@ def world(tmp_path_factory, demo_root, use_embedder):
     tmp = tmp_path_factory.mktemp("console-iso")
     c = make_container(tmp, demo_root, use_embedder)
     c.kb.import_files(B, [write_json(tmp / "b.json", mini_products())])
-    app = _with_all_routers(console_app(c, ConsoleConfig(simulator_merchants="*")))
+    app = _with_all_routers(console_app(c, ConsoleSettings(simulator="*")))
     with TestClient(app) as client:
         cs = get_console(app)
         ids = {}

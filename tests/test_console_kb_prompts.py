@@ -9,8 +9,9 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from console.service import ConsoleConfig, get_console
-from console.testing import FakeLLM, console_app, login, make_container
+from console.service import get_console
+from core.settings import ConsoleSettings
+from tests.support.console import FakeLLM, console_app, login, make_container
 from prompts import loader
 from prompts import store as pstore
 
@@ -22,7 +23,7 @@ def env(tmp_path_factory, demo_root, use_embedder):
     tmp = tmp_path_factory.mktemp("console-kb")
     llm = FakeLLM()
     c = make_container(tmp, demo_root, use_embedder, llm=llm)
-    app = console_app(c, ConsoleConfig(simulator_merchants="*"))
+    app = console_app(c, ConsoleSettings(simulator="*"))
     with TestClient(app) as client:
         cs = get_console(app)
         cs.accounts.create_user(M, "operator1", "operator-pass-1", "operator")

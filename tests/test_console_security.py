@@ -9,8 +9,9 @@ from fastapi.testclient import TestClient
 
 from console.auth import hash_password, verify_password
 from console.guard import SESSION_COOKIE
-from console.service import ConsoleConfig, get_console
-from console.testing import console_app, login, make_container
+from console.service import get_console
+from core.settings import ConsoleSettings
+from tests.support.console import console_app, login, make_container
 
 M = "demo"
 HOSTILE = ['<img src=x onerror="alert(1)">', "</textarea><script>alert(2)</script>", "\"'><svg onload=alert(3)>",
@@ -21,7 +22,7 @@ HOSTILE = ['<img src=x onerror="alert(1)">', "</textarea><script>alert(2)</scrip
 def env(tmp_path_factory, demo_root, use_embedder):
     tmp = tmp_path_factory.mktemp("console-sec")
     c = make_container(tmp, demo_root, use_embedder)
-    app = console_app(c, ConsoleConfig(simulator_merchants="*", login_per_user=5, login_per_ip=1000))
+    app = console_app(c, ConsoleSettings(simulator="*", login_per_user=5, login_per_ip=1000))
     with TestClient(app) as client:
         cs = get_console(app)
         cs.accounts.create_user(M, "boss", "boss-password-1", "owner")

@@ -11,12 +11,12 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from copywriting.api import router
-from copywriting.cli import ab_app, campaign_app, copy_command
+from liveroom.commands.copy import ab_app, campaign_app, copy_command
 
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
-    from audience.demo import seed_demo
+    from sim.audience import seed_demo
     from audience.service import AudienceService
 
     d = tmp_path_factory.mktemp("copy-api")
@@ -49,7 +49,7 @@ class DemoKB:
 @pytest.fixture()
 def container(seeded):
     from liveroom.container import Container
-    from liveroom.settings import Settings
+    from core.settings import Settings
 
     d, svc = seeded
     c = Container(Settings(data_dir=d, llm_autostart=False))
@@ -139,7 +139,7 @@ def test_compliance_check_endpoint(client):
 
 
 def test_cli_copy_and_ab_report(container, monkeypatch):
-    import copywriting.cli as cli
+    import liveroom.commands.copy as cli
 
     monkeypatch.setattr(cli, "_container", lambda: container)
     app = typer.Typer()
@@ -166,7 +166,7 @@ def test_cli_copy_and_ab_report(container, monkeypatch):
 
 
 def test_cli_campaign_generate_with_progress_and_resume(container, monkeypatch, tmp_path):
-    import copywriting.cli as cli
+    import liveroom.commands.copy as cli
 
     monkeypatch.setattr(cli, "_container", lambda: container)
     container.__dict__.pop("_copywriting_service", None)

@@ -23,7 +23,7 @@ MORNING = datetime(2030, 1, 1, 9, 0, tzinfo=CST)
 
 @pytest.fixture(scope="module")
 def audience(tmp_path_factory):
-    from audience.demo import seed_demo
+    from sim.audience import seed_demo
     from audience.service import AudienceService
 
     d = tmp_path_factory.mktemp("aud")

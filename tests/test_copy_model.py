@@ -11,8 +11,8 @@ import pytest
 
 from copywriting import channels
 from copywriting.schema import CopyRequest, Segment
-from liveroom.provision import is_installed
-from liveroom.settings import Settings
+from core.provision import is_installed
+from core.settings import Settings
 
 pytestmark = pytest.mark.model
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from console.testing import grant
+from tests.support.console import grant
 
 from host.api import router
-from host.testing import fast_embedder
+from tests.support.host import fast_embedder
 from server import create_app
 
 DEMO_RUNDOWN = (Path(__file__).resolve().parent.parent / "knowledge" / "demo" / "rundown.yaml").read_text("utf-8")

@@ -8,9 +8,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from host.bench import run_bench
-from host.cli import danmaku_bench_command, host_command
-from host.testing import fast_embedder
+from sim.danmaku_bench import run_bench
+from liveroom.commands.host import danmaku_bench_command, host_command
+from tests.support.host import fast_embedder
 from knowledge.store import KnowledgeBase
 
 

@@ -10,14 +10,14 @@ import pytest
 
 from agent import compliance
 from agent.llm import LLMUnavailable
-from host.clock import VirtualClock
+from core.clock import VirtualClock
 from host.frames import RoomEvent
 from host.loop import HostLoop, LoopConfig
 from host.rundown import Timeline, parse_rundown
 from host.script import Line, Rephraser, ShowMemory
-from host.simulator import ShowSimulator
+from sim.show import ShowSimulator
 from host.speech import Speaker, SpeechError, TextTrack
-from host.testing import demo_audience, fast_embedder, virtual_room
+from tests.support.host import demo_audience, fast_embedder, virtual_room
 from knowledge.store import KnowledgeBase
 
 

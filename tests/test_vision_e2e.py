@@ -11,7 +11,7 @@ from PIL import Image
 
 from tests.conftest import write_json
 from vision import ImageRejected, ImageStore, VisionService, query_text
-from vision.synth import t_screenshot
+from sim.images import t_screenshot
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "knowledge" / "demo"
@@ -59,7 +59,7 @@ def test_screenshot_this_how_much_gets_the_live_price_with_a_citation(service, k
 
 
 def test_not_our_product_and_bad_upload(service):
-    from vision.synth import unrelated_image
+    from sim.images import unrelated_image
 
     buf = io.BytesIO()
     unrelated_image("other_product", 4).save(buf, format="PNG")

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from vision import ocr, privacy, synth
+from sim import images as synth
+from vision import ocr, privacy
 from vision.analyze import analyze_image, match_text, query_text
 from vision.colors import (colour_of_text, colour_variants, dominant_colours, nearest_variant_by_palette,
                            variant_colour)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from voice.testing import serve_in_thread, silence, synth, write_wav
+from sim.voice_clips import serve_in_thread, silence, synth, write_wav
 
 CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if Path(p).exists()), None)
 pytestmark = [
@@ -33,7 +33,7 @@ def served(demo_container):
     from voice.api import ensure_voice_routes
     from voice.services import get_voice_services
 
-    from liveroom.provision import model_path
+    from core.provision import model_path
 
     if not (model_path(demo_container.settings, "whisper-base") / "model.bin").is_file():
         pytest.skip("Whisper base not provisioned (liveroom models install)")

@@ -23,14 +23,14 @@ from server import create_app
 from voice.api import ensure_voice_routes
 from voice.services import VoiceServices, get_voice_services
 from voice.stt import StubSTTService
-from voice.testing import Mic, VoiceClient, noise_burst, serve_in_loop, silence, synth
+from sim.voice_clips import Mic, VoiceClient, noise_burst, serve_in_loop, silence, synth
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed "
                                                                             "(scripts/install_voice_deps.sh)")
 
 
 def whisper_ready(c) -> bool:
-    from liveroom.provision import model_path
+    from core.provision import model_path
 
     return (model_path(c.settings, "whisper-base") / "model.bin").is_file()
 

@@ -30,6 +30,8 @@ A query goes through three steps:
 """
 from __future__ import annotations
 
+import re
+
 import hashlib
 import math
 import threading
@@ -44,7 +46,6 @@ import numpy as np
 from PIL import Image
 
 from vision.colors import product_variants, variant_name
-from vision.synth import slug
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 REF_SIDE = 400  # reference pictures are indexed at most this long
@@ -66,6 +67,12 @@ PHASH_DUP = 4
 DHASH_DUP = 6
 
 cv2.setNumThreads(1)  # the machine is shared: one query = one core
+
+
+def slug(text: str) -> str:
+    """File-name form of a variant name: letters, digits and CJK kept, the rest → '_'."""
+    s = re.sub(r"[^0-9A-Za-z\u3400-\u9fff]+", "_", text).strip("_")
+    return s or "v"
 
 
 @dataclass

@@ -96,7 +96,7 @@ class VoiceServices:
         name = self.settings.whisper_model
         if "/" in name or Path(name).is_dir():
             return Path(name)
-        from liveroom.provision import ProvisionError, model_path
+        from core.provision import ProvisionError, model_path
 
         try:
             return model_path(self.container.settings, name)

@@ -22,8 +22,9 @@ def _url() -> str:
     if url:
         return url
     from audience.config import database_url
+    from core.settings import Settings
 
-    return database_url()
+    return database_url(Settings())  # the alembic CLI is its own composition root
 
 
 def run_offline() -> None:

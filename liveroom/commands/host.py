@@ -81,12 +81,12 @@ class _Fail(Exception):
 async def _run_show(rd, source, merchant, hours, speed, room_id, viewers, seed, simulate, use_llm, use_tts, audio_out,
                     allow_missing, sample_every, quiet, check_references, serve: int | None = None) -> dict:
     from audience.service import AudienceService
-    from host.clock import ScaledClock
+    from core.clock import ScaledClock
     from host.loop import HostLoop
     from host.resources import ResourceSampler
     from host.room import HostRoom
     from host.rundown import Timeline
-    from host.simulator import ShowSimulator
+    from sim.show import ShowSimulator
     from host.speech import AudioOut, EspeakSink, Speaker, SpeechError, TextTrack, WavOut
     from knowledge.store import KBError
     from liveroom.container import Container
@@ -220,7 +220,7 @@ async def _start_llm(c, loop) -> None:
 
 
 def _seed_audience(svc, merchant: str, viewers: int, seed: int, products: list[dict]) -> None:
-    from audience.demo import gen_viewers, seed_demo
+    from sim.audience import gen_viewers, seed_demo
 
     if merchant == "demo":
         seed_demo(svc, merchant, viewers=viewers, seed=seed)
@@ -265,7 +265,7 @@ def danmaku_bench_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Danmaku ingest → triage → clustering → suggestions at a given rate."""
-    from host.bench import bench_danmaku, summary
+    from sim.danmaku_bench import bench_danmaku, summary
 
     logging.getLogger("liveroom").setLevel(logging.WARNING)
     res = bench_danmaku(rate, seconds, merchant=merchant, unique=unique, replies_per_s=replies)

@@ -1,7 +1,7 @@
-"""A live audience for unattended shows and the soak: the seeded demo audience (``audience.demo``)
+"""A live audience for unattended shows and the soak: the seeded demo audience (``sim.audience``)
 watching, clicking, buying and typing danmaku on the show clock.
 
-Per show hour, ``audience.demo.gen_session`` gives the behaviour events (heartbeats name the product
+Per show hour, ``sim.audience.gen_session`` gives the behaviour events (heartbeats name the product
 the rundown has on screen); comments become danmaku from ``host.questions`` about that product.
 Scenarios exercise the host's reactions: question bursts (many viewers asking one thing in
 different words), a flood of identical messages, a surge of entries with short stays, and a
@@ -16,7 +16,7 @@ import logging
 import random
 from typing import Any
 
-from audience.demo import gen_session, gen_viewers
+from sim.audience import gen_session, gen_viewers
 from host import questions as Q
 from host.frames import RoomEvent
 from host.room import HostRoom

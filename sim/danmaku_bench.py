@@ -33,7 +33,7 @@ def ensure_kb(merchant: str = "demo", data_dir: str | None = None):
     """A knowledge base with ``merchant`` (the configured one; else the demo catalog in a temp dir)."""
     from knowledge.embedder import UseEmbedder
     from knowledge.store import KnowledgeBase
-    from liveroom.settings import Settings
+    from core.settings import Settings
 
     s = Settings(data_dir=Path(data_dir)) if data_dir else Settings()
     emb = UseEmbedder(threads=1)

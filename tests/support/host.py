@@ -4,13 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from host.clock import VirtualClock
+from core.clock import VirtualClock
 from host.room import HostRoom, RoomConfig
 
 
 def demo_audience(db_dir: Path, clock: Any, viewers: int = 200, campaigns: bool = True):
     """An ``AudienceService`` (SQLite in ``db_dir``) with the demo products, viewers and campaigns."""
-    from audience.demo import demo_campaigns, demo_products, gen_viewers
+    from sim.audience import demo_campaigns, demo_products, gen_viewers
     from audience.service import AudienceService
 
     svc = AudienceService(f"sqlite:///{Path(db_dir) / 'audience.db'}", clock=clock.now, synchronous="OFF")

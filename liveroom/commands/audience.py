@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from audience.bench import bench_coupons, bench_events
+from sim.audience_bench import bench_coupons, bench_events
 
 profile_app = typer.Typer(help="Viewer profiles (privacy-filtered, as the agent sees them).", no_args_is_help=True)
 audience_app = typer.Typer(help="Audience data: demo seed, rules, ledger audit, migrations.", no_args_is_help=True)
@@ -37,7 +37,7 @@ def _print_json(obj: object) -> None:
 
 def _service():
     from audience.service import AudienceService
-    from liveroom.settings import Settings
+    from core.settings import Settings
 
     return AudienceService.from_settings(Settings())
 
@@ -80,7 +80,7 @@ def seed(merchant: str = typer.Option("demo", "--merchant", "-m"),
          force: bool = typer.Option(False, "--force", help="Run again even if this seed was applied."),
          as_json: bool = typer.Option(False, "--json")) -> None:
     """Synthetic demo audience: viewers, campaigns and one live session of events (idempotent)."""
-    from audience.demo import seed_demo
+    from sim.audience import seed_demo
 
     svc = _service()
     try:

@@ -1,14 +1,13 @@
 """Console accounts from the command line (the first owner of a merchant, tokens for integrations).
 
-    python -m console.cli add-user --merchant demo --username alice --role owner   # asks for the password
-    python -m console.cli add-token --merchant demo --name erp-sync --role operator
-    python -m console.cli users --merchant demo
+    liveroom console add-user --merchant demo --username alice --role owner   # asks for the password
+    liveroom console add-token --merchant demo --name erp-sync --role operator
+    liveroom console users --merchant demo
 
 Uses the configured database (``LIVEROOM_DATABASE_URL`` / ``LIVEROOM_DATA_DIR``), like the server.
 """
 from __future__ import annotations
 
-import os
 import sys
 
 import typer
@@ -17,23 +16,25 @@ from audience.service import AudienceService
 from console import db as t
 from console.audit import AuditLog
 from console.auth import Accounts, AuthError
+from core.settings import Settings
 
-app = typer.Typer(help="LiveRoom console accounts", no_args_is_help=True, add_completion=False)
+console_app = typer.Typer(help="Console accounts and API tokens", no_args_is_help=True, add_completion=False)
 
 
 def _accounts() -> tuple[Accounts, AuditLog, AudienceService]:
-    svc = AudienceService.from_settings()
+    svc = AudienceService.from_settings(Settings())
     t.metadata.create_all(svc.engine, checkfirst=True)
     return Accounts(svc.engine), AuditLog(svc.engine), svc
 
 
-@app.command("add-user")
+@console_app.command("add-user")
 def add_user(merchant: str = typer.Option(...), username: str = typer.Option(...),
              role: str = typer.Option("owner", help="owner | operator | viewer"),
              password: str = typer.Option(None, help="default: $LIVEROOM_CONSOLE_PASSWORD, else prompted"),
              display_name: str = typer.Option("")) -> None:
     """Create a console user (and the merchant account if it is new)."""
-    pw = password or os.environ.get("LIVEROOM_CONSOLE_PASSWORD") or typer.prompt(
+    configured = Settings().console.password
+    pw = password or (configured.get_secret_value() if configured else None) or typer.prompt(
         "密码", hide_input=True, confirmation_prompt=True)
     acc, audit, svc = _accounts()
     try:
@@ -47,7 +48,7 @@ def add_user(merchant: str = typer.Option(...), username: str = typer.Option(...
     typer.echo(f"已创建 {u['username']}（{u['role']}）@ {merchant}")
 
 
-@app.command("add-token")
+@console_app.command("add-token")
 def add_token(merchant: str = typer.Option(...), name: str = typer.Option(...),
               role: str = typer.Option("operator", help="operator | viewer")) -> None:
     """Create an API token; it is printed once."""
@@ -64,7 +65,7 @@ def add_token(merchant: str = typer.Option(...), name: str = typer.Option(...),
     sys.stdout.write(raw + "\n")
 
 
-@app.command("users")
+@console_app.command("users")
 def users(merchant: str = typer.Option(...)) -> None:
     acc, _, svc = _accounts()
     try:
@@ -72,7 +73,3 @@ def users(merchant: str = typer.Option(...)) -> None:
             typer.echo(f"{u['username']}\t{u['role']}\t{'disabled' if u['disabled'] else 'active'}")
     finally:
         svc.close()
-
-
-if __name__ == "__main__":
-    app()

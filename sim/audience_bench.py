@@ -17,7 +17,7 @@ from typing import Iterator
 
 from audience.config import normalize_url
 from audience.db import pg_temp_schema
-from audience.demo import DEMO_PRODUCTS, gen_session, gen_viewers
+from sim.audience import DEMO_PRODUCTS, gen_session, gen_viewers
 from audience.service import AudienceService
 
 
