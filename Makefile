@@ -8,14 +8,21 @@ LLAMA_WHEEL_SHA := 9d88e26028f298cf0acb2b574308fa0843b3f18fa082ae2dd9c7b7b22f3a5
 MERCHANT    ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: run test test-all setup system-deps models demo-kb evals bench clean
+.PHONY: run test test-all lint setup system-deps models demo-kb evals bench clean
 
 run: setup system-deps models demo-kb
 	$(BIN)/liveroom audience seed --merchant $(MERCHANT) --viewers 3000
 	$(BIN)/liveroom serve
 
-test: setup system-deps models
+test: lint system-deps models
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# Layers, lint, format and types: the same checks CI runs before the suite.
+lint: setup
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # Everything, including the slow end-to-end cases CI samples.
 test-all: setup system-deps models

@@ -22,6 +22,7 @@ from agent.guardrails import AI_LABEL
 from agent.messages import AgentAnswer, AnswerDelta, ViewerMessage
 from knowledge.store import KBError, UnknownMerchant
 from liveroom.container import Container
+from core.errors import LiveRoomError
 from core.settings import Settings
 
 log = logging.getLogger("liveroom.server")
@@ -43,6 +44,16 @@ class Metrics:
     def observe(self, ans: AgentAnswer) -> None:
         self.answers.labels(ans.path, str(ans.refused).lower()).inc()
         self.latency.labels(ans.path).observe((ans.first_token_ms or ans.latency_ms) / 1000)
+
+
+async def _liveroom_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, LiveRoomError)
+    return JSONResponse({"error": exc.to_dict(), "detail": exc.message}, status_code=exc.http_status)
+
+
+def install_error_handler(app: FastAPI) -> None:
+    """The one place a deliberate error becomes an HTTP answer: its stable code and status."""
+    app.add_exception_handler(LiveRoomError, _liveroom_error)
 
 
 def create_app(container: Container | None = None, start_llm: bool | None = None) -> FastAPI:
@@ -69,6 +80,8 @@ def create_app(container: Container | None = None, start_llm: bool | None = None
     app = FastAPI(title="LiveRoom", version="0.1.0", lifespan=lifespan,
                   description="AI agent for e-commerce live rooms: grounded answers, tools, guardrails.")
     _routes(app)
+    install_error_handler(app)
+
     for router in _optional_routers():
         app.include_router(router)
     from console.guard import install_guard

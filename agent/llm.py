@@ -8,6 +8,8 @@ Capabilities differ per backend and are detected, not assumed:
 """
 from __future__ import annotations
 
+from core.errors import Unavailable
+
 import json
 import logging
 import time
@@ -31,8 +33,8 @@ class ToolCall:
     arguments: dict[str, Any]
 
 
-class LLMUnavailable(Exception):
-    pass
+class LLMUnavailable(Unavailable):
+    code = "llm_unavailable"
 
 
 class LLMClient:

@@ -16,6 +16,8 @@ anything else. A process killed anywhere inside leaves no trace: the database ro
 """
 from __future__ import annotations
 
+from core.errors import Conflict
+
 import json
 import logging
 import time
@@ -35,8 +37,8 @@ from tools.contracts import CouponOffer, CouponResult, ProfileView
 log = logging.getLogger(__name__)
 
 
-class CampaignExists(ValueError):
-    pass
+class CampaignExists(Conflict, ValueError):
+    code = "campaign_exists"
 
 
 class _Abort(Exception):

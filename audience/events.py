@@ -1,6 +1,8 @@
 """Behaviour events: validation of one batch item into a `ParsedEvent`, with clear per-item errors."""
 from __future__ import annotations
 
+from core.errors import BadRequest
+
 import math
 from dataclasses import dataclass
 
@@ -14,7 +16,7 @@ _NEEDS_SKU = frozenset({"product_click", "add_to_cart"})
 MAX_AMOUNT = 10_000_000.0  # yuan; anything above is a unit mistake (fen sent as yuan?)
 
 
-class EventError(ValueError):
+class EventError(BadRequest):
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code, self.message = code, message

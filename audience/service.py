@@ -5,6 +5,8 @@ Thread-safe; several processes may share one database (SQLite WAL or PostgreSQL)
 """
 from __future__ import annotations
 
+from core.errors import BadRequest
+
 import json
 import threading
 import time
@@ -30,8 +32,9 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 RULES_TTL_S = 5.0  # rules changed by another worker are picked up within this
 
 
-class BatchTooLarge(ValueError):
-    pass
+class BatchTooLarge(BadRequest):
+    code = "batch_too_large"
+    http_status = 413
 
 
 class AudienceService(CouponMixin):

@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+from core.errors import BadRequest
+
 import hashlib
 import hmac
 import re
@@ -39,8 +41,8 @@ _ph = PasswordHasher()
 _DUMMY_HASH = _ph.hash("not-a-real-password-" + secrets.token_hex(8))
 
 
-class AuthError(ValueError):
-    pass
+class AuthError(BadRequest):
+    code = "auth_error"
 
 
 def role_at_least(role: str, need: str) -> bool:

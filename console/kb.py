@@ -5,6 +5,8 @@ Everything takes the merchant first and touches only that merchant's directory.
 """
 from __future__ import annotations
 
+from core.errors import BadRequest
+
 import json
 import re
 import secrets
@@ -58,7 +60,7 @@ _MESSAGES = [
 ]
 
 
-class UploadRejected(ValueError):
+class UploadRejected(BadRequest):
     pass
 
 

@@ -21,6 +21,8 @@
 """
 from __future__ import annotations
 
+from core.errors import NotFound
+
 import hashlib
 import time
 from collections import defaultdict
@@ -110,8 +112,8 @@ def pick(spec: ExperimentSpec, viewer_id: str) -> str:
     return spec.variants[-1].name
 
 
-class UnknownExperiment(KeyError):
-    pass
+class UnknownExperiment(NotFound):
+    code = "unknown_experiment"
 
 
 class Experiments:

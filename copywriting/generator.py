@@ -8,6 +8,8 @@ safe template if it still fails.
 """
 from __future__ import annotations
 
+from core.errors import LiveRoomError
+
 import asyncio
 import logging
 import re
@@ -81,7 +83,10 @@ class Resolved:
     profile: ProfileView | None
 
 
-class DraftRejected(Exception):
+class DraftRejected(LiveRoomError):
+    code = "draft_rejected"
+    http_status = 422
+
     """A model draft that can't be used as it is (the reason goes back to the model on the retry)."""
 
 

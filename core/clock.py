@@ -61,9 +61,9 @@ class VirtualClock:
     def __init__(self, start: float = 1_750_000_000.0, settle: int = 8):
         self.t = float(start)
         self._settle = settle
-        self._heap: list[tuple[float, int, asyncio.Future]] = []
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = 0
-        self._driver: asyncio.Task | None = None
+        self._driver: asyncio.Task[None] | None = None
 
     def now(self) -> float:
         return self.t

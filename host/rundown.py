@@ -19,6 +19,8 @@ middle segments looped, the closing at the end.
 """
 from __future__ import annotations
 
+from core.errors import BadRequest
+
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +134,9 @@ class RundownIssue:
         return f"{where}: {self.path + ': ' if self.path else ''}{self.message}"
 
 
-class RundownError(ValueError):
+class RundownError(BadRequest):
+    code = "bad_rundown"
+
     def __init__(self, issues: list[RundownIssue]):
         self.issues = issues
         super().__init__("invalid rundown:\n" + "\n".join(f"  {i}" for i in issues))

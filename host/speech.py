@@ -13,6 +13,8 @@ never stops the show — the sentence stays on the text track, the voice is retr
 """
 from __future__ import annotations
 
+from core.errors import Unavailable
+
 import asyncio
 import logging
 import shutil
@@ -27,8 +29,8 @@ from host.pipeline import Bus
 log = logging.getLogger("liveroom.host")
 
 
-class SpeechError(Exception):
-    pass
+class SpeechError(Unavailable):
+    code = "speech_unavailable"
 
 
 class SpeechSink(Protocol):

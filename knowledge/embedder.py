@@ -9,7 +9,7 @@ import hashlib
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -43,7 +43,8 @@ class UseEmbedder:
             for i in range(0, len(texts), self._batch):
                 parts.append(np.asarray(self._model.encode(list(texts[i : i + self._batch])), dtype=np.float32))
         vecs = np.vstack(parts)
-        return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        out: np.ndarray = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        return out
 
 
 class EmbeddingCache:
@@ -84,7 +85,8 @@ class EmbeddingCache:
 
 
 def embed_with_cache(
-    embedder: Embedder, cache: EmbeddingCache | None, texts: Sequence[str], on_progress=None
+    embedder: Embedder, cache: EmbeddingCache | None, texts: Sequence[str],
+    on_progress: Callable[[int], None] | None = None
 ) -> tuple[np.ndarray, int]:
     """Vectors for ``texts`` (cache first); returns (matrix, number actually embedded)."""
     cached = cache.get_many(texts) if cache else {}

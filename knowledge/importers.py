@@ -5,6 +5,8 @@ nothing is partially imported: either all files parse or ``KBImportError`` is ra
 """
 from __future__ import annotations
 
+from core.errors import BadRequest
+
 import csv
 import io
 import json
@@ -55,7 +57,10 @@ class ImportIssue(BaseModel):
         return f"{where}: {self.message}"
 
 
-class KBImportError(Exception):
+class KBImportError(BadRequest):
+    code = "kb_import_rejected"
+    http_status = 422
+
     def __init__(self, issues: list[ImportIssue]):
         self.issues = issues
         super().__init__("; ".join(str(i) for i in issues[:20]) + (" …" if len(issues) > 20 else ""))

@@ -97,6 +97,7 @@ HNSW_EF_SEARCH = 128
 
 def build_dense(vectors: np.ndarray) -> faiss.Index:
     d = vectors.shape[1] if vectors.ndim == 2 and vectors.shape[1] else 512
+    index: faiss.Index
     if len(vectors) >= HNSW_MIN_FACTS:
         index = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 40
@@ -112,7 +113,9 @@ def _stored_vectors(index: faiss.Index) -> np.ndarray:
     flat = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSWFlat) else index
     if flat.ntotal == 0:
         return np.zeros((0, flat.d), np.float32)
-    return faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
+    xb = flat.get_xb()  # type: ignore[attr-defined]  # flat indexes have it; faiss's stubs say Index
+    out: np.ndarray = faiss.rev_swig_ptr(xb, flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
+    return out
 
 
 def _entity(f: Fact) -> str | None:
@@ -169,7 +172,7 @@ class HybridIndex:
         return self._by_id.get(fact_id)
 
     def search(self, query: str, qvec: np.ndarray, k: int = 5, params: RetrievalParams = RetrievalParams(),
-               skus: set[str] | None = None) -> list[SearchHit]:
+               skus: set[str | None] | None = None) -> list[SearchHit]:
         n = len(self.facts)
         if n == 0 or not query.strip():
             return []

@@ -11,6 +11,8 @@ reader (in this process or another) sees the old version or the new one, never a
 """
 from __future__ import annotations
 
+from core.errors import LiveRoomError
+
 import json
 import os
 import re
@@ -33,16 +35,19 @@ _MERCHANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
-class KBError(Exception):
-    pass
+class KBError(LiveRoomError):
+    code = "kb_error"
+    http_status = 400
 
 
 class UnknownMerchant(KBError):
-    pass
+    code = "unknown_merchant"
+    http_status = 404
 
 
 class UnknownVersion(KBError):
-    pass
+    code = "unknown_version"
+    http_status = 404
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,7 @@ class KnowledgeBase:
         return LoadedVersion(merchant, version, catalog, index, {p.sku: p for p in catalog.products})
 
     def search(self, merchant: str, query: str, k: int = 5, params: RetrievalParams | None = None,
-               skus: set[str] | None = None) -> tuple[str, list[SearchHit]]:
+               skus: set[str | None] | None = None) -> tuple[str, list[SearchHit]]:
         """(version searched, hits). The version is read once, so all hits come from it."""
         snap = self.snapshot(merchant)
         qvec = self.embedder.encode([query])[0]

@@ -10,6 +10,8 @@ ever apply inside ``scope(..., drafts={...})`` (the console's side-by-side previ
 """
 from __future__ import annotations
 
+from core.errors import BadRequest
+
 import logging
 import string
 from contextlib import contextmanager
@@ -31,8 +33,8 @@ REQUIRED_VARS = {
 }
 
 
-class PromptError(ValueError):
-    pass
+class PromptError(BadRequest):
+    code = "bad_prompt"
 
 
 def variables(template: str) -> set[str]:

@@ -6,6 +6,8 @@ model (or a viewer's injected text) cannot ask for someone else's profile or cou
 """
 from __future__ import annotations
 
+from core.errors import BadRequest
+
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -21,8 +23,8 @@ class ToolContext:
     request_id: str = ""
 
 
-class ToolError(Exception):
-    pass
+class ToolError(BadRequest):
+    code = "tool_error"
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class Tool:
     name: str
     description: str
     args: type[BaseModel]
-    fn: Callable[[ToolContext, BaseModel], Any]
+    fn: Callable[[ToolContext, Any], Any]  # called with an instance of `args`
 
     def openai_schema(self) -> dict[str, Any]:
         schema = convert_to_openai_tool(self.args)

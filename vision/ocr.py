@@ -8,6 +8,8 @@ spaces tesseract puts between Chinese characters are removed.
 """
 from __future__ import annotations
 
+from core.errors import Unavailable
+
 import csv
 import io
 import os
@@ -29,8 +31,8 @@ _CJK_SPACE_RE = re.compile(rf"(?<=[{_CJK}，。：；！？、（）《》“”
                            rf"(?<=[0-9A-Za-z¥])\s+(?=[{_CJK}])")
 
 
-class OCRUnavailable(RuntimeError):
-    pass
+class OCRUnavailable(Unavailable):
+    code = "ocr_unavailable"
 
 
 @dataclass

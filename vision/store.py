@@ -13,6 +13,8 @@ reference cannot address a file outside its room.
 """
 from __future__ import annotations
 
+from core.errors import NotFound
+
 import json
 import os
 import re
@@ -33,8 +35,8 @@ EPHEMERAL_TTL = 2 * 3600
 MAX_PER_ROOM = 500
 
 
-class ImageNotFound(KeyError):
-    pass
+class ImageNotFound(NotFound):
+    code = "image_not_found"
 
 
 @dataclass(frozen=True)

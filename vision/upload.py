@@ -16,6 +16,8 @@ Order matters (cheapest and safest first):
 """
 from __future__ import annotations
 
+from core.errors import BadRequest
+
 import hashlib
 import io
 import warnings
@@ -39,7 +41,7 @@ if Image.MAX_IMAGE_PIXELS is None or Image.MAX_IMAGE_PIXELS > MAX_JPEG_PIXELS:
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
-class ImageRejected(ValueError):
+class ImageRejected(BadRequest):
     """An upload we will not process. ``code`` is stable for API clients; ``message`` is for people."""
 
     def __init__(self, code: str, message: str, viewer_message: str | None = None):

@@ -7,6 +7,8 @@ passed in (tests, the eval).
 """
 from __future__ import annotations
 
+from core.errors import Unavailable
+
 import asyncio
 import importlib
 import logging
@@ -45,7 +47,9 @@ def configure_pipecat_logging(level: str) -> None:
     _log_configured = True
 
 
-class VoiceUnavailable(RuntimeError):
+class VoiceUnavailable(Unavailable):
+    code = "voice_unavailable"
+
     """A voice service can't be started here (a missing model or binary); the message says which."""
 
 
@@ -80,7 +84,7 @@ class VoiceServices:
     def __init__(self, container, settings: VoiceSettings | None = None, *, registry=None,
                  stt_factory: STTFactory | None = None, tts_factory: TTSFactory | None = None):
         self.container = container
-        self.settings = settings or VoiceSettings()
+        self.settings = settings or container.settings.voice
         configure_pipecat_logging(self.settings.log_level)
         self.metrics = VoiceMetrics(registry)
         self.recent_turns: deque[dict] = deque(maxlen=200)
