@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, Field, ValidationError
 
+from agent.bus import AnsweredEvent
 from agent.guardrails import AI_LABEL
 from agent.messages import AgentAnswer, AnswerDelta, ViewerMessage
 from knowledge.store import KBError, UnknownMerchant
@@ -32,18 +33,26 @@ MAX_INFLIGHT_PER_SOCKET = 8
 
 
 class Metrics:
+    """The app's Prometheus metrics. Answers are counted from the container's answer bus (every channel:
+    ws, http, voice, v1, host …), not by the routes."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.answers = Counter("liveroom_answers_total", "Answers by path", ["path", "refused"],
-                               registry=self.registry)
+        self.answers = Counter("liveroom_answers_total", "Answers by channel and path",
+                               ["channel", "path", "refused"], registry=self.registry)
         self.latency = Histogram("liveroom_answer_first_token_seconds", "Time to first answer sentence",
-                                 ["path"], registry=self.registry,
+                                 ["channel", "path"], registry=self.registry,
                                  buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16))
         self.ws_errors = Counter("liveroom_ws_errors_total", "Error frames sent", ["code"], registry=self.registry)
 
+    def on_answer(self, ev: AnsweredEvent) -> None:
+        """Answer-bus subscriber."""
+        self.answers.labels(ev.channel, ev.path, str(ev.refused).lower()).inc()
+        self.latency.labels(ev.channel, ev.path).observe((ev.first_token_ms or ev.latency_ms) / 1000)
+
     def observe(self, ans: AgentAnswer) -> None:
-        self.answers.labels(ans.path, str(ans.refused).lower()).inc()
-        self.latency.labels(ans.path).observe((ans.first_token_ms or ans.latency_ms) / 1000)
+        """No-op: answers are counted by ``on_answer`` from the answer bus (a route still calling this
+        would otherwise count its answers twice)."""
 
 
 async def _liveroom_error(request: Request, exc: Exception) -> JSONResponse:
@@ -65,14 +74,22 @@ def create_app(container: Container | None = None, start_llm: bool | None = None
         c = container or Container(settings)
         app.state.container = c
         app.state.metrics = Metrics()
+        unsubscribe = c.answer_bus.subscribe(app.state.metrics.on_answer)
         app.state.llm_task = None
         await asyncio.to_thread(_preload, c)
+        from console.service import get_console
+
+        await asyncio.to_thread(get_console, app)  # its live answer log hears answers from the first one
         if autostart:
             # The fast path answers from the first second; the LLM path joins when the model is up.
             app.state.llm_task = asyncio.create_task(_start_llm(c), name="llm-start")
         try:
             yield
         finally:
+            unsubscribe()
+            if getattr(app.state, "console", None) is not None:
+                app.state.console.close()  # stops listening to the container's answer bus
+                app.state.console = None
             if app.state.llm_task:
                 app.state.llm_task.cancel()
             await c.aclose()
@@ -155,12 +172,11 @@ def _routes(app: FastAPI) -> None:
     async def ask(room_id: str, req: AskRequest, request: Request,
                   c: Container = Depends(get_container)) -> AgentAnswer:
         try:
-            ans = await c.agent.answer(_message(c, room_id, req, "api"))
+            ans = await c.agent.answer(_message(c, room_id, req, "http"))
         except UnknownMerchant as e:
             raise HTTPException(404, str(e)) from e
         except KBError as e:
             raise HTTPException(400, str(e)) from e
-        request.app.state.metrics.observe(ans)
         return ans
 
     @app.post("/api/rooms/{room_id}/images")
@@ -317,7 +333,7 @@ def _openai_routes(app: FastAPI) -> None:
             p.get("text", "") for p in content or [] if isinstance(p, dict) and p.get("type") == "text")
         merchant = request.headers.get("x-liveroom-merchant") or c.settings.default_merchant
         msg = ViewerMessage(merchant=merchant, room_id="openai", viewer_id=req.user or "openai-client",
-                            text=text[:5000], channel="openai")
+                            text=text[:5000], channel="v1")
         cid = "chatcmpl-" + uuid.uuid4().hex[:20]
         created = int(time.time())
         if not req.stream:
@@ -325,7 +341,6 @@ def _openai_routes(app: FastAPI) -> None:
                 ans = await c.agent.answer(msg)
             except UnknownMerchant as e:
                 raise HTTPException(404, str(e)) from e
-            request.app.state.metrics.observe(ans)
             return JSONResponse({
                 "id": cid, "object": "chat.completion", "created": created, "model": "liveroom",
                 "choices": [{"index": 0, "finish_reason": "stop",
@@ -344,8 +359,6 @@ def _openai_routes(app: FastAPI) -> None:
             async for ev in c.agent.stream(msg):
                 if isinstance(ev, AnswerDelta):
                     yield chunk({"content": ev.text})
-                else:
-                    request.app.state.metrics.observe(ev)
             yield chunk({"content": f"【{AI_LABEL}】"})
             yield chunk({}, "stop")
             yield "data: [DONE]\n\n"

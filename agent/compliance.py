@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -75,13 +76,13 @@ class ComplianceRules:
 
     def extended(self, absolute: Iterable[str] = (), medical: Iterable[str] = (), scarcity: Iterable[str] = (),
                  low_stock_terms: Iterable[str] = (), allow: Iterable[str] = (),
-                 low_stock: int | None = None) -> "ComplianceRules":
+                 low_stock: int | None = None) -> ComplianceRules:
         return ComplianceRules(self.absolute + list(absolute), self.medical + list(medical),
                                self.scarcity + list(scarcity), self.low_stock_terms + list(low_stock_terms),
                                self.allow + list(allow), self.low_stock if low_stock is None else low_stock)
 
     @classmethod
-    def from_overrides(cls, overrides: dict[str, Any] | None, base: "ComplianceRules | None" = None) -> "ComplianceRules":
+    def from_overrides(cls, overrides: dict[str, Any] | None, base: ComplianceRules | None = None) -> ComplianceRules:
         """A merchant's additions over the defaults: ``{"absolute": [...], "medical": [...], "scarcity":
         [regex, ...], "low_stock_terms": [...], "allow": [...], "low_stock": 10}``. Raises ValueError."""
         base = base or DEFAULT_RULES
@@ -106,7 +107,7 @@ class ComplianceRules:
         return base.extended(**lists, low_stock=low)
 
     @classmethod
-    def load(cls, path: Path | str) -> "ComplianceRules":
+    def load(cls, path: Path | str) -> ComplianceRules:
         """The defaults extended by a merchant's JSON file (the defaults when the file is absent)."""
         p = Path(path)
         if not p.is_file():
@@ -143,7 +144,7 @@ class PriceFacts:
     fact_texts: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_product(cls, product: Any, offers: Iterable[Any] = (), fact_texts: Iterable[str] = ()) -> "PriceFacts":
+    def from_product(cls, product: Any, offers: Iterable[Any] = (), fact_texts: Iterable[str] = ()) -> PriceFacts:
         """From a ``knowledge.schema.Product`` and ``tools.contracts.CouponOffer``s (duck-typed)."""
         variants = []
         for v in (getattr(product, "model_extra", None) or {}).get("variants") or []:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Literal
 
 from agent import fastpath
+from agent.bus import AnswerBus, AnsweredEvent
 from agent.fastpath import Draft
 from agent.grounding import numbers
 from agent.guardrails import RateLimiter, check_sentence
@@ -62,8 +63,11 @@ class _Turn:
 
 class Agent:
     def __init__(self, kb: KnowledgeBase, tools: ToolRegistry, llm: LLMClient | None = None,
-                 memory: Memory | None = None, config: AgentConfig | None = None, vision: Any = None):
+                 memory: Memory | None = None, config: AgentConfig | None = None, vision: Any = None,
+                 answers: AnswerBus | None = None):
         self.kb, self.tools, self.llm, self.vision = kb, tools, llm, vision
+        # every finished answer is published here (metrics, the console's live log subscribe)
+        self.answers = answers if answers is not None else AnswerBus()
         self.prompt_store: Any = None  # merchants' published prompt overrides (prompts/store.py)
         self.memory = memory if memory is not None else Memory()  # an empty Memory is falsy (__len__)
         self.config = config or AgentConfig()
@@ -79,13 +83,17 @@ class Agent:
         return final
 
     async def stream(self, msg: ViewerMessage) -> AsyncIterator[AnswerDelta | AgentAnswer]:
-        """Yield answer sentences as they are ready, then the final ``AgentAnswer``."""
+        """Yield answer sentences as they are ready, then the final ``AgentAnswer``.
+
+        Every final answer, on every path, goes through ``done`` — which publishes it on the answer bus
+        (labelled with ``msg.channel``) just before it is yielded."""
         t0 = time.perf_counter()
         first: list[float] = []
 
         def done(ans: AgentAnswer) -> AgentAnswer:
             ans.latency_ms = round((time.perf_counter() - t0) * 1000, 1)
             ans.first_token_ms = round(first[0], 1) if first else ans.latency_ms
+            self.answers.publish(AnsweredEvent.of(msg, ans))
             return ans
 
         tri = triage(msg.text or ("这是什么" if msg.image_id else ""))

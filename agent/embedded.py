@@ -89,7 +89,7 @@ class EmbeddedLLMServer:
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(f"embedded LLM exited during start (code {self.proc.returncode}): {self._log_tail()}")
 
-    def start_sync(self) -> "EmbeddedLLMServer":
+    def start_sync(self) -> EmbeddedLLMServer:
         self._spawn()
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
@@ -113,7 +113,7 @@ class EmbeddedLLMServer:
         self.stop_sync()
         raise TimeoutError(f"embedded LLM not ready after {self.ready_timeout:.0f}s")
 
-    async def start(self) -> "EmbeddedLLMServer":
+    async def start(self) -> EmbeddedLLMServer:
         self._stopping = False
         await self._start_async()
         self._supervisor = asyncio.create_task(self._supervise(), name="embedded-llm-supervisor")

@@ -8,15 +8,16 @@ Capabilities differ per backend and are detected, not assumed:
 """
 from __future__ import annotations
 
-from core.errors import Unavailable
-
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Literal
+from typing import Any, Literal
 
 from openai import APIError, AsyncOpenAI
+
+from core.errors import Unavailable
 
 log = logging.getLogger("liveroom.llm")
 

@@ -3,9 +3,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 MAX_TEXT_CHARS = 500  # danmaku are short; longer input is truncated (floods are cut, not processed)
+
+# Where a message came in: the danmaku WebSocket, the HTTP ask endpoint, the voice socket, the
+# OpenAI-compatible /v1 endpoint, the virtual host, the console's own previews, the demo simulator.
+Channel = Literal["ws", "http", "voice", "v1", "host", "console", "sim"]
+_LEGACY_CHANNELS = {"text": "ws", "api": "http", "openai": "v1"}  # earlier names, still accepted
 
 
 class ViewerMessage(BaseModel):
@@ -16,7 +21,12 @@ class ViewerMessage(BaseModel):
     image_id: str | None = None
     context_sku: str | None = Field(default=None, max_length=64, description="the product on screen right now")
     lang: Literal["zh", "en"] | None = None  # None = detect
-    channel: Literal["text", "voice", "api", "openai", "host"] = "text"
+    channel: Channel = "ws"  # given by the caller; labels the answer on the answer bus (agent/bus.py)
+
+    @field_validator("channel", mode="before")
+    @classmethod
+    def _legacy_channel(cls, v: object) -> object:
+        return _LEGACY_CHANNELS.get(v, v) if isinstance(v, str) else v
 
 
 class Citation(BaseModel):

@@ -16,8 +16,6 @@ anything else. A process killed anywhere inside leaves no trace: the database ro
 """
 from __future__ import annotations
 
-from core.errors import Conflict
-
 import json
 import logging
 import time
@@ -31,6 +29,7 @@ from audience import models as t
 from audience.config import MERCHANT_RE, check_merchant
 from audience.db import insert_for, is_sqlite, read_tx
 from audience.schemas import Campaign, CampaignIn, RedeemIn, RedeemResult
+from core.errors import Conflict
 from core.timeutil import iso
 from tools.contracts import CouponOffer, CouponResult, ProfileView
 

@@ -8,9 +8,9 @@ never wait for writers. On PostgreSQL the code uses conditional UPDATEs, upserts
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import StaticPool

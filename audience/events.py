@@ -1,12 +1,11 @@
 """Behaviour events: validation of one batch item into a `ParsedEvent`, with clear per-item errors."""
 from __future__ import annotations
 
-from core.errors import BadRequest
-
 import math
 from dataclasses import dataclass
 
 from audience.rules import EVENT_TYPES, AudienceRules
+from core.errors import BadRequest
 from core.timeutil import BadTimestamp, parse_ts
 
 ALIASES = {"heartbeat": "watch", "watch_heartbeat": "watch", "click": "product_click", "cart": "add_to_cart",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from datetime import UTC
 
 from audience.events import ParsedEvent
 from audience.rules import AudienceRules
@@ -54,9 +55,9 @@ class Decay:
         key = int(t // 3600)
         off = self.offset_cache.get(key)
         if off is None:
-            from datetime import datetime, timezone
+            from datetime import datetime
 
-            off = datetime.fromtimestamp(key * 3600, timezone.utc).astimezone(self.tz).utcoffset().total_seconds()
+            off = datetime.fromtimestamp(key * 3600, UTC).astimezone(self.tz).utcoffset().total_seconds()
             if len(self.offset_cache) > 4096:
                 self.offset_cache.clear()
             self.offset_cache[key] = off
@@ -83,7 +84,7 @@ class ProfileState:
 
     # --- (de)serialization ---------------------------------------------------------------
     @classmethod
-    def loads(cls, s: str | None) -> "ProfileState":
+    def loads(cls, s: str | None) -> ProfileState:
         if not s:
             return cls()
         d = json.loads(s)

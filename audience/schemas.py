@@ -29,7 +29,7 @@ class ViewerIn(BaseModel):
     address: str | None = Field(None, max_length=256)
 
     @model_validator(mode="after")
-    def _check(self) -> "ViewerIn":
+    def _check(self) -> ViewerIn:
         if self.coupon_orders > self.orders:
             raise ValueError("coupon_orders cannot exceed orders")
         return self
@@ -65,7 +65,7 @@ class CampaignIn(BaseModel):
     status: Literal["active", "paused", "ended"] = "active"
 
     @model_validator(mode="after")
-    def _check(self) -> "CampaignIn":
+    def _check(self) -> CampaignIn:
         if self.kind == "amount" and self.amount is None:
             raise ValueError("kind 'amount' needs 'amount' (yuan off)")
         if self.kind == "discount" and self.discount is None:

@@ -5,14 +5,13 @@ Thread-safe; several processes may share one database (SQLite WAL or PostgreSQL)
 """
 from __future__ import annotations
 
-from core.errors import BadRequest
-
 import json
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, select, update
 
@@ -24,6 +23,7 @@ from audience.events import EventError, ParsedEvent, parse_event
 from audience.profile import Decay, ProfileState, ViewerFacts
 from audience.rules import AudienceRules, rules_from_overrides
 from audience.schemas import IngestResult, ItemError, ItemResult, ProductIn, ViewerIn
+from core.errors import BadRequest
 from core.settings import Settings
 from tools.contracts import ProfileView
 
@@ -56,7 +56,7 @@ class AudienceService(CouponMixin):
             migrate(self.engine)
 
     @classmethod
-    def from_settings(cls, settings: Settings, **kw: Any) -> "AudienceService":
+    def from_settings(cls, settings: Settings, **kw: Any) -> AudienceService:
         return cls(database_url(settings), **kw)
 
     @property

@@ -28,13 +28,13 @@ NOW = datetime(2030, 1, 1, 9, 0, tzinfo=timezone(timedelta(hours=8)))
 
 async def bench(viewers: int = 5000, channel: str = "push", use_llm: bool = True, max_llm_groups: int | None = None,
                 seed: int = 7, workdir: Path | None = None) -> dict:
-    from sim.audience import seed_demo
     from audience.service import AudienceService
     from copywriting.ab import Experiments
     from copywriting.batch import CampaignRunner, CampaignSpec
     from copywriting.generator import CopyWriter, patient
     from copywriting.store import CopyStore
     from evals.copy import demo_catalog
+    from sim.audience import seed_demo
 
     tmp = Path(workdir or tempfile.mkdtemp(prefix="copy-bench-"))
     out: dict = {"viewers": viewers, "channel": channel, "phase": "pre", "products": 3}
@@ -53,8 +53,8 @@ async def bench(viewers: int = 5000, channel: str = "push", use_llm: bool = True
                                now=NOW, llm=None)
         out["templates"] = {k: tpl[k] for k in ("copies", "groups", "elapsed_s", "copies_per_s")}
         if use_llm:
-            from liveroom.container import Container
             from core.settings import Settings
+            from liveroom.container import Container
 
             container = Container(Settings(llm_autostart=False))
             t = time.perf_counter()

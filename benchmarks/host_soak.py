@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LIVEROOM_EMBED_THREADS", "1")
     _prepare(data_dir)
 
-    from liveroom.commands.host import _run_show
     from host.rundown import check_references, load_rundown
+    from liveroom.commands.host import _run_show
 
     rd = load_rundown(a.rundown)
     res = asyncio.run(_run_show(rd, Path(a.rundown).name, "demo", a.hours, a.speed, "soak", a.viewers, 7, True,

@@ -383,7 +383,7 @@ async def kb_search(merchant: MerchantId, body: SearchIn, who: Who, c: Console) 
     if body.with_answer:
         ans = await c.container.agent.answer(ViewerMessage(
             merchant=merchant, room_id="console-test", viewer_id=f"console-{uuid.uuid4().hex[:8]}", text=body.q,
-            channel="api"))
+            channel="console"))
         snap = c.container.kb.snapshot(merchant)
         res["answer"] = {"answer": ans.answer, "path": ans.path, "intent": ans.intent, "refused": ans.refused,
                          "kb_version": ans.kb_version, "flags": ans.flags, "latency_ms": ans.latency_ms,
@@ -533,7 +533,7 @@ async def prompt_preview(merchant: MerchantId, name: str, body: PreviewIn, c: Co
                 try:
                     ans = await c.container.agent.answer(ViewerMessage(
                         merchant=merchant, room_id="console-preview",
-                        viewer_id=f"preview-{label}-{uuid.uuid4().hex[:6]}", text=body.question, channel="api"))
+                        viewer_id=f"preview-{label}-{uuid.uuid4().hex[:6]}", text=body.question, channel="console"))
                     snap = c.container.kb.snapshot(merchant)
                     res |= {"answer": ans.answer, "path": ans.path, "intent": ans.intent, "flags": ans.flags,
                             "refused": ans.refused,
@@ -690,7 +690,7 @@ async def room_simulator(merchant: MerchantId, room_id: str, body: SimIn, reques
             if c.container.kb.active_version(merchant) is None:
                 raise HTTPException(409, "请先上传知识库，模拟器需要商品数据")
             sim = Simulator(merchant, room_id)
-            sim.task = asyncio.create_task(sim.run(c.container, c.answers, host=host_room(request.app, merchant,
+            sim.task = asyncio.create_task(sim.run(c.container, host=host_room(request.app, merchant,
                                                                                           room_id, create=True)),
                                            name=f"sim-{room_id}")
             c.simulators[key] = sim

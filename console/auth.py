@@ -8,8 +8,6 @@
 """
 from __future__ import annotations
 
-from core.errors import BadRequest
-
 import hashlib
 import hmac
 import re
@@ -27,6 +25,7 @@ from sqlalchemy import Engine, delete, select, update
 
 from audience.db import read_tx, write_tx
 from console import db as t
+from core.errors import BadRequest
 
 Role = Literal["owner", "operator", "viewer"]
 ROLES: tuple[str, ...] = ("viewer", "operator", "owner")  # ascending power

@@ -16,8 +16,8 @@ Callers authenticate with a console session cookie (then unsafe methods need the
 token in ``X-CSRF-Token`` and a same-origin ``Origin``) or ``Authorization: Bearer <API token>``.
 Roles: viewer (read), operator (write), owner (users and tokens). Successful writes outside the
 console's own routes (which audit with before/after themselves) are written to the audit log here.
-The guard also sets security headers and limits request bodies, and taps the public room endpoints
-so the dashboard can show recent answers with their citations.
+The guard also sets security headers and limits request bodies. It reads no answers: the dashboard's
+answer log subscribes to the agent's answer bus (console/service.py, agent/bus.py).
 """
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ import hmac
 import json
 import logging
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote, urlsplit
@@ -250,7 +249,7 @@ class Guard:
         rpath = route.path
         kind = classify(method, rpath, params)
         if kind == "public":
-            await self._public(scope, receive, send, method, rpath, params)
+            await self.app(scope, receive, send)
             return
         console = get_console(fastapi_app)
         principal = await asyncio.to_thread(self._authenticate, console, scope)
@@ -463,90 +462,6 @@ class Guard:
         await send({"type": "http.response.start", "status": 303,
                     "headers": [(b"location", location.encode()), (b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
-
-    # --- public routes: the answer tap ---------------------------------------------------------
-    async def _public(self, scope, receive, send, method: str, rpath: str, params: dict) -> None:
-        if (method, rpath) == ("POST", "/api/rooms/{room_id}/ask"):
-            await self._tap_ask(scope, receive, send, params.get("room_id", ""))
-        elif (method, rpath) == ("WS", "/ws/rooms/{room_id}"):
-            await self._tap_ws(scope, receive, send, params.get("room_id", ""))
-        else:
-            await self.app(scope, receive, send)
-
-    async def _tap_ask(self, scope, receive, send, room_id: str) -> None:
-        req = bytearray()
-        resp = bytearray()
-        status: list[int] = []
-
-        async def recv():
-            msg = await receive()
-            if msg["type"] == "http.request" and len(req) < 32 * 1024:
-                req.extend(msg.get("body", b"")[:32 * 1024])
-            return msg
-
-        async def snd(msg):
-            if msg["type"] == "http.response.start":
-                status.append(msg["status"])
-            elif msg["type"] == "http.response.body" and len(resp) < 256 * 1024:
-                resp.extend(msg.get("body", b""))
-            await send(msg)
-
-        await self.app(scope, recv, snd)
-        if status and status[0] == 200:
-            try:
-                q, a = json.loads(req), json.loads(resp)
-                c = get_console(scope["app"])
-                merchant = q.get("merchant") or c.container.settings.default_merchant
-                c.answers.record(merchant, room_id, q.get("viewer_id") or "anonymous", q.get("text", ""), a, "api")
-            except Exception:  # noqa: BLE001 - the tap never affects the viewer
-                log.debug("ask tap skipped", exc_info=True)
-
-    async def _tap_ws(self, scope, receive, send, room_id: str) -> None:
-        try:
-            c = get_console(scope["app"])
-        except Exception:  # noqa: BLE001
-            await self.app(scope, receive, send)
-            return
-        qs = dict(x.split("=", 1) for x in scope.get("query_string", b"").decode("latin-1").split("&") if "=" in x)
-        from urllib.parse import unquote
-
-        conn_merchant = unquote(qs.get("merchant", "")) or c.container.settings.default_merchant
-        pending: OrderedDict[str, tuple[str, str, str]] = OrderedDict()
-        anonymous: list[tuple[str, str, str]] = []
-
-        async def recv():
-            msg = await receive()
-            try:
-                text = msg.get("text") if msg["type"] == "websocket.receive" else None
-                if text and len(text) <= 16 * 1024 and '"ask"' in text:
-                    d = json.loads(text)
-                    if isinstance(d, dict) and d.get("type") == "ask":
-                        item = (str(d.get("merchant") or conn_merchant), str(d.get("viewer_id") or "anonymous"),
-                                str(d.get("text") or ""))
-                        if isinstance(d.get("id"), str):
-                            pending[d["id"]] = item
-                            while len(pending) > 64:
-                                pending.popitem(last=False)
-                        else:
-                            anonymous.append(item)
-                            del anonymous[:-64]
-            except Exception:  # noqa: BLE001
-                pass
-            return msg
-
-        async def snd(msg):
-            try:
-                text = msg.get("text") if msg["type"] == "websocket.send" else None
-                if text and text.startswith('{"type": "answer.done"'):
-                    d = json.loads(text)
-                    item = pending.pop(d.get("id"), None) or (anonymous.pop(0) if anonymous else None)
-                    if item:
-                        c.answers.record(item[0], room_id, item[1], item[2], d, "text")
-            except Exception:  # noqa: BLE001
-                pass
-            await send(msg)
-
-        await self.app(scope, recv, snd)
 
 
 # --- helpers ---------------------------------------------------------------------------------------

@@ -5,8 +5,6 @@ Everything takes the merchant first and touches only that merchant's directory.
 """
 from __future__ import annotations
 
-from core.errors import BadRequest
-
 import json
 import re
 import secrets
@@ -19,6 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from core.errors import BadRequest
 from knowledge.facts import catalog_facts, product_facts
 from knowledge.importers import KBImportError, parse_files
 from knowledge.schema import Catalog, Product

@@ -3,8 +3,9 @@
 Sources (a seam: the virtual-host package supplies richer versions when a host runs the room):
 - funnel per minute — viewers, watch time, clicks, carts, orders, GMV — from the audience events
   whose ``session_id`` is the room id (integrations send it with ``POST /api/events``);
-- recent agent answers with citations — ``AnswerLog``, filled by the guard's tap on the public
-  room endpoints (``/ws/rooms/{room_id}``, ``/api/rooms/{room_id}/ask``) and by the simulator;
+- recent agent answers with citations — ``AnswerLog``, a subscriber of the container's answer bus
+  (agent/bus.py): every channel's answers (danmaku WebSocket, HTTP ask, voice, ``/v1``, the host,
+  the simulator), labelled with their channel;
 - hot question clusters with talking points — from those questions (intent × product);
 - coupons issued vs budget — the coupon ledger's campaigns;
 - alerts — viewer drops, coupon budgets nearly spent, unanswered questions, answers flagged.
@@ -24,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from agent.bus import AnsweredEvent
 from agent.messages import AgentAnswer, ViewerMessage
 from agent.triage import triage
 from audience import models as am
@@ -50,7 +52,7 @@ class LoggedAnswer:
     refused: bool
     kb_version: str | None
     at: float
-    channel: str = "text"
+    channel: str = "ws"
     flagged: bool = False
 
     def view(self, facts: dict[str, str] | None = None) -> dict:
@@ -70,7 +72,7 @@ class AnswerLog:
         self._lock = threading.Lock()
 
     def record(self, merchant: str, room_id: str, viewer_id: str, question: str, ans: AgentAnswer | dict,
-               channel: str = "text") -> LoggedAnswer:
+               channel: str = "ws") -> LoggedAnswer:
         a = ans if isinstance(ans, dict) else ans.model_dump()
         item = LoggedAnswer(uuid.uuid4().hex[:16], merchant, room_id, str(viewer_id)[:64], str(question)[:500],
                             str(a.get("answer", ""))[:1000],
@@ -88,6 +90,10 @@ class AnswerLog:
             while len(self._rooms) > self.max_rooms:
                 self._rooms.popitem(last=False)
         return item
+
+    def on_answer(self, ev: AnsweredEvent) -> None:
+        """Answer-bus subscriber: log the answer under its (merchant, room)."""
+        self.record(ev.merchant, ev.room_id, ev.viewer_id, ev.question, ev.model_dump(), ev.channel)
 
     def recent(self, merchant: str, room_id: str, limit: int = 50, since: float = 0.0) -> list[LoggedAnswer]:
         with self._lock:
@@ -254,8 +260,9 @@ class Simulator:
     def view(self) -> dict:
         return {"running": self.running, "started": self.started, "events": self.events, "questions": self.questions}
 
-    async def run(self, container, log_: AnswerLog, tick_s: float = 1.0, ask_every: int = 2, host=None) -> None:
-        """``host``: the host layer's room, fed the same events and danmaku (funnel, clusters, alerts)."""
+    async def run(self, container, tick_s: float = 1.0, ask_every: int = 2, host=None) -> None:
+        """``host``: the host layer's room, fed the same events and danmaku (funnel, clusters, alerts).
+        Its answers reach the answer log through the container's answer bus (``channel="sim"``)."""
         svc, kb, agent = container.audience, container.kb, container.agent
         rng = random.Random(hash((self.merchant, self.room_id, int(self.started))))
         cat = await asyncio.to_thread(kb.catalog, self.merchant)
@@ -316,9 +323,8 @@ class Simulator:
                     except Exception:  # noqa: BLE001
                         log.debug("host danmaku failed", exc_info=True)
                 try:
-                    ans = await agent.answer(ViewerMessage(merchant=self.merchant, room_id=self.room_id,
-                                                           viewer_id=vid, text=text, context_sku=on_screen.sku))
-                    log_.record(self.merchant, self.room_id, vid, text, ans)
+                    await agent.answer(ViewerMessage(merchant=self.merchant, room_id=self.room_id, viewer_id=vid,
+                                                     text=text, context_sku=on_screen.sku, channel="sim"))
                     self.questions += 1
                 except Exception:  # noqa: BLE001 - the demo keeps going
                     log.exception("simulator question failed")

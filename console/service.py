@@ -1,6 +1,7 @@
 """`ConsoleService`: the console's long-lived state for one app (accounts, audit, rooms, reviews,
-knowledge-base jobs, prompt store, answer log, simulators), built lazily from the app's container
-and kept on ``app.state.console``."""
+knowledge-base jobs, prompt store, answer log, simulators), built from the app's container (at app
+start-up by server.py's lifespan, else on first use) and kept on ``app.state.console``. The answer log
+subscribes to the container's answer bus (agent/bus.py), so it sees the answers of every channel."""
 from __future__ import annotations
 
 import json
@@ -34,9 +35,14 @@ class ConsoleService:
         data_dir = container.settings.data_dir
         self.kb = KBConsole(container.kb, data_dir / "console" / "uploads")
         self.prompts: PromptStore = container.prompts
-        self.answers = AnswerLog()
+        self.answers = AnswerLog()  # every answer of the app, from the container's answer bus
+        self._unsubscribe = container.answer_bus.subscribe(self.answers.on_answer)
         self.simulators: dict[tuple[str, str], Simulator] = {}
         self._room_cache: dict[str, tuple[float, str | None]] = {}
+
+    def close(self) -> None:
+        """Stop listening to the container's answer bus (the app is shutting down)."""
+        self._unsubscribe()
 
     # --- rooms -------------------------------------------------------------------------------
     def room_merchant(self, room_id: str) -> str | None:

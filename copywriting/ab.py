@@ -21,8 +21,6 @@
 """
 from __future__ import annotations
 
-from core.errors import NotFound
-
 import hashlib
 import time
 from collections import defaultdict
@@ -33,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from copywriting import stats
 from copywriting.schema import ID_PATTERN, Angle
 from copywriting.store import CopyStore
+from core.errors import NotFound
 
 Kind = Literal["exposure", "click", "conversion"]
 
@@ -74,7 +73,7 @@ class ExperimentSpec(BaseModel):
     salt: str | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "ExperimentSpec":
+    def _check(self) -> ExperimentSpec:
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
             raise ValueError("variant names must be unique")

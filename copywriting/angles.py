@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tools.contracts import ProfileView
-
 from copywriting.facts import Material
+from tools.contracts import ProfileView
 
 CASCADE = ("focus", "price", "member", "quality", "general")
 

@@ -12,21 +12,28 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from tools.contracts import CouponOffer, ProfileView
 
 from copywriting import angles, timing
 from copywriting.ab import Experiments, ExperimentSpec
 from copywriting.facts import gather
-from copywriting.generator import (DEFAULT, CopyWriter, Resolved, best_offer, campaign_offer, campaign_open,
-                                   segment_offers)
+from copywriting.generator import (
+    DEFAULT,
+    CopyWriter,
+    Resolved,
+    best_offer,
+    campaign_offer,
+    campaign_open,
+    segment_offers,
+)
 from copywriting.schema import ID_PATTERN, Channel, CopyRequest, Phase, Recall, Segment, Show
 from copywriting.store import CopyStore
+from tools.contracts import CouponOffer, ProfileView
 
 log = logging.getLogger("liveroom.copy.batch")
 Progress = Callable[[str, int, int], None]
@@ -52,7 +59,7 @@ class CampaignSpec(BaseModel):
     lead_minutes: int = Field(30, ge=0, le=24 * 60)
 
     @model_validator(mode="after")
-    def _check(self) -> "CampaignSpec":
+    def _check(self) -> CampaignSpec:
         if not self.skus and not (self.show and self.show.segments):
             raise ValueError("give skus or a show rundown with segments")
         if self.viewers is not None and len(self.viewers) > 200_000:

@@ -5,16 +5,16 @@ piece cites what it used.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from agent.compliance import PriceFacts
+from copywriting.schema import Citation, Show
 from knowledge.facts import catalog_facts, fmt_price
 from knowledge.schema import Catalog, Fact, Product
 from tools.contracts import CouponOffer
-
-from copywriting.schema import Citation, Show
 
 # Spec keys that say what a product is made of / how well it is made, best first (quality angle).
 QUALITY_KEYS = ["面料", "主要成分", "配料", "填充物", "充绒量", "工艺", "姆米", "材质", "蜡材", "内含", "防晒指数",

@@ -8,25 +8,24 @@ safe template if it still fails.
 """
 from __future__ import annotations
 
-from core.errors import LiveRoomError
-
 import asyncio
 import logging
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from agent.compliance import DEFAULT_RULES, ComplianceRules
 from agent.llm import LLMClient, LLMUnavailable
-from prompts.loader import PROMPTS_DIR, PromptError, variables
-from tools.contracts import CouponOffer, ProfileView
-
 from copywriting import angles, templates
 from copywriting.channels import assemble, lengths, spec
 from copywriting.facts import CatalogView, Material, gather
 from copywriting.schema import ComplianceReport, CopyPiece, CopyRequest
 from copywriting.validate import check as validate
+from core.errors import LiveRoomError
+from prompts.loader import PROMPTS_DIR, PromptError, variables
+from tools.contracts import CouponOffer, ProfileView
 
 log = logging.getLogger("liveroom.copy")
 

@@ -119,7 +119,7 @@ class CopyRequest(BaseModel):
         return PHASE_ALIASES.get(v, v) if isinstance(v, str) else v
 
     @model_validator(mode="after")
-    def _target(self) -> "CopyRequest":
+    def _target(self) -> CopyRequest:
         if self.viewer_id and self.segment:
             raise ValueError("give a viewer_id or a segment, not both")
         if not self.sku and not (self.show and self.show.segments):

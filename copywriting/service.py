@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from agent.compliance import ComplianceRules
-
 from copywriting.ab import Experiments
 from copywriting.batch import CampaignRunner, CampaignSpec
 from copywriting.facts import KBCatalog
@@ -25,7 +24,7 @@ _ATTR = "_copywriting_service"
 _lock = threading.Lock()
 
 
-def service_for(container) -> "CopyService":
+def service_for(container) -> CopyService:
     svc = getattr(container, _ATTR, None)
     if svc is None:
         with _lock:

@@ -108,7 +108,7 @@ class RateSummary:
     ci: tuple[float, float]
 
     @classmethod
-    def of(cls, k: int, n: int, conf: float = 0.95) -> "RateSummary":
+    def of(cls, k: int, n: int, conf: float = 0.95) -> RateSummary:
         return cls(k, n, k / n if n else 0.0, wilson(k, n, conf))
 
     def dump(self) -> dict:

@@ -9,12 +9,28 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
-from sqlalchemy import (Column, Engine, Float, Index, Integer, MetaData, String, Table, Text, and_, create_engine,
-                        event, func, select, update)
+from sqlalchemy import (
+    Column,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
 
 metadata = MetaData()
 M, ID = 64, 128
@@ -128,7 +144,7 @@ class CopyStore:
                 time.sleep(0.2)
 
     @classmethod
-    def for_container(cls, container) -> "CopyStore":
+    def for_container(cls, container) -> CopyStore:
         aud = None
         try:
             aud = container.audience
@@ -139,7 +155,7 @@ class CopyStore:
         return cls(_sqlite_engine(Path(container.settings.data_dir) / "copywriting.db"))
 
     @classmethod
-    def sqlite(cls, path: Path) -> "CopyStore":
+    def sqlite(cls, path: Path) -> CopyStore:
         return cls(_sqlite_engine(Path(path)))
 
     @property

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from knowledge.schema import Fact
-
 from copywriting.channels import spec
 from copywriting.facts import Material, coupon_citation, show_citation
 from copywriting.schema import Citation
+from knowledge.schema import Fact
 
 MATERIAL_KEYS = {"面料", "主要成分", "配料", "填充物", "材质", "蜡材", "姆米", "内含"}
 INTERJECTIONS = ("家人们", "宝子们", "姐妹们", "宝宝们", "亲爱的", "亲", "朋友们")
@@ -21,7 +20,7 @@ class Part:
     text: str
     facts: list[Fact] = field(default_factory=list)
     citations: list[Citation] = field(default_factory=list)
-    short: "Part | None" = None  # a shorter way to say it, for tight channels
+    short: Part | None = None  # a shorter way to say it, for tight channels
 
 
 def _price_part(m: Material, with_list: bool = True) -> Part:

@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from core.timeutil import zone
-
 from copywriting.schema import Show
+from core.timeutil import zone
 
 DEFAULT_HOURS = (12, 19, 20)  # when nothing is known about a viewer: lunch and evening
 

@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from agent import compliance
 from agent.compliance import ComplianceRules, Violation
 from agent.grounding import numbers
-from knowledge.schema import Fact
-
 from copywriting.channels import SMS_OPT_OUT, assemble, length_issues, sms_signature
 from copywriting.facts import Material
 from copywriting.schema import Citation
 from copywriting.templates import INTERJECTIONS
+from knowledge.schema import Fact
 
 # Claims a small model likes to invent; each must be backed by this product's own facts.
 CLAIM_WORDS = ["专利", "认证", "进口", "有机", "获奖", "同款", "临床", "实验", "检测", "孕妇", "孕期", "婴儿", "儿童",

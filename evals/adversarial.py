@@ -12,17 +12,17 @@ import asyncio
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from agent import compliance
 from agent.core import AgentConfig
 from agent.guardrails import leaks
 from agent.messages import AgentAnswer, ViewerMessage
+from core.settings import Settings
 from evals.retrieval import DEMO
 from liveroom.container import Container
-from core.settings import Settings
 from tools.contracts import CouponOffer, CouponResult, InterestTag, ProfileView
 
 SECRET_PHONE = "13800138000"

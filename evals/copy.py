@@ -122,10 +122,9 @@ async def run(use_llm: bool = False, personas: list[dict] | None = None, llm=Non
     data = PersonaData(personas)
     container = None
     if use_llm and llm is None:
-        from liveroom.container import Container
-        from core.settings import Settings
-
         from copywriting.generator import patient
+        from core.settings import Settings
+        from liveroom.container import Container
 
         container = Container(Settings(llm_autostart=False))
         llm = patient(await container.start_llm())

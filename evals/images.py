@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vision import matcher as M
 from sim import images as synth
+from vision import matcher as M
 from vision import ocr
 from vision.matcher import ProductImageIndex
 

@@ -31,9 +31,9 @@ import time
 from pathlib import Path
 
 from agent.core import AgentConfig
+from core.settings import Settings
 from evals.retrieval import DEMO
 from liveroom.container import Container
-from core.settings import Settings
 
 # (question, what the viewer does while the answer plays)
 SCRIPT: list[tuple[str, str | None]] = [
@@ -238,10 +238,10 @@ def client_main(host: str, mode: str, transcript_file: str | None, n_turns: int 
 
 def run(only: str | None = None, n_turns: int | None = None) -> dict:
     from server import create_app
+    from sim.voice_clips import serve_in_thread
     from voice.api import ensure_voice_routes
     from voice.services import VoiceServices
     from voice.stt import StubSTTService
-    from sim.voice_clips import serve_in_thread
 
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from typing import Callable
+from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 

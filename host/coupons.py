@@ -8,8 +8,9 @@ per-viewer limits.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from tools.contracts import CouponOffer
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from agent.triage import triage
 from host.frames import Danmaku, Triaged

@@ -4,8 +4,8 @@ host loop, aggregated ("欢迎刚进来的12位朋友"). No viewer ids, names or
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from host.frames import RoomEvent
 

@@ -30,9 +30,9 @@ from host.clustering import Cluster
 from host.frames import Alert, SpokenLine
 from host.room import HostRoom
 from host.rundown import ClosingSegment, CouponSegment, OpeningSegment, ProductSegment, Rundown, Slot, Timeline
-from host.topics import is_store_topic, on_topic
 from host.script import Line, Rephraser, ScriptWriter, ShowMemory
 from host.speech import Speaker
+from host.topics import is_store_topic, on_topic
 from knowledge.schema import Product
 
 log = logging.getLogger("liveroom.host")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 
 class Processor:
@@ -19,7 +20,7 @@ class Processor:
     def __init__(self) -> None:
         self._next: Callable[[Any], None] | None = None
 
-    def link(self, nxt: "Processor | Callable[[Any], None]") -> "Processor | Callable[[Any], None]":
+    def link(self, nxt: Processor | Callable[[Any], None]) -> Processor | Callable[[Any], None]:
         self._next = nxt.process if isinstance(nxt, Processor) else nxt
         return nxt
 
@@ -39,7 +40,7 @@ def chain(stages: Iterable[Processor | Callable[[Any], None]]) -> Processor:
 
 
 class Subscription:
-    def __init__(self, bus: "Bus", topics: frozenset[str] | None, maxsize: int):
+    def __init__(self, bus: Bus, topics: frozenset[str] | None, maxsize: int):
         self.bus, self.topics, self.maxsize = bus, topics, maxsize
         self._items: deque = deque()
         self._event = asyncio.Event()

@@ -6,7 +6,8 @@ import asyncio
 import gc
 import os
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel
 

@@ -10,17 +10,19 @@ import asyncio
 import logging
 import random
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from agent.bus import AnswerBus
 from agent.core import Agent, AgentConfig
 from agent.memory import Memory
 from agent.messages import ViewerMessage
+from core.clock import Clock, RealClock
 from host.alerts import AlertEngine, AlertRules
 from host.answers import ClusterAnswerer
-from core.clock import Clock, RealClock
 from host.clustering import ClusterConfig, Clusterer
 from host.coupons import RoomCoupons
 from host.danmaku import DanmakuTriage, TriageConfig
@@ -49,9 +51,10 @@ class RoomConfig:
     mix_every_s: float = 60.0
 
 
-def host_agent(kb: KnowledgeBase, audience: Any | None) -> Agent:
+def host_agent(kb: KnowledgeBase, audience: Any | None, answers: AnswerBus | None = None) -> Agent:
     """A fast-path-only agent for the host: no model (never slow), no per-viewer rate limit (the room
-    rate-limits), its own memory. Coupon requests go through the real ledger when there is one."""
+    rate-limits), its own memory. Coupon requests go through the real ledger when there is one. Its
+    answers (``channel="host"``) are published on ``answers`` — the app's answer bus when given."""
     from tools.catalog import catalog_tools
     from tools.registry import ToolRegistry
 
@@ -61,7 +64,7 @@ def host_agent(kb: KnowledgeBase, audience: Any | None) -> Agent:
 
         tools += audience_tools(audience, audience)
     return Agent(kb, ToolRegistry(tools), llm=None, memory=Memory(max_viewers=5000),
-                 config=AgentConfig(rate=(1_000_000, 1.0)))
+                 config=AgentConfig(rate=(1_000_000, 1.0)), answers=answers)
 
 
 class HostRoom:
@@ -289,8 +292,10 @@ class HostHub:
     """The process's rooms (the server keeps one on ``app.state.host_hub``)."""
 
     def __init__(self, kb: KnowledgeBase, embed: Callable[[list[str]], np.ndarray], audience: Any | None = None,
-                 clock: Clock | None = None, config: RoomConfig | None = None, max_rooms: int = 200):
+                 clock: Clock | None = None, config: RoomConfig | None = None, max_rooms: int = 200,
+                 answers: AnswerBus | None = None):
         self.kb, self.embed, self.audience = kb, embed, audience
+        self.answers = answers  # the app's answer bus: the host's answers reach the metrics and the console
         self.clock = clock or RealClock()
         self.config = config or RoomConfig()
         self.funnel = FunnelStore()
@@ -299,15 +304,15 @@ class HostHub:
         self._agent: Agent | None = None
 
     @classmethod
-    def from_container(cls, c: Any, clock: Clock | None = None) -> "HostHub":
-        return cls(c.kb, c.embedder.encode, c.audience, clock)
+    def from_container(cls, c: Any, clock: Clock | None = None) -> HostHub:
+        return cls(c.kb, c.embedder.encode, c.audience, clock, answers=c.answer_bus)
 
     def room(self, merchant: str, room_id: str, create: bool = True) -> HostRoom | None:
         key = (merchant, room_id)
         r = self._rooms.get(key)
         if r is None and create:
             if self._agent is None:
-                self._agent = host_agent(self.kb, self.audience)
+                self._agent = host_agent(self.kb, self.audience, self.answers)
             r = HostRoom(merchant, room_id, kb=self.kb, embed=self.embed, audience=self.audience, agent=self._agent,
                          clock=self.clock, funnel=self.funnel.room(merchant, room_id), config=self.config)
             self._rooms[key] = r

@@ -19,15 +19,16 @@ middle segments looped, the closing at the end.
 """
 from __future__ import annotations
 
-from core.errors import BadRequest
-
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from core.errors import BadRequest
 
 _ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 
@@ -88,7 +89,7 @@ class Rundown(_Strict):
     segments: list[Segment] = Field(min_length=1, max_length=500)
 
     @model_validator(mode="after")
-    def _order(self) -> "Rundown":
+    def _order(self) -> Rundown:
         kinds = [s.type for s in self.segments]
         if kinds.count("opening") > 1:
             raise ValueError("at most one opening segment")

@@ -17,8 +17,9 @@ import logging
 import random
 import re
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from agent.grounding import numbers
 from audience.coupons import describe
@@ -285,7 +286,6 @@ class ScriptWriter:
     def coupon(self, campaign: Any, p: Product | None, facts: Sequence[Fact] = ()) -> list[Line]:
         o = as_offer(campaign)
         desc = describe(o)
-        fmt = {"title": o.title, "desc": desc}
         out = [self.line(["福利时间到！", "给大家上福利啦！", "福利来了！", "注意，福利时间！"], kind="coupon"),
                self.line([f"「{o.title}」现在开放领取，{desc}。", f"现在可以领「{o.title}」，{desc}。"], kind="coupon",
                          p=p, facts=facts, offers=[o]),

@@ -13,16 +13,16 @@ never stops the show — the sentence stays on the text track, the voice is retr
 """
 from __future__ import annotations
 
-from core.errors import Unavailable
-
 import asyncio
 import logging
 import shutil
 import wave
 from collections import deque
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from core.clock import Clock
+from core.errors import Unavailable
 from host.frames import SpokenLine
 from host.pipeline import Bus
 
@@ -110,7 +110,7 @@ class EspeakSink:
                 pcm = await self._run(self._voices[seg.voice], seg.text)
                 self.out.write(pcm, self.RATE)
                 seconds += len(pcm) / 2 / self.RATE
-        except (OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError) as e:
             raise SpeechError(str(e)) from e
         return seconds
 

@@ -18,7 +18,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from host.answers import ClusterAnswerer
 from host.clustering import Cluster, Clusterer

@@ -5,18 +5,18 @@ nothing is partially imported: either all files parse or ``KBImportError`` is ra
 """
 from __future__ import annotations
 
-from core.errors import BadRequest
-
 import csv
 import io
 import json
 import re
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from core.errors import BadRequest
 from knowledge.schema import Catalog, Document, FAQItem, Merchant, Product, QAPair, QASet
 
 MAX_FILE_BYTES = 50 * 1024 * 1024

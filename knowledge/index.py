@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import bm25s
 import faiss
@@ -235,7 +235,7 @@ class HybridIndex:
         self.bm25.save(str(directory / "bm25"), show_progress=False)
 
     @classmethod
-    def load(cls, directory: Path, products: Sequence[Product]) -> "HybridIndex":
+    def load(cls, directory: Path, products: Sequence[Product]) -> HybridIndex:
         with open(directory / "facts.jsonl", encoding="utf-8") as fh:
             facts = [Fact.model_validate(json.loads(line)) for line in fh if line.strip()]
         dense = faiss.read_index(str(directory / "dense.faiss"))

@@ -11,25 +11,23 @@ reader (in this process or another) sees the old version or the new one, never a
 """
 from __future__ import annotations
 
-from core.errors import LiveRoomError
-
-import json
 import os
 import re
 import shutil
 import threading
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Sequence
 
+from core.errors import LiveRoomError
+from core.filelock import dir_lock
 from knowledge.embedder import Embedder, EmbeddingCache, embed_with_cache
 from knowledge.facts import catalog_facts
 from knowledge.importers import parse_files
 from knowledge.index import HybridIndex, RetrievalParams
 from knowledge.schema import Catalog, Fact, Product, SearchHit, VersionInfo
-from core.filelock import dir_lock
 
 _MERCHANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -220,7 +218,7 @@ class KnowledgeBase:
         build.mkdir()
         index.save(build)
         (build / "catalog.json").write_text(catalog.model_dump_json(), encoding="utf-8")
-        info = VersionInfo(merchant=merchant, version=version, created_at=datetime.now(timezone.utc).isoformat(),
+        info = VersionInfo(merchant=merchant, version=version, created_at=datetime.now(UTC).isoformat(),
                            products=len(catalog.products), facts=len(facts), documents=len(catalog.documents),
                            embedded=embedded, note=note[:500])
         (build / "manifest.json").write_text(info.model_dump_json(indent=1), encoding="utf-8")

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -28,9 +27,9 @@ err = Console(stderr=True)
 out = Console()
 
 from liveroom.commands.audience import audience_app, audience_bench_app, profile_app  # noqa: E402
+from liveroom.commands.console import console_app  # noqa: E402
 from liveroom.commands.copy import ab_app, copy_command  # noqa: E402
 from liveroom.commands.host import danmaku_bench_command, host_command  # noqa: E402
-from liveroom.commands.console import console_app  # noqa: E402
 from liveroom.commands.models import models_app  # noqa: E402
 
 app.add_typer(models_app, name="models")
@@ -175,7 +174,7 @@ def eval_retrieval(merchant: str = typer.Option("evaldemo", "--merchant", "-m"),
 
 
 @app.command("serve")
-def serve(host: Optional[str] = None, port: Optional[int] = None) -> None:
+def serve(host: str | None = None, port: int | None = None) -> None:
     """Start the HTTP/WebSocket server."""
     import uvicorn
 

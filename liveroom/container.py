@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from functools import cached_property
 
+from agent.bus import AnswerBus
 from agent.core import Agent, AgentConfig
 from audience.service import AudienceService
 from agent.embedded import EmbeddedLLMServer
@@ -73,10 +74,17 @@ class Container:
         return VisionService(self.kb, ImageStore(self.settings.data_dir / "images"))
 
     @cached_property
+    def answer_bus(self) -> AnswerBus:
+        """Every finished answer of every agent of this app (viewer channels and the host), for the
+        metrics and the console's live answer log to subscribe to."""
+        return AnswerBus()
+
+    @cached_property
     def agent(self) -> Agent:
         if self.settings.llm_vision:
             self.agent_config.vision_model = True
-        agent = Agent(self.kb, self.tools, self.llm, self.memory, self.agent_config, vision=self.vision)
+        agent = Agent(self.kb, self.tools, self.llm, self.memory, self.agent_config, vision=self.vision,
+                      answers=self.answer_bus)
         agent.prompt_store = self.prompts  # merchants' published prompt overrides
         return agent
 

@@ -10,16 +10,17 @@ ever apply inside ``scope(..., drafts={...})`` (the console's side-by-side previ
 """
 from __future__ import annotations
 
-from core.errors import BadRequest
-
 import logging
 import string
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING
+
+from core.errors import BadRequest
 
 if TYPE_CHECKING:  # pragma: no cover
     from prompts.store import PromptStore
@@ -61,7 +62,7 @@ def load(name: str) -> string.Template:
 @dataclass(frozen=True)
 class _Scope:
     merchant: str | None
-    store: "PromptStore | None" = None
+    store: PromptStore | None = None
     drafts: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -69,7 +70,7 @@ _scope: ContextVar[_Scope | None] = ContextVar("liveroom_prompt_scope", default=
 
 
 @contextmanager
-def scope(merchant: str | None, store: "PromptStore | None" = None,
+def scope(merchant: str | None, store: PromptStore | None = None,
           drafts: Mapping[str, str] | None = None) -> Iterator[None]:
     """Within this block (and tasks started in it), ``render`` uses ``merchant``'s published prompts
     from ``store`` (default: the configured data directory), and ``drafts`` over those."""
@@ -85,7 +86,7 @@ def _compiled(text: str) -> string.Template:
     return string.Template(text)
 
 
-def _override(name: str, merchant: str | None, store: "PromptStore | None") -> str | None:
+def _override(name: str, merchant: str | None, store: PromptStore | None) -> str | None:
     cur = _scope.get()
     if cur is not None and (merchant is None or merchant == cur.merchant):
         if name in cur.drafts:
@@ -112,7 +113,7 @@ def render(name: str, **values: object) -> str:
     return load(name).substitute({k: str(v) for k, v in values.items()})
 
 
-def render_for(merchant: str | None, name: str, store: "PromptStore | None" = None, **values: object) -> str:
+def render_for(merchant: str | None, name: str, store: PromptStore | None = None, **values: object) -> str:
     """``render`` for a named merchant (its published override, else the shipped template)."""
     text = _override(name, merchant, store)
     if text is not None:

@@ -10,8 +10,8 @@ import json
 import math
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 DEMO_PRODUCTS: list[dict] = [
     {"sku": "LS-001", "name": "丝绒雾面口红 #316", "category": "口红", "price": 129},

@@ -9,16 +9,15 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-
 from contextlib import contextmanager
-from typing import Iterator
+from pathlib import Path
 
 from audience.config import normalize_url
 from audience.db import pg_temp_schema
-from sim.audience import DEMO_PRODUCTS, gen_session, gen_viewers
 from audience.service import AudienceService
+from sim.audience import DEMO_PRODUCTS, gen_session, gen_viewers
 
 
 @contextmanager

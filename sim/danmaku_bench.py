@@ -31,9 +31,9 @@ def _pct(xs: list[float], q: float) -> float:
 
 def ensure_kb(merchant: str = "demo", data_dir: str | None = None):
     """A knowledge base with ``merchant`` (the configured one; else the demo catalog in a temp dir)."""
+    from core.settings import Settings
     from knowledge.embedder import UseEmbedder
     from knowledge.store import KnowledgeBase
-    from core.settings import Settings
 
     s = Settings(data_dir=Path(data_dir)) if data_dir else Settings()
     emb = UseEmbedder(threads=1)

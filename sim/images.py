@@ -7,22 +7,22 @@ Every function takes its randomness from an explicit seed, so the same inputs gi
 """
 from __future__ import annotations
 
-from vision.matcher import slug
-
 import hashlib
 import io
 import math
 import random
 import re
 import subprocess
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from vision.colors import colour_variants, hex_to_rgb, variant_colour
+from vision.matcher import slug
 
 _FONT_CANDIDATES = [
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",

@@ -16,11 +16,11 @@ import logging
 import random
 from typing import Any
 
-from sim.audience import gen_session, gen_viewers
 from host import questions as Q
 from host.frames import RoomEvent
 from host.room import HostRoom
 from host.rundown import Timeline
+from sim.audience import gen_session, gen_viewers
 
 log = logging.getLogger("liveroom.host")
 

@@ -128,7 +128,7 @@ class VoiceClient:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def connect(cls, url: str) -> AsyncIterator["VoiceClient"]:
+    async def connect(cls, url: str) -> AsyncIterator[VoiceClient]:
         import websockets
 
         async with websockets.connect(url, max_size=2**22, open_timeout=30) as ws:
@@ -214,7 +214,7 @@ class Mic:
         self._task: asyncio.Task | None = None
         self.frames_sent = 0
 
-    async def __aenter__(self) -> "Mic":
+    async def __aenter__(self) -> Mic:
         self._task = asyncio.create_task(self._run(), name="mic")
         return self
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from knowledge.embedder import UseEmbedder
@@ -77,8 +76,8 @@ def demo_root(tmp_path_factory, use_embedder):
 @pytest.fixture()
 def demo_container(demo_root, use_embedder, tmp_path):
     """A container on the demo KB, fast path only (no LLM)."""
-    from liveroom.container import Container
     from core.settings import Settings
+    from liveroom.container import Container
 
     c = Container(Settings(data_dir=demo_root, llm_autostart=False))
     c.__dict__["embedder"] = use_embedder  # share the loaded encoder across tests

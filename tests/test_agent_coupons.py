@@ -9,8 +9,8 @@ import pytest
 
 from agent.core import AgentConfig
 from agent.messages import ViewerMessage
-from liveroom.container import Container
 from core.settings import Settings
+from liveroom.container import Container
 
 
 @pytest.fixture()

@@ -14,8 +14,8 @@ from tests.test_vision_e2e import screenshot_png
 @pytest.fixture(scope="module")
 def demo_container(demo_root, use_embedder):
     """One container for the module: the product-picture index is built once."""
-    from liveroom.container import Container
     from core.settings import Settings
+    from liveroom.container import Container
 
     c = Container(Settings(data_dir=demo_root, llm_autostart=False))
     c.__dict__["embedder"] = use_embedder

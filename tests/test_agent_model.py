@@ -10,8 +10,8 @@ import asyncio
 import pytest
 
 from agent.core import AgentConfig
-from agent.messages import ViewerMessage
 from agent.grounding import ungrounded_numbers
+from agent.messages import ViewerMessage
 from core.provision import is_installed
 from core.settings import Settings
 

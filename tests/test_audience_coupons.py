@@ -5,14 +5,14 @@ import multiprocessing as mp
 import os
 import signal
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from sim.audience_bench import bench_coupons
 from audience.service import AudienceService
+from sim.audience_bench import bench_coupons
 from tests.support.audience import backends, pg_url, store_url, temp_service
 from tools.contracts import CouponLedger, CouponResult, ProfileStore
 
@@ -62,7 +62,7 @@ def test_service_implements_the_agent_contracts(svc):
 
 def test_eligibility_decides_offers_and_issue(svc):
     people(svc)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     campaign(svc, "ALL")
     campaign(svc, "FANS", eligible_tiers=["铁粉"], amount=30)
     campaign(svc, "LIPSTICK", kind="discount", amount=None, discount=0.9, max_off=20, eligible_tags=["口红兴趣"],

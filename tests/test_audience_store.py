@@ -17,11 +17,11 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from typer.testing import CliRunner
 
-from core.settings import Settings
 from audience.config import database_url, normalize_url, sqlite_path
 from audience.db import alembic_config, current_revision, make_engine, migrate
 from audience.models import metadata
 from audience.service import AudienceService
+from core.settings import Settings
 from tests.support.audience import backends, temp_service
 
 ROOT = Path(__file__).resolve().parent.parent

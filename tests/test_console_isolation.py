@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from console.guard import OPS, PUBLIC, classify, route_table
 from console.service import get_console
 from core.settings import ConsoleSettings
-from tests.support.console import console_app, login, make_container
 from tests.conftest import mini_products, write_json
+from tests.support.console import console_app, login, make_container
 
 A, B = "demo", "rival"
 

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 
 from console.service import get_console
 from core.settings import ConsoleSettings
-from tests.support.console import FakeLLM, console_app, login, make_container
 from prompts import loader
 from prompts import store as pstore
+from tests.support.console import FakeLLM, console_app, login, make_container
 
 M = "demo"
 

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as sst
 
 from copywriting import stats
-from copywriting.ab import ExperimentSpec, Experiments, build_report, bucket, pick
+from copywriting.ab import Experiments, ExperimentSpec, bucket, build_report, pick
 from copywriting.store import CopyStore
 
 

@@ -16,8 +16,8 @@ from liveroom.commands.copy import ab_app, campaign_app, copy_command
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
-    from sim.audience import seed_demo
     from audience.service import AudienceService
+    from sim.audience import seed_demo
 
     d = tmp_path_factory.mktemp("copy-api")
     svc = AudienceService(f"sqlite:///{d / 'liveroom.db'}", synchronous="OFF")
@@ -48,8 +48,8 @@ class DemoKB:
 
 @pytest.fixture()
 def container(seeded):
-    from liveroom.container import Container
     from core.settings import Settings
+    from liveroom.container import Container
 
     d, svc = seeded
     c = Container(Settings(data_dir=d, llm_autostart=False))

@@ -23,8 +23,8 @@ MORNING = datetime(2030, 1, 1, 9, 0, tzinfo=CST)
 
 @pytest.fixture(scope="module")
 def audience(tmp_path_factory):
-    from sim.audience import seed_demo
     from audience.service import AudienceService
+    from sim.audience import seed_demo
 
     d = tmp_path_factory.mktemp("aud")
     svc = AudienceService(f"sqlite:///{d / 'a.db'}", synchronous="OFF")

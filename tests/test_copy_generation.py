@@ -260,8 +260,8 @@ def test_prompt_templates_are_valid():
 
 
 def test_kb_catalog_reads_the_active_version(kb, tmp_path):
-    from tests.conftest import mini_products, write_json
     from copywriting.facts import KBCatalog
+    from tests.conftest import mini_products, write_json
 
     kb.import_files("t", [write_json(tmp_path / "p.json", mini_products())])
     w = CopyWriter(lambda m: KBCatalog(kb.snapshot(m)))

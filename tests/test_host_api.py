@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.console import grant
-
 from host.api import router
-from tests.support.host import fast_embedder
 from server import create_app
+from tests.support.console import grant
+from tests.support.host import fast_embedder
 
 DEMO_RUNDOWN = (Path(__file__).resolve().parent.parent / "knowledge" / "demo" / "rundown.yaml").read_text("utf-8")
 

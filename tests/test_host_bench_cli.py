@@ -8,10 +8,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from sim.danmaku_bench import run_bench
-from liveroom.commands.host import danmaku_bench_command, host_command
-from tests.support.host import fast_embedder
 from knowledge.store import KnowledgeBase
+from liveroom.commands.host import danmaku_bench_command, host_command
+from sim.danmaku_bench import run_bench
+from tests.support.host import fast_embedder
 
 
 def app() -> typer.Typer:

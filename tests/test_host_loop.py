@@ -15,10 +15,10 @@ from host.frames import RoomEvent
 from host.loop import HostLoop, LoopConfig
 from host.rundown import Timeline, parse_rundown
 from host.script import Line, Rephraser, ShowMemory
-from sim.show import ShowSimulator
 from host.speech import Speaker, SpeechError, TextTrack
-from tests.support.host import demo_audience, fast_embedder, virtual_room
 from knowledge.store import KnowledgeBase
+from sim.show import ShowSimulator
+from tests.support.host import demo_audience, fast_embedder, virtual_room
 
 
 @pytest.fixture()

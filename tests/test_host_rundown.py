@@ -7,8 +7,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from host.rundown import (ClosingSegment, OpeningSegment, QASegment, RundownError, Timeline, check_references,
-                          load_rundown, parse_rundown)
+from host.rundown import (
+    ClosingSegment,
+    OpeningSegment,
+    QASegment,
+    RundownError,
+    Timeline,
+    check_references,
+    load_rundown,
+    parse_rundown,
+)
 
 DEMO = Path(__file__).resolve().parent.parent / "knowledge" / "demo" / "rundown.yaml"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from sim.images import t_screenshot
 from tests.conftest import write_json
 from vision import ImageRejected, ImageStore, VisionService, query_text
-from sim.images import t_screenshot
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "knowledge" / "demo"

@@ -12,8 +12,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from sim import images as synth
 from vision import ocr, privacy
 from vision.analyze import analyze_image, match_text, query_text
-from vision.colors import (colour_of_text, colour_variants, dominant_colours, nearest_variant_by_palette,
-                           variant_colour)
+from vision.colors import colour_of_text, colour_variants, dominant_colours, nearest_variant_by_palette, variant_colour
 from vision.matcher import MATCH_THRESHOLD, ProductImageIndex, resolve_product_images
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,6 @@ from PIL import Image
 from vision.store import ImageNotFound, ImageStore, is_image_id
 from vision.upload import MAX_SIDE, ImageRejected, sanitize_image
 
-
 # --- helpers ---------------------------------------------------------------------------------------
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

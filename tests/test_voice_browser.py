@@ -29,11 +29,10 @@ def launch(p, wav: Path):
 
 @pytest.fixture()
 def served(demo_container):
+    from core.provision import model_path
     from server import create_app
     from voice.api import ensure_voice_routes
     from voice.services import get_voice_services
-
-    from core.provision import model_path
 
     if not (model_path(demo_container.settings, "whisper-base") / "model.bin").is_file():
         pytest.skip("Whisper base not provisioned (liveroom models install)")

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from server import create_app
+from sim.voice_clips import Mic, VoiceClient, noise_burst, serve_in_loop, silence, synth
 from voice.api import ensure_voice_routes
 from voice.services import VoiceServices, get_voice_services
 from voice.stt import StubSTTService
-from sim.voice_clips import Mic, VoiceClient, noise_burst, serve_in_loop, silence, synth
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed "
                                                                             "(scripts/install_voice_deps.sh)")

@@ -6,13 +6,14 @@ model (or a viewer's injected text) cannot ask for someone else's profile or cou
 """
 from __future__ import annotations
 
-from core.errors import BadRequest
-
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ValidationError
+
+from core.errors import BadRequest
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -19,8 +20,15 @@ from pydantic import BaseModel, Field
 from rapidfuzz import fuzz
 
 from vision import ocr as ocr_mod
-from vision.colors import (basic_name, colour_variants, dominant_colours, nearest_variant_by_palette,
-                           product_variants, rgb_to_lab, variant_name)
+from vision.colors import (
+    basic_name,
+    colour_variants,
+    dominant_colours,
+    nearest_variant_by_palette,
+    product_variants,
+    rgb_to_lab,
+    variant_name,
+)
 from vision.matcher import MATCH_THRESHOLD, Candidate, ProductImageIndex, QueryFeatures, query_features
 from vision.privacy import GUARDRAIL, mostly_skin, person_reason
 from vision.upload import SanitizedImage

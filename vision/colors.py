@@ -7,8 +7,9 @@ Distances are CIE76 ΔE in CIELAB (≈2.3 is a just-noticeable difference; >25 i
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np

@@ -30,14 +30,14 @@ A query goes through three steps:
 """
 from __future__ import annotations
 
-import re
-
 import hashlib
 import math
+import re
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import cv2
 import faiss
@@ -220,7 +220,7 @@ class ProductImageIndex:
         return len(self.refs)
 
     @classmethod
-    def build(cls, products: Iterable[Any], image_dirs: Sequence[Path]) -> "ProductImageIndex":
+    def build(cls, products: Iterable[Any], image_dirs: Sequence[Path]) -> ProductImageIndex:
         refs: list[RefImage] = []
         sig = hashlib.sha1()
         for p in products:

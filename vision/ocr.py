@@ -8,8 +8,6 @@ spaces tesseract puts between Chinese characters are removed.
 """
 from __future__ import annotations
 
-from core.errors import Unavailable
-
 import csv
 import io
 import os
@@ -21,6 +19,8 @@ from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from core.errors import Unavailable
 
 LANGS = "chi_sim"  # measured: chi_sim alone reads mixed Chinese/Latin labels better than chi_sim+eng
 FALLBACK_LANGS = "eng"  # for pictures whose text is (nearly) all Latin

@@ -13,8 +13,6 @@ reference cannot address a file outside its room.
 """
 from __future__ import annotations
 
-from core.errors import NotFound
-
 import json
 import os
 import re
@@ -25,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from core.errors import NotFound
 from vision.upload import SanitizedImage
 
 _ROOM_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -16,14 +16,14 @@ Order matters (cheapest and safest first):
 """
 from __future__ import annotations
 
-from core.errors import BadRequest
-
 import hashlib
 import io
 import warnings
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageFile, ImageOps
+
+from core.errors import BadRequest
 
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 MAX_PIXELS = 24_000_000  # PNG / WebP, decoded at full size

@@ -7,8 +7,6 @@ passed in (tests, the eval).
 """
 from __future__ import annotations
 
-from core.errors import Unavailable
-
 import asyncio
 import importlib
 import logging
@@ -23,6 +21,7 @@ from typing import Any
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 
+from core.errors import Unavailable
 from voice.config import VoiceSettings
 from voice.metrics import VoiceMetrics
 from voice.tts import EspeakTTSService, SpeechLedger, piper_tts

@@ -50,7 +50,7 @@ class WhisperEngine:
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
 
-    def load(self) -> "WhisperEngine":
+    def load(self) -> WhisperEngine:
         with self._lock:
             if self.model is None:
                 if not (Path(self.model_dir) / "model.bin").is_file():

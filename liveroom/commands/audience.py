@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -98,7 +97,7 @@ def seed(merchant: str = typer.Option("demo", "--merchant", "-m"),
 
 @audience_app.command("rules")
 def rules(merchant: str = typer.Option(..., "--merchant", "-m"),
-          set_: Optional[Path] = typer.Option(None, "--set", help="JSON file of overrides (replaces the current)."),
+          set_: Path | None = typer.Option(None, "--set", help="JSON file of overrides (replaces the current)."),
           ) -> None:
     """Show (or set) the merchant's profile rules; prints the effective rules as JSON."""
     svc = _service()
@@ -149,7 +148,7 @@ def bench_coupons_cmd(claims: int = typer.Option(1000, "--claims", min=1),
                       budget: int = typer.Option(100, "--budget", min=1),
                       workers: int = typer.Option(4, "--workers", min=0, help="processes; 0 = threads only"),
                       threads: int = typer.Option(8, "--threads", min=1, help="threads per worker"),
-                      url: Optional[str] = typer.Option(None, "--url", help="database (default: a temporary "
+                      url: str | None = typer.Option(None, "--url", help="database (default: a temporary "
                                                         "SQLite file; PostgreSQL: a throwaway schema)"),
                       as_json: bool = typer.Option(False, "--json")) -> None:
     """Concurrent coupon claims against a budget: exactly `budget` issued, 0 duplicates, 0 over limit."""
@@ -167,7 +166,7 @@ def bench_events_cmd(events: int = typer.Option(50_000, "--events", min=100),
                      viewers: int = typer.Option(2000, "--viewers", min=10),
                      batch: int = typer.Option(500, "--batch", min=1, max=1000),
                      probes: int = typer.Option(200, "--probes", min=1),
-                     url: Optional[str] = typer.Option(None, "--url"),
+                     url: str | None = typer.Option(None, "--url"),
                      as_json: bool = typer.Option(False, "--json")) -> None:
     """Event ingest throughput with real-time tag updates, and event→tag latency under load."""
     res = bench_events(events, viewers, batch, url=url, probes=probes)

@@ -16,7 +16,6 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -54,18 +53,18 @@ async def _with_llm(c, use_llm: bool) -> None:
 
 
 def copy_command(
-    sku: Optional[str] = typer.Option(None, "--sku", help="product sku (or give --show to pick per target)"),
-    merchant: Optional[str] = typer.Option(None, "--merchant", "-m"),
-    viewer: Optional[str] = typer.Option(None, "--viewer", help="one viewer (profile and coupons from the audience db)"),
-    segment: Optional[str] = typer.Option(None, "--segment",
+    sku: str | None = typer.Option(None, "--sku", help="product sku (or give --show to pick per target)"),
+    merchant: str | None = typer.Option(None, "--merchant", "-m"),
+    viewer: str | None = typer.Option(None, "--viewer", help="one viewer (profile and coupons from the audience db)"),
+    segment: str | None = typer.Option(None, "--segment",
                                           help='JSON, e.g. \'{"tier": "铁粉", "price_sensitivity": "high"}\''),
     phase: str = typer.Option("pre", "--phase", help="pre | live | post"),
     channel: str = typer.Option("push", "--channel", help="push | sms | popup | host"),
-    recall: Optional[str] = typer.Option(None, "--recall",
+    recall: str | None = typer.Option(None, "--recall",
                                          help="post: cart_unpaid | watched_no_buy | left_early | missed_show"),
-    angle: Optional[str] = typer.Option(None, "--angle", help="force: focus | price | member | quality | general"),
+    angle: str | None = typer.Option(None, "--angle", help="force: focus | price | member | quality | general"),
     coupon: str = typer.Option("auto", "--coupon", help="auto | none | a coupon campaign id"),
-    show: Optional[Path] = typer.Option(None, "--show", help="show rundown JSON (start, segments)"),
+    show: Path | None = typer.Option(None, "--show", help="show rundown JSON (start, segments)"),
     no_llm: bool = typer.Option(False, "--no-llm", help="template copy only; don't start the LLM backend"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -116,9 +115,9 @@ def copy_command(
 # --- campaigns ---------------------------------------------------------------------------------
 @campaign_app.command("generate")
 def campaign_generate(
-    campaign_id: Optional[str] = typer.Argument(None, help="resume a stored campaign by id"),
-    spec_file: Optional[Path] = typer.Option(None, "--spec", help="campaign spec JSON"),
-    merchant: Optional[str] = typer.Option(None, "--merchant", "-m"),
+    campaign_id: str | None = typer.Argument(None, help="resume a stored campaign by id"),
+    spec_file: Path | None = typer.Option(None, "--spec", help="campaign spec JSON"),
+    merchant: str | None = typer.Option(None, "--merchant", "-m"),
     no_llm: bool = typer.Option(False, "--no-llm"),
     as_json: bool = typer.Option(False, "--json"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
@@ -180,7 +179,7 @@ def campaign_generate(
 
 
 @campaign_app.command("status")
-def campaign_status(campaign_id: str, merchant: Optional[str] = typer.Option(None, "--merchant", "-m"),
+def campaign_status(campaign_id: str, merchant: str | None = typer.Option(None, "--merchant", "-m"),
                     as_json: bool = typer.Option(False, "--json")) -> None:
     """A campaign's status, stats and generated variants."""
     from copywriting.service import service_for
@@ -226,7 +225,7 @@ def ab_create(spec_file: Path = typer.Argument(..., help="experiment spec JSON")
 
 
 @ab_app.command("report")
-def ab_report(experiment: str = typer.Argument(...), merchant: Optional[str] = typer.Option(None, "--merchant", "-m"),
+def ab_report(experiment: str = typer.Argument(...), merchant: str | None = typer.Option(None, "--merchant", "-m"),
               as_json: bool = typer.Option(False, "--json")) -> None:
     """CTR and CVR per variant with 95% intervals, tests against control, and the stop decision."""
     from copywriting.ab import UnknownExperiment
@@ -255,7 +254,7 @@ def ab_report(experiment: str = typer.Argument(...), merchant: Optional[str] = t
 
 
 @ab_app.command("assign")
-def ab_assign(experiment: str, viewer: str, merchant: Optional[str] = typer.Option(None, "--merchant", "-m")) -> None:
+def ab_assign(experiment: str, viewer: str, merchant: str | None = typer.Option(None, "--merchant", "-m")) -> None:
     """The viewer's arm (sticky)."""
     from copywriting.ab import UnknownExperiment
     from copywriting.service import service_for
@@ -270,7 +269,7 @@ def ab_assign(experiment: str, viewer: str, merchant: Optional[str] = typer.Opti
 
 
 @ab_app.command("stop")
-def ab_stop(experiment: str, merchant: Optional[str] = typer.Option(None, "--merchant", "-m")) -> None:
+def ab_stop(experiment: str, merchant: str | None = typer.Option(None, "--merchant", "-m")) -> None:
     from copywriting.service import service_for
 
     c = _container()

@@ -10,7 +10,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -29,20 +28,20 @@ def _print_json(obj: object) -> None:
 def host_command(
     merchant: str = typer.Option(..., "--merchant", "-m", help="Merchant id (its knowledge base must be imported)."),
     rundown: Path = typer.Option(..., "--rundown", "-r", help="The show plan (YAML), e.g. knowledge/demo/rundown.yaml."),
-    hours: Optional[float] = typer.Option(None, "--hours", min=0.01, max=72, help="Show length (default: the rundown's)."),
+    hours: float | None = typer.Option(None, "--hours", min=0.01, max=72, help="Show length (default: the rundown's)."),
     speed: float = typer.Option(1.0, "--speed", min=0.1, max=3600,
                                 help="Show clock speed: 60 = an hour of show per real minute (soak, demos)."),
-    room: Optional[str] = typer.Option(None, "--room", help="Room id (default: the rundown's, else 'host')."),
+    room: str | None = typer.Option(None, "--room", help="Room id (default: the rundown's, else 'host')."),
     viewers: int = typer.Option(3000, "--viewers", min=0, max=200_000, help="Simulated audience size (0 = none)."),
     seed: int = typer.Option(7, "--seed"),
     simulate: bool = typer.Option(True, "--simulate/--no-simulate", help="Drive the room with the demo audience."),
     llm: bool = typer.Option(False, "--llm/--no-llm", help="Start the LLM to reword scripts (never waited for)."),
     tts: bool = typer.Option(False, "--tts/--no-tts", help="Voice the host with espeak-ng (text track always)."),
-    audio_out: Optional[Path] = typer.Option(None, "--audio-out", help="With --tts: write the voice to this WAV."),
+    audio_out: Path | None = typer.Option(None, "--audio-out", help="With --tts: write the voice to this WAV."),
     allow_missing: bool = typer.Option(False, "--allow-missing",
                                        help="Start even if the rundown names unknown skus/campaigns (skipped)."),
     sample_every: float = typer.Option(60.0, "--sample-every", min=1, help="Resource sample period (show seconds)."),
-    serve: Optional[int] = typer.Option(None, "--serve", min=1, max=65535,
+    serve: int | None = typer.Option(None, "--serve", min=1, max=65535,
                                         help="Also serve the API on this port (host console: /ws/rooms/ROOM/host)."),
     as_json: bool = typer.Option(False, "--json", help="Print the final report as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Don't print the text track."),
@@ -84,12 +83,12 @@ async def _run_show(rd, source, merchant, hours, speed, room_id, viewers, seed, 
     from core.clock import ScaledClock
     from host.loop import HostLoop
     from host.resources import ResourceSampler
-    from host.room import HostRoom
+    from host.room import HostRoom, host_agent
     from host.rundown import Timeline
-    from sim.show import ShowSimulator
     from host.speech import AudioOut, EspeakSink, Speaker, SpeechError, TextTrack, WavOut
     from knowledge.store import KBError
     from liveroom.container import Container
+    from sim.show import ShowSimulator
 
     c = Container()
     try:
@@ -115,7 +114,7 @@ async def _run_show(rd, source, merchant, hours, speed, room_id, viewers, seed, 
         err.print(f"[yellow]warning[/yellow] {escape(str(i))} (segment will be skipped)")
 
     room = HostRoom(merchant, room_id or rd.room or "host", kb=c.kb, embed=c.embedder.encode, audience=svc,
-                    clock=clock, seed=seed)
+                    agent=host_agent(c.kb, svc, c.answer_bus), clock=clock, seed=seed)
     tts = None
     audio = None
     if use_tts:
@@ -192,7 +191,7 @@ def _server(c, room, port: int):
     app = create_app(c, start_llm=False)
     if not any(getattr(r, "path", "") == "/ws/rooms/{room_id}/host" for r in app.routes):
         app.include_router(router)
-    hub = HostHub(c.kb, c.embedder.encode, room.audience, room.clock)
+    hub = HostHub(c.kb, c.embedder.encode, room.audience, room.clock, answers=c.answer_bus)
     hub.add(room)
     app.state.host_hub = hub
     return uvicorn.Server(uvicorn.Config(app, host=c.settings.host, port=port, log_level="warning"))

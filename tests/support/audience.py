@@ -6,9 +6,9 @@ Each PostgreSQL store lives in its own schema, dropped afterwards, so tests neve
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 PG_ENV = "LIVEROOM_TEST_PG_URL"
 

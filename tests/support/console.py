@@ -44,8 +44,8 @@ def make_container(data_dir, demo_root=None, embedder=None, llm=None):
     import shutil
     from pathlib import Path
 
-    from liveroom.container import Container
     from core.settings import Settings
+    from liveroom.container import Container
 
     data_dir = Path(data_dir)
     if demo_root is not None and not (data_dir / "kb").exists():
@@ -112,7 +112,7 @@ class ServerThread:
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = None
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         import threading
         import time
 

@@ -10,8 +10,8 @@ from host.room import HostRoom, RoomConfig
 
 def demo_audience(db_dir: Path, clock: Any, viewers: int = 200, campaigns: bool = True):
     """An ``AudienceService`` (SQLite in ``db_dir``) with the demo products, viewers and campaigns."""
-    from sim.audience import demo_campaigns, demo_products, gen_viewers
     from audience.service import AudienceService
+    from sim.audience import demo_campaigns, demo_products, gen_viewers
 
     svc = AudienceService(f"sqlite:///{Path(db_dir) / 'audience.db'}", clock=clock.now, synchronous="OFF")
     products = demo_products()
