@@ -246,10 +246,10 @@ def price_violations(sentence: str, prices: PriceFacts, scan: str | None = None)
     taken: list[tuple[int, int]] = []
     cited = prices.cited_numbers()
 
-    def bad(m: re.Match, detail: str) -> None:
+    def bad(m: re.Match[str], detail: str) -> None:
         out.append(Violation(rule="price", term=m.group(0).strip(), sentence=sentence, detail=detail))
 
-    def take(m: re.Match) -> bool:
+    def take(m: re.Match[str]) -> bool:
         s, e = m.span()
         if any(s < te and ts < e for ts, te in taken):
             return False
@@ -274,7 +274,7 @@ def price_violations(sentence: str, prices: PriceFacts, scan: str | None = None)
         if not take(m):
             continue
         amt = float(m.group(1) or m.group(2))
-        if not _in(amt, [c.amount for c in prices.coupons if c.kind == "amount"]) and not _in(amt, cited):
+        if not _in(amt, [c.amount for c in prices.coupons if c.kind == "amount" and c.amount is not None]) and not _in(amt, cited):
             bad(m, "no coupon of this amount on offer")
     for m in _LIST_RE.finditer(text):
         if not take(m):

@@ -34,7 +34,8 @@ def _child_setup() -> None:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class EmbeddedLLMServer:
@@ -48,9 +49,9 @@ class EmbeddedLLMServer:
         self.ready_timeout = ready_timeout
         # A file, not a pipe: an unread pipe fills up and stalls the server mid-answer.
         self.log_path = Path(log_path) if log_path else Path(os.devnull)
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
-        self._supervisor: asyncio.Task | None = None
+        self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
 
     @property

@@ -67,8 +67,7 @@ def stock_answer(snap: LoadedVersion, p: Product, lang: str) -> Draft:
 def detail_answer(snap: LoadedVersion, p: Product, question: str, hits: list[SearchHit], lang: str) -> Draft:
     """Spec / FAQ / suitability: the best-ranked fact of this product that covers the question."""
     kinds = {"spec", "faq", "suitable", "not_suitable", "selling_point", "qa"}
-    ranked = [snap.fact(h.fact_id) for h in hits if h.sku == p.sku and h.kind in kinds]
-    ranked = [f for f in ranked if f is not None]
+    ranked = [f for h in hits if h.sku == p.sku and h.kind in kinds if (f := snap.fact(h.fact_id)) is not None]
     # Facts not in the hit list still count (the hit list is short); ranked ones go first.
     pool = ranked + [f for f in _facts(snap, p.sku, kinds) if f not in ranked]
     # A spec the question names ("裙长多少", "含绒量") answers it directly.
@@ -140,7 +139,7 @@ def policy_answer(snap: LoadedVersion, question: str, hits: list[SearchHit], lan
         f = snap.fact(h.fact_id)
         if f is None or coverage(question, [f.text]) < MIN_COVERAGE:
             continue
-        body = f.value if f.kind == "qa" else _best_sentences(f.value or f.text, question)
+        body = (f.value or f.text) if f.kind == "qa" else _best_sentences(f.value or f.text, question)
         prefix = "Store policy: " if lang == "en" else ""
         return Draft(prefix + _short(body, 80), [f])
     return Draft("", refused=True)
@@ -152,7 +151,7 @@ def _best_sentences(chunk: str, question: str) -> str:
         return chunk
     # The sentence sharing the most of the question's words (bigrams) wins; ties keep document order.
     qb = {question[i : i + 2] for i in range(len(question) - 1)}
-    best = max(sents, key=lambda s: (coverage(question, [s]), sum(b in s for b in qb)))
+    best: str = max(sents, key=lambda s: (coverage(question, [s]), sum(b in s for b in qb)))
     return best.strip().lstrip("-• ").strip()
 
 

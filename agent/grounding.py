@@ -3,6 +3,7 @@ by the facts? The small embedded model invents answers, so these decisions are n
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from knowledge.schema import Fact, Product
 from knowledge.text import normalize
@@ -66,7 +67,7 @@ def residual_terms(question: str, product: Product | None = None) -> list[str]:
                 if len(part) >= 2:
                     q = q.replace(part, " ")
     q = _STOP_RE.sub(" ", q)
-    out = []
+    out: list[str] = []
     for run in re.findall(r"[\u4e00-\u9fff]+", q):
         if len(run) == 1:
             continue
@@ -99,7 +100,7 @@ def numbers(text: str) -> set[str]:
     return out
 
 
-def ungrounded_numbers(answer: str, facts: list[Fact], question: str = "", extra: list[str] = ()) -> set[str]:
+def ungrounded_numbers(answer: str, facts: list[Fact], question: str = "", extra: Sequence[str] = ()) -> set[str]:
     """Numbers in ``answer`` that appear in no fact, no tool result (``extra``) nor the question."""
     allowed = numbers(question)
     for text in extra:

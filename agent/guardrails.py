@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent import compliance
@@ -19,7 +20,7 @@ class SentenceCheck:
 
 
 def check_sentence(sentence: str, facts: list[Fact], question: str, secret_texts: list[str],
-                   real_stock: int | None = None, data_texts: list[str] = ()) -> SentenceCheck:
+                   real_stock: int | None = None, data_texts: Sequence[str] = ()) -> SentenceCheck:
     """``data_texts``: real data besides KB facts that may ground numbers (e.g. the coupon the ledger
     just issued)."""
     flags: list[str] = []
@@ -50,10 +51,10 @@ class RateLimiter:
 
     def __init__(self, rate: float = 5, per: float = 10.0, burst: int = 5, max_keys: int = 50_000):
         self.rate, self.per, self.burst, self.max_keys = rate, per, burst, max_keys
-        self._buckets: dict[tuple, tuple[float, float]] = {}
+        self._buckets: dict[tuple[str, ...], tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def allow(self, key: tuple) -> bool:
+    def allow(self, key: tuple[str, ...]) -> bool:
         now = time.monotonic()
         with self._lock:
             tokens, last = self._buckets.get(key, (float(self.burst), now))

@@ -42,7 +42,9 @@ class LLMClient:
     def __init__(self, base_url: str, model: str, api_key: str = "not-needed", timeout: float = 60.0,
                  flavor: Literal["llama", "openai", "auto"] = "auto", http_client: Any = None):
         self.base_url, self.model = base_url, model
-        self.client = AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=1,
+        # Any: we send plain-dict messages/tools to any OpenAI-compatible server (llama.cpp included);
+        # the SDK's TypedDict overloads describe only OpenAI's own parameter set.
+        self.client: Any = AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=1,
                                   http_client=http_client)
         self.flavor = flavor
         self._caps: Capabilities | None = None
@@ -105,7 +107,8 @@ class LLMClient:
             raise LLMUnavailable(str(e)) from e
         text = r.choices[0].message.content or "{}"
         try:
-            return json.loads(text)
+            parsed: dict[str, Any] = json.loads(text)
+            return parsed
         except json.JSONDecodeError as e:
             raise LLMUnavailable(f"backend returned invalid JSON: {text[:200]!r}") from e
 

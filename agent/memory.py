@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -18,7 +20,7 @@ class Turn:
 
 @dataclass
 class ViewerState:
-    turns: deque = field(default_factory=lambda: deque(maxlen=6))
+    turns: deque[Any] = field(default_factory=lambda: deque(maxlen=6))
     focus: list[str] = field(default_factory=list)  # skus, most recent first
     last_intent: str = ""  # so "那面霜呢?" inherits "孕妇能用吗" from the turn before
     last_question: str = ""
@@ -45,7 +47,7 @@ class Memory:
                 self._data.popitem(last=False)
             return st
 
-    def record(self, merchant: str, room: str, viewer: str, role: str, text: str, skus: list[str] = (),
+    def record(self, merchant: str, room: str, viewer: str, role: str, text: str, skus: Sequence[str] = (),
                interrupted: bool = False) -> None:
         st = self.get(merchant, room, viewer)
         with self._lock:
