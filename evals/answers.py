@@ -30,10 +30,10 @@ from pathlib import Path
 
 from agent.core import AgentConfig
 from agent.messages import ViewerMessage
+from core.settings import Settings
 from evals.retrieval import DEMO
 from knowledge.importers import KBImportError
 from liveroom.container import Container
-from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "evals" / "data" / "answer_questions.jsonl"
