@@ -1,9 +1,26 @@
 """Typed shapes of the merchant knowledge base: what imports produce and what retrieval returns."""
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+# Merchants write list fields as lists or as one string. Short items (who it suits, aliases) split on
+# any list punctuation; selling points are sentences that may contain commas, so only on ; | newline.
+_SHORT_ITEM_SEP = re.compile(r"[、，,;；|｜/\n]+")
+_SENTENCE_ITEM_SEP = re.compile(r"[;；|｜\n]+")
+
+
+def _as_list(v: Any, sep: re.Pattern[str]) -> Any:
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return [x.strip() for x in sep.split(v) if x.strip()]
+    if isinstance(v, (list, tuple)):
+        return [str(x).strip() for x in v if x is not None and str(x).strip()]
+    return v  # anything else: pydantic reports it
 
 
 class FAQItem(BaseModel):
@@ -40,6 +57,16 @@ class Product(BaseModel):
     @classmethod
     def _strip(cls, v: Any) -> Any:
         return v.strip() if isinstance(v, str) else v
+
+    @field_validator("suitable_for", "not_suitable_for", "aliases", mode="before")
+    @classmethod
+    def _short_list(cls, v: Any) -> Any:
+        return _as_list(v, _SHORT_ITEM_SEP)
+
+    @field_validator("selling_points", mode="before")
+    @classmethod
+    def _sentence_list(cls, v: Any) -> Any:
+        return _as_list(v, _SENTENCE_ITEM_SEP)
 
     @field_validator("specs", mode="before")
     @classmethod

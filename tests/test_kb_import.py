@@ -126,3 +126,35 @@ def test_duplicate_sku_across_files_and_csv_non_numeric_price_report_every_row(t
     assert any("b.csv row 2 [sku]: duplicate sku 'X1'" in m for m in msgs)
     assert any("b.csv row 3 [price]: not a number" in m for m in msgs)
     assert any("b.csv row 4 [stock]" in m for m in msgs)
+
+
+def test_list_fields_given_as_one_string_import_like_lists(tmp_path, kb):
+    """Merchants write `suitable_for` both ways: a list, or one string with 、，,;；| between items."""
+    rows = [
+        {"sku": "P-1", "name": "冻干双拼狗粮 2kg", "price": 129, "suitable_for": "大型犬、中型犬，成犬",
+         "not_suitable_for": "幼犬;肾病犬", "aliases": "双拼|冻干粮",
+         "selling_points": "鲜肉含量 70%，冻干颗粒；无谷配方"},
+        {"sku": "P-2", "name": "猫砂 6L", "price": 39, "suitable_for": ["长毛猫", " 短毛猫 "],
+         "not_suitable_for": "", "selling_points": "结团快"},
+        {"sku": "P-3", "name": "牵引绳", "price": 59, "suitable_for": None},
+    ]
+    info = kb.import_files("m1", [write_json(tmp_path / "p.json", {"merchant": {"name": "宠物店"}, "products": rows})])
+    assert info.products == 3
+    snap = kb.snapshot("m1")
+    p1, p2, p3 = snap.product("P-1"), snap.product("P-2"), snap.product("P-3")
+    assert p1.suitable_for == ["大型犬", "中型犬", "成犬"]
+    assert p1.not_suitable_for == ["幼犬", "肾病犬"]
+    assert p1.aliases == ["双拼", "冻干粮"]
+    # selling points are sentences: commas inside one are kept, ；separates them
+    assert p1.selling_points == ["鲜肉含量 70%，冻干颗粒", "无谷配方"]
+    assert (p2.suitable_for, p2.not_suitable_for, p2.selling_points) == (["长毛猫", "短毛猫"], [], ["结团快"])
+    assert p3.suitable_for == []
+    suitable = {f.text for f in snap.index.facts if f.sku == "P-1" and f.kind == "suitable"}
+    assert any("中型犬" in t for t in suitable)
+
+
+def test_list_field_of_the_wrong_type_is_still_a_row_error(tmp_path, kb):
+    bad = write_json(tmp_path / "p.json", {"products": [{"sku": "A", "name": "x", "price": 1, "suitable_for": 5}]})
+    with pytest.raises(KBImportError) as exc:
+        kb.import_files("m1", [bad])
+    assert "row 1 [suitable_for]" in str(exc.value)
