@@ -90,17 +90,6 @@ class EmbeddedLLMServer:
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(f"embedded LLM exited during start (code {self.proc.returncode}): {self._log_tail()}")
 
-    def start_sync(self) -> EmbeddedLLMServer:
-        self._spawn()
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
-            self._check_alive()
-            if self.healthy():
-                log.info("embedded LLM ready on %s", self.base_url)
-                return self
-            time.sleep(0.2)
-        self.stop_sync()
-        raise TimeoutError(f"embedded LLM not ready after {self.ready_timeout:.0f}s")
 
     async def _start_async(self) -> None:
         self._spawn()

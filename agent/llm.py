@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -151,15 +150,3 @@ def tool_choice_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
             "required": ["calls"]}
 
 
-async def wait_ready(client: LLMClient, timeout: float = 30.0) -> None:
-    start = time.monotonic()
-    while True:
-        try:
-            await client.client.models.list()
-            return
-        except Exception:  # noqa: BLE001 — any failure means "not yet"
-            if time.monotonic() - start > timeout:
-                raise
-            import asyncio
-
-            await asyncio.sleep(0.3)

@@ -32,12 +32,6 @@ class Processor:
         self.emit(frame)
 
 
-def chain(stages: Iterable[Processor | Callable[[Any], None]]) -> Processor:
-    stages = list(stages)
-    for a, b in zip(stages, stages[1:]):
-        a.link(b)  # type: ignore[union-attr]
-    return stages[0]  # type: ignore[return-value]
-
 
 class Subscription:
     def __init__(self, bus: Bus, topics: frozenset[str] | None, maxsize: int):

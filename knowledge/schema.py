@@ -6,7 +6,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-
 # Merchants write list fields as lists or as one string. Short items (who it suits, aliases) split on
 # any list punctuation; selling points are sentences that may contain commas, so only on ; | newline.
 _SHORT_ITEM_SEP = re.compile(r"[、，,;；|｜/\n]+")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 from importlib import resources
 
-import numpy as np
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
 
@@ -46,9 +45,3 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
         self._low_confidence_windows = 0
 
 
-def speech_confidence(pcm16: bytes, sample_rate: int = 16000) -> list[float]:
-    """Per-window (32 ms) speech probabilities of a whole clip — for tests and evals."""
-    model = _SharedSileroModel(shared_session())
-    a = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
-    n = 512 if sample_rate == 16000 else 256
-    return [float(np.ravel(model(a[i:i + n], sample_rate))[0]) for i in range(0, len(a) - n + 1, n)]
