@@ -164,7 +164,7 @@ class Agent:
         yield done(self._finish(turn, Draft(text, self._cited(turn, text)), "llm", intent))
 
     # --- retrieval and tools --------------------------------------------------------------
-    def _call(self, turn: _Turn, name: str, args: dict[str, Any], by: str = "rules") -> Any:
+    def _call(self, turn: _Turn, name: str, args: dict[str, Any], by: Literal["rules", "llm"] = "rules") -> Any:
         try:
             result = self.tools.run(turn.ctx, name, args)
             turn.calls.append(ToolCallRecord(name=name, arguments=args, result=result, by=by))
@@ -202,19 +202,20 @@ class Agent:
                 args["sku"] = a.best_sku
             result = self._call(turn, "search_products", args)
             turn.hits = [SearchHit.model_validate(h) for h in (result or {}).get("hits", [])]
-            turn.products = [snap.product(a.best_sku)] if a.best_sku and snap.product(a.best_sku) else []
+            best = snap.product(a.best_sku) if a.best_sku else None
+            turn.products = [best] if best else []
             turn.question = turn.question or tri.text
             return
         turn.question = turn.question or tri.text
         state = self.memory.get(turn.msg.merchant, turn.msg.room_id, turn.msg.viewer_id)
         named = {k: v for k, v in snap.index.matcher.match(tri.text).items() if not k.startswith("doc:") and v >= 0.5}
         query = tri.text
-        focus = [s for s in state.focus if snap.product(s)]
+        focus = [prod for s in state.focus if (prod := snap.product(s)) is not None]
         # "敏感肌能用吗" / "那大号呢?" right after talking about a product are about that product.
         use_focus = not named and bool(focus) and intent not in ("policy", "greeting") and (
             tri.followup or intent in ("price", "stock", "spec", "suitability"))
         if use_focus:
-            query = f"{snap.product(focus[0]).name} {turn.question}"
+            query = f"{focus[0].name} {turn.question}"
         result = self._call(turn, "search_products", {"query": query[:200], "k": 8})
         turn.hits = [SearchHit.model_validate(h) for h in (result or {}).get("hits", [])]
         if intent == "policy" and not any(h.kind in ("doc", "qa") and not h.sku for h in turn.hits[:3]):
@@ -223,7 +224,7 @@ class Agent:
             turn.hits = [SearchHit.model_validate(h) for h in (store or {}).get("hits", [])] + turn.hits
         skus = sorted(named, key=lambda s: -named[s])
         if not skus and use_focus:
-            skus = focus[:1]
+            skus = [focus[0].sku]
         if not skus and turn.msg.context_sku and snap.product(turn.msg.context_sku):
             skus = [turn.msg.context_sku]
         if not skus and turn.hits and turn.hits[0].sku:
@@ -238,7 +239,7 @@ class Agent:
             text = ("I couldn't find the product in this picture in our store." if lang == "en" else
                     "图里的商品没有在咱们店里找到哦～可以发商品名字，我帮你查查相近的。")
             return Draft(text, refused=True)
-        if turn.image is not None and intent not in FAST_INTENTS:  # "这个有吗?" with a picture
+        if turn.image is not None and p is not None and intent not in FAST_INTENTS:  # "这个有吗?" + picture
             d = fastpath.price_answer(snap, p, lang)
             variant = f"（{turn.image.variant}）" if turn.image.variant else ""
             lead = f"This looks like {p.name}{variant}. " if lang == "en" else f"图里是{p.name}{variant}，"
@@ -353,6 +354,7 @@ class Agent:
 
     async def _plan_with_llm(self, turn: _Turn) -> None:
         """The model picks extra tools; its arguments are constrained to real skus and validated."""
+        assert self.llm is not None  # only planned when a model is configured
         candidates = sorted({h.sku for h in turn.hits if h.sku})[:8]
         tools = [t for t in self.tools.openai_tools() if t["function"]["name"] in
                  ("get_product", "lookup_profile", "issue_coupon")]
@@ -414,7 +416,7 @@ class Agent:
         stream = self.llm.stream([{"role": "system", "content": system}, {"role": "user", "content": content}],
                                  max_tokens=self.config.llm_max_tokens)
         deadline = time.monotonic() + self.config.llm_timeout_s
-        async with aclosing(stream):  # closing the HTTP stream early stops generation server-side
+        async with aclosing(stream):  # type: ignore[type-var]  # an async generator at runtime; closing the HTTP stream early stops generation server-side
             async for delta in stream:
                 if time.monotonic() > deadline:
                     raise asyncio.TimeoutError()
@@ -473,7 +475,7 @@ class Agent:
         used = [f for f in facts if nums & numbers(f.text) or (f.value and f.value[:6] in text)]
         return used or facts[:1]
 
-    def _finish(self, turn: _Turn, draft: Draft, path: str, intent: str) -> AgentAnswer:
+    def _finish(self, turn: _Turn, draft: Draft, path: Literal["fast", "llm"], intent: str) -> AgentAnswer:
         cites = list(dict.fromkeys((f.id, f.sku) for f in draft.facts))
         if turn.image is not None and turn.image.image_id:
             # The offline image finding is cited too (its method and score are in tool_calls).
