@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Literal
 from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from agent.bus import AnsweredEvent
 from agent.guardrails import AI_LABEL
@@ -25,10 +25,11 @@ from knowledge.store import KBError, UnknownMerchant
 from liveroom.container import Container
 from core.errors import LiveRoomError
 from core.settings import Settings
+from core import wire
 
 log = logging.getLogger("liveroom.server")
 
-MAX_FRAME_BYTES = 16 * 1024  # a danmaku frame is tiny; anything bigger is refused with an error frame
+MAX_FRAME_BYTES = wire.MAX_TEXT_FRAME_BYTES  # a danmaku frame is tiny; anything bigger is refused with an error frame
 MAX_INFLIGHT_PER_SOCKET = 8
 
 
@@ -221,6 +222,7 @@ async def _serve_socket(ws: WebSocket, room_id: str) -> None:
     await ws.accept()
     send_lock = asyncio.Lock()
     tasks: set[asyncio.Task] = set()
+    room_frames = {"ping": None, "ask": WsAsk}  # this socket's frames, decoded by core.wire
 
     async def send(obj: dict[str, Any]) -> None:
         async with send_lock:
@@ -228,7 +230,7 @@ async def _serve_socket(ws: WebSocket, room_id: str) -> None:
 
     async def error(code: str, message: str, req_id: str | None = None) -> None:
         metrics.ws_errors.labels(code).inc()
-        await send({"type": "error", "id": req_id, "code": code, "message": message})
+        await send(wire.error_frame(code, message, id=req_id))
 
     async def run(req: WsAsk) -> None:
         try:
@@ -260,35 +262,13 @@ async def _serve_socket(ws: WebSocket, room_id: str) -> None:
             frame = await ws.receive()
             if frame["type"] == "websocket.disconnect":
                 break
-            raw = frame.get("text")
-            if raw is None:
-                await error("binary_not_supported", "this channel takes JSON text frames")
-                continue
-            if len(raw.encode()) > MAX_FRAME_BYTES:
-                await error("too_large", f"frame exceeds {MAX_FRAME_BYTES} bytes")
-                continue
             try:
-                data = json.loads(raw)
-            except json.JSONDecodeError as e:
-                await error("bad_json", f"invalid JSON: {e.msg} at {e.pos}")
+                kind, req = wire.decode_text(frame.get("text"), room_frames, max_bytes=MAX_FRAME_BYTES)
+            except wire.WireError as e:
+                await error(e.code, e.message, e.req_id)
                 continue
-            if not isinstance(data, dict):
-                await error("bad_frame", "a frame is a JSON object with a 'type'")
-                continue
-            kind = data.get("type")
             if kind == "ping":
                 await send({"type": "pong", "t": time.time()})
-                continue
-            if kind != "ask":
-                await error("unknown_type", f"unknown frame type {kind!r}", data.get("id") if isinstance(
-                    data.get("id"), str) else None)
-                continue
-            try:
-                req = WsAsk.model_validate(data)
-            except ValidationError as e:
-                await error("invalid", "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}"
-                                                 for x in e.errors()[:3]), data.get("id") if isinstance(
-                    data.get("id"), str) else None)
                 continue
             if len(tasks) >= MAX_INFLIGHT_PER_SOCKET:
                 await error("busy", "too many questions in flight on this connection", req.id)

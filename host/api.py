@@ -23,16 +23,17 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from audience.config import MERCHANT_RE
+from core import wire
 from host.frames import RoomEvent
 from host.room import HostHub, HostRoom
 
 log = logging.getLogger("liveroom.host")
 router = APIRouter(tags=["host"])
 
-MAX_FRAME_BYTES = 16 * 1024
+MAX_FRAME_BYTES = wire.MAX_TEXT_FRAME_BYTES
 MAX_BATCH = 1000
 _ROOM = r"^[A-Za-z0-9_.:\-]{1,64}$"
 Merchant = Annotated[str | None, Query(pattern=MERCHANT_RE.pattern, description="merchant id (default: the app's)")]
@@ -65,6 +66,10 @@ class DanmakuIn(BaseModel):
     text: str = Field(max_length=2000)
     ts: float | None = Field(None, gt=0)
     context_sku: str | None = Field(None, max_length=64)
+
+
+# the console socket's frames, decoded by core.wire (ack/context are checked by hand below)
+_HOST_FRAMES: dict[str, type[BaseModel] | None] = {"ping": None, "ack": None, "context": None, "danmaku": DanmakuIn}
 
 
 class DanmakuBatch(BaseModel):
@@ -195,7 +200,7 @@ async def host_socket(ws: WebSocket, room_id: str) -> None:
             await ws.send_text(json.dumps(obj, ensure_ascii=False, default=str))
 
     async def error(code: str, message: str) -> None:
-        await send({"type": "error", "code": code, "message": message})
+        await send(wire.error_frame(code, message))
 
     try:
         room = _room(ws.app, merchant, room_id)
@@ -232,25 +237,18 @@ async def host_socket(ws: WebSocket, room_id: str) -> None:
             frame = await ws.receive()
             if frame["type"] == "websocket.disconnect":
                 break
-            raw = frame.get("text")
-            if raw is None or len(raw.encode()) > MAX_FRAME_BYTES:
-                await error("bad_frame", "send JSON text frames under 16 KB")
-                continue
             try:
-                data = json.loads(raw)
-            except json.JSONDecodeError as e:
-                await error("bad_json", f"invalid JSON: {e.msg}")
+                kind, payload = wire.decode_text(frame.get("text"), _HOST_FRAMES, max_bytes=MAX_FRAME_BYTES)
+            except wire.WireError as e:
+                await error(e.code, e.message)
                 continue
-            if not isinstance(data, dict):
-                await error("bad_frame", "a frame is a JSON object with a 'type'")
-                continue
-            kind = data.get("type")
+            data = payload if isinstance(payload, dict) else {}
             if kind == "ping":
                 await send({"type": "pong", "t": time.time()})
             elif kind == "ack":  # the human host talked about it: the cluster is answered
                 cid = data.get("cluster_id")
                 if not isinstance(cid, str):
-                    await error("invalid", "ack needs a 'cluster_id'")
+                    await error(wire.INVALID, "ack needs a 'cluster_id'")
                     continue
                 room.clusterer.mark_answered(cid, room.clock.now())
                 await send({"type": "acked", "cluster_id": cid})
@@ -263,16 +261,9 @@ async def host_socket(ws: WebSocket, room_id: str) -> None:
                 room.context_sku = sku
                 await send({"type": "context", "sku": sku})
             elif kind == "danmaku":
-                try:
-                    m = DanmakuIn.model_validate({k: v for k, v in data.items() if k != "type"})
-                except ValidationError as e:
-                    await error("invalid", "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}"
-                                                     for x in e.errors()[:3]))
-                    continue
+                m = payload
                 t = room.ingest(m.viewer_id, m.text, ts=m.ts, context_sku=m.context_sku)
                 await send({"type": "danmaku.ok", "kind": t.kind, "topics": sorted(t.topics)})
-            else:
-                await error("unknown_type", f"unknown frame type {kind!r}")
     except WebSocketDisconnect:
         pass
     finally:

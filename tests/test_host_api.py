@@ -63,7 +63,7 @@ def test_console_rejects_bad_frames_and_stays_up(client):
         ws.receive_json()
         for raw, code in [("not json", "bad_json"), ("[1]", "bad_frame"), ('{"type": "dance"}', "unknown_type"),
                           ('{"type": "ack"}', "invalid"), ('{"type": "context", "sku": "NOPE"}', "unknown_sku"),
-                          ('{"type": "danmaku", "text": "hi"}', "invalid"), ("x" * 20_000, "bad_frame")]:
+                          ('{"type": "danmaku", "text": "hi"}', "invalid"), ("x" * 20_000, "frame_too_large")]:
             ws.send_text(raw)
             assert frames_until(ws, "error")[-1]["code"] == code
         ws.send_text('{"type": "ping"}')

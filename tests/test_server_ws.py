@@ -43,7 +43,7 @@ def test_ws_streams_an_answer_with_citations(client):
     (json.dumps({"type": "dance"}), "unknown_type"),
     (json.dumps({"type": "ask", "viewer_id": "", "text": "hi"}), "invalid"),
     (json.dumps({"type": "ask", "text": 5}), "invalid"),
-    ("x" * (MAX_FRAME_BYTES + 1), "too_large"),
+    ("x" * (MAX_FRAME_BYTES + 1), "frame_too_large"),
 ])
 def test_bad_frames_get_error_frames_and_the_socket_stays_up(client, frame, code):
     with client.websocket_connect("/ws/rooms/r1?merchant=demo") as ws:

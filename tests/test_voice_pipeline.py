@@ -258,7 +258,7 @@ async def test_serializer_takes_pcm_and_answers_bad_input_with_errors():
     assert await err(b"RIFF\x24\x00\x00\x00WAVEfmt ") == "not_pcm"
     assert await err(b"OggS" + bytes(100)) == "not_pcm"
     assert await err(bytes(641)) == "not_pcm"
-    assert await err(bytes(64001)[:64000]) == "too_large"
+    assert await err(bytes(64001)[:64000]) == "frame_too_large"
     assert await err("{nope") == "bad_json"
     assert await err("[1]") == "bad_frame"
     assert await err(json.dumps({"type": "dance"})) == "unknown_type"

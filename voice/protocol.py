@@ -22,12 +22,29 @@ from pipecat.frames.frames import (
     OutputTransportMessageUrgentFrame,
 )
 from pipecat.serializers.base_serializer import FrameSerializer
+from pydantic import BaseModel, field_validator
 
+from core import wire
 from voice.config import SAMPLE_RATE
 from voice.frames import ClientInterruptFrame, TextQuestionFrame
 
 MAX_AUDIO_FRAME_BYTES = SAMPLE_RATE * 2  # one second of audio per binary frame at most
-MAX_TEXT_FRAME_BYTES = 16 * 1024
+MAX_TEXT_FRAME_BYTES = wire.MAX_TEXT_FRAME_BYTES
+
+
+class AskFrame(BaseModel):
+    text: str
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("`ask` needs a non-empty `text`")
+        return v[:5000]
+
+
+# the voice socket's control frames, decoded by core.wire
+_VOICE_FRAMES: dict[str, type[BaseModel] | None] = {"start": None, "interrupt": None, "ask": AskFrame, "ping": None}
 ERROR_REPEAT_SECS = 1.0  # the same error code is reported at most once a second (audio arrives 50x/s)
 
 # Containers people send by mistake instead of raw PCM (what MediaRecorder and files produce). Only
@@ -51,7 +68,7 @@ def event(kind: str, **fields: Any) -> OutputTransportMessageUrgentFrame:
 
 
 def error_event(code: str, message: str, **fields: Any) -> OutputTransportMessageUrgentFrame:
-    return event("error", code=code, message=message, **fields)
+    return OutputTransportMessageUrgentFrame(message=wire.error_frame(code, message, **fields))
 
 
 class VoiceSerializer(FrameSerializer):
@@ -98,12 +115,12 @@ class VoiceSerializer(FrameSerializer):
             return None
         for magic, what in _MAGIC.items():
             if data.startswith(magic):
-                return self._error("not_pcm", f"binary frames must be raw PCM s16le {SAMPLE_RATE} Hz mono, "
+                return self._error(wire.NOT_PCM, f"binary frames must be raw PCM s16le {SAMPLE_RATE} Hz mono, "
                                               f"not {what}")
         if len(data) % 2:
-            return self._error("not_pcm", "a PCM s16le frame has an even number of bytes")
+            return self._error(wire.NOT_PCM, "a PCM s16le frame has an even number of bytes")
         if len(data) > MAX_AUDIO_FRAME_BYTES:
-            return self._error("too_large", f"audio frames are at most {MAX_AUDIO_FRAME_BYTES} bytes (1 s)")
+            return self._error(wire.FRAME_TOO_LARGE, f"audio frames are at most {MAX_AUDIO_FRAME_BYTES} bytes (1 s)")
         if not self.audio_ok:
             return self._error("audio_rejected", "audio is ignored until a `start` announces "
                                                  f"pcm_s16le at {SAMPLE_RATE} Hz, mono")
@@ -111,27 +128,17 @@ class VoiceSerializer(FrameSerializer):
         return InputAudioRawFrame(audio=data, sample_rate=SAMPLE_RATE, num_channels=1)
 
     def _control(self, raw: str) -> Frame | None:
-        if len(raw.encode()) > MAX_TEXT_FRAME_BYTES:
-            return self._error("too_large", f"text frames are at most {MAX_TEXT_FRAME_BYTES} bytes")
         try:
-            msg = json.loads(raw)
-        except json.JSONDecodeError as e:
-            return self._error("bad_json", f"invalid JSON: {e.msg} at {e.pos}")
-        if not isinstance(msg, dict):
-            return self._error("bad_frame", "a control frame is a JSON object with a 'type'")
-        kind = msg.get("type")
+            kind, msg = wire.decode_text(raw, _VOICE_FRAMES, max_bytes=MAX_TEXT_FRAME_BYTES)
+        except wire.WireError as e:
+            return self._error(e.code, e.message)
         if kind == "start":
             return self._start(msg)
         if kind == "interrupt":
             return ClientInterruptFrame()
         if kind == "ask":
-            text = msg.get("text")
-            if not isinstance(text, str) or not text.strip():
-                return self._error("invalid", "`ask` needs a non-empty `text`")
-            return TextQuestionFrame(text=text[:5000])
-        if kind == "ping":
-            return event("pong", t=time.time())
-        return self._error("unknown_type", f"unknown frame type {kind!r}")
+            return TextQuestionFrame(text=msg.text)
+        return event("pong", t=time.time())  # ping
 
     def _start(self, msg: dict[str, Any]) -> Frame | None:
         rate, enc, ch = msg.get("sample_rate", SAMPLE_RATE), msg.get("encoding", "pcm_s16le"), msg.get("channels", 1)
