@@ -3,6 +3,7 @@
 Transport only: it validates frames, hands ``ViewerMessage``s to the agent from the app's container
 (dependency injection), and streams answers back. Protocol: docs/protocol.md.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -10,8 +11,9 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Literal
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
@@ -21,11 +23,11 @@ from pydantic import BaseModel, Field
 from agent.bus import AnsweredEvent
 from agent.guardrails import AI_LABEL
 from agent.messages import AgentAnswer, AnswerDelta, ViewerMessage
-from knowledge.store import KBError, UnknownMerchant
-from liveroom.container import Container
+from core import wire
 from core.errors import LiveRoomError
 from core.settings import Settings
-from core import wire
+from knowledge.store import KBError, UnknownMerchant
+from liveroom.container import Container
 
 log = logging.getLogger("liveroom.server")
 
@@ -39,11 +41,19 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.answers = Counter("liveroom_answers_total", "Answers by channel and path",
-                               ["channel", "path", "refused"], registry=self.registry)
-        self.latency = Histogram("liveroom_answer_first_token_seconds", "Time to first answer sentence",
-                                 ["channel", "path"], registry=self.registry,
-                                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16))
+        self.answers = Counter(
+            "liveroom_answers_total",
+            "Answers by channel and path",
+            ["channel", "path", "refused"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "liveroom_answer_first_token_seconds",
+            "Time to first answer sentence",
+            ["channel", "path"],
+            registry=self.registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16),
+        )
         self.ws_errors = Counter("liveroom_ws_errors_total", "Error frames sent", ["code"], registry=self.registry)
 
     def on_answer(self, ev: AnsweredEvent) -> None:
@@ -95,8 +105,12 @@ def create_app(container: Container | None = None, start_llm: bool | None = None
                 app.state.llm_task.cancel()
             await c.aclose()
 
-    app = FastAPI(title="LiveRoom", version="0.1.0", lifespan=lifespan,
-                  description="AI agent for e-commerce live rooms: grounded answers, tools, guardrails.")
+    app = FastAPI(
+        title="LiveRoom",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="AI agent for e-commerce live rooms: grounded answers, tools, guardrails.",
+    )
     _routes(app)
     install_error_handler(app)
 
@@ -155,9 +169,16 @@ class WsAsk(AskRequest):
 
 
 def _message(c: Container, room_id: str, req: AskRequest, channel: str) -> ViewerMessage:
-    return ViewerMessage(merchant=req.merchant or c.settings.default_merchant, room_id=room_id,
-                         viewer_id=req.viewer_id, text=req.text, image_id=req.image_id, lang=req.lang,
-                         context_sku=req.context_sku, channel=channel)
+    return ViewerMessage(
+        merchant=req.merchant or c.settings.default_merchant,
+        room_id=room_id,
+        viewer_id=req.viewer_id,
+        text=req.text,
+        image_id=req.image_id,
+        lang=req.lang,
+        context_sku=req.context_sku,
+        channel=channel,
+    )
 
 
 def _routes(app: FastAPI) -> None:
@@ -170,8 +191,9 @@ def _routes(app: FastAPI) -> None:
         return PlainTextResponse(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/api/rooms/{room_id}/ask", response_model=AgentAnswer)
-    async def ask(room_id: str, req: AskRequest, request: Request,
-                  c: Container = Depends(get_container)) -> AgentAnswer:
+    async def ask(
+        room_id: str, req: AskRequest, request: Request, c: Container = Depends(get_container)
+    ) -> AgentAnswer:
         try:
             ans = await c.agent.answer(_message(c, room_id, req, "http"))
         except UnknownMerchant as e:
@@ -181,9 +203,14 @@ def _routes(app: FastAPI) -> None:
         return ans
 
     @app.post("/api/rooms/{room_id}/images")
-    async def upload_image(room_id: str, request: Request, merchant: str | None = None,
-                           viewer_id: str = "anonymous", text: str = "",
-                           c: Container = Depends(get_container)) -> dict[str, Any]:
+    async def upload_image(
+        room_id: str,
+        request: Request,
+        merchant: str | None = None,
+        viewer_id: str = "anonymous",
+        text: str = "",
+        c: Container = Depends(get_container),
+    ) -> dict[str, Any]:
         """Upload a viewer's picture (raw JPEG/PNG/WebP body). Returns its ``image_id`` (pass it with
         the question) and the offline analysis."""
         from vision import MAX_UPLOAD_BYTES, ImageRejected
@@ -197,16 +224,26 @@ def _routes(app: FastAPI) -> None:
             if len(body) > MAX_UPLOAD_BYTES:
                 raise HTTPException(413, f"image larger than {MAX_UPLOAD_BYTES // (1 << 20)} MiB")
         try:
-            a = await asyncio.to_thread(c.vision.ingest, merchant or c.settings.default_merchant, room_id,
-                                        bytes(body), text[:200], viewer_id)
+            a = await asyncio.to_thread(
+                c.vision.ingest, merchant or c.settings.default_merchant, room_id, bytes(body), text[:200], viewer_id
+            )
         except ImageRejected as e:
-            return JSONResponse(status_code={"unsupported_format": 415, "too_large": 413}.get(e.code, 422),
-                                content={"detail": e.to_dict()})
+            return JSONResponse(
+                status_code={"unsupported_format": 415, "too_large": 413}.get(e.code, 422),
+                content={"detail": e.to_dict()},
+            )
         except UnknownMerchant as e:
             raise HTTPException(404, str(e)) from e
-        return {"image_id": a.image_id, "best_sku": a.best_sku, "best_name": a.best_name, "not_ours": a.not_ours,
-                "variant": a.variant, "ocr_text": a.ocr_text, "ephemeral": a.ephemeral,
-                "matches": [m.model_dump(include={"sku", "score", "method"}) for m in a.matches[:3]]}
+        return {
+            "image_id": a.image_id,
+            "best_sku": a.best_sku,
+            "best_name": a.best_name,
+            "not_ours": a.not_ours,
+            "variant": a.variant,
+            "ocr_text": a.ocr_text,
+            "ephemeral": a.ephemeral,
+            "matches": [m.model_dump(include={"sku", "score", "method"}) for m in a.matches[:3]],
+        }
 
     @app.websocket("/ws/rooms/{room_id}")
     async def room_socket(ws: WebSocket, room_id: str) -> None:
@@ -256,8 +293,16 @@ async def _serve_socket(ws: WebSocket, room_id: str) -> None:
             await error("bad_merchant", str(e))
             await ws.close(code=1008)
             return
-        await send({"type": "ready", "room_id": room_id, "merchant": merchant, "kb_version": version,
-                    "label": AI_LABEL, "max_frame_bytes": MAX_FRAME_BYTES})
+        await send(
+            {
+                "type": "ready",
+                "room_id": room_id,
+                "merchant": merchant,
+                "kb_version": version,
+                "label": AI_LABEL,
+                "max_frame_bytes": MAX_FRAME_BYTES,
+            }
+        )
         while True:
             frame = await ws.receive()
             if frame["type"] == "websocket.disconnect":
@@ -309,11 +354,15 @@ def _openai_routes(app: FastAPI) -> None:
         if not user_msgs:
             raise HTTPException(400, "messages must contain a user message")
         content = user_msgs[-1].content
-        text = content if isinstance(content, str) else " ".join(
-            p.get("text", "") for p in content or [] if isinstance(p, dict) and p.get("type") == "text")
+        text = (
+            content
+            if isinstance(content, str)
+            else " ".join(p.get("text", "") for p in content or [] if isinstance(p, dict) and p.get("type") == "text")
+        )
         merchant = request.headers.get("x-liveroom-merchant") or c.settings.default_merchant
-        msg = ViewerMessage(merchant=merchant, room_id="openai", viewer_id=req.user or "openai-client",
-                            text=text[:5000], channel="v1")
+        msg = ViewerMessage(
+            merchant=merchant, room_id="openai", viewer_id=req.user or "openai-client", text=text[:5000], channel="v1"
+        )
         cid = "chatcmpl-" + uuid.uuid4().hex[:20]
         created = int(time.time())
         if not req.stream:
@@ -321,19 +370,39 @@ def _openai_routes(app: FastAPI) -> None:
                 ans = await c.agent.answer(msg)
             except UnknownMerchant as e:
                 raise HTTPException(404, str(e)) from e
-            return JSONResponse({
-                "id": cid, "object": "chat.completion", "created": created, "model": "liveroom",
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": f"{ans.answer}【{AI_LABEL}】"}}],
-                "liveroom": ans.model_dump(include={"citations", "refused", "path", "tool_calls"}),
-            })
+            return JSONResponse(
+                {
+                    "id": cid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": "liveroom",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": f"{ans.answer}【{AI_LABEL}】"},
+                        }
+                    ],
+                    "liveroom": ans.model_dump(include={"citations", "refused", "path", "tool_calls"}),
+                }
+            )
 
         async def events() -> AsyncIterator[str]:
             def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-                return "data: " + json.dumps({"id": cid, "object": "chat.completion.chunk", "created": created,
-                                              "model": "liveroom", "choices": [{"index": 0, "delta": delta,
-                                                                                "finish_reason": finish}]},
-                                             ensure_ascii=False) + "\n\n"
+                return (
+                    "data: "
+                    + json.dumps(
+                        {
+                            "id": cid,
+                            "object": "chat.completion.chunk",
+                            "created": created,
+                            "model": "liveroom",
+                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n\n"
+                )
 
             yield chunk({"role": "assistant"})
             async for ev in c.agent.stream(msg):

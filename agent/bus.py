@@ -8,6 +8,7 @@ affects the answer or the other subscribers.
 
 The bus is owned by the app's container (``Container.answer_bus``), not a module global.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,10 +45,23 @@ class AnsweredEvent(BaseModel):
 
     @classmethod
     def of(cls, msg: ViewerMessage, ans: AgentAnswer) -> AnsweredEvent:
-        return cls(merchant=msg.merchant, room_id=msg.room_id, viewer_id=msg.viewer_id, channel=msg.channel,
-                   question=msg.text, answer=ans.answer, citations=list(ans.citations), path=ans.path,
-                   latency_ms=ans.latency_ms, first_token_ms=ans.first_token_ms, intent=ans.intent,
-                   refused=ans.refused, kb_version=ans.kb_version, lang=ans.lang, flags=list(ans.flags))
+        return cls(
+            merchant=msg.merchant,
+            room_id=msg.room_id,
+            viewer_id=msg.viewer_id,
+            channel=msg.channel,
+            question=msg.text,
+            answer=ans.answer,
+            citations=list(ans.citations),
+            path=ans.path,
+            latency_ms=ans.latency_ms,
+            first_token_ms=ans.first_token_ms,
+            intent=ans.intent,
+            refused=ans.refused,
+            kb_version=ans.kb_version,
+            lang=ans.lang,
+            flags=list(ans.flags),
+        )
 
 
 Subscriber = Callable[[AnsweredEvent], None]

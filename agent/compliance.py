@@ -10,6 +10,7 @@ Rules (each violation names its rule so a merchant sees why a line was changed):
   省X元, 满X减Y) that is wrong. Checked only when the caller passes the real figures (``prices``).
 Merchants extend the word lists through ``ComplianceRules`` (``extended`` or ``from_overrides``).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,19 +23,127 @@ from typing import Any
 from pydantic import BaseModel
 
 ABSOLUTE_TERMS = [
-    "全网最低", "史上最低", "最低价", "最便宜", "最好", "最佳", "最强", "最优", "最新", "最先进", "最高级", "最受欢迎",
-    "最热销", "最正宗", "最具", "第一品牌", "销量第一", "排名第一", "全国第一", "第一", "NO.1", "No.1", "no.1", "TOP1",
-    "顶级", "顶尖", "极品", "国家级", "世界级", "全球级", "宇宙级", "最高", "100%", "百分百", "百分之百", "绝对", "万能",
-    "唯一", "独一无二", "史无前例", "前无古人", "无敌", "永久", "王牌", "领袖品牌", "领导品牌", "冠军", "极致", "完美",
-    "国货之光", "特供", "专供", "填补国内空白",
-    "独家", "首选", "首家", "首个", "至尊", "巅峰", "绝无仅有", "遥遥领先", "驰名商标", "免检", "全球首发",
+    "全网最低",
+    "史上最低",
+    "最低价",
+    "最便宜",
+    "最好",
+    "最佳",
+    "最强",
+    "最优",
+    "最新",
+    "最先进",
+    "最高级",
+    "最受欢迎",
+    "最热销",
+    "最正宗",
+    "最具",
+    "第一品牌",
+    "销量第一",
+    "排名第一",
+    "全国第一",
+    "第一",
+    "NO.1",
+    "No.1",
+    "no.1",
+    "TOP1",
+    "顶级",
+    "顶尖",
+    "极品",
+    "国家级",
+    "世界级",
+    "全球级",
+    "宇宙级",
+    "最高",
+    "100%",
+    "百分百",
+    "百分之百",
+    "绝对",
+    "万能",
+    "唯一",
+    "独一无二",
+    "史无前例",
+    "前无古人",
+    "无敌",
+    "永久",
+    "王牌",
+    "领袖品牌",
+    "领导品牌",
+    "冠军",
+    "极致",
+    "完美",
+    "国货之光",
+    "特供",
+    "专供",
+    "填补国内空白",
+    "独家",
+    "首选",
+    "首家",
+    "首个",
+    "至尊",
+    "巅峰",
+    "绝无仅有",
+    "遥遥领先",
+    "驰名商标",
+    "免检",
+    "全球首发",
 ]
 MEDICAL_TERMS = [
-    "治疗", "治愈", "根治", "疗效", "药效", "处方", "医治", "消炎", "抗炎", "杀菌", "抑菌", "抗菌", "抗癌", "防癌",
-    "降血压", "降血糖", "降血脂", "减肥", "瘦身", "燃脂", "排毒", "祛痘", "祛斑", "除皱", "生发", "防脱", "治脱发",
-    "增强免疫", "提高免疫力", "改善睡眠", "包治", "医用", "药用", "修复受损", "再生",
-    "药妆", "速效", "特效", "神效", "立竿见影", "无副作用", "抗过敏", "抗衰老", "降三高", "保健功效", "治病", "安神",
-    "助眠", "护肝", "养胃", "补肾", "壮阳", "丰胸", "增高", "医美级",
+    "治疗",
+    "治愈",
+    "根治",
+    "疗效",
+    "药效",
+    "处方",
+    "医治",
+    "消炎",
+    "抗炎",
+    "杀菌",
+    "抑菌",
+    "抗菌",
+    "抗癌",
+    "防癌",
+    "降血压",
+    "降血糖",
+    "降血脂",
+    "减肥",
+    "瘦身",
+    "燃脂",
+    "排毒",
+    "祛痘",
+    "祛斑",
+    "除皱",
+    "生发",
+    "防脱",
+    "治脱发",
+    "增强免疫",
+    "提高免疫力",
+    "改善睡眠",
+    "包治",
+    "医用",
+    "药用",
+    "修复受损",
+    "再生",
+    "药妆",
+    "速效",
+    "特效",
+    "神效",
+    "立竿见影",
+    "无副作用",
+    "抗过敏",
+    "抗衰老",
+    "降三高",
+    "保健功效",
+    "治病",
+    "安神",
+    "助眠",
+    "护肝",
+    "养胃",
+    "补肾",
+    "壮阳",
+    "丰胸",
+    "增高",
+    "医美级",
 ]
 SCARCITY_PATTERNS = [
     r"(仅|只)(剩|有)(最后)?\s*(\d+)\s*(件|单|份|个|瓶|盒)",
@@ -44,8 +153,20 @@ SCARCITY_PATTERNS = [
     r"(抢光|秒光|一抢而空|被抢空|抢疯了)",
 ]
 # Low-stock claims: true (and allowed) only when the real stock is known and at or below ``low_stock``.
-LOW_STOCK_TERMS = ["库存紧张", "库存不多", "所剩无几", "所剩不多", "快没货", "货不多了", "最后一批", "少量现货",
-                   "抢完就没", "卖完就没", "随时断货", "库存告急"]
+LOW_STOCK_TERMS = [
+    "库存紧张",
+    "库存不多",
+    "所剩无几",
+    "所剩不多",
+    "快没货",
+    "货不多了",
+    "最后一批",
+    "少量现货",
+    "抢完就没",
+    "卖完就没",
+    "随时断货",
+    "库存告急",
+]
 
 # Safe rewrites for the common absolute phrasings; anything else with a banned term is dropped.
 _REWRITES = [
@@ -74,12 +195,23 @@ class ComplianceRules:
     allow: list[str] = field(default_factory=list)  # phrases never flagged (a merchant's brand name, say)
     low_stock: int = 20  # "库存不多" is true at or below this many units
 
-    def extended(self, absolute: Iterable[str] = (), medical: Iterable[str] = (), scarcity: Iterable[str] = (),
-                 low_stock_terms: Iterable[str] = (), allow: Iterable[str] = (),
-                 low_stock: int | None = None) -> ComplianceRules:
-        return ComplianceRules(self.absolute + list(absolute), self.medical + list(medical),
-                               self.scarcity + list(scarcity), self.low_stock_terms + list(low_stock_terms),
-                               self.allow + list(allow), self.low_stock if low_stock is None else low_stock)
+    def extended(
+        self,
+        absolute: Iterable[str] = (),
+        medical: Iterable[str] = (),
+        scarcity: Iterable[str] = (),
+        low_stock_terms: Iterable[str] = (),
+        allow: Iterable[str] = (),
+        low_stock: int | None = None,
+    ) -> ComplianceRules:
+        return ComplianceRules(
+            self.absolute + list(absolute),
+            self.medical + list(medical),
+            self.scarcity + list(scarcity),
+            self.low_stock_terms + list(low_stock_terms),
+            self.allow + list(allow),
+            self.low_stock if low_stock is None else low_stock,
+        )
 
     @classmethod
     def from_overrides(cls, overrides: dict[str, Any] | None, base: ComplianceRules | None = None) -> ComplianceRules:
@@ -150,10 +282,16 @@ class PriceFacts:
         for v in (getattr(product, "model_extra", None) or {}).get("variants") or []:
             if isinstance(v, dict) and isinstance(v.get("price"), (int, float)):
                 variants.append(float(v["price"]))
-        coupons = [CouponTerms(kind=o.kind, amount=o.amount, discount=o.discount, threshold=o.threshold or 0.0)
-                   for o in offers]
-        return cls(price=product.price, list_price=product.list_price, variant_prices=variants, coupons=coupons,
-                   fact_texts=list(fact_texts))
+        coupons = [
+            CouponTerms(kind=o.kind, amount=o.amount, discount=o.discount, threshold=o.threshold or 0.0) for o in offers
+        ]
+        return cls(
+            price=product.price,
+            list_price=product.list_price,
+            variant_prices=variants,
+            coupons=coupons,
+            fact_texts=list(fact_texts),
+        )
 
     # what each kind of claim may say ------------------------------------------------------------
     def live_amounts(self) -> set[float]:
@@ -209,16 +347,24 @@ class PriceFacts:
         return out | self.cited_numbers()
 
 
-_CITED_MONEY = re.compile(r"[¥￥]\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*(?:元|块)|满\s*(\d+(?:\.\d+)?)\s*减\s*(\d+(?:\.\d+)?)|"
-                          r"减\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*积分")
+_CITED_MONEY = re.compile(
+    r"[¥￥]\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*(?:元|块)|满\s*(\d+(?:\.\d+)?)\s*减\s*(\d+(?:\.\d+)?)|"
+    r"减\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*积分"
+)
 _N = r"[¥￥]?\s*(\d+(?:\.\d+)?)\s*(?:元|块钱|块)?"
-_LIST_RE = re.compile(r"(原价|划线价|日常价|专柜价|吊牌价|门店价|市场价|官方价|零售价|平时价|平常价|平时要|平时卖|平时)"
-                      r"\s*(?:是|为|要|卖|：|:)?\s*" + _N)
-_LIVE_RE = re.compile(r"(直播价|到手价|券后价|现价|活动价|秒杀价|折后价|专享价|福利价|直播间价|今晚价|现在只要|只要|仅需|"
-                      r"仅要|仅售|只需|低至|才要|才卖|到手只要|到手)\s*(?:是|为|：|:)?\s*" + _N)
+_LIST_RE = re.compile(
+    r"(原价|划线价|日常价|专柜价|吊牌价|门店价|市场价|官方价|零售价|平时价|平常价|平时要|平时卖|平时)"
+    r"\s*(?:是|为|要|卖|：|:)?\s*" + _N
+)
+_LIVE_RE = re.compile(
+    r"(直播价|到手价|券后价|现价|活动价|秒杀价|折后价|专享价|福利价|直播间价|今晚价|现在只要|只要|仅需|"
+    r"仅要|仅售|只需|低至|才要|才卖|到手只要|到手)\s*(?:是|为|：|:)?\s*" + _N
+)
 _COUPON_RE = re.compile(r"满\s*(\d+(?:\.\d+)?)\s*元?\s*减\s*(\d+(?:\.\d+)?)\s*(?:元|块)?")
 _COUPON_DISC_RE = re.compile(r"满\s*(\d+(?:\.\d+)?)\s*元?\s*打\s*(\d{1,2}(?:\.\d)?)\s*折")
-_NOTHRESH_RE = re.compile(r"(?:无门槛\s*(?:减)?\s*(\d+(?:\.\d+)?)\s*元?(?:券)?|(\d+(?:\.\d+)?)\s*元\s*(?:无门槛|优惠)?券)")
+_NOTHRESH_RE = re.compile(
+    r"(?:无门槛\s*(?:减)?\s*(\d+(?:\.\d+)?)\s*元?(?:券)?|(\d+(?:\.\d+)?)\s*元\s*(?:无门槛|优惠)?券)"
+)
 _DISC_RE = re.compile(r"(?<![\d.])(\d{1,2}(?:\.\d)?)\s*折(?!叠|痕|现|扣)|(半价)")
 _SAVE_RE = re.compile(r"(立省|省下|省了|省|立减|直降|便宜了|便宜|优惠了|少花)\s*" + _N)
 _MONEY_RE = re.compile(r"[¥￥]\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*(?:元|块钱|块(?=[，。！？!?,、\s]|$))")
@@ -261,8 +407,10 @@ def price_violations(sentence: str, prices: PriceFacts, scan: str | None = None)
         if not take(m):
             continue
         thr, amt = float(m.group(1)), float(m.group(2))
-        if not any(abs(thr - a) < 0.01 and abs(amt - b) < 0.01 for a, b in prices.coupon_pairs()) and \
-                f"满{m.group(1)}减{m.group(2)}" not in cited_blob:
+        if (
+            not any(abs(thr - a) < 0.01 and abs(amt - b) < 0.01 for a, b in prices.coupon_pairs())
+            and f"满{m.group(1)}减{m.group(2)}" not in cited_blob
+        ):
             bad(m, "no coupon on offer with these terms")
     for m in _COUPON_DISC_RE.finditer(text):
         if not take(m):
@@ -274,7 +422,9 @@ def price_violations(sentence: str, prices: PriceFacts, scan: str | None = None)
         if not take(m):
             continue
         amt = float(m.group(1) or m.group(2))
-        if not _in(amt, [c.amount for c in prices.coupons if c.kind == "amount" and c.amount is not None]) and not _in(amt, cited):
+        if not _in(amt, [c.amount for c in prices.coupons if c.kind == "amount" and c.amount is not None]) and not _in(
+            amt, cited
+        ):
             bad(m, "no coupon of this amount on offer")
     for m in _LIST_RE.finditer(text):
         if not take(m):
@@ -303,11 +453,13 @@ def price_violations(sentence: str, prices: PriceFacts, scan: str | None = None)
         ratio = 0.5 if m.group(2) else _zhe(m.group(1))
         ratios = prices.discount_ratios()
         # rounding the real ratio up (6.48折 → "6.5折") is fine; claiming a deeper discount is not
-        ok = any(r - 0.006 <= ratio <= r + 0.051 for r in ratios) or \
-            (m.group(1) and f"{m.group(1)}折" in cited_blob)
+        ok = any(r - 0.006 <= ratio <= r + 0.051 for r in ratios) or (m.group(1) and f"{m.group(1)}折" in cited_blob)
         if not ok:
-            real = f"{prices.price / prices.list_price * 10:.1f}折" if prices.price is not None and prices.list_price \
+            real = (
+                f"{prices.price / prices.list_price * 10:.1f}折"
+                if prices.price is not None and prices.list_price
                 else "no list price"
+            )
             bad(m, f"discount not supported (live/list = {real})")
     for m in _MONEY_RE.finditer(text):
         if not take(m):
@@ -318,8 +470,14 @@ def price_violations(sentence: str, prices: PriceFacts, scan: str | None = None)
     return out
 
 
-def check(text: str, rules: ComplianceRules = DEFAULT_RULES, real_stock: int | None = None,
-          negated_ok: bool = True, *, prices: PriceFacts | None = None) -> list[Violation]:
+def check(
+    text: str,
+    rules: ComplianceRules = DEFAULT_RULES,
+    real_stock: int | None = None,
+    negated_ok: bool = True,
+    *,
+    prices: PriceFacts | None = None,
+) -> list[Violation]:
     """Every violation in ``text``. ``real_stock`` lets a true stock statement through; ``prices`` (the real
     figures) turns on the price-claim rule."""
     out: list[Violation] = []
@@ -334,7 +492,9 @@ def check(text: str, rules: ComplianceRules = DEFAULT_RULES, real_stock: int | N
                 out.append(Violation(rule="absolute", term=term, sentence=s))
                 break
         for term in rules.medical:
-            if term in sc and not (negated_ok and re.search(rf"(不能|无法|不可|不具备|没有|并非|不是)[^，。]*{term}", sc)):
+            if term in sc and not (
+                negated_ok and re.search(rf"(不能|无法|不可|不具备|没有|并非|不是)[^，。]*{term}", sc)
+            ):
                 out.append(Violation(rule="medical", term=term, sentence=s))
                 break
         flagged = False
@@ -360,8 +520,13 @@ def check(text: str, rules: ComplianceRules = DEFAULT_RULES, real_stock: int | N
     return out
 
 
-def enforce(text: str, rules: ComplianceRules = DEFAULT_RULES, real_stock: int | None = None, *,
-            prices: PriceFacts | None = None) -> tuple[str, list[Violation]]:
+def enforce(
+    text: str,
+    rules: ComplianceRules = DEFAULT_RULES,
+    real_stock: int | None = None,
+    *,
+    prices: PriceFacts | None = None,
+) -> tuple[str, list[Violation]]:
     """Rewrite what can be rewritten safely, drop sentences that still violate; return (text, violations)."""
     violations = check(text, rules, real_stock, prices=prices)
     if not violations:

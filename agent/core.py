@@ -6,14 +6,16 @@ Two paths:
 - llm: recommendations, follow-ups and chit-chat go to the model with the facts, streamed sentence
   by sentence; each sentence passes compliance, number grounding and leak checks before it leaves.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Literal
+from typing import Any, Literal
 
 from agent import fastpath
 from agent.bus import AnswerBus, AnsweredEvent
@@ -62,9 +64,16 @@ class _Turn:
 
 
 class Agent:
-    def __init__(self, kb: KnowledgeBase, tools: ToolRegistry, llm: LLMClient | None = None,
-                 memory: Memory | None = None, config: AgentConfig | None = None, vision: Any = None,
-                 answers: AnswerBus | None = None):
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        tools: ToolRegistry,
+        llm: LLMClient | None = None,
+        memory: Memory | None = None,
+        config: AgentConfig | None = None,
+        vision: Any = None,
+        answers: AnswerBus | None = None,
+    ):
         self.kb, self.tools, self.llm, self.vision = kb, tools, llm, vision
         # every finished answer is published here (metrics, the console's live log subscribe)
         self.answers = answers if answers is not None else AnswerBus()
@@ -99,11 +108,13 @@ class Agent:
         tri = triage(msg.text or ("这是什么" if msg.image_id else ""))
         lang = msg.lang or tri.lang
         if not self.limiter.allow((msg.merchant, msg.viewer_id)):
-            text = "You're sending messages a bit fast — please wait a moment." if lang == "en" else \
-                "消息有点快哦，稍等几秒再问我～"
+            text = (
+                "You're sending messages a bit fast — please wait a moment."
+                if lang == "en"
+                else "消息有点快哦，稍等几秒再问我～"
+            )
             yield AnswerDelta(text=text, index=0)
-            yield done(AgentAnswer(answer=text, refused=True, lang=lang, intent="rate_limited",
-                                   flags=["rate_limited"]))
+            yield done(AgentAnswer(answer=text, refused=True, lang=lang, intent="rate_limited", flags=["rate_limited"]))
             return
         if not tri.text:
             text = "Please type your question." if lang == "en" else "请直接发文字问题哦～"
@@ -117,8 +128,11 @@ class Agent:
         if tri.injection:
             turn.flags.append("injection")
         if tri.abuse:
-            text = "Let's keep the chat friendly — ask me anything about the products." if lang == "en" else \
-                "我们文明看播哦～商品有问题随时问我。"
+            text = (
+                "Let's keep the chat friendly — ask me anything about the products."
+                if lang == "en"
+                else "我们文明看播哦～商品有问题随时问我。"
+            )
             yield AnswerDelta(text=text, index=0)
             yield done(self._finish(turn, Draft(text, refused=True), "fast", "abuse"))
             return
@@ -150,7 +164,7 @@ class Agent:
                     first.append((time.perf_counter() - t0) * 1000)
                 sentences.append(sentence)
                 yield AnswerDelta(text=sentence, index=len(sentences) - 1)
-        except (LLMUnavailable, asyncio.TimeoutError) as e:
+        except (TimeoutError, LLMUnavailable) as e:
             log.warning("LLM path failed (%s); falling back to facts", e)
             turn.flags.append("llm_unavailable")
         if not sentences:
@@ -185,10 +199,20 @@ class Agent:
             log.info("image %s unusable: %s", m.image_id, e)
             return "这张图片已过期或不存在，请重新发送哦～"
         turn.image = a
-        turn.calls.append(ToolCallRecord(name="analyze_image", arguments={"image_id": m.image_id}, result={
-            "best_sku": a.best_sku, "not_ours": a.not_ours, "variant": a.variant, "ocr_text": a.ocr_text[:200],
-            "matches": [x.model_dump(include={"sku", "score", "method"}) for x in a.matches[:3]],
-            "ephemeral": a.ephemeral}))
+        turn.calls.append(
+            ToolCallRecord(
+                name="analyze_image",
+                arguments={"image_id": m.image_id},
+                result={
+                    "best_sku": a.best_sku,
+                    "not_ours": a.not_ours,
+                    "variant": a.variant,
+                    "ocr_text": a.ocr_text[:200],
+                    "matches": [x.model_dump(include={"sku", "score", "method"}) for x in a.matches[:3]],
+                    "ephemeral": a.ephemeral,
+                },
+            )
+        )
         return None
 
     def _retrieve(self, turn: _Turn, intent: str) -> None:
@@ -212,8 +236,12 @@ class Agent:
         query = tri.text
         focus = [prod for s in state.focus if (prod := snap.product(s)) is not None]
         # "敏感肌能用吗" / "那大号呢?" right after talking about a product are about that product.
-        use_focus = not named and bool(focus) and intent not in ("policy", "greeting") and (
-            tri.followup or intent in ("price", "stock", "spec", "suitability"))
+        use_focus = (
+            not named
+            and bool(focus)
+            and intent not in ("policy", "greeting")
+            and (tri.followup or intent in ("price", "stock", "spec", "suitability"))
+        )
         if use_focus:
             query = f"{focus[0].name} {turn.question}"
         result = self._call(turn, "search_products", {"query": query[:200], "k": 8})
@@ -236,8 +264,11 @@ class Agent:
         snap, lang, q = turn.snap, turn.lang, turn.question or turn.tri.text
         p = turn.products[0] if turn.products else None
         if turn.image is not None and not turn.products:
-            text = ("I couldn't find the product in this picture in our store." if lang == "en" else
-                    "图里的商品没有在咱们店里找到哦～可以发商品名字，我帮你查查相近的。")
+            text = (
+                "I couldn't find the product in this picture in our store."
+                if lang == "en"
+                else "图里的商品没有在咱们店里找到哦～可以发商品名字，我帮你查查相近的。"
+            )
             return Draft(text, refused=True)
         if turn.image is not None and p is not None and intent not in FAST_INTENTS:  # "这个有吗?" + picture
             d = fastpath.price_answer(snap, p, lang)
@@ -245,14 +276,20 @@ class Agent:
             lead = f"This looks like {p.name}{variant}. " if lang == "en" else f"图里是{p.name}{variant}，"
             return Draft(lead + d.text.replace(p.name, "", 1).lstrip("，"), d.facts)
         if turn.tri.injection and intent not in FAST_INTENTS:
-            text = "I can only help with questions about our products and store." if lang == "en" else \
-                "我只能回答商品和店铺相关的问题哦～"
+            text = (
+                "I can only help with questions about our products and store."
+                if lang == "en"
+                else "我只能回答商品和店铺相关的问题哦～"
+            )
             return Draft(text, refused=True)
         if intent == "coupon":
             return self._coupon(turn)
         if intent == "greeting":
-            text = "Welcome! Ask me anything about tonight's products." if lang == "en" else \
-                "欢迎来到直播间～有想了解的商品随时问我！"
+            text = (
+                "Welcome! Ask me anything about tonight's products."
+                if lang == "en"
+                else "欢迎来到直播间～有想了解的商品随时问我！"
+            )
             return Draft(text)
         if intent == "policy" or (p is None and intent in FAST_INTENTS):
             d = fastpath.policy_answer(snap, q, turn.hits, lang)
@@ -316,12 +353,16 @@ class Agent:
         and only if the result keeps every number and passes the guardrails."""
         if not (self.llm and self.config.rephrase_budget_ms > 0 and draft.text and not draft.refused):
             return draft
-        msgs = [{"role": "system", "content": "把下面这句话改写得更口语、更像直播间助理，不改变任何数字和事实，不加新信息，不超过60字。"},
-                {"role": "user", "content": draft.text}]
+        msgs = [
+            {
+                "role": "system",
+                "content": "把下面这句话改写得更口语、更像直播间助理，不改变任何数字和事实，不加新信息，不超过60字。",
+            },
+            {"role": "user", "content": draft.text},
+        ]
         try:
-            text = await asyncio.wait_for(self.llm.complete(msgs, max_tokens=80),
-                                          self.config.rephrase_budget_ms / 1000)
-        except (asyncio.TimeoutError, LLMUnavailable):
+            text = await asyncio.wait_for(self.llm.complete(msgs, max_tokens=80), self.config.rephrase_budget_ms / 1000)
+        except (TimeoutError, LLMUnavailable):
             return draft
         text = text.strip()
         if not text or numbers(text) != numbers(draft.text):
@@ -337,8 +378,9 @@ class Agent:
         return self.system_prompt(turn.snap.catalog.merchant.name or turn.msg.merchant, turn.msg.merchant)
 
     def system_prompt(self, shop: str, merchant: str | None = None) -> str:
-        return prompts.render_for(merchant, "system", store=self.prompt_store, shop=shop,
-                                  max_chars=self.config.max_chars)
+        return prompts.render_for(
+            merchant, "system", store=self.prompt_store, shop=shop, max_chars=self.config.max_chars
+        )
 
     async def warm_up(self, merchant: str) -> None:
         """Evaluate the merchant's system prompt once so its KV cache is reused by every question
@@ -347,8 +389,13 @@ class Agent:
             return
         try:
             shop = self.kb.snapshot(merchant).catalog.merchant.name or merchant
-            await self.llm.complete([{"role": "system", "content": self.system_prompt(shop, merchant)},
-                                     {"role": "user", "content": "你好"}], max_tokens=1)
+            await self.llm.complete(
+                [
+                    {"role": "system", "content": self.system_prompt(shop, merchant)},
+                    {"role": "user", "content": "你好"},
+                ],
+                max_tokens=1,
+            )
         except Exception as e:  # noqa: BLE001 — warm-up is best effort
             log.info("warm-up skipped: %s", e)
 
@@ -356,8 +403,11 @@ class Agent:
         """The model picks extra tools; its arguments are constrained to real skus and validated."""
         assert self.llm is not None  # only planned when a model is configured
         candidates = sorted({h.sku for h in turn.hits if h.sku})[:8]
-        tools = [t for t in self.tools.openai_tools() if t["function"]["name"] in
-                 ("get_product", "lookup_profile", "issue_coupon")]
+        tools = [
+            t
+            for t in self.tools.openai_tools()
+            if t["function"]["name"] in ("get_product", "lookup_profile", "issue_coupon")
+        ]
         schema_tools = []
         for t in tools:
             t = {"type": "function", "function": dict(t["function"])}
@@ -366,13 +416,19 @@ class Agent:
                 params = {"type": "object", "properties": {"sku": {"enum": candidates}}, "required": ["sku"]}
             t["function"]["parameters"] = params
             schema_tools.append(t)
-        msgs = [{"role": "system", "content": "为回答观众问题选择需要的工具：get_product查商品详情，lookup_profile查提问观众的画像（推荐时用），"
-                                              "issue_coupon发券（观众要券时用）。不需要就返回空列表。"},
-                {"role": "user", "content": turn.tri.text}]
+        msgs = [
+            {
+                "role": "system",
+                "content": "为回答观众问题选择需要的工具：get_product查商品详情，lookup_profile查提问观众的画像（推荐时用），"
+                "issue_coupon发券（观众要券时用）。不需要就返回空列表。",
+            },
+            {"role": "user", "content": turn.tri.text},
+        ]
         caps = await self.llm.capabilities()
         calls = await asyncio.wait_for(
             self.llm.choose_tools(msgs, self.tools.openai_tools() if caps.native_tools else schema_tools),
-            self.config.llm_timeout_s)
+            self.config.llm_timeout_s,
+        )
         for c in calls[:3]:
             if c.name in ("get_product", "lookup_profile", "issue_coupon"):
                 self._call(turn, c.name, c.arguments, by="llm")
@@ -386,7 +442,7 @@ class Agent:
         if self._use_llm_planner(caps.native_tools):
             try:
                 await self._plan_with_llm(turn)
-            except (LLMUnavailable, asyncio.TimeoutError) as e:
+            except (TimeoutError, LLMUnavailable) as e:
                 log.info("LLM planner unavailable (%s); rules plan only", e)
         elif intent == "recommend":
             self._call(turn, "lookup_profile", {})
@@ -395,14 +451,23 @@ class Agent:
         prof_txt = ""
         if profile and profile.get("known"):
             tags = "、".join(t["tag"] for t in profile.get("interest_tags", [])[:3]) or "无"
-            prof_txt = f"【提问观众】{profile.get('tier')}，兴趣：{tags}，价格敏感度：{profile.get('price_sensitivity')}\n"
+            prof_txt = (
+                f"【提问观众】{profile.get('tier')}，兴趣：{tags}，价格敏感度：{profile.get('price_sensitivity')}\n"
+            )
         state = self.memory.get(turn.msg.merchant, turn.msg.room_id, turn.msg.viewer_id)
         hist = [f"{'观众' if t.role == 'viewer' else '助理'}：{t.text}" for t in list(state.turns)[-4:]]
         history = ("【最近对话】\n" + "\n".join(hist) + "\n") if hist else ""
         facts_txt = "\n".join(f"- {f.text}" for f in facts) or "（无相关资料）"
         system = self._system_prompt(turn)
-        user = prompts.render_for(turn.msg.merchant, "answer", store=self.prompt_store, facts=facts_txt, profile=prof_txt, history=history,
-                              question=turn.tri.text.replace("【", "[").replace("】", "]"))
+        user = prompts.render_for(
+            turn.msg.merchant,
+            "answer",
+            store=self.prompt_store,
+            facts=facts_txt,
+            profile=prof_txt,
+            history=history,
+            question=turn.tri.text.replace("【", "[").replace("】", "]"),
+        )
         if turn.lang == "en":
             user += "\n(Answer in English.)"
         content: Any = user
@@ -413,13 +478,15 @@ class Agent:
                 content = self.vision.model_content(turn.msg.room_id, turn.image.image_id, user)
         real_stock = turn.products[0].stock if turn.products else None
         buf, emitted = "", 0
-        stream = self.llm.stream([{"role": "system", "content": system}, {"role": "user", "content": content}],
-                                 max_tokens=self.config.llm_max_tokens)
+        stream = self.llm.stream(
+            [{"role": "system", "content": system}, {"role": "user", "content": content}],
+            max_tokens=self.config.llm_max_tokens,
+        )
         deadline = time.monotonic() + self.config.llm_timeout_s
         async with aclosing(stream):  # type: ignore[type-var]  # an async generator at runtime; closing the HTTP stream early stops generation server-side
             async for delta in stream:
                 if time.monotonic() > deadline:
-                    raise asyncio.TimeoutError()
+                    raise TimeoutError()
                 buf += delta
                 while True:
                     cut = next((i for i, ch in enumerate(buf) if ch in _SENT_END), -1)
@@ -439,8 +506,9 @@ class Agent:
             if out and (emitted + len(out) <= self.config.max_chars * 1.5 or not emitted):
                 yield out
 
-    def _guard_sentence(self, turn: _Turn, sentence: str, facts: list[Fact], system: str,
-                        real_stock: int | None) -> str:
+    def _guard_sentence(
+        self, turn: _Turn, sentence: str, facts: list[Fact], system: str, real_stock: int | None
+    ) -> str:
         sentence = sentence.strip()
         if not sentence:
             return ""
@@ -453,8 +521,9 @@ class Agent:
         real_stock = turn.products[0].stock if turn.products else None
         kept = []
         for s in _split_sentences(draft.text):
-            res = check_sentence(s, draft.facts + self._facts_for_llm(turn, 8), turn.tri.text, [], real_stock,
-                                 self._data_texts(turn))
+            res = check_sentence(
+                s, draft.facts + self._facts_for_llm(turn, 8), turn.tri.text, [], real_stock, self._data_texts(turn)
+            )
             turn.flags += res.flags
             if res.text:
                 kept.append(res.text)
@@ -465,8 +534,11 @@ class Agent:
         """Results of this turn's ledger/profile tools: real data that may ground a number."""
         import json
 
-        return [json.dumps(c.result, ensure_ascii=False) for c in turn.calls
-                if c.ok and c.name in ("issue_coupon", "get_product") and c.result]
+        return [
+            json.dumps(c.result, ensure_ascii=False)
+            for c in turn.calls
+            if c.ok and c.name in ("issue_coupon", "get_product") and c.result
+        ]
 
     def _cited(self, turn: _Turn, text: str) -> list[Fact]:
         """Facts the answer actually uses: shared numbers, or shared spec/FAQ values."""
@@ -486,9 +558,17 @@ class Agent:
         state.last_intent, state.last_question = intent, turn.tri.text
         self.memory.record(m.merchant, m.room_id, m.viewer_id, "viewer", turn.tri.text, skus)
         self.memory.record(m.merchant, m.room_id, m.viewer_id, "agent", draft.text)
-        return AgentAnswer(answer=draft.text, citations=[Citation(fact_id=i, sku=s) for i, s in cites],
-                           tool_calls=turn.calls, refused=draft.refused, path=path, intent=intent, lang=turn.lang,
-                           kb_version=turn.snap.version, flags=sorted(set(turn.flags)))
+        return AgentAnswer(
+            answer=draft.text,
+            citations=[Citation(fact_id=i, sku=s) for i, s in cites],
+            tool_calls=turn.calls,
+            refused=draft.refused,
+            path=path,
+            intent=intent,
+            lang=turn.lang,
+            kb_version=turn.snap.version,
+            flags=sorted(set(turn.flags)),
+        )
 
 
 def _split_sentences(text: str) -> list[str]:

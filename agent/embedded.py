@@ -3,6 +3,7 @@
 Started with the app on a free loopback port, health-checked, restarted if it dies, stopped with
 the app. Everything else talks to it like any OpenAI-compatible endpoint.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,8 +40,16 @@ def free_port() -> int:
 
 
 class EmbeddedLLMServer:
-    def __init__(self, model_path: Path, threads: int = 2, ctx: int = 4096, port: int = 0,
-                 alias: str = "liveroom-embedded", ready_timeout: float = 120.0, log_path: Path | None = None):
+    def __init__(
+        self,
+        model_path: Path,
+        threads: int = 2,
+        ctx: int = 4096,
+        port: int = 0,
+        alias: str = "liveroom-embedded",
+        ready_timeout: float = 120.0,
+        log_path: Path | None = None,
+    ):
         if not Path(model_path).is_file():
             raise FileNotFoundError(f"embedded model not found at {model_path}; run `liveroom models install`")
         self.model_path = Path(model_path)
@@ -59,10 +68,27 @@ class EmbeddedLLMServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def _spawn(self) -> None:
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path),
-               "--model_alias", self.alias, "--host", "127.0.0.1", "--port", str(self.port),
-               "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
-               "--n_ctx", str(self.ctx), "--verbose", "False"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.model_path),
+            "--model_alias",
+            self.alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_threads",
+            str(self.threads),
+            "--n_threads_batch",
+            str(self.threads),
+            "--n_ctx",
+            str(self.ctx),
+            "--verbose",
+            "False",
+        ]
         log.info("starting embedded LLM: %s", " ".join(cmd))
         # Own process group: stopping the app stops the server and nothing else.
         if self.log_path != Path(os.devnull):
@@ -70,8 +96,13 @@ class EmbeddedLLMServer:
         with open(self.log_path, "ab") as logf:
             # Spawned from the caller's thread (the event loop's, not a worker's): PDEATHSIG fires
             # when the spawning *thread* exits.
-            self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, preexec_fn=_child_setup,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_child_setup,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
 
     def _log_tail(self) -> str:
         try:
@@ -89,7 +120,6 @@ class EmbeddedLLMServer:
     def _check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(f"embedded LLM exited during start (code {self.proc.returncode}): {self._log_tail()}")
-
 
     async def _start_async(self) -> None:
         self._spawn()

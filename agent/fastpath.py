@@ -3,6 +3,7 @@
 Each composer picks the facts that answer the intent for the resolved product(s) and renders a
 short live-room sentence in Chinese or English, citing exactly the facts it used.
 """
+
 from __future__ import annotations
 
 import re
@@ -84,9 +85,16 @@ def detail_answer(snap: LoadedVersion, p: Product, question: str, hits: list[Sea
     return Draft(f"{p.name}：{_short(body)}", [best])
 
 
-_KEY_ALIASES = {"多长": ("裙长", "衣长", "裤长", "长度"), "多宽": ("宽度",), "多重": ("净含量", "重量"),
-                "几克": ("净含量", "重量", "规格"), "放几天": ("保质期",), "能放多久": ("保质期",),
-                "多久过期": ("保质期",), "什么做的": ("面料", "材质", "成分", "配料")}
+_KEY_ALIASES = {
+    "多长": ("裙长", "衣长", "裤长", "长度"),
+    "多宽": ("宽度",),
+    "多重": ("净含量", "重量"),
+    "几克": ("净含量", "重量", "规格"),
+    "放几天": ("保质期",),
+    "能放多久": ("保质期",),
+    "多久过期": ("保质期",),
+    "什么做的": ("面料", "材质", "成分", "配料"),
+}
 
 
 def _names_key(question: str, key: str) -> bool:

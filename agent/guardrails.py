@@ -1,4 +1,5 @@
 """Checks every outgoing sentence passes, whatever produced it (fast path, LLM, host script)."""
+
 from __future__ import annotations
 
 import threading
@@ -19,8 +20,14 @@ class SentenceCheck:
     flags: list[str]
 
 
-def check_sentence(sentence: str, facts: list[Fact], question: str, secret_texts: list[str],
-                   real_stock: int | None = None, data_texts: Sequence[str] = ()) -> SentenceCheck:
+def check_sentence(
+    sentence: str,
+    facts: list[Fact],
+    question: str,
+    secret_texts: list[str],
+    real_stock: int | None = None,
+    data_texts: Sequence[str] = (),
+) -> SentenceCheck:
     """``data_texts``: real data besides KB facts that may ground numbers (e.g. the coupon the ledger
     just issued)."""
     flags: list[str] = []

@@ -6,6 +6,7 @@ Capabilities differ per backend and are detected, not assumed:
   returns ``tool_choice="auto"`` calls as plain text, so tool calls are made through a schema instead;
 - streaming — always.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,13 +39,21 @@ class LLMUnavailable(Unavailable):
 
 
 class LLMClient:
-    def __init__(self, base_url: str, model: str, api_key: str = "not-needed", timeout: float = 60.0,
-                 flavor: Literal["llama", "openai", "auto"] = "auto", http_client: Any = None):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str = "not-needed",
+        timeout: float = 60.0,
+        flavor: Literal["llama", "openai", "auto"] = "auto",
+        http_client: Any = None,
+    ):
         self.base_url, self.model = base_url, model
         # Any: we send plain-dict messages/tools to any OpenAI-compatible server (llama.cpp included);
         # the SDK's TypedDict overloads describe only OpenAI's own parameter set.
-        self.client: Any = AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=1,
-                                  http_client=http_client)
+        self.client: Any = AsyncOpenAI(
+            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=1, http_client=http_client
+        )
         self.flavor = flavor
         self._caps: Capabilities | None = None
 
@@ -56,14 +65,23 @@ class LLMClient:
     async def _detect(self) -> Capabilities:
         if self.flavor == "llama":  # known: text-only tool calls, schema via response_format
             return Capabilities(native_tools=False, json_schema="llama")
-        probe_tool = {"type": "function", "function": {
-            "name": "get_time", "description": "Get the current time.",
-            "parameters": {"type": "object", "properties": {}, "required": []}}}
+        probe_tool = {
+            "type": "function",
+            "function": {
+                "name": "get_time",
+                "description": "Get the current time.",
+                "parameters": {"type": "object", "properties": {}, "required": []},
+            },
+        }
         try:
             r = await self.client.chat.completions.create(
-                model=self.model, max_tokens=30, temperature=0,
+                model=self.model,
+                max_tokens=30,
+                temperature=0,
                 messages=[{"role": "user", "content": "What time is it? Use the tool."}],
-                tools=[probe_tool], tool_choice="auto")
+                tools=[probe_tool],
+                tool_choice="auto",
+            )
             native = bool(r.choices and r.choices[0].message.tool_calls)
         except APIError as e:
             log.info("tool probe failed (%s): assuming no native tools", e)
@@ -72,13 +90,23 @@ class LLMClient:
         log.info("LLM capabilities for %s: %s", self.base_url, caps)
         return caps
 
-    async def stream(self, messages: list[dict[str, Any]], max_tokens: int = 120, temperature: float = 0.3,
-                     stop: list[str] | None = None) -> AsyncIterator[str]:
+    async def stream(
+        self,
+        messages: list[dict[str, Any]],
+        max_tokens: int = 120,
+        temperature: float = 0.3,
+        stop: list[str] | None = None,
+    ) -> AsyncIterator[str]:
         """Yield content deltas."""
         try:
             stream = await self.client.chat.completions.create(
-                model=self.model, messages=messages, max_tokens=max_tokens, temperature=temperature,
-                stream=True, stop=stop)
+                model=self.model,
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stream=True,
+                stop=stop,
+            )
             async for chunk in stream:
                 if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
                     yield chunk.choices[0].delta.content
@@ -91,8 +119,9 @@ class LLMClient:
         parts = [d async for d in self.stream(messages, max_tokens=max_tokens, temperature=temperature)]
         return "".join(parts)
 
-    async def json(self, messages: list[dict[str, Any]], schema: dict[str, Any], max_tokens: int = 120,
-                   name: str = "output") -> dict[str, Any]:
+    async def json(
+        self, messages: list[dict[str, Any]], schema: dict[str, Any], max_tokens: int = 120, name: str = "output"
+    ) -> dict[str, Any]:
         """A JSON object that satisfies ``schema`` (grammar-constrained where the backend can)."""
         caps = await self.capabilities()
         if caps.json_schema == "openai":
@@ -101,7 +130,8 @@ class LLMClient:
             fmt = {"type": "json_object", "schema": schema}
         try:
             r = await self.client.chat.completions.create(
-                model=self.model, messages=messages, max_tokens=max_tokens, temperature=0, response_format=fmt)
+                model=self.model, messages=messages, max_tokens=max_tokens, temperature=0, response_format=fmt
+            )
         except (APIError, OSError) as e:
             raise LLMUnavailable(str(e)) from e
         text = r.choices[0].message.content or "{}"
@@ -111,16 +141,22 @@ class LLMClient:
         except json.JSONDecodeError as e:
             raise LLMUnavailable(f"backend returned invalid JSON: {text[:200]!r}") from e
 
-    async def choose_tools(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-                           max_tokens: int = 80) -> list[ToolCall]:
+    async def choose_tools(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], max_tokens: int = 80
+    ) -> list[ToolCall]:
         """Ask the model which tools to call: native tool calls where supported, else a JSON schema
         that can only name the given tools."""
         caps = await self.capabilities()
         if caps.native_tools:
             try:
                 r = await self.client.chat.completions.create(
-                    model=self.model, messages=messages, tools=tools, tool_choice="auto",
-                    max_tokens=max_tokens, temperature=0)
+                    model=self.model,
+                    messages=messages,
+                    tools=tools,
+                    tool_choice="auto",
+                    max_tokens=max_tokens,
+                    temperature=0,
+                )
             except (APIError, OSError) as e:
                 raise LLMUnavailable(str(e)) from e
             calls = []
@@ -132,8 +168,11 @@ class LLMClient:
             return calls
         schema = tool_choice_schema(tools)
         out = await self.json(messages, schema, max_tokens=max_tokens, name="tool_calls")
-        return [ToolCall(c["name"], c.get("arguments") or {}) for c in out.get("calls", [])
-                if isinstance(c, dict) and c.get("name")]
+        return [
+            ToolCall(c["name"], c.get("arguments") or {})
+            for c in out.get("calls", [])
+            if isinstance(c, dict) and c.get("name")
+        ]
 
 
 def tool_choice_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
@@ -143,10 +182,15 @@ def tool_choice_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
         fn = t["function"]
         params = dict(fn.get("parameters") or {"type": "object", "properties": {}})
         params.pop("description", None)
-        variants.append({"type": "object", "properties": {"name": {"const": fn["name"]}, "arguments": params},
-                         "required": ["name", "arguments"]})
-    return {"type": "object", "properties": {"calls": {"type": "array", "items": {"anyOf": variants},
-                                                        "maxItems": 3}},
-            "required": ["calls"]}
-
-
+        variants.append(
+            {
+                "type": "object",
+                "properties": {"name": {"const": fn["name"]}, "arguments": params},
+                "required": ["name", "arguments"],
+            }
+        )
+    return {
+        "type": "object",
+        "properties": {"calls": {"type": "array", "items": {"anyOf": variants}, "maxItems": 3}},
+        "required": ["calls"],
+    }

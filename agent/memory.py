@@ -1,5 +1,6 @@
 """Per-viewer short-term memory: the last few turns and the products in focus, so "那大号呢?"
 resolves. Bounded in viewers (LRU), turns per viewer, and age (TTL)."""
+
 from __future__ import annotations
 
 import threading
@@ -47,8 +48,16 @@ class Memory:
                 self._data.popitem(last=False)
             return st
 
-    def record(self, merchant: str, room: str, viewer: str, role: str, text: str, skus: Sequence[str] = (),
-               interrupted: bool = False) -> None:
+    def record(
+        self,
+        merchant: str,
+        room: str,
+        viewer: str,
+        role: str,
+        text: str,
+        skus: Sequence[str] = (),
+        interrupted: bool = False,
+    ) -> None:
         st = self.get(merchant, room, viewer)
         with self._lock:
             st.turns.append(Turn(role, text[:300], time.time(), interrupted))
@@ -56,7 +65,7 @@ class Memory:
                 if s in st.focus:
                     st.focus.remove(s)
                 st.focus.insert(0, s)
-            del st.focus[self.max_focus:]
+            del st.focus[self.max_focus :]
 
     def mark_interrupted(self, merchant: str, room: str, viewer: str, said: str) -> None:
         """Barge-in: keep only what was actually said of the last agent turn, flagged."""

@@ -1,4 +1,5 @@
 """Typed messages at the agent's edges: what a channel sends in, what comes back out."""
+
 from __future__ import annotations
 
 from typing import Any, Literal

@@ -4,6 +4,7 @@ The agent sees only `tools.contracts` shapes: `AudienceService.lookup` returns a
 `ProfileView`; `eligible_offers` / `issue` implement `CouponLedger`. Storage is SQLAlchemy Core over
 SQLite (WAL, the embedded default) or PostgreSQL (`LIVEROOM_DATABASE_URL`), migrated with Alembic.
 """
+
 from __future__ import annotations
 
 __all__ = ["AudienceService"]

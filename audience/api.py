@@ -15,6 +15,7 @@
 
 The service comes from ``request.app.state.container.audience`` (see `get_audience`).
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,11 @@ def get_audience(request: Request) -> AudienceService:
 Svc = Annotated[AudienceService, Depends(get_audience)]
 
 
-@router.post("/api/events", response_model=IngestResult,
-             responses={413: {"description": "batch too large"}, 422: {"description": "malformed batch"}})
+@router.post(
+    "/api/events",
+    response_model=IngestResult,
+    responses={413: {"description": "batch too large"}, 422: {"description": "malformed batch"}},
+)
 async def post_events(request: Request, svc: Svc) -> IngestResult:
     """Body: ``{"merchant": "demo", "events": [{"event_id", "viewer_id", "type", "ts", ...}, ...]}``.
 
@@ -52,32 +56,37 @@ async def post_events(request: Request, svc: Svc) -> IngestResult:
     """
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > svc.max_body_bytes:
-        raise HTTPException(413, f"request body of {int(length)} bytes exceeds {svc.max_body_bytes} bytes; "
-                                 f"send at most {svc.max_batch} events per batch")
+        raise HTTPException(
+            413,
+            f"request body of {int(length)} bytes exceeds {svc.max_body_bytes} bytes; "
+            f"send at most {svc.max_batch} events per batch",
+        )
     chunks, size = [], 0
     async for chunk in request.stream():  # also bounded when the client sends no Content-Length
         size += len(chunk)
         if size > svc.max_body_bytes:
-            raise HTTPException(413, f"request body exceeds {svc.max_body_bytes} bytes; "
-                                     f"send at most {svc.max_batch} events per batch")
+            raise HTTPException(
+                413, f"request body exceeds {svc.max_body_bytes} bytes; send at most {svc.max_batch} events per batch"
+            )
         chunks.append(chunk)
     body = b"".join(chunks)
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise HTTPException(422, "body is not valid JSON: expected {\"merchant\": ..., \"events\": [...]}") from None
+        raise HTTPException(422, 'body is not valid JSON: expected {"merchant": ..., "events": [...]}') from None
     if isinstance(data, list):  # a bare list, merchant in the query string
         data = {"merchant": request.query_params.get("merchant"), "events": data}
     if not isinstance(data, dict):
-        raise HTTPException(422, "expected a JSON object {\"merchant\": ..., \"events\": [...]}")
+        raise HTTPException(422, 'expected a JSON object {"merchant": ..., "events": [...]}')
     merchant, events = data.get("merchant"), data.get("events")
     if not isinstance(merchant, str) or not MERCHANT_RE.match(merchant):
         raise HTTPException(422, "'merchant' is required: 1-64 letters, digits, '-' or '_'")
     if not isinstance(events, list):
         raise HTTPException(422, "'events' must be a list of event objects")
     if len(events) > svc.max_batch:
-        raise HTTPException(413, f"batch of {len(events)} events exceeds the limit of {svc.max_batch}; "
-                                 f"split it into smaller batches")
+        raise HTTPException(
+            413, f"batch of {len(events)} events exceeds the limit of {svc.max_batch}; split it into smaller batches"
+        )
     return await run_in_threadpool(svc.ingest, merchant, events)
 
 
@@ -94,8 +103,13 @@ def post_viewers(merchant: Merchant, body: ViewersIn, svc: Svc) -> dict:
         try:
             good.append(ViewerIn.model_validate(v))
         except ValidationError as e:
-            errors.append({"index": i, "viewer_id": v.get("viewer_id") if isinstance(v, dict) else None,
-                           "error": "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())})
+            errors.append(
+                {
+                    "index": i,
+                    "viewer_id": v.get("viewer_id") if isinstance(v, dict) else None,
+                    "error": "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()),
+                }
+            )
     n = svc.upsert_viewers(merchant, good)
     return {"upserted": n, "rejected": len(errors), "errors": errors}
 

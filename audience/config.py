@@ -3,6 +3,7 @@
 `LIVEROOM_DATABASE_URL` selects it (e.g. ``postgresql://user@host/db`` for multi-worker
 deployments); the default is an embedded SQLite file ``<LIVEROOM_DATA_DIR>/liveroom.db``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +19,7 @@ def normalize_url(url: str) -> str:
     url = url.strip()
     for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

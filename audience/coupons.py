@@ -14,6 +14,7 @@ run one at a time; on PostgreSQL the conditional UPDATE takes the campaign's row
 transaction-scoped advisory lock serializes replays of one key, and the unique constraint catches
 anything else. A process killed anywhere inside leaves no trace: the database rolls it back.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,11 @@ def _fmt(x: float) -> str:
 
 def describe(offer: CouponOffer) -> str:
     if offer.kind == "amount":
-        head = f"满{_fmt(offer.threshold)}减{_fmt(offer.amount or 0)}" if offer.threshold else \
-            f"无门槛减{_fmt(offer.amount or 0)}元"
+        head = (
+            f"满{_fmt(offer.threshold)}减{_fmt(offer.amount or 0)}"
+            if offer.threshold
+            else f"无门槛减{_fmt(offer.amount or 0)}元"
+        )
     else:
         zhe = _fmt(round((offer.discount or 1) * 10, 2))
         head = f"满{_fmt(offer.threshold)}打{zhe}折" if offer.threshold else f"{zhe}折"
@@ -92,8 +96,13 @@ def _message(code: str, offer: CouponOffer | None = None, *, limit: int = 1, rea
 
 
 def _result(code: str, offer: CouponOffer | None = None, coupon_id: str | None = None, **kw) -> CouponResult:
-    return CouponResult(ok=code in ("issued", "already_issued"), code=code, message=_message(code, offer, **kw),
-                        coupon_id=coupon_id, offer=offer)
+    return CouponResult(
+        ok=code in ("issued", "already_issued"),
+        code=code,
+        message=_message(code, offer, **kw),
+        coupon_id=coupon_id,
+        offer=offer,
+    )
 
 
 def _face_fen(camp) -> int:
@@ -122,25 +131,40 @@ class CouponMixin:
         spec = spec if isinstance(spec, CampaignIn) else CampaignIn.model_validate(spec)
         cid = spec.campaign_id or "C" + uuid.uuid4().hex[:12]
         now = self.clock()
-        row = {"merchant": merchant, "campaign_id": cid, "title": spec.title, "kind": spec.kind,
-               "amount_fen": None if spec.amount is None else round(spec.amount * 100), "discount": spec.discount,
-               "max_off_fen": None if spec.max_off is None else round(spec.max_off * 100),
-               "threshold_fen": round(spec.threshold * 100), "budget_count": spec.budget_count,
-               "budget_money_fen": None if spec.budget_money is None else round(spec.budget_money * 100),
-               "per_viewer_limit": spec.per_viewer_limit,
-               "eligible_tiers": json.dumps(spec.eligible_tiers, ensure_ascii=False),
-               "eligible_tags": json.dumps(spec.eligible_tags, ensure_ascii=False),
-               "skus": json.dumps(spec.skus, ensure_ascii=False), "members_only": spec.members_only,
-               "valid_from": spec.valid_from.timestamp() if spec.valid_from else None,
-               "valid_until": spec.valid_until.timestamp() if spec.valid_until else None,
-               "stackable": spec.stackable, "status": spec.status, "issued_count": 0, "issued_value_fen": 0,
-               "created_at": now, "updated_at": now}
+        row = {
+            "merchant": merchant,
+            "campaign_id": cid,
+            "title": spec.title,
+            "kind": spec.kind,
+            "amount_fen": None if spec.amount is None else round(spec.amount * 100),
+            "discount": spec.discount,
+            "max_off_fen": None if spec.max_off is None else round(spec.max_off * 100),
+            "threshold_fen": round(spec.threshold * 100),
+            "budget_count": spec.budget_count,
+            "budget_money_fen": None if spec.budget_money is None else round(spec.budget_money * 100),
+            "per_viewer_limit": spec.per_viewer_limit,
+            "eligible_tiers": json.dumps(spec.eligible_tiers, ensure_ascii=False),
+            "eligible_tags": json.dumps(spec.eligible_tags, ensure_ascii=False),
+            "skus": json.dumps(spec.skus, ensure_ascii=False),
+            "members_only": spec.members_only,
+            "valid_from": spec.valid_from.timestamp() if spec.valid_from else None,
+            "valid_until": spec.valid_until.timestamp() if spec.valid_until else None,
+            "stackable": spec.stackable,
+            "status": spec.status,
+            "issued_count": 0,
+            "issued_value_fen": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
         c = t.campaigns
         with self._write() as conn:
             old = conn.execute(select(c).where(c.c.merchant == merchant, c.c.campaign_id == cid)).first()
             if old is not None:
-                same = all(getattr(old, k) == v for k, v in row.items()
-                           if k not in ("created_at", "updated_at", "issued_count", "issued_value_fen"))
+                same = all(
+                    getattr(old, k) == v
+                    for k, v in row.items()
+                    if k not in ("created_at", "updated_at", "issued_count", "issued_value_fen")
+                )
                 if not same:
                     raise CampaignExists(f"campaign {cid!r} already exists with different settings")
             else:
@@ -150,14 +174,28 @@ class CouponMixin:
     def _campaign_out(self, merchant: str, r) -> Campaign:
         tz = self.rules(merchant).timezone
         return Campaign(
-            campaign_id=r.campaign_id, title=r.title, kind=r.kind, amount=_yuan(r.amount_fen), discount=r.discount,
-            max_off=_yuan(r.max_off_fen), threshold=_yuan(r.threshold_fen), budget_count=r.budget_count,
-            budget_money=_yuan(r.budget_money_fen), per_viewer_limit=r.per_viewer_limit,
-            eligible_tiers=json.loads(r.eligible_tiers), eligible_tags=json.loads(r.eligible_tags),
-            skus=json.loads(r.skus), members_only=bool(r.members_only), valid_from=iso(r.valid_from, tz),
-            valid_until=iso(r.valid_until, tz), stackable=bool(r.stackable), status=r.status,
-            issued_count=r.issued_count, issued_value=r.issued_value_fen / 100.0,
-            remaining=max(0, r.budget_count - r.issued_count))
+            campaign_id=r.campaign_id,
+            title=r.title,
+            kind=r.kind,
+            amount=_yuan(r.amount_fen),
+            discount=r.discount,
+            max_off=_yuan(r.max_off_fen),
+            threshold=_yuan(r.threshold_fen),
+            budget_count=r.budget_count,
+            budget_money=_yuan(r.budget_money_fen),
+            per_viewer_limit=r.per_viewer_limit,
+            eligible_tiers=json.loads(r.eligible_tiers),
+            eligible_tags=json.loads(r.eligible_tags),
+            skus=json.loads(r.skus),
+            members_only=bool(r.members_only),
+            valid_from=iso(r.valid_from, tz),
+            valid_until=iso(r.valid_until, tz),
+            stackable=bool(r.stackable),
+            status=r.status,
+            issued_count=r.issued_count,
+            issued_value=r.issued_value_fen / 100.0,
+            remaining=max(0, r.budget_count - r.issued_count),
+        )
 
     def get_campaign(self, merchant: str, campaign_id: str) -> Campaign | None:
         check_merchant(merchant)
@@ -179,15 +217,24 @@ class CouponMixin:
             raise ValueError("status must be active, paused or ended")
         c = t.campaigns
         with self._write() as conn:
-            conn.execute(update(c).where(c.c.merchant == merchant, c.c.campaign_id == campaign_id)
-                         .values(status=status, updated_at=self.clock()))
+            conn.execute(
+                update(c)
+                .where(c.c.merchant == merchant, c.c.campaign_id == campaign_id)
+                .values(status=status, updated_at=self.clock())
+            )
         return self.get_campaign(merchant, campaign_id)
 
     def _offer(self, camp, tz: str) -> CouponOffer:
-        return CouponOffer(campaign_id=camp.campaign_id, title=camp.title, kind=camp.kind,
-                           amount=_yuan(camp.amount_fen), discount=camp.discount,
-                           threshold=_yuan(camp.threshold_fen) or 0.0, skus=json.loads(camp.skus),
-                           valid_until=iso(camp.valid_until, tz))
+        return CouponOffer(
+            campaign_id=camp.campaign_id,
+            title=camp.title,
+            kind=camp.kind,
+            amount=_yuan(camp.amount_fen),
+            discount=camp.discount,
+            threshold=_yuan(camp.threshold_fen) or 0.0,
+            skus=json.loads(camp.skus),
+            valid_until=iso(camp.valid_until, tz),
+        )
 
     # --- CouponLedger --------------------------------------------------------------------------
     def eligible_offers(self, merchant: str, viewer_id: str, sku: str | None = None) -> list[CouponOffer]:
@@ -201,8 +248,13 @@ class CouponMixin:
             if profile is None:
                 return []
             camps = list(conn.execute(select(c).where(c.c.merchant == merchant, c.c.status == "active")))
-            held = dict(conn.execute(select(t.claims.c.campaign_id, t.claims.c.n).where(
-                t.claims.c.merchant == merchant, t.claims.c.viewer_id == viewer_id)).all())
+            held = dict(
+                conn.execute(
+                    select(t.claims.c.campaign_id, t.claims.c.n).where(
+                        t.claims.c.merchant == merchant, t.claims.c.viewer_id == viewer_id
+                    )
+                ).all()
+            )
         tz = self.rules(merchant).timezone
         offers = []
         for camp in camps:
@@ -212,7 +264,8 @@ class CouponMixin:
                 continue
             face = _face_fen(camp)
             if camp.issued_count >= camp.budget_count or (
-                    camp.budget_money_fen is not None and camp.issued_value_fen + face > camp.budget_money_fen):
+                camp.budget_money_fen is not None and camp.issued_value_fen + face > camp.budget_money_fen
+            ):
                 continue
             if held.get(camp.campaign_id, 0) >= camp.per_viewer_limit:
                 continue
@@ -264,11 +317,21 @@ class CouponMixin:
             camp = conn.execute(select(c).where(c.c.merchant == merchant, c.c.campaign_id == cid)).first()
             if camp is None:
                 return _result("unknown_campaign")
-            prior = conn.execute(select(cp.c.coupon_id, cp.c.viewer_id).where(
-                cp.c.merchant == merchant, cp.c.campaign_id == cid, cp.c.idempotency_key == key)).first()
-            held = conn.execute(select(t.claims.c.n).where(
-                t.claims.c.merchant == merchant, t.claims.c.campaign_id == cid,
-                t.claims.c.viewer_id == viewer_id)).scalar() or 0
+            prior = conn.execute(
+                select(cp.c.coupon_id, cp.c.viewer_id).where(
+                    cp.c.merchant == merchant, cp.c.campaign_id == cid, cp.c.idempotency_key == key
+                )
+            ).first()
+            held = (
+                conn.execute(
+                    select(t.claims.c.n).where(
+                        t.claims.c.merchant == merchant,
+                        t.claims.c.campaign_id == cid,
+                        t.claims.c.viewer_id == viewer_id,
+                    )
+                ).scalar()
+                or 0
+            )
         offer = self._offer(camp, self.rules(merchant).timezone)
         if prior is not None:
             return _result("already_issued", offer, prior.coupon_id) if prior.viewer_id == viewer_id else None
@@ -278,7 +341,8 @@ class CouponMixin:
             return _result("limit_reached", offer, limit=camp.per_viewer_limit)
         face = _face_fen(camp)
         if camp.issued_count >= camp.budget_count or (
-                camp.budget_money_fen is not None and camp.issued_value_fen + face > camp.budget_money_fen):
+            camp.budget_money_fen is not None and camp.issued_value_fen + face > camp.budget_money_fen
+        ):
             return _result("budget_exhausted", offer)
         return None
 
@@ -292,8 +356,11 @@ class CouponMixin:
         offer = self._offer(camp, self.rules(merchant).timezone)
 
         def replay() -> CouponResult | None:
-            prior = conn.execute(select(cp.c.coupon_id, cp.c.viewer_id).where(
-                cp.c.merchant == merchant, cp.c.campaign_id == cid, cp.c.idempotency_key == key)).first()
+            prior = conn.execute(
+                select(cp.c.coupon_id, cp.c.viewer_id).where(
+                    cp.c.merchant == merchant, cp.c.campaign_id == cid, cp.c.idempotency_key == key
+                )
+            ).first()
             if prior is None:
                 return None
             if prior.viewer_id != viewer_id:
@@ -317,31 +384,66 @@ class CouponMixin:
             return _result("not_eligible", offer)
 
         ins = insert_for(conn)(t.claims).values(merchant=merchant, campaign_id=cid, viewer_id=viewer_id, n=1)
-        n = conn.execute(ins.on_conflict_do_update(
-            index_elements=["merchant", "campaign_id", "viewer_id"], set_={"n": t.claims.c.n + 1},
-            where=t.claims.c.n < camp.per_viewer_limit).returning(t.claims.c.n)).scalar()
+        n = conn.execute(
+            ins.on_conflict_do_update(
+                index_elements=["merchant", "campaign_id", "viewer_id"],
+                set_={"n": t.claims.c.n + 1},
+                where=t.claims.c.n < camp.per_viewer_limit,
+            ).returning(t.claims.c.n)
+        ).scalar()
         if n is None:
             return _result("limit_reached", offer, limit=camp.per_viewer_limit)
         self._fire("after_claim")
 
         face = _face_fen(camp)
-        took = conn.execute(update(c).where(
-            c.c.merchant == merchant, c.c.campaign_id == cid, c.c.status == "active",
-            c.c.issued_count < c.c.budget_count,
-            or_(c.c.budget_money_fen.is_(None), c.c.issued_value_fen + face <= c.c.budget_money_fen),
-        ).values(issued_count=c.c.issued_count + 1, issued_value_fen=c.c.issued_value_fen + face, updated_at=now))
+        took = conn.execute(
+            update(c)
+            .where(
+                c.c.merchant == merchant,
+                c.c.campaign_id == cid,
+                c.c.status == "active",
+                c.c.issued_count < c.c.budget_count,
+                or_(c.c.budget_money_fen.is_(None), c.c.issued_value_fen + face <= c.c.budget_money_fen),
+            )
+            .values(issued_count=c.c.issued_count + 1, issued_value_fen=c.c.issued_value_fen + face, updated_at=now)
+        )
         if took.rowcount != 1:
             raise _Abort(_result("budget_exhausted", offer))  # also undoes the viewer's claim count
         self._fire("after_budget")
 
         coupon_id = "CP" + uuid.uuid4().hex[:24]
-        conn.execute(insert(cp), [{"coupon_id": coupon_id, "merchant": merchant, "campaign_id": cid,
-                                   "viewer_id": viewer_id, "idempotency_key": key, "face_value_fen": face,
-                                   "status": "issued", "issued_at": now, "expires_at": camp.valid_until}])
+        conn.execute(
+            insert(cp),
+            [
+                {
+                    "coupon_id": coupon_id,
+                    "merchant": merchant,
+                    "campaign_id": cid,
+                    "viewer_id": viewer_id,
+                    "idempotency_key": key,
+                    "face_value_fen": face,
+                    "status": "issued",
+                    "issued_at": now,
+                    "expires_at": camp.valid_until,
+                }
+            ],
+        )
         self._fire("after_coupon")
-        conn.execute(insert(t.ledger), [{"merchant": merchant, "campaign_id": cid, "coupon_id": coupon_id,
-                                         "viewer_id": viewer_id, "op": "issue", "value_fen": face,
-                                         "idempotency_key": key, "at": now}])
+        conn.execute(
+            insert(t.ledger),
+            [
+                {
+                    "merchant": merchant,
+                    "campaign_id": cid,
+                    "coupon_id": coupon_id,
+                    "viewer_id": viewer_id,
+                    "op": "issue",
+                    "value_fen": face,
+                    "idempotency_key": key,
+                    "at": now,
+                }
+            ],
+        )
         self._fire("before_commit")
         return _result("issued", offer, coupon_id)
 
@@ -365,10 +467,21 @@ class CouponMixin:
 
     def _redeem_tx(self, conn, merchant: str, req: RedeemIn, ids: list[str], now: float) -> RedeemResult:
         c, cp = t.campaigns, t.coupons
-        q = (select(cp, c.c.kind, c.c.amount_fen, c.c.discount, c.c.max_off_fen, c.c.threshold_fen, c.c.skus,
-                    c.c.stackable, c.c.title)
-             .join(c, (c.c.merchant == cp.c.merchant) & (c.c.campaign_id == cp.c.campaign_id))
-             .where(cp.c.merchant == merchant, cp.c.coupon_id.in_(ids)))
+        q = (
+            select(
+                cp,
+                c.c.kind,
+                c.c.amount_fen,
+                c.c.discount,
+                c.c.max_off_fen,
+                c.c.threshold_fen,
+                c.c.skus,
+                c.c.stackable,
+                c.c.title,
+            )
+            .join(c, (c.c.merchant == cp.c.merchant) & (c.c.campaign_id == cp.c.campaign_id))
+            .where(cp.c.merchant == merchant, cp.c.coupon_id.in_(ids))
+        )
         if not is_sqlite(conn):
             q = q.with_for_update(of=cp)
         rows = {r.coupon_id: r for r in conn.execute(q)}
@@ -383,8 +496,13 @@ class CouponMixin:
         used = [r for r in rows.values() if r.status == "redeemed"]
         if used:
             if all(r.order_id == req.order_id for r in rows.values()):
-                return RedeemResult(ok=True, code="already_redeemed", message="这笔订单已经用过这张券啦～",
-                                    coupon_ids=ids, discount=sum(int(x) for x in self._ledger_redeemed(conn, ids)) / 100.0)
+                return RedeemResult(
+                    ok=True,
+                    code="already_redeemed",
+                    message="这笔订单已经用过这张券啦～",
+                    coupon_ids=ids,
+                    discount=sum(int(x) for x in self._ledger_redeemed(conn, ids)) / 100.0,
+                )
             return no("already_redeemed", "这张券已经使用过啦～")
         if any(r.expires_at is not None and now > r.expires_at for r in rows.values()):
             return no("expired", "抱歉，这张券已经过期啦～")
@@ -409,28 +527,56 @@ class CouponMixin:
             discounts[cid] = off
             remaining -= off
         for cid, off in discounts.items():
-            done = conn.execute(update(cp).where(cp.c.coupon_id == cid, cp.c.status == "issued")
-                                .values(status="redeemed", redeemed_at=now, order_id=req.order_id))
+            done = conn.execute(
+                update(cp)
+                .where(cp.c.coupon_id == cid, cp.c.status == "issued")
+                .values(status="redeemed", redeemed_at=now, order_id=req.order_id)
+            )
             if done.rowcount != 1:
                 raise _Abort(no("conflict", "这张券刚刚被使用了，请刷新后再试～"))
-            conn.execute(insert(t.ledger), [{"merchant": merchant, "campaign_id": rows[cid].campaign_id,
-                                             "coupon_id": cid, "viewer_id": req.viewer_id, "op": "redeem",
-                                             "value_fen": off, "order_id": req.order_id, "at": now}])
+            conn.execute(
+                insert(t.ledger),
+                [
+                    {
+                        "merchant": merchant,
+                        "campaign_id": rows[cid].campaign_id,
+                        "coupon_id": cid,
+                        "viewer_id": req.viewer_id,
+                        "op": "redeem",
+                        "value_fen": off,
+                        "order_id": req.order_id,
+                        "at": now,
+                    }
+                ],
+            )
         total = sum(discounts.values()) / 100.0
-        return RedeemResult(ok=True, code="redeemed", message=f"已为您抵扣{_fmt(total)}元～", discount=total,
-                            coupon_ids=ids)
+        return RedeemResult(
+            ok=True, code="redeemed", message=f"已为您抵扣{_fmt(total)}元～", discount=total, coupon_ids=ids
+        )
 
     def _ledger_redeemed(self, conn, ids: list[str]) -> list[int]:
-        return list(conn.execute(select(t.ledger.c.value_fen).where(t.ledger.c.coupon_id.in_(ids),
-                                                                    t.ledger.c.op == "redeem")).scalars())
+        return list(
+            conn.execute(
+                select(t.ledger.c.value_fen).where(t.ledger.c.coupon_id.in_(ids), t.ledger.c.op == "redeem")
+            ).scalars()
+        )
 
     def coupons_of(self, merchant: str, viewer_id: str) -> list[dict[str, Any]]:
         cp = t.coupons
         with read_tx(self.engine) as conn:
-            rows = conn.execute(select(cp).where(cp.c.merchant == merchant, cp.c.viewer_id == viewer_id)
-                                .order_by(cp.c.issued_at))
-            return [{"coupon_id": r.coupon_id, "campaign_id": r.campaign_id, "status": r.status,
-                     "face_value": r.face_value_fen / 100.0, "order_id": r.order_id} for r in rows]
+            rows = conn.execute(
+                select(cp).where(cp.c.merchant == merchant, cp.c.viewer_id == viewer_id).order_by(cp.c.issued_at)
+            )
+            return [
+                {
+                    "coupon_id": r.coupon_id,
+                    "campaign_id": r.campaign_id,
+                    "status": r.status,
+                    "face_value": r.face_value_fen / 100.0,
+                    "order_id": r.order_id,
+                }
+                for r in rows
+            ]
 
     # --- audit -------------------------------------------------------------------------------------
     def ledger_check(self, merchant: str, campaign_id: str) -> dict[str, Any]:
@@ -440,31 +586,67 @@ class CouponMixin:
             camp = conn.execute(select(c).where(c.c.merchant == merchant, c.c.campaign_id == campaign_id)).first()
             if camp is None:
                 raise KeyError(campaign_id)
-            n_coupons, v_coupons = conn.execute(select(func.count(), func.coalesce(func.sum(cp.c.face_value_fen), 0))
-                                                .where(cp.c.merchant == merchant,
-                                                       cp.c.campaign_id == campaign_id)).one()
-            n_issue, v_issue = conn.execute(select(func.count(), func.coalesce(func.sum(lg.c.value_fen), 0)).where(
-                lg.c.merchant == merchant, lg.c.campaign_id == campaign_id, lg.c.op == "issue")).one()
-            claims_sum = conn.execute(select(func.coalesce(func.sum(cl.c.n), 0)).where(
-                cl.c.merchant == merchant, cl.c.campaign_id == campaign_id)).scalar_one()
-            per_viewer = (select(cp.c.viewer_id, func.count().label("k")).where(
-                cp.c.merchant == merchant, cp.c.campaign_id == campaign_id).group_by(cp.c.viewer_id).subquery())
-            over_limit = conn.execute(select(func.count()).select_from(per_viewer)
-                                      .where(per_viewer.c.k > camp.per_viewer_limit)).scalar_one()
-            dup_keys = conn.execute(select(func.count()).select_from(
-                select(lg.c.idempotency_key).where(lg.c.merchant == merchant, lg.c.campaign_id == campaign_id,
-                                                   lg.c.op == "issue")
-                .group_by(lg.c.idempotency_key).having(func.count() > 1).subquery())).scalar_one()
-            orphans = conn.execute(select(func.count()).select_from(cp).outerjoin(
-                lg, (lg.c.coupon_id == cp.c.coupon_id) & (lg.c.op == "issue")).where(
-                cp.c.merchant == merchant, cp.c.campaign_id == campaign_id, lg.c.id.is_(None))).scalar_one()
+            n_coupons, v_coupons = conn.execute(
+                select(func.count(), func.coalesce(func.sum(cp.c.face_value_fen), 0)).where(
+                    cp.c.merchant == merchant, cp.c.campaign_id == campaign_id
+                )
+            ).one()
+            n_issue, v_issue = conn.execute(
+                select(func.count(), func.coalesce(func.sum(lg.c.value_fen), 0)).where(
+                    lg.c.merchant == merchant, lg.c.campaign_id == campaign_id, lg.c.op == "issue"
+                )
+            ).one()
+            claims_sum = conn.execute(
+                select(func.coalesce(func.sum(cl.c.n), 0)).where(
+                    cl.c.merchant == merchant, cl.c.campaign_id == campaign_id
+                )
+            ).scalar_one()
+            per_viewer = (
+                select(cp.c.viewer_id, func.count().label("k"))
+                .where(cp.c.merchant == merchant, cp.c.campaign_id == campaign_id)
+                .group_by(cp.c.viewer_id)
+                .subquery()
+            )
+            over_limit = conn.execute(
+                select(func.count()).select_from(per_viewer).where(per_viewer.c.k > camp.per_viewer_limit)
+            ).scalar_one()
+            dup_keys = conn.execute(
+                select(func.count()).select_from(
+                    select(lg.c.idempotency_key)
+                    .where(lg.c.merchant == merchant, lg.c.campaign_id == campaign_id, lg.c.op == "issue")
+                    .group_by(lg.c.idempotency_key)
+                    .having(func.count() > 1)
+                    .subquery()
+                )
+            ).scalar_one()
+            orphans = conn.execute(
+                select(func.count())
+                .select_from(cp)
+                .outerjoin(lg, (lg.c.coupon_id == cp.c.coupon_id) & (lg.c.op == "issue"))
+                .where(cp.c.merchant == merchant, cp.c.campaign_id == campaign_id, lg.c.id.is_(None))
+            ).scalar_one()
         v_coupons, v_issue, claims_sum = int(v_coupons), int(v_issue), int(claims_sum)
-        out = {"campaign_id": campaign_id, "budget": camp.budget_count, "issued_count": camp.issued_count,
-               "coupons": n_coupons, "ledger_issues": n_issue, "claims": claims_sum,
-               "issued_value": camp.issued_value_fen / 100.0, "coupon_value": v_coupons / 100.0,
-               "ledger_value": v_issue / 100.0, "over_limit_viewers": over_limit, "duplicate_keys": dup_keys,
-               "coupons_without_ledger": orphans}
-        out["ok"] = (camp.issued_count == n_coupons == n_issue == claims_sum and camp.issued_count <= camp.budget_count
-                     and camp.issued_value_fen == v_coupons == v_issue and over_limit == 0 and dup_keys == 0
-                     and orphans == 0 and (camp.budget_money_fen is None or v_issue <= camp.budget_money_fen))
+        out = {
+            "campaign_id": campaign_id,
+            "budget": camp.budget_count,
+            "issued_count": camp.issued_count,
+            "coupons": n_coupons,
+            "ledger_issues": n_issue,
+            "claims": claims_sum,
+            "issued_value": camp.issued_value_fen / 100.0,
+            "coupon_value": v_coupons / 100.0,
+            "ledger_value": v_issue / 100.0,
+            "over_limit_viewers": over_limit,
+            "duplicate_keys": dup_keys,
+            "coupons_without_ledger": orphans,
+        }
+        out["ok"] = (
+            camp.issued_count == n_coupons == n_issue == claims_sum
+            and camp.issued_count <= camp.budget_count
+            and camp.issued_value_fen == v_coupons == v_issue
+            and over_limit == 0
+            and dup_keys == 0
+            and orphans == 0
+            and (camp.budget_money_fen is None or v_issue <= camp.budget_money_fen)
+        )
         return out

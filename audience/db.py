@@ -6,6 +6,7 @@ serialized across threads *and* processes, and a lock wait happens up front (bus
 of as a deadlock-ish SQLITE_BUSY on upgrade. Readers use plain deferred `BEGIN` and, thanks to WAL,
 never wait for writers. On PostgreSQL the code uses conditional UPDATEs, upserts and row locks.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -21,15 +22,20 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATE_LOCK = 0x4C52_4155  # pg_advisory_xact_lock key: one migrator at a time
 
 
-def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_s: float = 60.0,
-                pool_size: int = 5, max_overflow: int = 10) -> Engine:
+def make_engine(
+    url: str, *, synchronous: str = "FULL", busy_timeout_s: float = 60.0, pool_size: int = 5, max_overflow: int = 10
+) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
         path = sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
-                                   pool_size=pool_size, max_overflow=max_overflow)
+            engine = create_engine(
+                url,
+                connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+            )
         else:  # in-memory: one shared connection
             engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
         _sqlite_hooks(engine, synchronous, busy_timeout_s)

@@ -1,4 +1,5 @@
 """Behaviour events: validation of one batch item into a `ParsedEvent`, with clear per-item errors."""
+
 from __future__ import annotations
 
 import math
@@ -8,8 +9,15 @@ from audience.rules import EVENT_TYPES, AudienceRules
 from core.errors import BadRequest
 from core.timeutil import BadTimestamp, parse_ts
 
-ALIASES = {"heartbeat": "watch", "watch_heartbeat": "watch", "click": "product_click", "cart": "add_to_cart",
-           "order": "purchase", "claim_coupon": "coupon_claim", "use_coupon": "coupon_use"}
+ALIASES = {
+    "heartbeat": "watch",
+    "watch_heartbeat": "watch",
+    "click": "product_click",
+    "cart": "add_to_cart",
+    "order": "purchase",
+    "claim_coupon": "coupon_claim",
+    "use_coupon": "coupon_use",
+}
 _TYPES = frozenset(EVENT_TYPES)
 _NEEDS_SKU = frozenset({"product_click", "add_to_cart"})
 MAX_AMOUNT = 10_000_000.0  # yuan; anything above is a unit mistake (fen sent as yuan?)
@@ -38,10 +46,22 @@ class ParsedEvent:
     coupon_used: bool = False
 
     def row(self, merchant: str, received_at: float) -> dict:
-        return {"merchant": merchant, "event_id": self.event_id, "viewer_id": self.viewer_id, "type": self.type,
-                "ts": self.ts, "received_at": received_at, "sku": self.sku, "category": self.category,
-                "seconds": self.seconds, "amount_fen": self.amount_fen, "campaign_id": self.campaign_id,
-                "coupon_id": self.coupon_id, "order_id": self.order_id, "session_id": self.session_id}
+        return {
+            "merchant": merchant,
+            "event_id": self.event_id,
+            "viewer_id": self.viewer_id,
+            "type": self.type,
+            "ts": self.ts,
+            "received_at": received_at,
+            "sku": self.sku,
+            "category": self.category,
+            "seconds": self.seconds,
+            "amount_fen": self.amount_fen,
+            "campaign_id": self.campaign_id,
+            "coupon_id": self.coupon_id,
+            "order_id": self.order_id,
+            "session_id": self.session_id,
+        }
 
 
 def _ident(item: dict, key: str, *, required: bool, max_len: int = 128) -> str | None:
@@ -93,17 +113,25 @@ def parse_event(item: object, merchant: str, rules: AudienceRules, now: float) -
         except BadTimestamp as e:
             raise EventError("bad_timestamp", str(e)) from None
         if ts > now + er.max_future_seconds:
-            raise EventError("bad_timestamp", f"timestamp {raw_ts!r} is {ts - now:.0f}s in the future "
-                                              f"(tolerance {er.max_future_seconds:g}s); check the clock or units")
+            raise EventError(
+                "bad_timestamp",
+                f"timestamp {raw_ts!r} is {ts - now:.0f}s in the future "
+                f"(tolerance {er.max_future_seconds:g}s); check the clock or units",
+            )
         if ts < now - er.max_age_days * 86400:
             raise EventError("bad_timestamp", f"timestamp {raw_ts!r} is older than {er.max_age_days:g} days")
-    ev = ParsedEvent(event_id, viewer_id, typ, ts,
-                     sku=_ident(item, "sku", required=typ in _NEEDS_SKU, max_len=64),
-                     category=_ident(item, "category", required=False, max_len=64),
-                     campaign_id=_ident(item, "campaign_id", required=False, max_len=64),
-                     coupon_id=_ident(item, "coupon_id", required=False, max_len=64),
-                     order_id=_ident(item, "order_id", required=False),
-                     session_id=_ident(item, "session_id", required=False))
+    ev = ParsedEvent(
+        event_id,
+        viewer_id,
+        typ,
+        ts,
+        sku=_ident(item, "sku", required=typ in _NEEDS_SKU, max_len=64),
+        category=_ident(item, "category", required=False, max_len=64),
+        campaign_id=_ident(item, "campaign_id", required=False, max_len=64),
+        coupon_id=_ident(item, "coupon_id", required=False, max_len=64),
+        order_id=_ident(item, "order_id", required=False),
+        session_id=_ident(item, "session_id", required=False),
+    )
     if typ == "watch":
         s = _number(item, "seconds", 0, er.max_heartbeat_seconds)
         ev.seconds = er.heartbeat_seconds if s is None else s

@@ -4,39 +4,43 @@ Money is stored in fen (integer cents) so budget arithmetic is exact; times are 
 Personal data (real name, phone, address) lives only in `aud_viewer_pii`, which the profile and
 coupon code paths never read.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import (
-                        BigInteger,
-                        Boolean,
-                        CheckConstraint,
-                        Column,
-                        Float,
-                        ForeignKeyConstraint,
-                        Index,
-                        Integer,
-                        MetaData,
-                        SmallInteger,
-                        String,
-                        Table,
-                        Text,
-                        UniqueConstraint,
-                        false,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
 )
 
-metadata = MetaData(naming_convention={
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_N_name)s",
-    "pk": "pk_%(table_name)s",
-})
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
 M = 64  # merchant id length
 ID = 128  # viewer / event / idempotency key length
 
 viewers = Table(
-    "aud_viewers", metadata,
+    "aud_viewers",
+    metadata,
     Column("merchant", String(M), primary_key=True),
     Column("viewer_id", String(ID), primary_key=True),
     Column("age_band", String(16)),  # "18-24", "25-34", ...
@@ -52,19 +56,22 @@ viewers = Table(
 )
 
 viewer_pii = Table(
-    "aud_viewer_pii", metadata,
+    "aud_viewer_pii",
+    metadata,
     Column("merchant", String(M), primary_key=True),
     Column("viewer_id", String(ID), primary_key=True),
     Column("real_name", String(64)),
     Column("phone", String(32)),
     Column("address", String(256)),
     Column("updated_at", Float, nullable=False),
-    ForeignKeyConstraint(["merchant", "viewer_id"], ["aud_viewers.merchant", "aud_viewers.viewer_id"],
-                         ondelete="CASCADE"),
+    ForeignKeyConstraint(
+        ["merchant", "viewer_id"], ["aud_viewers.merchant", "aud_viewers.viewer_id"], ondelete="CASCADE"
+    ),
 )
 
 profiles = Table(
-    "aud_profiles", metadata,
+    "aud_profiles",
+    metadata,
     Column("merchant", String(M), primary_key=True),
     Column("viewer_id", String(ID), primary_key=True),
     Column("state", Text, nullable=False),  # JSON, see audience.profile.ProfileState
@@ -72,12 +79,14 @@ profiles = Table(
     Column("ref_ts", Float, nullable=False, server_default="0"),  # newest event time folded in
     Column("events", Integer, nullable=False, server_default="0"),
     Column("updated_at", Float, nullable=False),
-    ForeignKeyConstraint(["merchant", "viewer_id"], ["aud_viewers.merchant", "aud_viewers.viewer_id"],
-                         ondelete="CASCADE"),
+    ForeignKeyConstraint(
+        ["merchant", "viewer_id"], ["aud_viewers.merchant", "aud_viewers.viewer_id"], ondelete="CASCADE"
+    ),
 )
 
 products = Table(
-    "aud_products", metadata,
+    "aud_products",
+    metadata,
     Column("merchant", String(M), primary_key=True),
     Column("sku", String(64), primary_key=True),
     Column("name", String(256)),
@@ -87,7 +96,8 @@ products = Table(
 )
 
 events = Table(
-    "aud_events", metadata,
+    "aud_events",
+    metadata,
     Column("merchant", String(M), primary_key=True),
     Column("event_id", String(ID), primary_key=True),
     Column("viewer_id", String(ID), nullable=False),
@@ -106,14 +116,16 @@ events = Table(
 )
 
 rules = Table(
-    "aud_rules", metadata,
+    "aud_rules",
+    metadata,
     Column("merchant", String(M), primary_key=True),
     Column("rules", Text, nullable=False),  # JSON overrides merged over the defaults
     Column("updated_at", Float, nullable=False),
 )
 
 seeds = Table(
-    "aud_seeds", metadata,
+    "aud_seeds",
+    metadata,
     Column("merchant", String(M), primary_key=True),
     Column("name", String(128), primary_key=True),
     Column("info", Text, nullable=False),
@@ -121,7 +133,8 @@ seeds = Table(
 )
 
 campaigns = Table(
-    "aud_coupon_campaigns", metadata,
+    "aud_coupon_campaigns",
+    metadata,
     Column("merchant", String(M), primary_key=True),
     Column("campaign_id", String(64), primary_key=True),
     Column("title", String(128), nullable=False),
@@ -152,7 +165,8 @@ campaigns = Table(
 )
 
 coupons = Table(
-    "aud_coupons", metadata,
+    "aud_coupons",
+    metadata,
     Column("coupon_id", String(40), primary_key=True),
     Column("merchant", String(M), nullable=False),
     Column("campaign_id", String(64), nullable=False),
@@ -166,12 +180,14 @@ coupons = Table(
     Column("order_id", String(ID)),
     UniqueConstraint("merchant", "campaign_id", "idempotency_key"),
     Index(None, "merchant", "viewer_id"),
-    ForeignKeyConstraint(["merchant", "campaign_id"], ["aud_coupon_campaigns.merchant",
-                                                       "aud_coupon_campaigns.campaign_id"]),
+    ForeignKeyConstraint(
+        ["merchant", "campaign_id"], ["aud_coupon_campaigns.merchant", "aud_coupon_campaigns.campaign_id"]
+    ),
 )
 
 claims = Table(
-    "aud_coupon_claims", metadata,  # coupons held per (campaign, viewer): the per-viewer limit's counter
+    "aud_coupon_claims",
+    metadata,  # coupons held per (campaign, viewer): the per-viewer limit's counter
     Column("merchant", String(M), primary_key=True),
     Column("campaign_id", String(64), primary_key=True),
     Column("viewer_id", String(ID), primary_key=True),
@@ -180,7 +196,8 @@ claims = Table(
 )
 
 ledger = Table(
-    "aud_coupon_ledger", metadata,  # append-only (UPDATE/DELETE raise: triggers in the migration)
+    "aud_coupon_ledger",
+    metadata,  # append-only (UPDATE/DELETE raise: triggers in the migration)
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("merchant", String(M), nullable=False),
     Column("campaign_id", String(64), nullable=False),

@@ -10,6 +10,7 @@ Both give exactly the sum Σ pointsᵢ·exp(-λ (t - eᵢ)), so the state does n
 events arrive in, and a replayed event is never folded twice (ingest is idempotent by event id).
 Reading decays the sums from ``t`` to *now*; nothing is recomputed from the event history.
 """
+
 from __future__ import annotations
 
 import json
@@ -88,8 +89,15 @@ class ProfileState:
         if not s:
             return cls()
         d = json.loads(s)
-        st = cls(t=d.get("t", 0.0), tags=d.get("tags", {}), eng=d.get("eng", 0.0), views=d.get("views", {}),
-                 cart=d.get("cart", {}), paid=d.get("paid", {}), hours=d.get("hours") or [0.0] * 24)
+        st = cls(
+            t=d.get("t", 0.0),
+            tags=d.get("tags", {}),
+            eng=d.get("eng", 0.0),
+            views=d.get("views", {}),
+            cart=d.get("cart", {}),
+            paid=d.get("paid", {}),
+            hours=d.get("hours") or [0.0] * 24,
+        )
         n = d.get("n", {})
         st.watch_s, st.orders, st.spent_fen = n.get("watch_s", 0.0), n.get("orders", 0), n.get("spent_fen", 0)
         st.coupon_orders, st.claims, st.uses = n.get("coupon_orders", 0), n.get("claims", 0), n.get("uses", 0)
@@ -97,13 +105,30 @@ class ProfileState:
         return st
 
     def dumps(self) -> str:
-        return json.dumps({
-            "v": 1, "t": self.t, "tags": self.tags, "eng": self.eng, "views": self.views, "cart": self.cart,
-            "paid": self.paid, "hours": self.hours,
-            "n": {"watch_s": self.watch_s, "orders": self.orders, "spent_fen": self.spent_fen,
-                  "coupon_orders": self.coupon_orders, "claims": self.claims, "uses": self.uses,
-                  "interactions": self.interactions, "visits": self.visits},
-        }, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(
+            {
+                "v": 1,
+                "t": self.t,
+                "tags": self.tags,
+                "eng": self.eng,
+                "views": self.views,
+                "cart": self.cart,
+                "paid": self.paid,
+                "hours": self.hours,
+                "n": {
+                    "watch_s": self.watch_s,
+                    "orders": self.orders,
+                    "spent_fen": self.spent_fen,
+                    "coupon_orders": self.coupon_orders,
+                    "claims": self.claims,
+                    "uses": self.uses,
+                    "interactions": self.interactions,
+                    "visits": self.visits,
+                },
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
 
     # --- folding events in ---------------------------------------------------------------
     def apply(self, ev: ParsedEvent, category: str | None, rules: AudienceRules, d: Decay) -> None:
@@ -208,13 +233,16 @@ class ProfileState:
         ir, fr, pr = rules.interest, rules.focus, rules.price
         f = math.exp(-d.tag * age)
         tags = sorted(((k, v * f) for k, v in self.tags.items()), key=lambda kv: (-kv[1], kv[0]))
-        interest = [InterestTag(tag=k, weight=round(w, 3)) for k, w in tags if w >= ir.min_weight][:ir.max_tags]
+        interest = [InterestTag(tag=k, weight=round(w, 3)) for k, w in tags if w >= ir.min_weight][: ir.max_tags]
 
-        carts = sorted(((s, ct) for s, ct in self.cart.items()
-                        if ct > self.paid.get(s, 0.0) and now - ct <= d.cart_window), key=lambda x: -x[1])
+        carts = sorted(
+            ((s, ct) for s, ct in self.cart.items() if ct > self.paid.get(s, 0.0) and now - ct <= d.cart_window),
+            key=lambda x: -x[1],
+        )
         fv = math.exp(-d.view * age)
-        repeats = sorted(((s, v * fv) for s, v in self.views.items() if v * fv >= fr.repeat_view_min),
-                         key=lambda x: (-x[1], x[0]))
+        repeats = sorted(
+            ((s, v * fv) for s, v in self.views.items() if v * fv >= fr.repeat_view_min), key=lambda x: (-x[1], x[0])
+        )
         focus: list[str] = []
         for s, _ in carts + repeats:
             if s not in focus:
@@ -230,15 +258,28 @@ class ProfileState:
             power = "medium"
         if orders >= pr.min_orders:
             share = (facts.hist_coupon_orders + self.coupon_orders) / orders
-            sens = "high" if share >= pr.sensitive_coupon_share else "low" if share <= pr.insensitive_coupon_share \
+            sens = (
+                "high"
+                if share >= pr.sensitive_coupon_share
+                else "low"
+                if share <= pr.insensitive_coupon_share
                 else "medium"
+            )
         else:
             sens = "high" if self.claims + self.uses >= pr.claim_heavy else "medium"
 
         mx = max(self.hours) if self.hours else 0.0
-        hours = sorted((h for h in range(24) if self.hours[h] > 0 and self.hours[h] >= 0.25 * mx),
-                       key=lambda h: -self.hours[h])[:rules.active_hours_max]
-        return ProfileView(viewer_id=viewer_id, tier=self.tier(facts, rules, d, now), interest_tags=interest,
-                           price_sensitivity=sens, spending_power=power, member=facts.member,
-                           products_in_focus=focus[:fr.max_products],
-                           decision_signals=signals[:2 * fr.max_products], active_hours=sorted(hours))
+        hours = sorted(
+            (h for h in range(24) if self.hours[h] > 0 and self.hours[h] >= 0.25 * mx), key=lambda h: -self.hours[h]
+        )[: rules.active_hours_max]
+        return ProfileView(
+            viewer_id=viewer_id,
+            tier=self.tier(facts, rules, d, now),
+            interest_tags=interest,
+            price_sensitivity=sens,
+            spending_power=power,
+            member=facts.member,
+            products_in_focus=focus[: fr.max_products],
+            decision_signals=signals[: 2 * fr.max_products],
+            active_hours=sorted(hours),
+        )

@@ -4,25 +4,56 @@ A merchant's stored rules are a partial JSON document deep-merged over these def
 merchant overrides only what it cares about (``{"interest": {"half_life_minutes": 5}}``).
 See docs/audience.md for what each knob does.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-EVENT_TYPES = ("enter", "leave", "watch", "product_click", "add_to_cart", "purchase", "comment", "like",
-               "share", "coupon_claim", "coupon_use")
+EVENT_TYPES = (
+    "enter",
+    "leave",
+    "watch",
+    "product_click",
+    "add_to_cart",
+    "purchase",
+    "comment",
+    "like",
+    "share",
+    "coupon_claim",
+    "coupon_use",
+)
 
 
 DEFAULT_KEYWORDS: dict[str, list[str]] = {
-    "礼盒": ["礼盒", "礼包"], "口红": ["口红", "唇膏", "唇釉", "唇泥"], "眼影": ["眼影"],
-    "眉笔": ["眉笔", "眉粉"], "睫毛膏": ["睫毛膏"], "粉底": ["粉底", "气垫", "BB霜"], "散粉": ["散粉", "蜜粉"],
-    "腮红": ["腮红"], "卸妆": ["卸妆"], "洁面": ["洁面", "洗面奶"], "防晒": ["防晒"], "面膜": ["面膜"],
-    "精华": ["精华"], "面霜": ["面霜", "乳霜"], "爽肤水": ["爽肤水", "化妆水", "精粹水"], "乳液": ["乳液"],
-    "连衣裙": ["连衣裙"], "半身裙": ["半身裙"], "裤装": ["裤"], "针织衫": ["针织", "毛衣", "开衫"],
-    "外套": ["外套", "大衣", "风衣", "西装", "夹克"], "衬衫": ["衬衫"], "T恤": ["T恤"],
-    "坚果": ["坚果", "巴旦木", "腰果", "核桃", "夏威夷果"], "肉脯": ["牛肉干", "肉脯", "猪肉脯"],
-    "糕点": ["蛋黄酥", "糕", "饼干", "面包"], "果干": ["果干", "芒果干", "葡萄干"],
+    "礼盒": ["礼盒", "礼包"],
+    "口红": ["口红", "唇膏", "唇釉", "唇泥"],
+    "眼影": ["眼影"],
+    "眉笔": ["眉笔", "眉粉"],
+    "睫毛膏": ["睫毛膏"],
+    "粉底": ["粉底", "气垫", "BB霜"],
+    "散粉": ["散粉", "蜜粉"],
+    "腮红": ["腮红"],
+    "卸妆": ["卸妆"],
+    "洁面": ["洁面", "洗面奶"],
+    "防晒": ["防晒"],
+    "面膜": ["面膜"],
+    "精华": ["精华"],
+    "面霜": ["面霜", "乳霜"],
+    "爽肤水": ["爽肤水", "化妆水", "精粹水"],
+    "乳液": ["乳液"],
+    "连衣裙": ["连衣裙"],
+    "半身裙": ["半身裙"],
+    "裤装": ["裤"],
+    "针织衫": ["针织", "毛衣", "开衫"],
+    "外套": ["外套", "大衣", "风衣", "西装", "夹克"],
+    "衬衫": ["衬衫"],
+    "T恤": ["T恤"],
+    "坚果": ["坚果", "巴旦木", "腰果", "核桃", "夏威夷果"],
+    "肉脯": ["牛肉干", "肉脯", "猪肉脯"],
+    "糕点": ["蛋黄酥", "糕", "饼干", "面包"],
+    "果干": ["果干", "芒果干", "葡萄干"],
 }
 
 
@@ -43,9 +74,19 @@ class InterestRules(_Strict):
     half_life_minutes: float = Field(10.0, gt=0)
     # Points per event type for the category of the event's sku; `watch_minute` is per minute of
     # watching while that sku is on screen (heartbeats carry the sku being presented).
-    points: dict[str, float] = Field(default_factory=lambda: {
-        "watch_minute": 1.0, "product_click": 1.5, "add_to_cart": 4.0, "purchase": 6.0, "comment": 0.5,
-        "like": 0.3, "share": 1.5, "coupon_claim": 1.0, "coupon_use": 1.0})
+    points: dict[str, float] = Field(
+        default_factory=lambda: {
+            "watch_minute": 1.0,
+            "product_click": 1.5,
+            "add_to_cart": 4.0,
+            "purchase": 6.0,
+            "comment": 0.5,
+            "like": 0.3,
+            "share": 1.5,
+            "coupon_claim": 1.0,
+            "coupon_use": 1.0,
+        }
+    )
     # Finer interest categories from product names: the first group with a keyword in the product's name
     # wins (暖光 丝绒雾面口红 #03 → 口红); products matching none use their catalog category (彩妆).
     keywords: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_KEYWORDS))
@@ -72,9 +113,20 @@ class TierRules(_Strict):
     """Audience tier from an engagement score (decayed points) and lifetime orders."""
 
     half_life_days: float = Field(30.0, gt=0)
-    points: dict[str, float] = Field(default_factory=lambda: {
-        "watch_minute": 1.0, "enter": 0.5, "product_click": 1.0, "add_to_cart": 3.0, "purchase": 25.0,
-        "comment": 2.0, "like": 0.5, "share": 3.0, "coupon_claim": 1.0, "coupon_use": 1.0})
+    points: dict[str, float] = Field(
+        default_factory=lambda: {
+            "watch_minute": 1.0,
+            "enter": 0.5,
+            "product_click": 1.0,
+            "add_to_cart": 3.0,
+            "purchase": 25.0,
+            "comment": 2.0,
+            "like": 0.5,
+            "share": 3.0,
+            "coupon_claim": 1.0,
+            "coupon_use": 1.0,
+        }
+    )
     member_bonus: float = Field(10.0, ge=0)  # added for members when the tier is derived
     order_points: float = Field(10.0, ge=0)  # per order in the imported purchase history (not decayed)
     browser_min: float = Field(5.0, ge=0)  # score ≥ this → 围观

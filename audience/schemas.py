@@ -1,4 +1,5 @@
 """Input/output shapes of the audience API (beyond the agent-facing ones in tools.contracts)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -128,8 +129,18 @@ class RedeemIn(BaseModel):
 
 class RedeemResult(BaseModel):
     ok: bool
-    code: Literal["redeemed", "already_redeemed", "not_found", "not_owner", "expired", "below_threshold",
-                  "not_stackable", "not_applicable", "conflict", "error"]
+    code: Literal[
+        "redeemed",
+        "already_redeemed",
+        "not_found",
+        "not_owner",
+        "expired",
+        "below_threshold",
+        "not_stackable",
+        "not_applicable",
+        "conflict",
+        "error",
+    ]
     message: str
     discount: float = 0.0
     coupon_ids: list[str] = Field(default_factory=list)

@@ -3,6 +3,7 @@
 Implements `tools.contracts.ProfileStore` (`lookup`) and `CouponLedger` (`eligible_offers`, `issue`).
 Thread-safe; several processes may share one database (SQLite WAL or PostgreSQL).
 """
+
 from __future__ import annotations
 
 import json
@@ -38,9 +39,17 @@ class BatchTooLarge(BadRequest):
 
 
 class AudienceService(CouponMixin):
-    def __init__(self, url: str, *, auto_migrate: bool = True, clock: Callable[[], float] = time.time,
-                 max_batch: int = MAX_BATCH, max_body_bytes: int = MAX_BODY_BYTES, synchronous: str = "FULL",
-                 pool_size: int = 5):
+    def __init__(
+        self,
+        url: str,
+        *,
+        auto_migrate: bool = True,
+        clock: Callable[[], float] = time.time,
+        max_batch: int = MAX_BATCH,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        synchronous: str = "FULL",
+        pool_size: int = 5,
+    ):
         self.url = url
         self.engine: Engine = make_engine(url, synchronous=synchronous, pool_size=pool_size)
         self.clock = clock
@@ -107,12 +116,16 @@ class AudienceService(CouponMixin):
         """Replace the merchant's overrides (validated against the defaults; raises ValueError)."""
         check_merchant(merchant)
         r = rules_from_overrides(overrides)
-        ins = insert_for(self.engine)(t.rules).values(merchant=merchant, rules=json.dumps(overrides, ensure_ascii=False),
-                                                      updated_at=self.clock())
+        ins = insert_for(self.engine)(t.rules).values(
+            merchant=merchant, rules=json.dumps(overrides, ensure_ascii=False), updated_at=self.clock()
+        )
         with self._write() as conn:
-            conn.execute(ins.on_conflict_do_update(index_elements=["merchant"],
-                                                   set_={"rules": ins.excluded.rules,
-                                                         "updated_at": ins.excluded.updated_at}))
+            conn.execute(
+                ins.on_conflict_do_update(
+                    index_elements=["merchant"],
+                    set_={"rules": ins.excluded.rules, "updated_at": ins.excluded.updated_at},
+                )
+            )
         with self._rules_lock:
             self._rules.pop(merchant, None)
         return r
@@ -125,28 +138,82 @@ class AudienceService(CouponMixin):
             return 0
         now = self.clock()
         ins = insert_for(self.engine)
-        vrows = [{"merchant": merchant, "viewer_id": v.viewer_id, "age_band": v.age_band, "gender": v.gender,
-                  "city_tier": v.city_tier, "member": v.member, "member_level": v.member_level,
-                  "hist_orders": v.orders, "hist_spent_fen": round(v.spent * 100),
-                  "hist_coupon_orders": v.coupon_orders, "created_at": now, "updated_at": now} for v in vs]
-        pii = [{"merchant": merchant, "viewer_id": v.viewer_id, "real_name": v.real_name, "phone": v.phone,
-                "address": v.address, "updated_at": now} for v in vs if v.real_name or v.phone or v.address]
+        vrows = [
+            {
+                "merchant": merchant,
+                "viewer_id": v.viewer_id,
+                "age_band": v.age_band,
+                "gender": v.gender,
+                "city_tier": v.city_tier,
+                "member": v.member,
+                "member_level": v.member_level,
+                "hist_orders": v.orders,
+                "hist_spent_fen": round(v.spent * 100),
+                "hist_coupon_orders": v.coupon_orders,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for v in vs
+        ]
+        pii = [
+            {
+                "merchant": merchant,
+                "viewer_id": v.viewer_id,
+                "real_name": v.real_name,
+                "phone": v.phone,
+                "address": v.address,
+                "updated_at": now,
+            }
+            for v in vs
+            if v.real_name or v.phone or v.address
+        ]
         with self._write() as conn:
             for chunk in _chunks(vrows, 500):
                 q = ins(t.viewers)
-                conn.execute(q.on_conflict_do_update(
-                    index_elements=["merchant", "viewer_id"],
-                    set_={c: q.excluded[c] for c in ("age_band", "gender", "city_tier", "member", "member_level",
-                                                       "hist_orders", "hist_spent_fen", "hist_coupon_orders",
-                                                       "updated_at")}), chunk)
-                conn.execute(ins(t.profiles).on_conflict_do_nothing(), [
-                    {"merchant": merchant, "viewer_id": r["viewer_id"], "state": "", "tier": "路过", "ref_ts": 0.0,
-                     "events": 0, "updated_at": now} for r in chunk])
+                conn.execute(
+                    q.on_conflict_do_update(
+                        index_elements=["merchant", "viewer_id"],
+                        set_={
+                            c: q.excluded[c]
+                            for c in (
+                                "age_band",
+                                "gender",
+                                "city_tier",
+                                "member",
+                                "member_level",
+                                "hist_orders",
+                                "hist_spent_fen",
+                                "hist_coupon_orders",
+                                "updated_at",
+                            )
+                        },
+                    ),
+                    chunk,
+                )
+                conn.execute(
+                    ins(t.profiles).on_conflict_do_nothing(),
+                    [
+                        {
+                            "merchant": merchant,
+                            "viewer_id": r["viewer_id"],
+                            "state": "",
+                            "tier": "路过",
+                            "ref_ts": 0.0,
+                            "events": 0,
+                            "updated_at": now,
+                        }
+                        for r in chunk
+                    ],
+                )
             for chunk in _chunks(pii, 500):
                 q = ins(t.viewer_pii)
-                conn.execute(q.on_conflict_do_update(
-                    index_elements=["merchant", "viewer_id"],
-                    set_={c: q.excluded[c] for c in ("real_name", "phone", "address", "updated_at")}), chunk)
+                conn.execute(
+                    q.on_conflict_do_update(
+                        index_elements=["merchant", "viewer_id"],
+                        set_={c: q.excluded[c] for c in ("real_name", "phone", "address", "updated_at")},
+                    ),
+                    chunk,
+                )
         return len(vs)
 
     def upsert_products(self, merchant: str, products: Iterable[ProductIn | dict]) -> int:
@@ -157,19 +224,34 @@ class AudienceService(CouponMixin):
             return 0
         now = self.clock()
         q = insert_for(self.engine)(t.products)
-        rows = [{"merchant": merchant, "sku": p.sku, "name": p.name, "category": p.category,
-                 "price_fen": None if p.price is None else round(p.price * 100), "updated_at": now} for p in ps]
+        rows = [
+            {
+                "merchant": merchant,
+                "sku": p.sku,
+                "name": p.name,
+                "category": p.category,
+                "price_fen": None if p.price is None else round(p.price * 100),
+                "updated_at": now,
+            }
+            for p in ps
+        ]
         with self._write() as conn:
-            conn.execute(q.on_conflict_do_update(index_elements=["merchant", "sku"], set_={
-                c: q.excluded[c] for c in ("name", "category", "price_fen", "updated_at")}), rows)
+            conn.execute(
+                q.on_conflict_do_update(
+                    index_elements=["merchant", "sku"],
+                    set_={c: q.excluded[c] for c in ("name", "category", "price_fen", "updated_at")},
+                ),
+                rows,
+            )
         return len(ps)
 
     def viewer_count(self, merchant: str) -> int:
         from sqlalchemy import func
 
         with read_tx(self.engine) as conn:
-            return conn.execute(select(func.count()).select_from(t.viewers)
-                                .where(t.viewers.c.merchant == merchant)).scalar_one()
+            return conn.execute(
+                select(func.count()).select_from(t.viewers).where(t.viewers.c.merchant == merchant)
+            ).scalar_one()
 
     # --- events ----------------------------------------------------------------------------------
     def ingest(self, merchant: str, items: Sequence[Any], *, now: float | None = None) -> IngestResult:
@@ -180,8 +262,9 @@ class AudienceService(CouponMixin):
         """
         check_merchant(merchant)
         if len(items) > self.max_batch:
-            raise BatchTooLarge(f"batch of {len(items)} events exceeds the limit of {self.max_batch}; "
-                                f"split it into smaller batches")
+            raise BatchTooLarge(
+                f"batch of {len(items)} events exceeds the limit of {self.max_batch}; split it into smaller batches"
+            )
         now = self.clock() if now is None else now
         rules, decay = self._rules_and_decay(merchant)
         results: list[ItemResult | None] = [None] * len(items)
@@ -192,8 +275,12 @@ class AudienceService(CouponMixin):
                 ev = parse_event(item, merchant, rules, now)
             except EventError as e:
                 eid = item.get("event_id") if isinstance(item, dict) else None
-                results[i] = ItemResult(index=i, event_id=str(eid) if eid is not None else None, status="rejected",
-                                        error=ItemError(code=e.code, message=e.message))
+                results[i] = ItemResult(
+                    index=i,
+                    event_id=str(eid) if eid is not None else None,
+                    status="rejected",
+                    error=ItemError(code=e.code, message=e.message),
+                )
                 continue
             if ev.event_id in seen:
                 results[i] = ItemResult(index=i, event_id=ev.event_id, status="duplicate")
@@ -220,34 +307,74 @@ class AudienceService(CouponMixin):
                 out.rejected += 1
         return out
 
-    def _ingest_tx(self, conn, merchant: str, rules: AudienceRules, decay: Decay,
-                   parsed: list[tuple[int, ParsedEvent]], results: list, now: float) -> None:
+    def _ingest_tx(
+        self,
+        conn,
+        merchant: str,
+        rules: AudienceRules,
+        decay: Decay,
+        parsed: list[tuple[int, ParsedEvent]],
+        results: list,
+        now: float,
+    ) -> None:
         ins = insert_for(conn)
         vids = sorted({ev.viewer_id for _, ev in parsed})
         loaded = self._load_states(conn, merchant, vids)
         register = {ev.viewer_id for _, ev in parsed if ev.type in rules.events.register_on} - loaded.keys()
         if register:
             new = sorted(register)
-            conn.execute(ins(t.viewers).on_conflict_do_nothing(), [
-                {"merchant": merchant, "viewer_id": v, "member": False, "hist_orders": 0, "hist_spent_fen": 0,
-                 "hist_coupon_orders": 0, "created_at": now, "updated_at": now} for v in new])
-            conn.execute(ins(t.profiles).on_conflict_do_nothing(), [
-                {"merchant": merchant, "viewer_id": v, "state": "", "tier": "路过", "ref_ts": 0.0, "events": 0,
-                 "updated_at": now} for v in new])
+            conn.execute(
+                ins(t.viewers).on_conflict_do_nothing(),
+                [
+                    {
+                        "merchant": merchant,
+                        "viewer_id": v,
+                        "member": False,
+                        "hist_orders": 0,
+                        "hist_spent_fen": 0,
+                        "hist_coupon_orders": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for v in new
+                ],
+            )
+            conn.execute(
+                ins(t.profiles).on_conflict_do_nothing(),
+                [
+                    {
+                        "merchant": merchant,
+                        "viewer_id": v,
+                        "state": "",
+                        "tier": "路过",
+                        "ref_ts": 0.0,
+                        "events": 0,
+                        "updated_at": now,
+                    }
+                    for v in new
+                ],
+            )
             loaded.update(self._load_states(conn, merchant, new))
         fresh: list[tuple[int, ParsedEvent]] = []
         for i, ev in parsed:
             if ev.viewer_id in loaded:
                 fresh.append((i, ev))
             else:
-                results[i] = ItemResult(index=i, event_id=ev.event_id, status="rejected", error=ItemError(
-                    code="unknown_viewer",
-                    message=f"unknown viewer {ev.viewer_id!r}: send an 'enter' event first or register the viewer"))
+                results[i] = ItemResult(
+                    index=i,
+                    event_id=ev.event_id,
+                    status="rejected",
+                    error=ItemError(
+                        code="unknown_viewer",
+                        message=f"unknown viewer {ev.viewer_id!r}: send an 'enter' event first or register the viewer",
+                    ),
+                )
         if not fresh:
             return
         rows = [ev.row(merchant, now) for _, ev in fresh]
-        stmt = ins(t.events).on_conflict_do_nothing(index_elements=["merchant", "event_id"]).returning(
-            t.events.c.event_id)
+        stmt = (
+            ins(t.events).on_conflict_do_nothing(index_elements=["merchant", "event_id"]).returning(t.events.c.event_id)
+        )
         inserted: set[str] = set()
         for chunk in _chunks(rows, 500):
             inserted.update(conn.execute(stmt, chunk).scalars().all())
@@ -271,26 +398,56 @@ class AudienceService(CouponMixin):
             for ev in evs:
                 st.apply(ev, ev.category or cats.get(ev.sku), rules, decay)
             st.prune(rules, decay)
-            updates.append({"m": merchant, "v": vid, "state": st.dumps(), "tier": st.tier(facts, rules, decay, now),
-                            "ref_ts": st.t, "events": count + len(evs), "updated_at": now})
-        conn.execute(update(t.profiles).where(and_(t.profiles.c.merchant == bindparam("m"),
-                                                   t.profiles.c.viewer_id == bindparam("v")))
-                     .values(state=bindparam("state"), tier=bindparam("tier"), ref_ts=bindparam("ref_ts"),
-                             events=bindparam("events"), updated_at=bindparam("updated_at")), updates)
+            updates.append(
+                {
+                    "m": merchant,
+                    "v": vid,
+                    "state": st.dumps(),
+                    "tier": st.tier(facts, rules, decay, now),
+                    "ref_ts": st.t,
+                    "events": count + len(evs),
+                    "updated_at": now,
+                }
+            )
+        conn.execute(
+            update(t.profiles)
+            .where(and_(t.profiles.c.merchant == bindparam("m"), t.profiles.c.viewer_id == bindparam("v")))
+            .values(
+                state=bindparam("state"),
+                tier=bindparam("tier"),
+                ref_ts=bindparam("ref_ts"),
+                events=bindparam("events"),
+                updated_at=bindparam("updated_at"),
+            ),
+            updates,
+        )
 
     def _load_states(self, conn, merchant: str, vids: list[str]) -> dict[str, tuple[str, int, ViewerFacts]]:
         p, v = t.profiles, t.viewers
         out: dict[str, tuple[str, int, ViewerFacts]] = {}
         for chunk in _chunks(vids, 500):
-            q = (select(p.c.viewer_id, p.c.state, p.c.events, v.c.member, v.c.hist_orders, v.c.hist_spent_fen,
-                        v.c.hist_coupon_orders)
-                 .join(v, and_(v.c.merchant == p.c.merchant, v.c.viewer_id == p.c.viewer_id))
-                 .where(p.c.merchant == merchant, p.c.viewer_id.in_(chunk)).order_by(p.c.viewer_id))
+            q = (
+                select(
+                    p.c.viewer_id,
+                    p.c.state,
+                    p.c.events,
+                    v.c.member,
+                    v.c.hist_orders,
+                    v.c.hist_spent_fen,
+                    v.c.hist_coupon_orders,
+                )
+                .join(v, and_(v.c.merchant == p.c.merchant, v.c.viewer_id == p.c.viewer_id))
+                .where(p.c.merchant == merchant, p.c.viewer_id.in_(chunk))
+                .order_by(p.c.viewer_id)
+            )
             if not is_sqlite(conn):
                 q = q.with_for_update(of=p)  # concurrent batches for one viewer apply one after the other
             for row in conn.execute(q):
-                out[row.viewer_id] = (row.state, row.events, ViewerFacts(bool(row.member), row.hist_orders,
-                                                                         row.hist_spent_fen, row.hist_coupon_orders))
+                out[row.viewer_id] = (
+                    row.state,
+                    row.events,
+                    ViewerFacts(bool(row.member), row.hist_orders, row.hist_spent_fen, row.hist_coupon_orders),
+                )
         return out
 
     def _categories(self, conn, merchant: str, rules: AudienceRules, skus: set[str]) -> dict[str, str]:
@@ -299,8 +456,11 @@ class AudienceService(CouponMixin):
             return {}
         out = {}
         for chunk in _chunks(sorted(skus), 500):
-            for r in conn.execute(select(t.products.c.sku, t.products.c.name, t.products.c.category).where(
-                    t.products.c.merchant == merchant, t.products.c.sku.in_(chunk))):
+            for r in conn.execute(
+                select(t.products.c.sku, t.products.c.name, t.products.c.category).where(
+                    t.products.c.merchant == merchant, t.products.c.sku.in_(chunk)
+                )
+            ):
                 cat = rules.interest.interest_category(r.name, r.category)
                 if cat:
                     out[r.sku] = cat
@@ -318,13 +478,13 @@ class AudienceService(CouponMixin):
         row = conn.execute(
             select(p.c.state, v.c.member, v.c.hist_orders, v.c.hist_spent_fen, v.c.hist_coupon_orders)
             .join(v, and_(v.c.merchant == p.c.merchant, v.c.viewer_id == p.c.viewer_id))
-            .where(p.c.merchant == merchant, p.c.viewer_id == viewer_id)).first()
+            .where(p.c.merchant == merchant, p.c.viewer_id == viewer_id)
+        ).first()
         if row is None:
             return None
         rules, decay = self._rules_and_decay(merchant)
         facts = ViewerFacts(bool(row.member), row.hist_orders, row.hist_spent_fen, row.hist_coupon_orders)
-        return ProfileState.loads(row.state).view(viewer_id, facts, rules, decay,
-                                                  self.clock() if now is None else now)
+        return ProfileState.loads(row.state).view(viewer_id, facts, rules, decay, self.clock() if now is None else now)
 
     def profiles(self, merchant: str, viewer_ids: list[str]) -> dict[str, ProfileView]:
         check_merchant(merchant)
@@ -338,20 +498,29 @@ class AudienceService(CouponMixin):
 
     def seeded(self, merchant: str, name: str) -> dict | None:
         with read_tx(self.engine) as conn:
-            raw = conn.execute(select(t.seeds.c.info).where(t.seeds.c.merchant == merchant,
-                                                             t.seeds.c.name == name)).scalar()
+            raw = conn.execute(
+                select(t.seeds.c.info).where(t.seeds.c.merchant == merchant, t.seeds.c.name == name)
+            ).scalar()
         return json.loads(raw) if raw else None
 
     def mark_seeded(self, merchant: str, name: str, info: dict) -> None:
         with self._write() as conn:
-            conn.execute(insert_for(conn)(t.seeds).on_conflict_do_nothing(), [{
-                "merchant": merchant, "name": name, "info": json.dumps(info, ensure_ascii=False),
-                "created_at": self.clock()}])
+            conn.execute(
+                insert_for(conn)(t.seeds).on_conflict_do_nothing(),
+                [
+                    {
+                        "merchant": merchant,
+                        "name": name,
+                        "info": json.dumps(info, ensure_ascii=False),
+                        "created_at": self.clock(),
+                    }
+                ],
+            )
 
 
 def _chunks(xs: list, n: int):
     for i in range(0, len(xs), n):
-        yield xs[i:i + n]
+        yield xs[i : i + n]
 
 
 def _retryable(e: Exception) -> bool:

@@ -6,6 +6,7 @@ Without --url: a temporary SQLite file. With a PostgreSQL URL: a throwaway schem
 Exit status 1 if more coupons than the budget were issued, any duplicate or over-limit coupon
 exists, or a ledger invariant failed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,9 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         print(json.dumps(res, ensure_ascii=False))
     else:
-        print(f"{res['backend']}: {res['claims']} claims from {res['workers']} workers → issued {res['issued']}/"
-              f"{res['budget']}, duplicates {res['duplicates']}, over limit {res['over_limit']}, "
-              f"{res['elapsed_s']}s ({res['claims_per_s']} claims/s), ledger ok: {res['ledger_ok']}")
+        print(
+            f"{res['backend']}: {res['claims']} claims from {res['workers']} workers → issued {res['issued']}/"
+            f"{res['budget']}, duplicates {res['duplicates']}, over limit {res['over_limit']}, "
+            f"{res['elapsed_s']}s ({res['claims_per_s']} claims/s), ledger ok: {res['ledger_ok']}"
+        )
     bad = res["issued"] > res["budget"] or res["duplicates"] or res["over_limit"] or not res["ledger_ok"]
     return 1 if bad else 0
 

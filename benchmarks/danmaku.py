@@ -5,6 +5,7 @@
 
 Targets on a 2-core machine: ≥ 2,000 messages/s ingested without loss, suggestion p95 ≤ 200 ms.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replies", type=float, default=10.0, help="individual text replies per second")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    res = bench_danmaku(a.rate, a.seconds, merchant=a.merchant, data_dir=a.data_dir, unique=a.unique,
-                        replies_per_s=a.replies)
+    res = bench_danmaku(
+        a.rate, a.seconds, merchant=a.merchant, data_dir=a.data_dir, unique=a.unique, replies_per_s=a.replies
+    )
     print(json.dumps(res, ensure_ascii=False) if a.json else summary(res))
-    ok = res["dropped"] == 0 and res["ingested_per_s"] >= 0.99 * a.rate and \
-        (res["suggestion_latency_ms"]["p95"] or 0) <= 200
+    ok = (
+        res["dropped"] == 0
+        and res["ingested_per_s"] >= 0.99 * a.rate
+        and (res["suggestion_latency_ms"]["p95"] or 0) <= 200
+    )
     return 0 if ok else 1
 
 

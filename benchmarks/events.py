@@ -1,7 +1,8 @@
 """Event ingest throughput with real-time tag updates, and event→tag latency under load.
 
-    python -m benchmarks.events [--events 50000] [--viewers 2000] [--batch 500] [--url URL] [--json]
+python -m benchmarks.events [--events 50000] [--viewers 2000] [--batch 500] [--url URL] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,9 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         print(json.dumps(res, ensure_ascii=False))
     else:
-        print(f"{res['backend']}: {res['events']} events in {res['elapsed_s']}s = {res['events_per_s']} events/s "
-              f"(batches of {res['batch']}, p95 {res['batch_ms_p95']} ms); event→tag p50 "
-              f"{res['event_to_tag_ms_p50']} ms, p95 {res['event_to_tag_ms_p95']} ms under load")
+        print(
+            f"{res['backend']}: {res['events']} events in {res['elapsed_s']}s = {res['events_per_s']} events/s "
+            f"(batches of {res['batch']}, p95 {res['batch_ms_p95']} ms); event→tag p50 "
+            f"{res['event_to_tag_ms_p50']} ms, p95 {res['event_to_tag_ms_p95']} ms under load"
+        )
     return 0
 
 

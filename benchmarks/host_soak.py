@@ -7,6 +7,7 @@ Runs the same code as ``liveroom host`` in a fresh data directory (the demo KB i
 first), then reports whether the resources stayed flat: the least-squares slope per show hour after
 warm-up, and last vs first sample.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,26 @@ def main(argv: list[str] | None = None) -> int:
     from liveroom.commands.host import _run_show
 
     rd = load_rundown(a.rundown)
-    res = asyncio.run(_run_show(rd, Path(a.rundown).name, "demo", a.hours, a.speed, "soak", a.viewers, 7, True,
-                                False, False, None, False, 60.0, True, check_references))
+    res = asyncio.run(
+        _run_show(
+            rd,
+            Path(a.rundown).name,
+            "demo",
+            a.hours,
+            a.speed,
+            "soak",
+            a.viewers,
+            7,
+            True,
+            False,
+            False,
+            None,
+            False,
+            60.0,
+            True,
+            check_references,
+        )
+    )
     r = res["resources"]
     flat = {
         "rss_mb_growth": round(r["rss_mb"]["last"] - r["rss_mb"]["first"], 1),
@@ -59,14 +78,30 @@ def main(argv: list[str] | None = None) -> int:
         "tasks_first_last_max": [r["tasks"]["first"], r["tasks"]["last"], r["tasks"]["max"]],
         "threads_first_last_max": [r["threads"]["first"], r["threads"]["last"], r["threads"]["max"]],
     }
-    out = {"show_hours": res["show_hours"], "wall_s": res["wall_s"], "speed": a.speed, "lines": res["lines"],
-           "repeated_lines": res["repeated_lines"], "answered_clusters": res["answered_clusters"],
-           "announcements": len(res["announcements"]), "alerts": res["alerts"], "reactions": res["reactions"],
-           "suggestions": res["suggestions"], "suggestion_latency_ms": res["suggestion_latency_ms"],
-           "replies": res["replies"], "coupons_issued": res["coupons_issued"], "segment_errors": res["segment_errors"],
-           "danmaku": res["danmaku"], "funnel": res["funnel"], "simulator": res["simulator"], "flat": flat,
-           "resources": r, "samples": [{k: s[k] for k in ("show_minute", "rss_mb", "fds", "tasks", "threads")}
-                                       for s in res["resource_samples"]]}
+    out = {
+        "show_hours": res["show_hours"],
+        "wall_s": res["wall_s"],
+        "speed": a.speed,
+        "lines": res["lines"],
+        "repeated_lines": res["repeated_lines"],
+        "answered_clusters": res["answered_clusters"],
+        "announcements": len(res["announcements"]),
+        "alerts": res["alerts"],
+        "reactions": res["reactions"],
+        "suggestions": res["suggestions"],
+        "suggestion_latency_ms": res["suggestion_latency_ms"],
+        "replies": res["replies"],
+        "coupons_issued": res["coupons_issued"],
+        "segment_errors": res["segment_errors"],
+        "danmaku": res["danmaku"],
+        "funnel": res["funnel"],
+        "simulator": res["simulator"],
+        "flat": flat,
+        "resources": r,
+        "samples": [
+            {k: s[k] for k in ("show_minute", "rss_mb", "fds", "tasks", "threads")} for s in res["resource_samples"]
+        ],
+    }
     print(json.dumps(out, ensure_ascii=False) if a.json else json.dumps(out, ensure_ascii=False, indent=1))
     return 0
 

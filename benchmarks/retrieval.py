@@ -6,6 +6,7 @@ The 1k catalog is the demo catalog; larger ones are synthetic catalogs generated
 products re-combined under new names and skus), embedded with the real encoder and indexed the way
 an import does. Build throughput is facts/s from parsed catalog to a searchable version.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,9 +25,37 @@ from knowledge.schema import Catalog, Product
 from knowledge.store import KnowledgeBase
 
 ROOT = Path(__file__).resolve().parent.parent
-QUERIES = ["小蓝瓶多少钱", "敏感肌能用吗", "小个子能穿吗", "保质期多久", "what's tonight's price?", "海盐的咸不咸",
-           "口红02号显白吗", "满多少包邮", "精化液容量多大", "羽绒服含绒量", "送妈妈的礼盒", "油皮用哪个面霜"]
-ADJ = ["轻盈", "柔雾", "清透", "云朵", "丝滑", "晨光", "月影", "星河", "暖阳", "雪松", "琥珀", "青柠", "蜜桃", "海盐", "山茶"]
+QUERIES = [
+    "小蓝瓶多少钱",
+    "敏感肌能用吗",
+    "小个子能穿吗",
+    "保质期多久",
+    "what's tonight's price?",
+    "海盐的咸不咸",
+    "口红02号显白吗",
+    "满多少包邮",
+    "精化液容量多大",
+    "羽绒服含绒量",
+    "送妈妈的礼盒",
+    "油皮用哪个面霜",
+]
+ADJ = [
+    "轻盈",
+    "柔雾",
+    "清透",
+    "云朵",
+    "丝滑",
+    "晨光",
+    "月影",
+    "星河",
+    "暖阳",
+    "雪松",
+    "琥珀",
+    "青柠",
+    "蜜桃",
+    "海盐",
+    "山茶",
+]
 
 
 def synthetic_catalog(n_facts: int, seed: int = 7) -> Catalog:
@@ -38,9 +67,16 @@ def synthetic_catalog(n_facts: int, seed: int = 7) -> Catalog:
     while len(products) * per < n_facts:
         src = base.products[i % len(base.products)]
         tag = f"{rnd.choice(ADJ)}{rnd.choice(ADJ)}"
-        p = src.model_copy(update={"sku": f"SY-{i:06d}", "name": f"{tag} {src.name}", "aliases": [],
-                                   "price": round(src.price * rnd.uniform(0.6, 1.4), 1), "list_price": None,
-                                   "stock": rnd.randint(0, 999)})
+        p = src.model_copy(
+            update={
+                "sku": f"SY-{i:06d}",
+                "name": f"{tag} {src.name}",
+                "aliases": [],
+                "price": round(src.price * rnd.uniform(0.6, 1.4), 1),
+                "list_price": None,
+                "stock": rnd.randint(0, 999),
+            }
+        )
         products.append(p)
         i += 1
     return Catalog(products=products)
@@ -79,8 +115,10 @@ def bench(size: int, n_queries: int, embedder: UseEmbedder) -> dict:
         kb = KnowledgeBase(Path(tmp), ScaleEmbedder(embedder) if scaled else embedder)
         if size <= 1500:
             from evals.retrieval import DEMO
+
             files = sorted(p for p in DEMO.rglob("*") if p.suffix in {".json", ".md", ".csv"} and p.is_file())
             from knowledge.importers import parse_files
+
             catalog = parse_files(files)
         else:
             catalog = synthetic_catalog(size)
@@ -95,10 +133,14 @@ def bench(size: int, n_queries: int, embedder: UseEmbedder) -> dict:
             t = time.perf_counter()
             kb.search("bench", q, k=5)
             lat.append((time.perf_counter() - t) * 1000)
-    return {"facts": info.facts, "products": info.products, "build_s": round(build_s, 1),
-            "vectors": "source vectors + noise" if scaled else "real encoder",
-            "build_facts_per_s": round(info.facts / build_s, 1),
-            "search_ms": {"p50": pct(lat, 50), "p95": pct(lat, 95), "max": round(max(lat), 2)}}
+    return {
+        "facts": info.facts,
+        "products": info.products,
+        "build_s": round(build_s, 1),
+        "vectors": "source vectors + noise" if scaled else "real encoder",
+        "build_facts_per_s": round(info.facts / build_s, 1),
+        "search_ms": {"p50": pct(lat, 50), "p95": pct(lat, 95), "max": round(max(lat), 2)},
+    }
 
 
 def main() -> None:
@@ -114,8 +156,10 @@ def main() -> None:
         return
     print(f"{'facts':>8} {'products':>9} {'build s':>8} {'facts/s':>8} {'p50 ms':>7} {'p95 ms':>7}  vectors")
     for r in results:
-        print(f"{r['facts']:>8} {r['products']:>9} {r['build_s']:>8} {r['build_facts_per_s']:>8} "
-              f"{r['search_ms']['p50']:>7} {r['search_ms']['p95']:>7}  {r['vectors']}")
+        print(
+            f"{r['facts']:>8} {r['products']:>9} {r['build_s']:>8} {r['build_facts_per_s']:>8} "
+            f"{r['search_ms']['p50']:>7} {r['search_ms']['p95']:>7}  {r['vectors']}"
+        )
 
 
 if __name__ == "__main__":

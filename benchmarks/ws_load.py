@@ -6,6 +6,7 @@ with random think time (open loop, like a live room), against a real `liveroom s
 Prints p50/p95 time to first answer token per path and the sustained messages/s. Traffic goes to
 127.0.0.1 only; the run is bounded in time and stops by itself.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,18 @@ import websockets
 from agent.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST_QS = ["小蓝瓶多少钱", "海盐巴旦木还有货吗", "碎花裙短款裙长多少", "满多少包邮", "口红02号显白吗", "面霜油皮能用吗",
-           "what's the price of the sea salt almonds?", "拆封的面霜能退吗", "原味巴旦木和海盐的差几块钱", "羽绒服含绒量多少"]
+FAST_QS = [
+    "小蓝瓶多少钱",
+    "海盐巴旦木还有货吗",
+    "碎花裙短款裙长多少",
+    "满多少包邮",
+    "口红02号显白吗",
+    "面霜油皮能用吗",
+    "what's the price of the sea salt almonds?",
+    "拆封的面霜能退吗",
+    "原味巴旦木和海盐的差几块钱",
+    "羽绒服含绒量多少",
+]
 LLM_QS = ["有什么适合我的零食推荐吗", "主播今天推荐什么呀", "送妈妈什么礼物好"]
 
 
@@ -65,20 +76,38 @@ async def viewer(url: str, vid: int, until: float, think: float, llm_share: floa
                         if f["type"] == "error":
                             errors.append(f.get("code"))
                         else:
-                            out.append((f["path"], first if first is not None else (time.perf_counter() - t0) * 1000,
-                                        (time.perf_counter() - t0) * 1000, "rate_limited" in f.get("flags", [])))
+                            out.append(
+                                (
+                                    f["path"],
+                                    first if first is not None else (time.perf_counter() - t0) * 1000,
+                                    (time.perf_counter() - t0) * 1000,
+                                    "rate_limited" in f.get("flags", []),
+                                )
+                            )
                         break
     except Exception as e:  # noqa: BLE001 — report, don't crash the run
         errors.append(repr(e)[:80])
 
 
 def start_server(data_dir: Path, port: int, llm: bool) -> subprocess.Popen:
-    env = {**os.environ, "LIVEROOM_DATA_DIR": str(data_dir), "LIVEROOM_LLM_AUTOSTART": "true" if llm else "false",
-           "LIVEROOM_DEFAULT_MERCHANT": "demo"}
-    subprocess.run([sys.executable, "-m", "liveroom.cli", "kb", "import", "-m", "demo", "-q",
-                    str(ROOT / "knowledge" / "demo")], env=env, check=True, stdout=subprocess.DEVNULL)
-    proc = subprocess.Popen([sys.executable, "-m", "liveroom.cli", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "LIVEROOM_DATA_DIR": str(data_dir),
+        "LIVEROOM_LLM_AUTOSTART": "true" if llm else "false",
+        "LIVEROOM_DEFAULT_MERCHANT": "demo",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "liveroom.cli", "kb", "import", "-m", "demo", "-q", str(ROOT / "knowledge" / "demo")],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "liveroom.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
@@ -102,19 +131,28 @@ async def run(args) -> dict:
             errors: list = []
             t0 = time.monotonic()
             until = t0 + args.seconds
-            await asyncio.gather(*[viewer(url, i, until, args.think, args.llm_share, out, errors)
-                                   for i in range(args.viewers)])
+            await asyncio.gather(
+                *[viewer(url, i, until, args.think, args.llm_share, out, errors) for i in range(args.viewers)]
+            )
             elapsed = time.monotonic() - t0
         finally:
             proc.terminate()
             proc.wait(timeout=20)
-    res: dict = {"viewers": args.viewers, "seconds": round(elapsed, 1), "answers": len(out),
-                 "messages_per_s": round(len(out) / elapsed, 1), "errors": len(errors),
-                 "error_kinds": sorted(set(map(str, errors)))[:5]}
+    res: dict = {
+        "viewers": args.viewers,
+        "seconds": round(elapsed, 1),
+        "answers": len(out),
+        "messages_per_s": round(len(out) / elapsed, 1),
+        "errors": len(errors),
+        "error_kinds": sorted(set(map(str, errors)))[:5],
+    }
     for path in ("fast", "llm"):
         firsts = [f for p, f, _, _ in out if p == path]
-        res[path] = {"n": len(firsts), "first_token_ms": {"p50": pct(firsts, 50), "p95": pct(firsts, 95)},
-                     "mean_ms": round(statistics.fmean(firsts), 1) if firsts else None}
+        res[path] = {
+            "n": len(firsts),
+            "first_token_ms": {"p50": pct(firsts, 50), "p95": pct(firsts, 95)},
+            "mean_ms": round(statistics.fmean(firsts), 1) if firsts else None,
+        }
     return res
 
 
@@ -130,14 +168,18 @@ def main() -> None:
     if args.json:
         print(json.dumps(res, ensure_ascii=False))
         return
-    print(f"WebSocket load: {res['viewers']} concurrent viewers for {res['seconds']} s "
-          f"(think time ~{args.think}s, LLM share {args.llm_share:.0%})")
+    print(
+        f"WebSocket load: {res['viewers']} concurrent viewers for {res['seconds']} s "
+        f"(think time ~{args.think}s, LLM share {args.llm_share:.0%})"
+    )
     print(f"  sustained: {res['messages_per_s']} answers/s  ({res['answers']} answers, {res['errors']} errors)")
     for path in ("fast", "llm"):
         r = res[path]
         if r["n"]:
-            print(f"  {path:<5} n={r['n']:<6} first token p50={r['first_token_ms']['p50']} ms  "
-                  f"p95={r['first_token_ms']['p95']} ms")
+            print(
+                f"  {path:<5} n={r['n']:<6} first token p50={r['first_token_ms']['p50']} ms  "
+                f"p95={r['first_token_ms']['p95']} ms"
+            )
 
 
 if __name__ == "__main__":

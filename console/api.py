@@ -5,6 +5,7 @@ by ``console.guard.Guard`` (app-wide); every handler here reads the caller from
 ``request.state.principal`` (set only by the guard — without it the console refuses to serve) and
 passes the path's merchant to every store call.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -63,8 +64,16 @@ def _ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def _audit(c: ConsoleService, merchant: str, who: Principal, action: str, target: str, before: Any, after: Any,
-           request: Request) -> None:
+def _audit(
+    c: ConsoleService,
+    merchant: str,
+    who: Principal,
+    action: str,
+    target: str,
+    before: Any,
+    after: Any,
+    request: Request,
+) -> None:
     c.audit.record(merchant, who.actor, action, target, before, after, _ip(request))
 
 
@@ -86,20 +95,39 @@ def _safe_next(nxt: str | None, merchant: str) -> str:
 async def login_form(request: Request, c: Console, next: str | None = None) -> HTMLResponse:
     token = uuid.uuid4().hex + uuid.uuid4().hex
     resp = HTMLResponse(login_page(token, next or "", None))
-    resp.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request, c),
-                    path="/console/login", max_age=3600)
+    resp.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request, c),
+        path="/console/login",
+        max_age=3600,
+    )
     return resp
 
 
 @public_router.post("/console/login", include_in_schema=False)
-async def login(request: Request, c: Console, username: str = Form("", max_length=64),
-                password: str = Form("", max_length=256), csrf: str = Form("", max_length=128),
-                next: str = Form("", max_length=500)) -> Response:
+async def login(
+    request: Request,
+    c: Console,
+    username: str = Form("", max_length=64),
+    password: str = Form("", max_length=256),
+    csrf: str = Form("", max_length=128),
+    next: str = Form("", max_length=500),
+) -> Response:
     def again(status: int, msg: str, retry: float | None = None) -> HTMLResponse:
         token = uuid.uuid4().hex + uuid.uuid4().hex
         resp = HTMLResponse(login_page(token, next, msg, username), status_code=status)
-        resp.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request, c),
-                        path="/console/login", max_age=3600)
+        resp.set_cookie(
+            LOGIN_CSRF_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=_secure(request, c),
+            path="/console/login",
+            max_age=3600,
+        )
         if retry:
             resp.headers["Retry-After"] = str(int(retry) + 1)
         return resp
@@ -121,11 +149,20 @@ async def login(request: Request, c: Console, username: str = Form("", max_lengt
     if old:  # never keep a session id from before the login (fixation)
         await run_in_threadpool(c.accounts.end_session, old)
     sid, _csrf = await run_in_threadpool(c.accounts.create_session, user, _ip(request))
-    await run_in_threadpool(c.audit.record, user["merchant"], f"user:{user['username']}", "login", user["username"],
-                            None, {"ip": _ip(request)}, _ip(request))
+    await run_in_threadpool(
+        c.audit.record,
+        user["merchant"],
+        f"user:{user['username']}",
+        "login",
+        user["username"],
+        None,
+        {"ip": _ip(request)},
+        _ip(request),
+    )
     resp = RedirectResponse(_safe_next(next, user["merchant"]), status_code=303)
-    resp.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="lax", secure=_secure(request, c), path="/",
-                    max_age=12 * 3600)
+    resp.set_cookie(
+        SESSION_COOKIE, sid, httponly=True, samesite="lax", secure=_secure(request, c), path="/", max_age=12 * 3600
+    )
     resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/console/login")
     return resp
 
@@ -142,8 +179,14 @@ async def logout(request: Request, c: Console, who: Who) -> JSONResponse:
 
 @private_router.get("/console/api/me")
 async def me(who: Who, c: Console) -> dict:
-    return {"merchant": who.merchant, "role": who.role, "role_zh": ROLE_ZH.get(who.role), "actor": who.actor,
-            "kind": who.kind, "username": who.username}
+    return {
+        "merchant": who.merchant,
+        "role": who.role,
+        "role_zh": ROLE_ZH.get(who.role),
+        "actor": who.actor,
+        "kind": who.kind,
+        "username": who.username,
+    }
 
 
 @private_router.get("/console", include_in_schema=False)
@@ -154,19 +197,34 @@ async def console_home(who: Who) -> RedirectResponse:
 @public_router.get("/console/static/{path:path}", include_in_schema=False)
 async def static(path: str) -> Response:
     target = (STATIC_DIR / path).resolve()
-    if not str(target).startswith(str(STATIC_DIR.resolve()) + "/") or not target.is_file() \
-            or target.suffix not in (".js", ".css", ".svg", ".txt", ".woff2"):
+    if (
+        not str(target).startswith(str(STATIC_DIR.resolve()) + "/")
+        or not target.is_file()
+        or target.suffix not in (".js", ".css", ".svg", ".txt", ".woff2")
+    ):
         raise HTTPException(404)
-    types = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml",
-             ".txt": "text/plain; charset=utf-8", ".woff2": "font/woff2"}
+    types = {
+        ".js": "text/javascript; charset=utf-8",
+        ".css": "text/css; charset=utf-8",
+        ".svg": "image/svg+xml",
+        ".txt": "text/plain; charset=utf-8",
+        ".woff2": "font/woff2",
+    }
     return FileResponse(target, media_type=types[target.suffix], headers={"Cache-Control": "public, max-age=300"})
 
 
 # ============================================================================================
 # pages
 # ============================================================================================
-PAGES = {"kb": "知识库", "search": "检索测试", "versions": "版本", "prompts": "提示词", "rooms": "直播间",
-         "reviews": "回答复核", "team": "团队与审计"}
+PAGES = {
+    "kb": "知识库",
+    "search": "检索测试",
+    "versions": "版本",
+    "prompts": "提示词",
+    "rooms": "直播间",
+    "reviews": "回答复核",
+    "team": "团队与审计",
+}
 
 
 def _page(name: str):
@@ -178,8 +236,13 @@ def _page(name: str):
 
 
 for _name in PAGES:
-    private_router.add_api_route(f"/console/m/{{merchant}}/{_name}", _page(_name), methods=["GET"],
-                         response_class=HTMLResponse, include_in_schema=False)
+    private_router.add_api_route(
+        f"/console/m/{{merchant}}/{_name}",
+        _page(_name),
+        methods=["GET"],
+        response_class=HTMLResponse,
+        include_in_schema=False,
+    )
 
 
 @private_router.get("/console/m/{merchant}/kb/products/{sku}", response_class=HTMLResponse, include_in_schema=False)
@@ -191,8 +254,11 @@ async def page_product(request: Request, merchant: MerchantId, sku: str, who: Wh
 @private_router.get("/console/m/{merchant}/prompts/{name}", response_class=HTMLResponse, include_in_schema=False)
 async def page_prompt(request: Request, merchant: MerchantId, name: str, who: Who, c: Console) -> HTMLResponse:
     _prompt_name(name)
-    return HTMLResponse(render_page("prompt", request, merchant, who, c, prompt_name=name,
-                                    prompt_label=pstore.LABELS.get(name, (name, ""))[0]))
+    return HTMLResponse(
+        render_page(
+            "prompt", request, merchant, who, c, prompt_name=name, prompt_label=pstore.LABELS.get(name, (name, ""))[0]
+        )
+    )
 
 
 @private_router.get("/console/m/{merchant}/rooms/{room_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -200,8 +266,11 @@ async def page_dashboard(request: Request, merchant: MerchantId, room_id: str, w
     room = await run_in_threadpool(c.room, merchant, room_id)
     if room is None:
         raise HTTPException(404, "直播间不存在")
-    return HTMLResponse(render_page("dashboard", request, merchant, who, c, room=room,
-                                    simulator_allowed=c.config.simulator_allowed(merchant)))
+    return HTMLResponse(
+        render_page(
+            "dashboard", request, merchant, who, c, room=room, simulator_allowed=c.config.simulator_allowed(merchant)
+        )
+    )
 
 
 # ============================================================================================
@@ -231,9 +300,13 @@ async def kb_summary(merchant: MerchantId, c: Console) -> dict:
         active = c.container.kb.active_version(merchant)
         versions = c.container.kb.versions(merchant)
         cur = next((v for v in versions if v.active), None)
-        return {"active_version": active, "versions": len(versions),
-                "products": cur.products if cur else 0, "facts": cur.facts if cur else 0,
-                "documents": cur.documents if cur else 0}
+        return {
+            "active_version": active,
+            "versions": len(versions),
+            "products": cur.products if cur else 0,
+            "facts": cur.facts if cur else 0,
+            "documents": cur.documents if cur else 0,
+        }
 
     return await run_in_threadpool(run)
 
@@ -252,8 +325,7 @@ async def kb_product(merchant: MerchantId, sku: str, c: Console) -> dict:
 
 
 @private_router.post(API + "/kb/products/{sku}/preview")
-async def kb_product_preview(merchant: MerchantId, sku: str, c: Console,
-                             data: dict[str, Any] = Body(...)) -> dict:
+async def kb_product_preview(merchant: MerchantId, sku: str, c: Console, data: dict[str, Any] = Body(...)) -> dict:
     try:
         _, old, new = await run_in_threadpool(_kb_guard, c.kb.edited_catalog, merchant, sku, data)
     except KeyError:
@@ -261,13 +333,16 @@ async def kb_product_preview(merchant: MerchantId, sku: str, c: Console,
     except ValidationError as e:
         return JSONResponse({"issues": kbmod.validation_issues(e)}, status_code=422)
     before = {f.id: f.text for f in product_facts(old)}
-    return {"facts": [kbmod.fact_view(f) | {"changed": before.get(f.id) != f.text} for f in product_facts(new)],
-            "removed": [fid for fid in before if fid not in {f.id for f in product_facts(new)}]}
+    return {
+        "facts": [kbmod.fact_view(f) | {"changed": before.get(f.id) != f.text} for f in product_facts(new)],
+        "removed": [fid for fid in before if fid not in {f.id for f in product_facts(new)}],
+    }
 
 
 @private_router.put(API + "/kb/products/{sku}")
-async def kb_product_save(merchant: MerchantId, sku: str, request: Request, who: Who, c: Console,
-                          data: dict[str, Any] = Body(...)) -> dict:
+async def kb_product_save(
+    merchant: MerchantId, sku: str, request: Request, who: Who, c: Console, data: dict[str, Any] = Body(...)
+) -> dict:
     try:
         cat, old, new = await run_in_threadpool(_kb_guard, c.kb.edited_catalog, merchant, sku, data)
     except KeyError:
@@ -280,19 +355,37 @@ async def kb_product_save(merchant: MerchantId, sku: str, request: Request, who:
     info = await run_in_threadpool(c.container.kb.publish_catalog, merchant, cat, f"编辑商品 {sku}（{who.actor}）")
     elapsed = round((time.perf_counter() - t0) * 1000)
     try:  # keep the audience layer's sku → category/price in step (interest tags, coupon rules)
-        await run_in_threadpool(c.container.audience.upsert_products, merchant, [
-            {"sku": new.sku, "name": new.name, "category": new.category, "price": new.price}])
+        await run_in_threadpool(
+            c.container.audience.upsert_products,
+            merchant,
+            [{"sku": new.sku, "name": new.name, "category": new.category, "price": new.price}],
+        )
     except Exception:  # noqa: BLE001 - the KB edit itself succeeded
         pass
-    await run_in_threadpool(_audit, c, merchant, who, "kb.product.edit", sku, json.loads(old.model_dump_json()),
-                            json.loads(new.model_dump_json()) | {"_version": info.version}, request)
-    return {"changed": True, "version": info.version, "embedded": info.embedded, "facts": info.facts,
-            "elapsed_ms": elapsed}
+    await run_in_threadpool(
+        _audit,
+        c,
+        merchant,
+        who,
+        "kb.product.edit",
+        sku,
+        json.loads(old.model_dump_json()),
+        json.loads(new.model_dump_json()) | {"_version": info.version},
+        request,
+    )
+    return {
+        "changed": True,
+        "version": info.version,
+        "embedded": info.embedded,
+        "facts": info.facts,
+        "elapsed_ms": elapsed,
+    }
 
 
 @private_router.post(API + "/kb/uploads")
-async def kb_upload(merchant: MerchantId, request: Request, who: Who, c: Console,
-                    files: list[UploadFile] = File(...)) -> Any:
+async def kb_upload(
+    merchant: MerchantId, request: Request, who: Who, c: Console, files: list[UploadFile] = File(...)
+) -> Any:
     if not files:
         raise HTTPException(400, "请选择要上传的文件")
     if len(files) > kbmod.MAX_UPLOAD_FILES:
@@ -315,7 +408,8 @@ async def kb_upload(merchant: MerchantId, request: Request, who: Who, c: Console
                     size += len(chunk)
                     if size > kbmod.MAX_UPLOAD_FILE_BYTES:
                         raise kbmod.UploadRejected(
-                            f"{name} 超过 {kbmod.MAX_UPLOAD_FILE_BYTES // (1024 * 1024)} MB 上限")
+                            f"{name} 超过 {kbmod.MAX_UPLOAD_FILE_BYTES // (1024 * 1024)} MB 上限"
+                        )
                     out.write(chunk)
             if size == 0:
                 raise kbmod.UploadRejected(f"{name} 是空文件")
@@ -327,8 +421,9 @@ async def kb_upload(merchant: MerchantId, request: Request, who: Who, c: Console
         preview = await run_in_threadpool(_kb_guard, c.kb.preview, merchant, upload_id)
     except KBImportError as e:
         c.kb.discard(merchant, upload_id)
-        return JSONResponse({"detail": "文件校验未通过，请按行修改后重新上传", "issues": kbmod.issue_rows(e)},
-                            status_code=422)
+        return JSONResponse(
+            {"detail": "文件校验未通过，请按行修改后重新上传", "issues": kbmod.issue_rows(e)}, status_code=422
+        )
     return preview
 
 
@@ -352,11 +447,19 @@ async def kb_upload_publish(merchant: MerchantId, upload_id: str, request: Reque
 
     def work(progress):
         before = kb.active_version(merchant)
-        info = kb.import_files(merchant, files, note=f"控制台上传 {', '.join(p.name for p in files)}（{who.actor}）",
-                               progress=progress)
+        info = kb.import_files(
+            merchant, files, note=f"控制台上传 {', '.join(p.name for p in files)}（{who.actor}）", progress=progress
+        )
         c.kb.discard(merchant, upload_id)
-        c.audit.record(merchant, who.actor, "kb.import", ", ".join(p.name for p in files),
-                       {"version": before}, info.model_dump(), ip)
+        c.audit.record(
+            merchant,
+            who.actor,
+            "kb.import",
+            ", ".join(p.name for p in files),
+            {"version": before},
+            info.model_dump(),
+            ip,
+        )
         return info.model_dump()
 
     job = c.kb.start_job(merchant, "import", work)
@@ -381,15 +484,33 @@ class SearchIn(BaseModel):
 async def kb_search(merchant: MerchantId, body: SearchIn, who: Who, c: Console) -> dict:
     res = await run_in_threadpool(_kb_guard, c.kb.retrieval_test, merchant, body.q, body.k)
     if body.with_answer:
-        ans = await c.container.agent.answer(ViewerMessage(
-            merchant=merchant, room_id="console-test", viewer_id=f"console-{uuid.uuid4().hex[:8]}", text=body.q,
-            channel="console"))
+        ans = await c.container.agent.answer(
+            ViewerMessage(
+                merchant=merchant,
+                room_id="console-test",
+                viewer_id=f"console-{uuid.uuid4().hex[:8]}",
+                text=body.q,
+                channel="console",
+            )
+        )
         snap = c.container.kb.snapshot(merchant)
-        res["answer"] = {"answer": ans.answer, "path": ans.path, "intent": ans.intent, "refused": ans.refused,
-                         "kb_version": ans.kb_version, "flags": ans.flags, "latency_ms": ans.latency_ms,
-                         "citations": [{"fact_id": x.fact_id, "sku": x.sku,
-                                        "text": (snap.fact(x.fact_id).text if snap.fact(x.fact_id) else None)}
-                                       for x in ans.citations]}
+        res["answer"] = {
+            "answer": ans.answer,
+            "path": ans.path,
+            "intent": ans.intent,
+            "refused": ans.refused,
+            "kb_version": ans.kb_version,
+            "flags": ans.flags,
+            "latency_ms": ans.latency_ms,
+            "citations": [
+                {
+                    "fact_id": x.fact_id,
+                    "sku": x.sku,
+                    "text": (snap.fact(x.fact_id).text if snap.fact(x.fact_id) else None),
+                }
+                for x in ans.citations
+            ],
+        }
     return res
 
 
@@ -400,8 +521,9 @@ async def kb_versions(merchant: MerchantId, c: Console) -> list[dict]:
 
 
 @private_router.get(API + "/kb/versions/{version}/diff")
-async def kb_version_diff(merchant: MerchantId, version: str, c: Console,
-                          against: str | None = Query(None, max_length=16)) -> dict:
+async def kb_version_diff(
+    merchant: MerchantId, version: str, c: Console, against: str | None = Query(None, max_length=16)
+) -> dict:
     try:
         return await run_in_threadpool(_kb_guard, c.kb.versions_diff, merchant, version, against)
     except KeyError:
@@ -412,8 +534,9 @@ async def kb_version_diff(merchant: MerchantId, version: str, c: Console,
 async def kb_version_restore(merchant: MerchantId, version: str, request: Request, who: Who, c: Console) -> dict:
     before = c.container.kb.active_version(merchant)
     info = await run_in_threadpool(_kb_guard, c.container.kb.restore, merchant, version)
-    await run_in_threadpool(_audit, c, merchant, who, "kb.restore", version, {"version": before},
-                            {"version": info.version}, request)
+    await run_in_threadpool(
+        _audit, c, merchant, who, "kb.restore", version, {"version": before}, {"version": info.version}, request
+    )
     return info.model_dump()
 
 
@@ -431,10 +554,18 @@ def _prompt_view(c: ConsoleService, merchant: str, name: str) -> dict:
     st = c.prompts.state(merchant, name)
     label, desc = pstore.LABELS.get(name, (name, ""))
     published = c.prompts.effective_text(merchant, name)
-    return {"name": name, "label": label, "description": desc, "required": sorted(pstore.required_vars(name)),
-            "published_version": st.published or 0, "published_text": published,
-            "default_text": pstore.default_text(name),
-            "draft": st.draft, "versions": len(st.versions), "used_by_agent": name in ("system", "answer")}
+    return {
+        "name": name,
+        "label": label,
+        "description": desc,
+        "required": sorted(pstore.required_vars(name)),
+        "published_version": st.published or 0,
+        "published_text": published,
+        "default_text": pstore.default_text(name),
+        "draft": st.draft,
+        "versions": len(st.versions),
+        "used_by_agent": name in ("system", "answer"),
+    }
 
 
 @private_router.get(API + "/prompts")
@@ -443,8 +574,10 @@ async def prompts_list(merchant: MerchantId, c: Console) -> list[dict]:
         out = []
         for n in pstore.known_templates():
             v = _prompt_view(c, merchant, n)
-            out.append({k: v[k] for k in ("name", "label", "description", "published_version", "versions",
-                                          "used_by_agent")} | {"has_draft": bool(v["draft"])})
+            out.append(
+                {k: v[k] for k in ("name", "label", "description", "published_version", "versions", "used_by_agent")}
+                | {"has_draft": bool(v["draft"])}
+            )
         return out
 
     return await run_in_threadpool(run)
@@ -461,13 +594,15 @@ class PromptText(BaseModel):
 
 
 @private_router.put(API + "/prompts/{name}/draft")
-async def prompt_save_draft(merchant: MerchantId, name: str, body: PromptText, request: Request, who: Who,
-                            c: Console) -> dict:
+async def prompt_save_draft(
+    merchant: MerchantId, name: str, body: PromptText, request: Request, who: Who, c: Console
+) -> dict:
     _prompt_name(name)
     before = c.prompts.state(merchant, name).draft
     st = await run_in_threadpool(c.prompts.save_draft, merchant, name, body.text, who.actor)
-    await run_in_threadpool(_audit, c, merchant, who, "prompt.draft", name, before and before.get("text"),
-                            body.text, request)
+    await run_in_threadpool(
+        _audit, c, merchant, who, "prompt.draft", name, before and before.get("text"), body.text, request
+    )
     return {"draft": st.draft, "problems": pstore.problems(name, body.text)}
 
 
@@ -476,8 +611,9 @@ async def prompt_discard_draft(merchant: MerchantId, name: str, request: Request
     _prompt_name(name)
     before = c.prompts.state(merchant, name).draft
     await run_in_threadpool(c.prompts.discard_draft, merchant, name)
-    await run_in_threadpool(_audit, c, merchant, who, "prompt.draft.discard", name, before and before.get("text"),
-                            None, request)
+    await run_in_threadpool(
+        _audit, c, merchant, who, "prompt.draft.discard", name, before and before.get("text"), None, request
+    )
     return {"ok": True}
 
 
@@ -514,15 +650,19 @@ def _sample_values(c: ConsoleService, merchant: str, name: str, question: str) -
 async def prompt_preview(merchant: MerchantId, name: str, body: PreviewIn, c: Console) -> Any:
     _prompt_name(name)
     st = c.prompts.state(merchant, name)
-    draft = body.text if body.text is not None else (st.draft or {}).get("text") or c.prompts.effective_text(
-        merchant, name)
+    draft = (
+        body.text if body.text is not None else (st.draft or {}).get("text") or c.prompts.effective_text(merchant, name)
+    )
     errs = pstore.problems(name, draft)
     if errs:
         return JSONResponse({"detail": "草稿有错误，无法预览", "problems": errs}, status_code=422)
     values = await run_in_threadpool(_sample_values, c, merchant, name, body.question)
     published_text = c.prompts.effective_text(merchant, name)
-    out: dict[str, Any] = {"llm": c.container.llm is not None, "used_by_agent": name in ("system", "answer"),
-                           "question": body.question}
+    out: dict[str, Any] = {
+        "llm": c.container.llm is not None,
+        "used_by_agent": name in ("system", "answer"),
+        "question": body.question,
+    }
 
     async def one(label: str, drafts: dict[str, str]) -> dict:
         text = drafts.get(name, published_text)
@@ -531,15 +671,31 @@ async def prompt_preview(merchant: MerchantId, name: str, body: PreviewIn, c: Co
         if name in ("system", "answer"):
             with prompt_loader.scope(merchant, c.prompts, drafts):
                 try:
-                    ans = await c.container.agent.answer(ViewerMessage(
-                        merchant=merchant, room_id="console-preview",
-                        viewer_id=f"preview-{label}-{uuid.uuid4().hex[:6]}", text=body.question, channel="console"))
+                    ans = await c.container.agent.answer(
+                        ViewerMessage(
+                            merchant=merchant,
+                            room_id="console-preview",
+                            viewer_id=f"preview-{label}-{uuid.uuid4().hex[:6]}",
+                            text=body.question,
+                            channel="console",
+                        )
+                    )
                     snap = c.container.kb.snapshot(merchant)
-                    res |= {"answer": ans.answer, "path": ans.path, "intent": ans.intent, "flags": ans.flags,
-                            "refused": ans.refused,
-                            "citations": [{"fact_id": x.fact_id, "sku": x.sku,
-                                           "text": snap.fact(x.fact_id).text if snap.fact(x.fact_id) else None}
-                                          for x in ans.citations]}
+                    res |= {
+                        "answer": ans.answer,
+                        "path": ans.path,
+                        "intent": ans.intent,
+                        "flags": ans.flags,
+                        "refused": ans.refused,
+                        "citations": [
+                            {
+                                "fact_id": x.fact_id,
+                                "sku": x.sku,
+                                "text": snap.fact(x.fact_id).text if snap.fact(x.fact_id) else None,
+                            }
+                            for x in ans.citations
+                        ],
+                    }
                 except KBError as e:
                     res |= {"answer": None, "error": str(e)}
         return res
@@ -556,16 +712,18 @@ class PublishIn(BaseModel):
 
 
 @private_router.post(API + "/prompts/{name}/publish")
-async def prompt_publish(merchant: MerchantId, name: str, body: PublishIn, request: Request, who: Who,
-                         c: Console) -> Any:
+async def prompt_publish(
+    merchant: MerchantId, name: str, body: PublishIn, request: Request, who: Who, c: Console
+) -> Any:
     _prompt_name(name)
     before = c.prompts.effective_text(merchant, name)
     try:
         v = await run_in_threadpool(c.prompts.publish, merchant, name, who.actor, body.text, body.note)
     except PromptError as e:
         text = body.text if body.text is not None else (c.prompts.state(merchant, name).draft or {}).get("text", "")
-        return JSONResponse({"detail": "提示词有错误，不能发布", "problems": pstore.problems(name, text) or [str(e)]},
-                            status_code=422)
+        return JSONResponse(
+            {"detail": "提示词有错误，不能发布", "problems": pstore.problems(name, text) or [str(e)]}, status_code=422
+        )
     await run_in_threadpool(_audit, c, merchant, who, "prompt.publish", f"{name} v{v.version}", before, v.text, request)
     return {"version": v.version, "at": v.at}
 
@@ -586,8 +744,9 @@ async def prompt_version(merchant: MerchantId, name: str, version: int, c: Conso
 
 
 @private_router.get(API + "/prompts/{name}/diff")
-async def prompt_diff(merchant: MerchantId, name: str, c: Console, a: int = Query(..., ge=0),
-                      b: str = Query(..., max_length=16)) -> dict:
+async def prompt_diff(
+    merchant: MerchantId, name: str, c: Console, a: int = Query(..., ge=0), b: str = Query(..., max_length=16)
+) -> dict:
     """Line diff of version ``a`` against version ``b`` (a number, ``draft`` or ``published``)."""
     _prompt_name(name)
     try:
@@ -614,16 +773,18 @@ class RestoreIn(BaseModel):
 
 
 @private_router.post(API + "/prompts/{name}/restore")
-async def prompt_restore(merchant: MerchantId, name: str, body: RestoreIn, request: Request, who: Who,
-                         c: Console) -> Any:
+async def prompt_restore(
+    merchant: MerchantId, name: str, body: RestoreIn, request: Request, who: Who, c: Console
+) -> Any:
     _prompt_name(name)
     before = c.prompts.effective_text(merchant, name)
     try:
         v = await run_in_threadpool(c.prompts.restore, merchant, name, body.version, who.actor)
     except PromptError as e:
         return JSONResponse({"detail": str(e)}, status_code=404 if "no version" in str(e) else 422)
-    await run_in_threadpool(_audit, c, merchant, who, "prompt.restore", f"{name} v{body.version}→v{v.version}",
-                            before, v.text, request)
+    await run_in_threadpool(
+        _audit, c, merchant, who, "prompt.restore", f"{name} v{body.version}→v{v.version}", before, v.text, request
+    )
     return {"version": v.version, "restored_from": body.version}
 
 
@@ -651,8 +812,9 @@ async def rooms_create(merchant: MerchantId, body: RoomIn, request: Request, who
 
 
 @private_router.get(API + "/rooms/{room_id}/live")
-async def room_live(merchant: MerchantId, room_id: str, request: Request, c: Console,
-                    minutes: int = Query(30, ge=5, le=180)) -> dict:
+async def room_live(
+    merchant: MerchantId, room_id: str, request: Request, c: Console, minutes: int = Query(30, ge=5, le=180)
+) -> dict:
     if await run_in_threadpool(c.room, merchant, room_id) is None:
         raise HTTPException(404, "直播间不存在")
     return await run_in_threadpool(dashboard, c, request.app, merchant, room_id, minutes)
@@ -663,14 +825,24 @@ class FeedbackIn(BaseModel):
 
 
 @private_router.post(API + "/rooms/{room_id}/answers/{answer_id}/feedback", status_code=201)
-async def answer_feedback(merchant: MerchantId, room_id: str, answer_id: str, body: FeedbackIn, request: Request,
-                          who: Who, c: Console) -> dict:
+async def answer_feedback(
+    merchant: MerchantId, room_id: str, answer_id: str, body: FeedbackIn, request: Request, who: Who, c: Console
+) -> dict:
     ans = c.answers.get(merchant, room_id, answer_id)
     if ans is None:
         raise HTTPException(404, "回答不存在或已过期")
     res = await run_in_threadpool(c.file_feedback, merchant, room_id, ans, body.reason, who.actor)
-    await run_in_threadpool(_audit, c, merchant, who, "answer.thumbs_down", f"{room_id}/{answer_id}", None,
-                            {"question": ans.question, "answer": ans.answer, "reason": body.reason}, request)
+    await run_in_threadpool(
+        _audit,
+        c,
+        merchant,
+        who,
+        "answer.thumbs_down",
+        f"{room_id}/{answer_id}",
+        None,
+        {"question": ans.question, "answer": ans.answer, "reason": body.reason},
+        request,
+    )
     return res
 
 
@@ -679,8 +851,9 @@ class SimIn(BaseModel):
 
 
 @private_router.post(API + "/rooms/{room_id}/simulator")
-async def room_simulator(merchant: MerchantId, room_id: str, body: SimIn, request: Request, who: Who,
-                         c: Console) -> dict:
+async def room_simulator(
+    merchant: MerchantId, room_id: str, body: SimIn, request: Request, who: Who, c: Console
+) -> dict:
     if not c.config.simulator_allowed(merchant):
         raise HTTPException(403, "该商家未开启演示模拟器（LIVEROOM_CONSOLE_SIMULATOR）")
     key = (merchant, room_id)
@@ -690,9 +863,9 @@ async def room_simulator(merchant: MerchantId, room_id: str, body: SimIn, reques
             if c.container.kb.active_version(merchant) is None:
                 raise HTTPException(409, "请先上传知识库，模拟器需要商品数据")
             sim = Simulator(merchant, room_id)
-            sim.task = asyncio.create_task(sim.run(c.container, host=host_room(request.app, merchant,
-                                                                                          room_id, create=True)),
-                                           name=f"sim-{room_id}")
+            sim.task = asyncio.create_task(
+                sim.run(c.container, host=host_room(request.app, merchant, room_id, create=True)), name=f"sim-{room_id}"
+            )
             c.simulators[key] = sim
     elif cur is not None and cur.running:
         cur.task.cancel()
@@ -704,8 +877,9 @@ async def room_simulator(merchant: MerchantId, room_id: str, body: SimIn, reques
 # reviews, team, tokens, audit
 # ============================================================================================
 @private_router.get(API + "/reviews")
-async def reviews_list(merchant: MerchantId, c: Console,
-                       status: Literal["open", "resolved", "dismissed"] | None = None) -> list[dict]:
+async def reviews_list(
+    merchant: MerchantId, c: Console, status: Literal["open", "resolved", "dismissed"] | None = None
+) -> list[dict]:
     return await run_in_threadpool(c.reviews, merchant, status)
 
 
@@ -714,14 +888,24 @@ class ReviewIn(BaseModel):
 
 
 @private_router.post(API + "/reviews/{review_id}")
-async def review_update(merchant: MerchantId, review_id: int, body: ReviewIn, request: Request, who: Who,
-                        c: Console) -> dict:
+async def review_update(
+    merchant: MerchantId, review_id: int, body: ReviewIn, request: Request, who: Who, c: Console
+) -> dict:
     before = await run_in_threadpool(c.review, merchant, review_id)
     if before is None:
         raise HTTPException(404, "复核记录不存在")
     after = await run_in_threadpool(c.resolve_review, merchant, review_id, body.status, who.actor)
-    await run_in_threadpool(_audit, c, merchant, who, "review.update", str(review_id), {"status": before["status"]},
-                            {"status": body.status}, request)
+    await run_in_threadpool(
+        _audit,
+        c,
+        merchant,
+        who,
+        "review.update",
+        str(review_id),
+        {"status": before["status"]},
+        {"status": body.status},
+        request,
+    )
     return after
 
 
@@ -746,18 +930,29 @@ async def users_list(merchant: MerchantId, c: Console) -> list[dict]:
 @private_router.post(API + "/users", status_code=201)
 async def users_create(merchant: MerchantId, body: UserIn, request: Request, who: Who, c: Console) -> dict:
     try:
-        u = await run_in_threadpool(c.accounts.create_user, merchant, body.username, body.password, body.role,
-                                    body.display_name)
+        u = await run_in_threadpool(
+            c.accounts.create_user, merchant, body.username, body.password, body.role, body.display_name
+        )
     except AuthError as e:
         raise HTTPException(409 if "已存在" in str(e) else 422, str(e)) from None
-    await run_in_threadpool(_audit, c, merchant, who, "user.create", body.username, None,
-                            {"username": u["username"], "role": u["role"]}, request)
+    await run_in_threadpool(
+        _audit,
+        c,
+        merchant,
+        who,
+        "user.create",
+        body.username,
+        None,
+        {"username": u["username"], "role": u["role"]},
+        request,
+    )
     return u
 
 
 @private_router.patch(API + "/users/{user_id}")
-async def users_update(merchant: MerchantId, user_id: str, body: UserPatch, request: Request, who: Who,
-                       c: Console) -> dict:
+async def users_update(
+    merchant: MerchantId, user_id: str, body: UserPatch, request: Request, who: Who, c: Console
+) -> dict:
     before = await run_in_threadpool(c.accounts.user, merchant, user_id)
     if before is None:
         raise HTTPException(404, "用户不存在")
@@ -765,15 +960,24 @@ async def users_update(merchant: MerchantId, user_id: str, body: UserPatch, requ
     if demoting and await run_in_threadpool(c.accounts.owners, merchant) <= 1:
         raise HTTPException(409, "至少要保留一位店主")
     try:
-        after = await run_in_threadpool(lambda: c.accounts.update_user(merchant, user_id, role=body.role,
-                                                                       disabled=body.disabled, password=body.password))
+        after = await run_in_threadpool(
+            lambda: c.accounts.update_user(
+                merchant, user_id, role=body.role, disabled=body.disabled, password=body.password
+            )
+        )
     except AuthError as e:
         raise HTTPException(422, str(e)) from None
-    await run_in_threadpool(_audit, c, merchant, who, "user.update", before["username"],
-                            {k: before[k] for k in ("role", "disabled")},
-                            {k: after[k] for k in ("role", "disabled")}
-                            | {"password_changed": body.password is not None},
-                            request)
+    await run_in_threadpool(
+        _audit,
+        c,
+        merchant,
+        who,
+        "user.update",
+        before["username"],
+        {k: before[k] for k in ("role", "disabled")},
+        {k: after[k] for k in ("role", "disabled")} | {"password_changed": body.password is not None},
+        request,
+    )
     return after
 
 
@@ -793,8 +997,17 @@ async def tokens_create(merchant: MerchantId, body: TokenIn, request: Request, w
         tok, raw = await run_in_threadpool(c.accounts.create_token, merchant, body.name, body.role, who.actor)
     except AuthError as e:
         raise HTTPException(422, str(e)) from None
-    await run_in_threadpool(_audit, c, merchant, who, "token.create", body.name, None,
-                            {"token_id": tok["token_id"], "role": tok["role"]}, request)
+    await run_in_threadpool(
+        _audit,
+        c,
+        merchant,
+        who,
+        "token.create",
+        body.name,
+        None,
+        {"token_id": tok["token_id"], "role": tok["role"]},
+        request,
+    )
     return tok | {"token": raw}
 
 
@@ -803,14 +1016,20 @@ async def tokens_revoke(merchant: MerchantId, token_id: str, request: Request, w
     tok = await run_in_threadpool(c.accounts.revoke_token, merchant, token_id)
     if tok is None:
         raise HTTPException(404, "令牌不存在或已吊销")
-    await run_in_threadpool(_audit, c, merchant, who, "token.revoke", tok["name"], {"revoked": False},
-                            {"revoked": True}, request)
+    await run_in_threadpool(
+        _audit, c, merchant, who, "token.revoke", tok["name"], {"revoked": False}, {"revoked": True}, request
+    )
     return tok
 
 
 @private_router.get(API + "/audit")
-async def audit_list(merchant: MerchantId, c: Console, limit: int = Query(100, ge=1, le=500),
-                     offset: int = Query(0, ge=0), action: str | None = Query(None, max_length=64)) -> dict:
+async def audit_list(
+    merchant: MerchantId,
+    c: Console,
+    limit: int = Query(100, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+    action: str | None = Query(None, max_length=64),
+) -> dict:
     return await run_in_threadpool(c.audit.list, merchant, limit, offset, action)
 
 

@@ -6,6 +6,7 @@
   new id is issued at every login (no fixation), and each session has its own CSRF token.
 - API tokens: ``lrk_<id>_<secret>``, shown once; only the secret's SHA-256 is stored.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -139,16 +140,17 @@ class Accounts:
             raise AuthError(f"商家ID无效：{merchant!r}")
         with write_tx(self.engine) as conn:
             if conn.execute(select(t.merchants.c.merchant).where(t.merchants.c.merchant == merchant)).first() is None:
-                conn.execute(t.merchants.insert().values(merchant=merchant, name=name or merchant,
-                                                         created_at=time.time()))
+                conn.execute(
+                    t.merchants.insert().values(merchant=merchant, name=name or merchant, created_at=time.time())
+                )
 
     def merchant_name(self, merchant: str) -> str:
         with read_tx(self.engine) as conn:
-            return conn.execute(select(t.merchants.c.name).where(t.merchants.c.merchant == merchant)).scalar() \
-                or merchant
+            return (
+                conn.execute(select(t.merchants.c.name).where(t.merchants.c.merchant == merchant)).scalar() or merchant
+            )
 
-    def create_user(self, merchant: str, username: str, password: str, role: str,
-                    display_name: str = "") -> dict:
+    def create_user(self, merchant: str, username: str, password: str, role: str, display_name: str = "") -> dict:
         if not USERNAME_RE.match(username or ""):
             raise AuthError("用户名需为 3-64 位字母、数字或 _.@-")
         if role not in ROLES:
@@ -160,25 +162,44 @@ class Accounts:
         with write_tx(self.engine) as conn:
             if conn.execute(select(t.users.c.user_id).where(t.users.c.username == username)).first():
                 raise AuthError(f"用户名 {username} 已存在")
-            conn.execute(t.users.insert().values(user_id=uid, merchant=merchant, username=username,
-                                                 display_name=(display_name or username)[:64], password_hash=pw,
-                                                 role=role, disabled=False, created_at=now, updated_at=now))
+            conn.execute(
+                t.users.insert().values(
+                    user_id=uid,
+                    merchant=merchant,
+                    username=username,
+                    display_name=(display_name or username)[:64],
+                    password_hash=pw,
+                    role=role,
+                    disabled=False,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
         return self.user(merchant, uid)
 
     def user(self, merchant: str, user_id: str) -> dict | None:
         with read_tx(self.engine) as conn:
-            r = conn.execute(select(t.users).where(t.users.c.merchant == merchant,
-                                                   t.users.c.user_id == user_id)).first()
+            r = conn.execute(
+                select(t.users).where(t.users.c.merchant == merchant, t.users.c.user_id == user_id)
+            ).first()
         return _user_out(r) if r else None
 
     def users(self, merchant: str) -> list[dict]:
         with read_tx(self.engine) as conn:
-            rows = conn.execute(select(t.users).where(t.users.c.merchant == merchant)
-                                .order_by(t.users.c.created_at)).all()
+            rows = conn.execute(
+                select(t.users).where(t.users.c.merchant == merchant).order_by(t.users.c.created_at)
+            ).all()
         return [_user_out(r) for r in rows]
 
-    def update_user(self, merchant: str, user_id: str, *, role: str | None = None, disabled: bool | None = None,
-                    password: str | None = None) -> dict | None:
+    def update_user(
+        self,
+        merchant: str,
+        user_id: str,
+        *,
+        role: str | None = None,
+        disabled: bool | None = None,
+        password: str | None = None,
+    ) -> dict | None:
         vals: dict = {"updated_at": time.time()}
         if role is not None:
             if role not in ROLES:
@@ -189,12 +210,14 @@ class Accounts:
         if password is not None:
             vals["password_hash"] = hash_password(password)
         with write_tx(self.engine) as conn:
-            n = conn.execute(update(t.users).where(t.users.c.merchant == merchant, t.users.c.user_id == user_id)
-                             .values(**vals)).rowcount
+            n = conn.execute(
+                update(t.users).where(t.users.c.merchant == merchant, t.users.c.user_id == user_id).values(**vals)
+            ).rowcount
             if n and (disabled or password is not None or role is not None):
                 # a changed role, password or a disabled account ends its sessions
-                conn.execute(delete(t.sessions).where(t.sessions.c.merchant == merchant,
-                                                      t.sessions.c.user_id == user_id))
+                conn.execute(
+                    delete(t.sessions).where(t.sessions.c.merchant == merchant, t.sessions.c.user_id == user_id)
+                )
         return self.user(merchant, user_id) if n else None
 
     def owners(self, merchant: str) -> int:
@@ -216,9 +239,18 @@ class Accounts:
         now = time.time()
         with write_tx(self.engine) as conn:
             conn.execute(delete(t.sessions).where(t.sessions.c.expires_at < now))
-            conn.execute(t.sessions.insert().values(sid_hash=sha256(sid), user_id=user["user_id"],
-                                                    merchant=user["merchant"], csrf=csrf, created_at=now,
-                                                    expires_at=now + SESSION_TTL_S, last_seen=now, ip=ip[:64]))
+            conn.execute(
+                t.sessions.insert().values(
+                    sid_hash=sha256(sid),
+                    user_id=user["user_id"],
+                    merchant=user["merchant"],
+                    csrf=csrf,
+                    created_at=now,
+                    expires_at=now + SESSION_TTL_S,
+                    last_seen=now,
+                    ip=ip[:64],
+                )
+            )
         return sid, csrf
 
     def end_session(self, sid: str | None) -> None:
@@ -232,18 +264,28 @@ class Accounts:
         now = time.time()
         h = sha256(sid)
         with read_tx(self.engine) as conn:
-            r = conn.execute(select(t.sessions, t.users.c.role, t.users.c.username, t.users.c.display_name,
-                                    t.users.c.disabled)
-                             .join(t.users, (t.users.c.user_id == t.sessions.c.user_id)
-                                   & (t.users.c.merchant == t.sessions.c.merchant))
-                             .where(t.sessions.c.sid_hash == h)).first()
+            r = conn.execute(
+                select(t.sessions, t.users.c.role, t.users.c.username, t.users.c.display_name, t.users.c.disabled)
+                .join(
+                    t.users, (t.users.c.user_id == t.sessions.c.user_id) & (t.users.c.merchant == t.sessions.c.merchant)
+                )
+                .where(t.sessions.c.sid_hash == h)
+            ).first()
         if r is None or r.disabled or r.expires_at < now or now - r.last_seen > SESSION_IDLE_S:
             return None
         if now - r.last_seen > 60:
             with write_tx(self.engine) as conn:
                 conn.execute(update(t.sessions).where(t.sessions.c.sid_hash == h).values(last_seen=now))
-        return Principal("session", r.merchant, r.role, f"user:{r.username}", user_id=r.user_id,
-                         username=r.username, display_name=r.display_name, csrf=r.csrf)
+        return Principal(
+            "session",
+            r.merchant,
+            r.role,
+            f"user:{r.username}",
+            user_id=r.user_id,
+            username=r.username,
+            display_name=r.display_name,
+            csrf=r.csrf,
+        )
 
     # --- API tokens ------------------------------------------------------------------------
     def create_token(self, merchant: str, name: str, role: str, created_by: str) -> tuple[dict, str]:
@@ -256,28 +298,42 @@ class Accounts:
         secret = secrets.token_urlsafe(32)
         now = time.time()
         with write_tx(self.engine) as conn:
-            conn.execute(t.tokens.insert().values(token_id=tid, merchant=merchant, name=name,
-                                                  secret_hash=sha256(secret), role=role, created_by=created_by,
-                                                  created_at=now))
+            conn.execute(
+                t.tokens.insert().values(
+                    token_id=tid,
+                    merchant=merchant,
+                    name=name,
+                    secret_hash=sha256(secret),
+                    role=role,
+                    created_by=created_by,
+                    created_at=now,
+                )
+            )
         return self.token(merchant, tid), f"lrk_{tid}_{secret}"
 
     def token(self, merchant: str, token_id: str) -> dict | None:
         with read_tx(self.engine) as conn:
-            r = conn.execute(select(t.tokens).where(t.tokens.c.merchant == merchant,
-                                                    t.tokens.c.token_id == token_id)).first()
+            r = conn.execute(
+                select(t.tokens).where(t.tokens.c.merchant == merchant, t.tokens.c.token_id == token_id)
+            ).first()
         return _token_out(r) if r else None
 
     def tokens(self, merchant: str) -> list[dict]:
         with read_tx(self.engine) as conn:
-            rows = conn.execute(select(t.tokens).where(t.tokens.c.merchant == merchant)
-                                .order_by(t.tokens.c.created_at)).all()
+            rows = conn.execute(
+                select(t.tokens).where(t.tokens.c.merchant == merchant).order_by(t.tokens.c.created_at)
+            ).all()
         return [_token_out(r) for r in rows]
 
     def revoke_token(self, merchant: str, token_id: str) -> dict | None:
         with write_tx(self.engine) as conn:
-            n = conn.execute(update(t.tokens).where(t.tokens.c.merchant == merchant, t.tokens.c.token_id == token_id,
-                                                    t.tokens.c.revoked_at.is_(None))
-                             .values(revoked_at=time.time())).rowcount
+            n = conn.execute(
+                update(t.tokens)
+                .where(
+                    t.tokens.c.merchant == merchant, t.tokens.c.token_id == token_id, t.tokens.c.revoked_at.is_(None)
+                )
+                .values(revoked_at=time.time())
+            ).rowcount
         return self.token(merchant, token_id) if n else None
 
     def token_principal(self, raw: str) -> Principal | None:
@@ -297,11 +353,25 @@ class Accounts:
 
 
 def _user_out(r) -> dict:
-    return {"user_id": r.user_id, "merchant": r.merchant, "username": r.username, "display_name": r.display_name,
-            "role": r.role, "disabled": bool(r.disabled), "created_at": r.created_at}
+    return {
+        "user_id": r.user_id,
+        "merchant": r.merchant,
+        "username": r.username,
+        "display_name": r.display_name,
+        "role": r.role,
+        "disabled": bool(r.disabled),
+        "created_at": r.created_at,
+    }
 
 
 def _token_out(r) -> dict:
-    return {"token_id": r.token_id, "merchant": r.merchant, "name": r.name, "role": r.role,
-            "created_by": r.created_by, "created_at": r.created_at, "last_used": r.last_used,
-            "revoked": r.revoked_at is not None}
+    return {
+        "token_id": r.token_id,
+        "merchant": r.merchant,
+        "name": r.name,
+        "role": r.role,
+        "created_by": r.created_by,
+        "created_at": r.created_at,
+        "last_used": r.last_used,
+        "revoked": r.revoked_at is not None,
+    }

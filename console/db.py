@@ -3,27 +3,32 @@
 Every table that holds merchant data has a ``merchant`` column and every query in this package filters
 on it; the tables are created on first use (``create_all``, idempotent).
 """
+
 from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, false
 
-metadata = MetaData(naming_convention={
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "pk": "pk_%(table_name)s",
-})
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
 M = 64
 
 merchants = Table(
-    "con_merchants", metadata,
+    "con_merchants",
+    metadata,
     Column("merchant", String(M), primary_key=True),
     Column("name", String(128), nullable=False, server_default=""),
     Column("created_at", Float, nullable=False),
 )
 
 users = Table(
-    "con_users", metadata,
+    "con_users",
+    metadata,
     Column("user_id", String(32), primary_key=True),
     Column("merchant", String(M), nullable=False),
     Column("username", String(64), nullable=False, unique=True),
@@ -37,7 +42,8 @@ users = Table(
 )
 
 sessions = Table(
-    "con_sessions", metadata,
+    "con_sessions",
+    metadata,
     Column("sid_hash", String(64), primary_key=True),  # sha256 of the cookie value; the value is never stored
     Column("user_id", String(32), nullable=False),
     Column("merchant", String(M), nullable=False),
@@ -50,7 +56,8 @@ sessions = Table(
 )
 
 tokens = Table(
-    "con_tokens", metadata,
+    "con_tokens",
+    metadata,
     Column("token_id", String(24), primary_key=True),
     Column("merchant", String(M), nullable=False),
     Column("name", String(64), nullable=False),
@@ -64,7 +71,8 @@ tokens = Table(
 )
 
 audit = Table(
-    "con_audit", metadata,
+    "con_audit",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("merchant", String(M), nullable=False),
     Column("actor", String(96), nullable=False),
@@ -78,7 +86,8 @@ audit = Table(
 )
 
 rooms = Table(
-    "con_rooms", metadata,
+    "con_rooms",
+    metadata,
     Column("room_id", String(64), primary_key=True),  # globally unique: the public room URL has no merchant
     Column("merchant", String(M), nullable=False),
     Column("title", String(128), nullable=False),
@@ -88,7 +97,8 @@ rooms = Table(
 )
 
 feedback = Table(
-    "con_feedback", metadata,
+    "con_feedback",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("merchant", String(M), nullable=False),
     Column("room_id", String(64), nullable=False),

@@ -19,6 +19,7 @@ console's own routes (which audit with before/after themselves) are written to t
 The guard also sets security headers and limits request bodies. It reads no answers: the dashboard's
 answer log subscribes to the agent's answer bus (console/service.py, agent/bus.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,8 +27,9 @@ import hmac
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from starlette.requests import cookie_parser
@@ -103,11 +105,16 @@ PRINCIPAL_ROUTES: dict[tuple[str, str], str] = {
 SCOPE_PARAMS = ("merchant", "room_id")
 
 # Writes that are audited elsewhere (high-volume, with their own ledger) — everything else is audited.
-AUDIT_SKIP = {("POST", "/api/events"), ("POST", "/api/merchants/{merchant}/coupons/issue"),
-              ("POST", "/api/merchants/{merchant}/coupons/redeem")}
+AUDIT_SKIP = {
+    ("POST", "/api/events"),
+    ("POST", "/api/merchants/{merchant}/coupons/issue"),
+    ("POST", "/api/merchants/{merchant}/coupons/redeem"),
+}
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
-       "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 
 
 def _before_rules(c, p: dict) -> Any:
@@ -128,7 +135,8 @@ BEFORE: dict[tuple[str, str], Callable[[Any, dict], Any]] = {
 
 # POSTs that only compute something (retrieval test, template check, previews): read-only users may run them.
 READ_ONLY_POSTS = re.compile(
-    r"^/console/api/m/[^/]+/(kb/search|kb/products/[^/]+/preview|prompts/[^/]+/(validate|preview))$")
+    r"^/console/api/m/[^/]+/(kb/search|kb/products/[^/]+/preview|prompts/[^/]+/(validate|preview))$"
+)
 
 
 def required_role(method: str, path: str) -> str:
@@ -195,7 +203,7 @@ def match_route(app, scope) -> tuple[RouteEntry | None, dict]:
     path = scope.get("path", "")
     root = scope.get("root_path", "")
     if root and path.startswith(root):
-        path = path[len(root):] or "/"
+        path = path[len(root) :] or "/"
     partial = None
     for r in route_table(app):
         if r.kind != kind:
@@ -266,8 +274,14 @@ class Guard:
             return
         if principal is None:
             if page:
-                await self._redirect(send, "/console/login?next=" + quote(path + (
-                    "?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else ""), safe="/?=&"))
+                await self._redirect(
+                    send,
+                    "/console/login?next="
+                    + quote(
+                        path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else ""),
+                        safe="/?=&",
+                    ),
+                )
                 return
             await deny(401, "需要登录或 API 令牌")
             return
@@ -289,8 +303,16 @@ class Guard:
             if owner is None and console.config.auto_claim_rooms and principal.merchant:
                 try:
                     await asyncio.to_thread(console.create_room, principal.merchant, room, room, principal.actor)
-                    await asyncio.to_thread(console.audit.record, principal.merchant, principal.actor, "room.claim",
-                                            room, None, {"auto": True}, _client_ip(scope))
+                    await asyncio.to_thread(
+                        console.audit.record,
+                        principal.merchant,
+                        principal.actor,
+                        "room.claim",
+                        room,
+                        None,
+                        {"auto": True},
+                        _client_ip(scope),
+                    )
                 except ValueError:
                     pass
                 owner = await asyncio.to_thread(console.room_merchant, room)
@@ -346,8 +368,9 @@ class Guard:
                     new = _with_body_merchant(body, principal.merchant)
                     if new is not body:
                         body = new
-                        scope["headers"] = [(k, v) for k, v in scope.get("headers", [])
-                                            if k.lower() != b"content-length"]
+                        scope["headers"] = [
+                            (k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"
+                        ]
                         scope["headers"].append((b"content-length", str(len(body)).encode()))
                 receive = _replay(body, receive)
             if not await self._query_merchant(scope, principal, deny):
@@ -366,7 +389,7 @@ class Guard:
                 if counted > limit:
                     raise _TooLarge()
                 if audit and len(captured) < AUDIT_BODY:
-                    captured.extend(chunk[:AUDIT_BODY - len(captured)])
+                    captured.extend(chunk[: AUDIT_BODY - len(captured)])
             return msg
 
         async def snd(msg):
@@ -389,8 +412,16 @@ class Guard:
         if audit and status_box and status_box[0] < 400 and principal.merchant:
             after = _json_or_text(bytes(captured))
             try:
-                await asyncio.to_thread(console.audit.record, principal.merchant, principal.actor,
-                                        f"{method} {rpath}", path, before, after, _client_ip(scope))
+                await asyncio.to_thread(
+                    console.audit.record,
+                    principal.merchant,
+                    principal.actor,
+                    f"{method} {rpath}",
+                    path,
+                    before,
+                    after,
+                    _client_ip(scope),
+                )
             except Exception:  # noqa: BLE001
                 log.exception("audit write failed")
 
@@ -459,8 +490,13 @@ class Guard:
         await send({"type": "http.response.body", "body": body})
 
     async def _redirect(self, send, location: str) -> None:
-        await send({"type": "http.response.start", "status": 303,
-                    "headers": [(b"location", location.encode()), (b"content-length", b"0")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 303,
+                "headers": [(b"location", location.encode()), (b"content-length", b"0")],
+            }
+        )
         await send({"type": "http.response.body", "body": b""})
 
 

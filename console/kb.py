@@ -3,6 +3,7 @@ preview, catalog diffs between versions, inline product edits and the retrieval 
 
 Everything takes the merchant first and touches only that merchant's directory.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,11 +31,33 @@ MAX_UPLOAD_BODY = MAX_UPLOAD_FILES * MAX_UPLOAD_FILE_BYTES + 64 * 1024
 UPLOAD_TTL_S = 24 * 3600
 _UPLOAD_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 
-KIND_ZH = {"summary": "概要", "price": "价格", "stock": "库存", "spec": "规格", "selling_point": "卖点", "faq": "问答",
-           "suitable": "适合", "not_suitable": "不适合", "doc": "文档片段", "qa": "店铺问答"}
-FIELD_ZH = {"sku": "商品编码", "name": "商品名称", "category": "类目", "series": "系列", "aliases": "别名",
-            "price": "直播价", "list_price": "日常价", "stock": "库存", "specs": "规格参数", "selling_points": "卖点",
-            "faq": "常见问题", "suitable_for": "适合人群", "not_suitable_for": "不适合人群"}
+KIND_ZH = {
+    "summary": "概要",
+    "price": "价格",
+    "stock": "库存",
+    "spec": "规格",
+    "selling_point": "卖点",
+    "faq": "问答",
+    "suitable": "适合",
+    "not_suitable": "不适合",
+    "doc": "文档片段",
+    "qa": "店铺问答",
+}
+FIELD_ZH = {
+    "sku": "商品编码",
+    "name": "商品名称",
+    "category": "类目",
+    "series": "系列",
+    "aliases": "别名",
+    "price": "直播价",
+    "list_price": "日常价",
+    "stock": "库存",
+    "specs": "规格参数",
+    "selling_points": "卖点",
+    "faq": "常见问题",
+    "suitable_for": "适合人群",
+    "not_suitable_for": "不适合人群",
+}
 
 _MESSAGES = [
     (re.compile(r"^missing sku$"), "缺少商品编码（sku）"),
@@ -47,7 +70,10 @@ _MESSAGES = [
     (re.compile(r"^product must be an object$"), "商品必须是 JSON 对象"),
     (re.compile(r"^question and answer are both required$"), "问题和答案都必须填写"),
     (re.compile(r"^cannot parse cell: (.*)$"), "单元格无法解析：{0}"),
-    (re.compile(r"^no 'sku' column.*$"), "缺少 sku 列：商品表需要 sku、name、price 列（问答表需要 question、answer 列）"),
+    (
+        re.compile(r"^no 'sku' column.*$"),
+        "缺少 sku 列：商品表需要 sku、name、price 列（问答表需要 question、answer 列）",
+    ),
     (re.compile(r"^unsupported file type (.*)$"), "不支持的文件类型 {0}"),
     (re.compile(r"^empty sheet.*$"), "空表：没有表头"),
     (re.compile(r"^empty document$"), "空文档"),
@@ -55,7 +81,7 @@ _MESSAGES = [
     (re.compile(r"^binary data where text was expected.*$"), "文件内容不是文本（可能已损坏或类型不对）"),
     (re.compile(r"^not valid UTF-8 or GB18030 text$"), "文本编码无法识别（请用 UTF-8 或 GBK）"),
     (re.compile(r"^not a readable \.xlsx workbook.*$"), "不是有效的 .xlsx 文件"),
-    (re.compile(r"^expected \{.*$"), "JSON 结构应为 {\"merchant\": {...}, \"products\": [...]}"),
+    (re.compile(r"^expected \{.*$"), 'JSON 结构应为 {"merchant": {...}, "products": [...]}'),
 ]
 
 
@@ -72,8 +98,17 @@ def message_zh(msg: str) -> str:
 
 
 def issue_rows(e: KBImportError) -> list[dict]:
-    return [{"file": i.file, "row": i.row, "field": i.field, "field_zh": FIELD_ZH.get((i.field or "").split(".")[0]),
-             "message": message_zh(i.message), "raw": i.message} for i in e.issues]
+    return [
+        {
+            "file": i.file,
+            "row": i.row,
+            "field": i.field,
+            "field_zh": FIELD_ZH.get((i.field or "").split(".")[0]),
+            "message": message_zh(i.message),
+            "raw": i.message,
+        }
+        for i in e.issues
+    ]
 
 
 def safe_filename(name: str) -> str:
@@ -110,10 +145,21 @@ class Job:
     issues: list[dict] | None = None
 
     def view(self) -> dict:
-        return {"job_id": self.job_id, "kind": self.kind, "state": self.state, "stage": self.stage,
-                "stage_zh": {"parsing": "解析文件", "embedding": "计算向量", "indexing": "建立索引"}.get(self.stage, self.stage),
-                "done": self.done, "total": self.total, "result": self.result, "error": self.error,
-                "issues": self.issues, "elapsed_s": round((self.finished or time.time()) - self.started, 2)}
+        return {
+            "job_id": self.job_id,
+            "kind": self.kind,
+            "state": self.state,
+            "stage": self.stage,
+            "stage_zh": {"parsing": "解析文件", "embedding": "计算向量", "indexing": "建立索引"}.get(
+                self.stage, self.stage
+            ),
+            "done": self.done,
+            "total": self.total,
+            "result": self.result,
+            "error": self.error,
+            "issues": self.issues,
+            "elapsed_s": round((self.finished or time.time()) - self.started, 2),
+        }
 
 
 class KBConsole:
@@ -163,12 +209,20 @@ class KBConsole:
         diff = catalog_diff(base, merged)
         facts = catalog_facts(fragment)
         changed = {p["sku"] for p in diff["products"]["added"]} | {p["sku"] for p in diff["products"]["changed"]}
-        return {"upload_id": upload_id, "files": [p.name for p in files], "active_version": active,
-                "counts": {"products": len(fragment.products), "documents": len(fragment.documents),
-                           "qa": sum(len(q.pairs) for q in fragment.qa_sets), "facts": len(facts)},
-                "diff": diff,
-                "facts": [fact_view(f) | {"changed": f.sku in changed if f.sku else True} for f in facts[:400]],
-                "facts_truncated": max(0, len(facts) - 400)}
+        return {
+            "upload_id": upload_id,
+            "files": [p.name for p in files],
+            "active_version": active,
+            "counts": {
+                "products": len(fragment.products),
+                "documents": len(fragment.documents),
+                "qa": sum(len(q.pairs) for q in fragment.qa_sets),
+                "facts": len(facts),
+            },
+            "diff": diff,
+            "facts": [fact_view(f) | {"changed": f.sku in changed if f.sku else True} for f in facts[:400]],
+            "facts_truncated": max(0, len(facts) - 400),
+        }
 
     # --- jobs --------------------------------------------------------------------------------
     def start_job(self, merchant: str, kind: str, work) -> Job:
@@ -208,8 +262,17 @@ class KBConsole:
         for p in cat.products:
             if q and q not in p.sku.lower() and q not in p.name.lower() and q not in p.category.lower():
                 continue
-            out.append({"sku": p.sku, "name": p.name, "category": p.category, "price": p.price,
-                        "list_price": p.list_price, "stock": p.stock, "facts": len(product_facts(p))})
+            out.append(
+                {
+                    "sku": p.sku,
+                    "name": p.name,
+                    "category": p.category,
+                    "price": p.price,
+                    "list_price": p.list_price,
+                    "stock": p.stock,
+                    "facts": len(product_facts(p)),
+                }
+            )
         return out
 
     def product(self, merchant: str, sku: str) -> Product | None:
@@ -229,11 +292,26 @@ class KBConsole:
     def retrieval_test(self, merchant: str, query: str, k: int = 8) -> dict:
         t0 = time.perf_counter()
         version, hits = self.kb.search(merchant, query, k=k)
-        return {"version": version, "elapsed_ms": round((time.perf_counter() - t0) * 1000, 1),
-                "hits": [{"rank": i + 1, "fact_id": h.fact_id, "sku": h.sku, "name": h.name, "kind": h.kind,
-                          "kind_zh": KIND_ZH.get(h.kind, h.kind), "text": h.text, "score": h.score,
-                          "dense_rank": h.dense_rank, "bm25_rank": h.bm25_rank, "product_boost": h.product_boost}
-                         for i, h in enumerate(hits)]}
+        return {
+            "version": version,
+            "elapsed_ms": round((time.perf_counter() - t0) * 1000, 1),
+            "hits": [
+                {
+                    "rank": i + 1,
+                    "fact_id": h.fact_id,
+                    "sku": h.sku,
+                    "name": h.name,
+                    "kind": h.kind,
+                    "kind_zh": KIND_ZH.get(h.kind, h.kind),
+                    "text": h.text,
+                    "score": h.score,
+                    "dense_rank": h.dense_rank,
+                    "bm25_rank": h.bm25_rank,
+                    "product_boost": h.product_boost,
+                }
+                for i, h in enumerate(hits)
+            ],
+        }
 
     def versions_diff(self, merchant: str, version: str, against: str | None) -> dict:
         versions = [v.version for v in self.kb.versions(merchant)]
@@ -259,16 +337,26 @@ class KBConsole:
                 lines.append({"op": "-", "fact_id": fid, "text": a})
             if b is not None:
                 lines.append({"op": "+", "fact_id": fid, "text": b})
-        d["facts"] = {"added": sum(1 for f in new_f if f not in old_f),
-                      "removed": sum(1 for f in old_f if f not in new_f),
-                      "changed": sum(1 for f in new_f if f in old_f and old_f[f] != new_f[f]),
-                      "lines": lines[:600], "truncated": max(0, len(lines) - 600)}
+        d["facts"] = {
+            "added": sum(1 for f in new_f if f not in old_f),
+            "removed": sum(1 for f in old_f if f not in new_f),
+            "changed": sum(1 for f in new_f if f in old_f and old_f[f] != new_f[f]),
+            "lines": lines[:600],
+            "truncated": max(0, len(lines) - 600),
+        }
         return d
 
 
 def fact_view(f) -> dict:
-    return {"fact_id": f.id, "kind": f.kind, "kind_zh": KIND_ZH.get(f.kind, f.kind), "sku": f.sku, "name": f.name,
-            "key": f.key, "text": f.text}
+    return {
+        "fact_id": f.id,
+        "kind": f.kind,
+        "kind_zh": KIND_ZH.get(f.kind, f.kind),
+        "sku": f.sku,
+        "name": f.name,
+        "key": f.key,
+        "text": f.text,
+    }
 
 
 def _pdump(p: Product) -> dict:
@@ -282,24 +370,33 @@ def catalog_diff(old: Catalog, new: Catalog) -> dict:
     for sku in np_:
         if sku in op and op[sku] != np_[sku]:
             a, b = _pdump(op[sku]), _pdump(np_[sku])
-            fields = [{"field": k, "field_zh": FIELD_ZH.get(k, k), "before": a.get(k), "after": b.get(k)}
-                      for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+            fields = [
+                {"field": k, "field_zh": FIELD_ZH.get(k, k), "before": a.get(k), "after": b.get(k)}
+                for k in sorted(a.keys() | b.keys())
+                if a.get(k) != b.get(k)
+            ]
             changed.append({"sku": sku, "name": np_[sku].name, "fields": fields})
     od = {d.doc_id: d for d in old.documents}
     nd = {d.doc_id: d for d in new.documents}
     oq = {q.source: q for q in old.qa_sets}
     nq = {q.source: q for q in new.qa_sets}
     return {
-        "products": {"added": [{"sku": s, "name": np_[s].name} for s in np_ if s not in op],
-                     "removed": [{"sku": s, "name": op[s].name} for s in op if s not in np_],
-                     "changed": changed,
-                     "unchanged": sum(1 for s in np_ if s in op and op[s] == np_[s])},
-        "documents": {"added": [{"doc_id": d, "title": nd[d].title} for d in nd if d not in od],
-                      "removed": [{"doc_id": d, "title": od[d].title} for d in od if d not in nd],
-                      "changed": [{"doc_id": d, "title": nd[d].title} for d in nd if d in od and od[d] != nd[d]]},
-        "qa": {"added": [{"source": s, "pairs": len(nq[s].pairs)} for s in nq if s not in oq],
-               "removed": [{"source": s, "pairs": len(oq[s].pairs)} for s in oq if s not in nq],
-               "changed": [{"source": s, "pairs": len(nq[s].pairs)} for s in nq if s in oq and oq[s] != nq[s]]},
+        "products": {
+            "added": [{"sku": s, "name": np_[s].name} for s in np_ if s not in op],
+            "removed": [{"sku": s, "name": op[s].name} for s in op if s not in np_],
+            "changed": changed,
+            "unchanged": sum(1 for s in np_ if s in op and op[s] == np_[s]),
+        },
+        "documents": {
+            "added": [{"doc_id": d, "title": nd[d].title} for d in nd if d not in od],
+            "removed": [{"doc_id": d, "title": od[d].title} for d in od if d not in nd],
+            "changed": [{"doc_id": d, "title": nd[d].title} for d in nd if d in od and od[d] != nd[d]],
+        },
+        "qa": {
+            "added": [{"source": s, "pairs": len(nq[s].pairs)} for s in nq if s not in oq],
+            "removed": [{"source": s, "pairs": len(oq[s].pairs)} for s in oq if s not in nq],
+            "changed": [{"source": s, "pairs": len(nq[s].pairs)} for s in nq if s in oq and oq[s] != nq[s]],
+        },
     }
 
 

@@ -10,6 +10,7 @@ Sources (a seam: the virtual-host package supplies richer versions when a host r
 - coupons issued vs budget — the coupon ledger's campaigns;
 - alerts — viewer drops, coupon budgets nearly spent, unanswered questions, answers flagged.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,9 +34,19 @@ from audience.db import read_tx
 
 log = logging.getLogger("liveroom.console.live")
 
-INTENT_ZH = {"price": "价格", "stock": "库存", "spec": "规格参数", "suitability": "适用人群", "compare": "对比",
-             "policy": "发货售后", "coupon": "优惠券", "recommend": "推荐", "greeting": "打招呼", "other": "其他",
-             "profile": "会员等级"}
+INTENT_ZH = {
+    "price": "价格",
+    "stock": "库存",
+    "spec": "规格参数",
+    "suitability": "适用人群",
+    "compare": "对比",
+    "policy": "发货售后",
+    "coupon": "优惠券",
+    "recommend": "推荐",
+    "greeting": "打招呼",
+    "other": "其他",
+    "profile": "会员等级",
+}
 
 
 @dataclass
@@ -57,10 +68,21 @@ class LoggedAnswer:
 
     def view(self, facts: dict[str, str] | None = None) -> dict:
         cites = [{**c, "text": (facts or {}).get(c.get("fact_id", ""))} for c in self.citations]
-        return {"answer_id": self.answer_id, "viewer_id": self.viewer_id, "question": self.question,
-                "answer": self.answer, "citations": cites, "path": self.path, "intent": self.intent,
-                "intent_zh": INTENT_ZH.get(self.intent, self.intent), "refused": self.refused,
-                "kb_version": self.kb_version, "at": self.at, "channel": self.channel, "flagged": self.flagged}
+        return {
+            "answer_id": self.answer_id,
+            "viewer_id": self.viewer_id,
+            "question": self.question,
+            "answer": self.answer,
+            "citations": cites,
+            "path": self.path,
+            "intent": self.intent,
+            "intent_zh": INTENT_ZH.get(self.intent, self.intent),
+            "refused": self.refused,
+            "kb_version": self.kb_version,
+            "at": self.at,
+            "channel": self.channel,
+            "flagged": self.flagged,
+        }
 
 
 class AnswerLog:
@@ -71,15 +93,29 @@ class AnswerLog:
         self._rooms: OrderedDict[tuple[str, str], deque[LoggedAnswer]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def record(self, merchant: str, room_id: str, viewer_id: str, question: str, ans: AgentAnswer | dict,
-               channel: str = "ws") -> LoggedAnswer:
+    def record(
+        self, merchant: str, room_id: str, viewer_id: str, question: str, ans: AgentAnswer | dict, channel: str = "ws"
+    ) -> LoggedAnswer:
         a = ans if isinstance(ans, dict) else ans.model_dump()
-        item = LoggedAnswer(uuid.uuid4().hex[:16], merchant, room_id, str(viewer_id)[:64], str(question)[:500],
-                            str(a.get("answer", ""))[:1000],
-                            [{"fact_id": str(c.get("fact_id", ""))[:200], "sku": c.get("sku")}
-                             for c in (a.get("citations") or [])[:10] if isinstance(c, dict)],
-                            str(a.get("path", "")), str(a.get("intent", "")), bool(a.get("refused")),
-                            a.get("kb_version"), time.time(), channel)
+        item = LoggedAnswer(
+            uuid.uuid4().hex[:16],
+            merchant,
+            room_id,
+            str(viewer_id)[:64],
+            str(question)[:500],
+            str(a.get("answer", ""))[:1000],
+            [
+                {"fact_id": str(c.get("fact_id", ""))[:200], "sku": c.get("sku")}
+                for c in (a.get("citations") or [])[:10]
+                if isinstance(c, dict)
+            ],
+            str(a.get("path", "")),
+            str(a.get("intent", "")),
+            bool(a.get("refused")),
+            a.get("kb_version"),
+            time.time(),
+            channel,
+        )
         key = (merchant, room_id)
         with self._lock:
             q = self._rooms.get(key)
@@ -118,12 +154,15 @@ def room_funnel(engine, merchant: str, room_id: str, minutes: int = 30, now: flo
     end_min = int(now // 60) * 60
     start = end_min - (minutes - 1) * 60
     e = am.events
-    q = (select(e.c.viewer_id, e.c.type, e.c.ts, e.c.seconds, e.c.amount_fen)
-         .where(e.c.merchant == merchant, e.c.session_id == room_id, e.c.ts >= start, e.c.ts < end_min + 60))
+    q = select(e.c.viewer_id, e.c.type, e.c.ts, e.c.seconds, e.c.amount_fen).where(
+        e.c.merchant == merchant, e.c.session_id == room_id, e.c.ts >= start, e.c.ts < end_min + 60
+    )
     with read_tx(engine) as conn:
         rows = conn.execute(q).all()
-    buckets = {start + i * 60: {"viewers": set(), "watch": 0.0, "clicks": 0, "carts": 0, "orders": 0, "gmv": 0}
-               for i in range(minutes)}
+    buckets = {
+        start + i * 60: {"viewers": set(), "watch": 0.0, "clicks": 0, "carts": 0, "orders": 0, "gmv": 0}
+        for i in range(minutes)
+    }
     total_viewers: set[str] = set()
     for vid, typ, ts, seconds, amount in rows:
         b = buckets.get(int(ts // 60) * 60)
@@ -142,21 +181,32 @@ def room_funnel(engine, merchant: str, room_id: str, minutes: int = 30, now: flo
             b["orders"] += 1
             b["gmv"] += amount or 0
     ts_list = sorted(buckets)
-    out = {"minutes": [time.strftime("%H:%M", time.localtime(t)) for t in ts_list], "ts": ts_list,
-           "viewers": [len(buckets[t]["viewers"]) for t in ts_list],
-           "watch_minutes": [round(buckets[t]["watch"] / 60, 1) for t in ts_list],
-           "clicks": [buckets[t]["clicks"] for t in ts_list], "carts": [buckets[t]["carts"] for t in ts_list],
-           "orders": [buckets[t]["orders"] for t in ts_list],
-           "gmv": [round(buckets[t]["gmv"] / 100, 2) for t in ts_list]}
-    out["totals"] = {"viewers": len(total_viewers), "watch_minutes": round(sum(out["watch_minutes"]), 1),
-                     "clicks": sum(out["clicks"]), "carts": sum(out["carts"]), "orders": sum(out["orders"]),
-                     "gmv": round(sum(out["gmv"]), 2), "events": len(rows)}
+    out = {
+        "minutes": [time.strftime("%H:%M", time.localtime(t)) for t in ts_list],
+        "ts": ts_list,
+        "viewers": [len(buckets[t]["viewers"]) for t in ts_list],
+        "watch_minutes": [round(buckets[t]["watch"] / 60, 1) for t in ts_list],
+        "clicks": [buckets[t]["clicks"] for t in ts_list],
+        "carts": [buckets[t]["carts"] for t in ts_list],
+        "orders": [buckets[t]["orders"] for t in ts_list],
+        "gmv": [round(buckets[t]["gmv"] / 100, 2) for t in ts_list],
+    }
+    out["totals"] = {
+        "viewers": len(total_viewers),
+        "watch_minutes": round(sum(out["watch_minutes"]), 1),
+        "clicks": sum(out["clicks"]),
+        "carts": sum(out["carts"]),
+        "orders": sum(out["orders"]),
+        "gmv": round(sum(out["gmv"]), 2),
+        "events": len(rows),
+    }
     return out
 
 
 # --- hot questions -----------------------------------------------------------------------------
-def hot_questions(answers: list[LoggedAnswer], catalog, window_s: float = 600, now: float | None = None,
-                  limit: int = 6) -> list[dict]:
+def hot_questions(
+    answers: list[LoggedAnswer], catalog, window_s: float = 600, now: float | None = None, limit: int = 6
+) -> list[dict]:
     """Cluster recent viewer questions by (intent, product) and suggest what the host could say."""
     now = time.time() if now is None else now
     groups: dict[tuple[str, str | None], list[LoggedAnswer]] = {}
@@ -171,9 +221,18 @@ def hot_questions(answers: list[LoggedAnswer], catalog, window_s: float = 600, n
         viewers = len({x.viewer_id for x in items})
         label = (f"{p.name}·" if p else "") + INTENT_ZH.get(intent, intent)
         unanswered = sum(1 for x in items if x.refused)
-        out.append({"label": label, "intent": intent, "sku": sku, "count": len(items), "viewers": viewers,
-                    "examples": list(dict.fromkeys(x.question for x in items))[:3],
-                    "unanswered": unanswered, "talking_point": talking_point(intent, p, items)})
+        out.append(
+            {
+                "label": label,
+                "intent": intent,
+                "sku": sku,
+                "count": len(items),
+                "viewers": viewers,
+                "examples": list(dict.fromkeys(x.question for x in items))[:3],
+                "unanswered": unanswered,
+                "talking_point": talking_point(intent, p, items),
+            }
+        )
     out.sort(key=lambda g: (-g["viewers"], -g["count"]))
     return out[:limit]
 
@@ -201,34 +260,60 @@ def talking_point(intent: str, p, items: list[LoggedAnswer]) -> str:
 
 
 # --- alerts ------------------------------------------------------------------------------------
-def alerts(funnel: dict, campaigns: list[dict], answers: list[LoggedAnswer], open_reviews: int,
-           now: float | None = None) -> list[dict]:
+def alerts(
+    funnel: dict, campaigns: list[dict], answers: list[LoggedAnswer], open_reviews: int, now: float | None = None
+) -> list[dict]:
     now = time.time() if now is None else now
     out: list[dict] = []
     v = funnel.get("viewers") or []
     if len(v) >= 3 and v[-2] >= 10 and v[-1] < v[-2] * 0.7 and v[-1] > 0:
-        out.append({"level": "warn", "text": f"在线人数较上一分钟下降 {round((1 - v[-1] / v[-2]) * 100)}%",
-                    "kind": "viewers_drop"})
+        out.append(
+            {
+                "level": "warn",
+                "text": f"在线人数较上一分钟下降 {round((1 - v[-1] / v[-2]) * 100)}%",
+                "kind": "viewers_drop",
+            }
+        )
     clicks, orders = funnel.get("clicks") or [], funnel.get("orders") or []
     if len(clicks) >= 5 and sum(clicks[-5:]) >= 20 and sum(orders[-5:]) == 0:
         out.append({"level": "warn", "text": "近5分钟点击商品较多但没有成交，建议讲解优惠或发券", "kind": "no_orders"})
     for c in campaigns:
         if c["status"] == "active" and c["budget_count"] and c["issued_count"] >= 0.9 * c["budget_count"]:
-            out.append({"level": "warn", "kind": "coupon_budget",
-                        "text": f"优惠券「{c['title']}」已发出 {c['issued_count']}/{c['budget_count']} 张，预算即将用完"})
+            out.append(
+                {
+                    "level": "warn",
+                    "kind": "coupon_budget",
+                    "text": f"优惠券「{c['title']}」已发出 {c['issued_count']}/{c['budget_count']} 张，预算即将用完",
+                }
+            )
     recent = [a for a in answers if now - a.at <= 600]
     unanswered = sum(1 for a in recent if a.refused and a.intent not in ("rate_limited", "abuse", "empty"))
     if unanswered >= 3:
-        out.append({"level": "info", "kind": "unanswered",
-                    "text": f"近10分钟有 {unanswered} 个问题没能回答，可能是知识库缺资料"})
+        out.append(
+            {
+                "level": "info",
+                "kind": "unanswered",
+                "text": f"近10分钟有 {unanswered} 个问题没能回答，可能是知识库缺资料",
+            }
+        )
     if open_reviews:
         out.append({"level": "info", "kind": "reviews", "text": f"有 {open_reviews} 条回答被标记待复核"})
     return out
 
 
 # --- the demo simulator -----------------------------------------------------------------------
-SIM_QUESTIONS = ["{name}多少钱", "{name}还有货吗", "{name}敏感肌能用吗", "{name}有什么规格", "什么时候发货",
-                 "能开发票吗", "有优惠券吗", "{name}适合什么人", "包邮吗", "{name}和{other}有什么区别"]
+SIM_QUESTIONS = [
+    "{name}多少钱",
+    "{name}还有货吗",
+    "{name}敏感肌能用吗",
+    "{name}有什么规格",
+    "什么时候发货",
+    "能开发票吗",
+    "有优惠券吗",
+    "{name}适合什么人",
+    "包邮吗",
+    "{name}和{other}有什么区别",
+]
 
 
 def _short(p) -> str:
@@ -269,8 +354,11 @@ class Simulator:
         products = cat.products[:12]
         if not products:
             return
-        await asyncio.to_thread(svc.upsert_products, self.merchant, [
-            {"sku": p.sku, "name": p.name, "category": p.category, "price": p.price} for p in products])
+        await asyncio.to_thread(
+            svc.upsert_products,
+            self.merchant,
+            [{"sku": p.sku, "name": p.name, "category": p.category, "price": p.price} for p in products],
+        )
         present: list[str] = []
         since: dict[str, float] = {}
         seq = itertools.count(1)
@@ -282,9 +370,17 @@ class Simulator:
             now = time.time()
             evs: list[dict] = []
 
-            def add(vid: str, typ: str, **kw: Any) -> None:
-                evs.append({"event_id": f"{prefix}-{next(seq)}", "viewer_id": vid, "type": typ, "ts": now,
-                            "session_id": self.room_id, **kw})
+            def add(vid: str, typ: str, **kw: Any) -> None:  # called only within this iteration
+                evs.append(  # noqa: B023
+                    {
+                        "event_id": f"{prefix}-{next(seq)}",
+                        "viewer_id": vid,
+                        "type": typ,
+                        "ts": now,  # noqa: B023
+                        "session_id": self.room_id,
+                        **kw,
+                    }
+                )
 
             for _ in range(rng.randint(2, 6)):
                 n_viewers += 1
@@ -301,8 +397,7 @@ class Simulator:
                 if r < 0.08:
                     add(vid, "add_to_cart", sku=on_screen.sku)
                 if r < 0.03:
-                    add(vid, "purchase", sku=on_screen.sku, amount=on_screen.price,
-                        order_id=f"{prefix}-o{next(seq)}")
+                    add(vid, "purchase", sku=on_screen.sku, amount=on_screen.price, order_id=f"{prefix}-o{next(seq)}")
             for _ in range(rng.randint(0, 2)):
                 stayed = [v for v in present if now - since[v] >= 45]
                 if len(present) > 20 and stayed:
@@ -323,8 +418,16 @@ class Simulator:
                     except Exception:  # noqa: BLE001
                         log.debug("host danmaku failed", exc_info=True)
                 try:
-                    await agent.answer(ViewerMessage(merchant=self.merchant, room_id=self.room_id, viewer_id=vid,
-                                                     text=text, context_sku=on_screen.sku, channel="sim"))
+                    await agent.answer(
+                        ViewerMessage(
+                            merchant=self.merchant,
+                            room_id=self.room_id,
+                            viewer_id=vid,
+                            text=text,
+                            context_sku=on_screen.sku,
+                            channel="sim",
+                        )
+                    )
                     self.questions += 1
                 except Exception:  # noqa: BLE001 - the demo keeps going
                     log.exception("simulator question failed")
@@ -336,8 +439,17 @@ def _feed_host(room, evs: list[dict]) -> None:
         from host.frames import RoomEvent
 
         for e in evs:
-            room.ingest_event(RoomEvent(type=e["type"], viewer_id=e["viewer_id"], ts=e["ts"], sku=e.get("sku"),
-                                        amount=e.get("amount"), seconds=e.get("seconds"), event_id=e["event_id"]))
+            room.ingest_event(
+                RoomEvent(
+                    type=e["type"],
+                    viewer_id=e["viewer_id"],
+                    ts=e["ts"],
+                    sku=e.get("sku"),
+                    amount=e.get("amount"),
+                    seconds=e.get("seconds"),
+                    event_id=e["event_id"],
+                )
+            )
     except Exception:  # noqa: BLE001 - the host layer is optional
         log.debug("host events failed", exc_info=True)
 
@@ -361,16 +473,26 @@ def host_funnel(room, minutes: int) -> dict:
     now = room.clock.now()
     series = room.funnel.series(minutes, now)
     tot = room.funnel.totals()
-    out = {"minutes": [time.strftime("%H:%M", time.localtime(m.minute)) for m in series],
-           "ts": [m.minute for m in series],
-           "viewers": [max(m.online, m.active_viewers) for m in series],
-           "watch_minutes": [round(m.watch_seconds / 60, 1) for m in series],
-           "clicks": [m.product_clicks for m in series], "carts": [m.add_to_cart for m in series],
-           "orders": [m.orders for m in series], "gmv": [round(m.gmv, 2) for m in series]}
-    out["totals"] = {"viewers": tot.unique_viewers, "watch_minutes": round(sum(out["watch_minutes"]), 1),
-                     "clicks": tot.product_clicks, "carts": tot.add_to_cart, "orders": tot.orders,
-                     "gmv": round(tot.gmv, 2), "events": sum(m.active_viewers for m in series),
-                     "online": room.funnel.online}
+    out = {
+        "minutes": [time.strftime("%H:%M", time.localtime(m.minute)) for m in series],
+        "ts": [m.minute for m in series],
+        "viewers": [max(m.online, m.active_viewers) for m in series],
+        "watch_minutes": [round(m.watch_seconds / 60, 1) for m in series],
+        "clicks": [m.product_clicks for m in series],
+        "carts": [m.add_to_cart for m in series],
+        "orders": [m.orders for m in series],
+        "gmv": [round(m.gmv, 2) for m in series],
+    }
+    out["totals"] = {
+        "viewers": tot.unique_viewers,
+        "watch_minutes": round(sum(out["watch_minutes"]), 1),
+        "clicks": tot.product_clicks,
+        "carts": tot.add_to_cart,
+        "orders": tot.orders,
+        "gmv": round(tot.gmv, 2),
+        "events": sum(m.active_viewers for m in series),
+        "online": room.funnel.online,
+    }
     return out
 
 
@@ -381,18 +503,30 @@ def host_hot(room, answers: list[LoggedAnswer] = (), limit: int = 6) -> list[dic
         s = room.suggestions.for_cluster(cv.cluster_id)
         known = next((by_question[q] for q in cv.examples if q in by_question), None)
         fallback = f"统一回复：{known.answer}" if known else "等待更多观众提问后生成话术"
-        out.append({"label": cv.label + (f"（{cv.sku}）" if cv.sku else ""), "intent": cv.topic or "", "sku": cv.sku,
-                    "count": cv.messages, "viewers": cv.viewers, "examples": cv.examples[:3],
-                    "unanswered": 0 if cv.answered_at else (1 if cv.hot and s is None else 0),
-                    "talking_point": (s.say if s else "") or (s.message if s else "") or fallback,
-                    "cluster_id": cv.cluster_id, "hot": cv.hot})
+        out.append(
+            {
+                "label": cv.label + (f"（{cv.sku}）" if cv.sku else ""),
+                "intent": cv.topic or "",
+                "sku": cv.sku,
+                "count": cv.messages,
+                "viewers": cv.viewers,
+                "examples": cv.examples[:3],
+                "unanswered": 0 if cv.answered_at else (1 if cv.hot and s is None else 0),
+                "talking_point": (s.say if s else "") or (s.message if s else "") or fallback,
+                "cluster_id": cv.cluster_id,
+                "hot": cv.hot,
+            }
+        )
     return out
 
 
 def host_alerts(room, window_s: float = 900) -> list[dict]:
     now = room.clock.now()
-    return [{"level": "warn" if a.severity != "info" else "info", "text": a.message, "kind": a.kind}
-            for a in room.alerts.raised[-10:] if now - a.at <= window_s][::-1]
+    return [
+        {"level": "warn" if a.severity != "info" else "info", "text": a.message, "kind": a.kind}
+        for a in room.alerts.raised[-10:]
+        if now - a.at <= window_s
+    ][::-1]
 
 
 def dashboard(console, app, merchant: str, room_id: str, minutes: int = 30) -> dict:
@@ -428,12 +562,26 @@ def dashboard(console, app, merchant: str, room_id: str, minutes: int = 30) -> d
         warn = alerts(funnel, camps, answers, open_reviews)
         source = "events"
     return {
-        "room_id": room_id, "now": time.time(), "source": source, "funnel": funnel, "hot_questions": hot,
+        "room_id": room_id,
+        "now": time.time(),
+        "source": source,
+        "funnel": funnel,
+        "hot_questions": hot,
         "answers": [a.view(fact_text) for a in answers[:30]],
-        "coupons": [{"campaign_id": x["campaign_id"], "title": x["title"], "status": x["status"],
-                     "issued_count": x["issued_count"], "budget_count": x["budget_count"],
-                     "issued_value": x["issued_value"], "budget_money": x["budget_money"],
-                     "used_pct": round(100 * x["issued_count"] / x["budget_count"], 1) if x["budget_count"] else 0}
-                    for x in camps],
-        "alerts": warn, "open_reviews": open_reviews, "simulator": console.simulator_view(merchant, room_id),
+        "coupons": [
+            {
+                "campaign_id": x["campaign_id"],
+                "title": x["title"],
+                "status": x["status"],
+                "issued_count": x["issued_count"],
+                "budget_count": x["budget_count"],
+                "issued_value": x["issued_value"],
+                "budget_money": x["budget_money"],
+                "used_pct": round(100 * x["issued_count"] / x["budget_count"], 1) if x["budget_count"] else 0,
+            }
+            for x in camps
+        ],
+        "alerts": warn,
+        "open_reviews": open_reviews,
+        "simulator": console.simulator_view(merchant, room_id),
     }

@@ -2,6 +2,7 @@
 knowledge-base jobs, prompt store, answer log, simulators), built from the app's container (at app
 start-up by server.py's lifespan, else on first use) and kept on ``app.state.console``. The answer log
 subscribes to the container's answer bus (agent/bus.py), so it sees the answers of every channel."""
+
 from __future__ import annotations
 
 import json
@@ -13,11 +14,11 @@ from sqlalchemy import func, select, update
 
 from audience.db import read_tx, write_tx
 from console import db as t
-from core.settings import ConsoleSettings
 from console.audit import AuditLog
 from console.auth import Accounts, LoginLimiter
 from console.kb import KBConsole
 from console.live import AnswerLog, Simulator
+from core.settings import ConsoleSettings
 from prompts.store import PromptStore
 
 ROOM_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -59,15 +60,25 @@ class ConsoleService:
 
     def rooms(self, merchant: str) -> list[dict]:
         with read_tx(self.engine) as conn:
-            rows = conn.execute(select(t.rooms).where(t.rooms.c.merchant == merchant)
-                                .order_by(t.rooms.c.created_at.desc())).all()
-        return [{"room_id": r.room_id, "title": r.title, "created_at": r.created_at, "created_by": r.created_by,
-                 "simulator": self.simulator_view(merchant, r.room_id)} for r in rows]
+            rows = conn.execute(
+                select(t.rooms).where(t.rooms.c.merchant == merchant).order_by(t.rooms.c.created_at.desc())
+            ).all()
+        return [
+            {
+                "room_id": r.room_id,
+                "title": r.title,
+                "created_at": r.created_at,
+                "created_by": r.created_by,
+                "simulator": self.simulator_view(merchant, r.room_id),
+            }
+            for r in rows
+        ]
 
     def room(self, merchant: str, room_id: str) -> dict | None:
         with read_tx(self.engine) as conn:
-            r = conn.execute(select(t.rooms).where(t.rooms.c.merchant == merchant,
-                                                   t.rooms.c.room_id == room_id)).first()
+            r = conn.execute(
+                select(t.rooms).where(t.rooms.c.merchant == merchant, t.rooms.c.room_id == room_id)
+            ).first()
         return {"room_id": r.room_id, "title": r.title, "created_at": r.created_at} if r else None
 
     def create_room(self, merchant: str, room_id: str, title: str, actor: str) -> dict:
@@ -77,24 +88,39 @@ class ConsoleService:
         with write_tx(self.engine) as conn:
             if conn.execute(select(t.rooms.c.room_id).where(t.rooms.c.room_id == room_id)).first():
                 raise ValueError(f"直播间ID {room_id} 已被占用")
-            conn.execute(t.rooms.insert().values(room_id=room_id, merchant=merchant, title=title, created_by=actor,
-                                                 created_at=time.time()))
+            conn.execute(
+                t.rooms.insert().values(
+                    room_id=room_id, merchant=merchant, title=title, created_by=actor, created_at=time.time()
+                )
+            )
         self._room_cache.pop(room_id, None)
         return self.room(merchant, room_id)
 
     # --- reviews (thumbs-down) ---------------------------------------------------------------
     def file_feedback(self, merchant: str, room_id: str, ans, reason: str, actor: str) -> dict:
         with write_tx(self.engine) as conn:
-            r = conn.execute(t.feedback.insert().values(
-                merchant=merchant, room_id=room_id, answer_id=ans.answer_id, question=ans.question,
-                answer=ans.answer, citations=json.dumps(ans.citations, ensure_ascii=False), kb_version=ans.kb_version,
-                reason=(reason or "")[:500], status="open", filed_by=actor, at=time.time()))
+            r = conn.execute(
+                t.feedback.insert().values(
+                    merchant=merchant,
+                    room_id=room_id,
+                    answer_id=ans.answer_id,
+                    question=ans.question,
+                    answer=ans.answer,
+                    citations=json.dumps(ans.citations, ensure_ascii=False),
+                    kb_version=ans.kb_version,
+                    reason=(reason or "")[:500],
+                    status="open",
+                    filed_by=actor,
+                    at=time.time(),
+                )
+            )
             fid = r.inserted_primary_key[0]
         ans.flagged = True
         return {"id": fid, "answer_id": ans.answer_id, "status": "open"}
 
-    def reviews(self, merchant: str, status: str | None = None, room_id: str | None = None,
-                limit: int = 200) -> list[dict]:
+    def reviews(
+        self, merchant: str, status: str | None = None, room_id: str | None = None, limit: int = 200
+    ) -> list[dict]:
         q = select(t.feedback).where(t.feedback.c.merchant == merchant)
         if status:
             q = q.where(t.feedback.c.status == status)
@@ -102,14 +128,31 @@ class ConsoleService:
             q = q.where(t.feedback.c.room_id == room_id)
         with read_tx(self.engine) as conn:
             rows = conn.execute(q.order_by(t.feedback.c.id.desc()).limit(limit)).all()
-        return [{"id": r.id, "room_id": r.room_id, "answer_id": r.answer_id, "question": r.question,
-                 "answer": r.answer, "citations": json.loads(r.citations or "[]"), "kb_version": r.kb_version,
-                 "reason": r.reason, "status": r.status, "filed_by": r.filed_by, "at": r.at,
-                 "resolved_by": r.resolved_by, "resolved_at": r.resolved_at} for r in rows]
+        return [
+            {
+                "id": r.id,
+                "room_id": r.room_id,
+                "answer_id": r.answer_id,
+                "question": r.question,
+                "answer": r.answer,
+                "citations": json.loads(r.citations or "[]"),
+                "kb_version": r.kb_version,
+                "reason": r.reason,
+                "status": r.status,
+                "filed_by": r.filed_by,
+                "at": r.at,
+                "resolved_by": r.resolved_by,
+                "resolved_at": r.resolved_at,
+            }
+            for r in rows
+        ]
 
     def open_reviews(self, merchant: str, room_id: str | None = None) -> int:
-        q = select(func.count()).select_from(t.feedback).where(t.feedback.c.merchant == merchant,
-                                                               t.feedback.c.status == "open")
+        q = (
+            select(func.count())
+            .select_from(t.feedback)
+            .where(t.feedback.c.merchant == merchant, t.feedback.c.status == "open")
+        )
         if room_id:
             q = q.where(t.feedback.c.room_id == room_id)
         with read_tx(self.engine) as conn:
@@ -120,8 +163,11 @@ class ConsoleService:
 
     def resolve_review(self, merchant: str, review_id: int, status: str, actor: str) -> dict | None:
         with write_tx(self.engine) as conn:
-            n = conn.execute(update(t.feedback).where(t.feedback.c.merchant == merchant, t.feedback.c.id == review_id)
-                             .values(status=status, resolved_by=actor, resolved_at=time.time())).rowcount
+            n = conn.execute(
+                update(t.feedback)
+                .where(t.feedback.c.merchant == merchant, t.feedback.c.id == review_id)
+                .values(status=status, resolved_by=actor, resolved_at=time.time())
+            ).rowcount
         return self.review(merchant, review_id) if n else None
 
     # --- simulator ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@
   alpha, power): the best arm if its Holm-adjusted p < alpha, else "no difference". A sample-ratio
   mismatch (p < 0.001) stops the test as broken.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -97,7 +98,7 @@ class ExperimentSpec(BaseModel):
 def bucket(salt: str, viewer_id: str) -> float:
     """A uniform number in [0, 1) fixed by (salt, viewer)."""
     h = hashlib.sha256(f"{salt}:{viewer_id}".encode()).digest()
-    return int.from_bytes(h[:8], "big") / 2 ** 64
+    return int.from_bytes(h[:8], "big") / 2**64
 
 
 def pick(spec: ExperimentSpec, viewer_id: str) -> str:
@@ -149,7 +150,9 @@ class Experiments:
         self.store.update_experiment(merchant, eid, spec=spec.model_dump(mode="json"))
         return spec
 
-    def assign(self, merchant: str, eid: str, viewer_ids: list[str], spec: ExperimentSpec | None = None) -> dict[str, str]:
+    def assign(
+        self, merchant: str, eid: str, viewer_ids: list[str], spec: ExperimentSpec | None = None
+    ) -> dict[str, str]:
         spec = spec or self.get(merchant, eid)
         known = self.store.assignments_of(merchant, eid, viewer_ids)
         new = {v: pick(spec, v) for v in viewer_ids if v not in known}
@@ -177,9 +180,18 @@ class Experiments:
             if e.get("variant") and e["variant"] != arms[vid]:
                 errors.append({"index": i, "error": f"viewer {vid!r} is in arm {arms[vid]!r}, not {e['variant']!r}"})
                 continue
-            rows.append({"event_id": str(e["event_id"])[:128], "experiment_id": eid, "viewer_id": vid,
-                         "variant": arms[vid], "kind": e["kind"], "ts": float(e.get("ts") or self.clock()),
-                         "value": e.get("value"), "source": "api"})
+            rows.append(
+                {
+                    "event_id": str(e["event_id"])[:128],
+                    "experiment_id": eid,
+                    "viewer_id": vid,
+                    "variant": arms[vid],
+                    "kind": e["kind"],
+                    "ts": float(e.get("ts") or self.clock()),
+                    "value": e.get("value"),
+                    "source": "api",
+                }
+            )
         accepted = self.store.add_events(merchant, rows)
         return {"accepted": accepted, "duplicates": len(rows) - accepted, "rejected": len(errors), "errors": errors}
 
@@ -212,9 +224,15 @@ class Experiments:
         found: dict[tuple[str, str], tuple[float, str, float | None]] = {}
         with self.audience_engine.connect() as conn:
             for i in range(0, len(ids), 500):
-                q = (select(e.c.viewer_id, e.c.type, e.c.ts, e.c.sku, e.c.campaign_id, e.c.amount_fen, e.c.event_id)
-                     .where(e.c.merchant == merchant, e.c.viewer_id.in_(ids[i:i + 500]), e.c.type.in_(sorted(types)),
-                            e.c.ts >= lo, e.c.ts <= hi))
+                q = select(
+                    e.c.viewer_id, e.c.type, e.c.ts, e.c.sku, e.c.campaign_id, e.c.amount_fen, e.c.event_id
+                ).where(
+                    e.c.merchant == merchant,
+                    e.c.viewer_id.in_(ids[i : i + 500]),
+                    e.c.type.in_(sorted(types)),
+                    e.c.ts >= lo,
+                    e.c.ts <= hi,
+                )
                 for ev in conn.execute(q):
                     t0, _ = first_exp[ev.viewer_id]
                     if not (t0 <= ev.ts <= t0 + win):
@@ -228,9 +246,19 @@ class Experiments:
                     if key not in found or ev.ts < found[key][0]:
                         value = ev.amount_fen / 100 if ev.amount_fen is not None else None
                         found[key] = (ev.ts, ev.event_id, value)
-        new = [{"event_id": f"ev:{spec.experiment_id}:{kind}:{vid}"[:128], "experiment_id": spec.experiment_id,
-                "viewer_id": vid, "variant": first_exp[vid][1], "kind": kind, "ts": ts, "value": value,
-                "source": "events"} for (vid, kind), (ts, _eid, value) in found.items()]
+        new = [
+            {
+                "event_id": f"ev:{spec.experiment_id}:{kind}:{vid}"[:128],
+                "experiment_id": spec.experiment_id,
+                "viewer_id": vid,
+                "variant": first_exp[vid][1],
+                "kind": kind,
+                "ts": ts,
+                "value": value,
+                "source": "events",
+            }
+            for (vid, kind), (ts, _eid, value) in found.items()
+        ]
         return self.store.add_events(merchant, new)
 
     # --- the report ----------------------------------------------------------------------------
@@ -250,17 +278,25 @@ class Experiments:
         counts = {}
         for n in names:
             ex = exposed[n]
-            counts[n] = {"exposed": len(ex), "clicked": len(clicked[n] & ex), "converted": len(converted[n] & ex),
-                         "converted_after_click": len(converted[n] & clicked[n] & ex)}
-        return build_report(spec, counts, {n: revenue[n] for n in names}, attributed,
-                            self.status(merchant, eid))
+            counts[n] = {
+                "exposed": len(ex),
+                "clicked": len(clicked[n] & ex),
+                "converted": len(converted[n] & ex),
+                "converted_after_click": len(converted[n] & clicked[n] & ex),
+            }
+        return build_report(spec, counts, {n: revenue[n] for n in names}, attributed, self.status(merchant, eid))
 
     def stop(self, merchant: str, eid: str) -> None:
         self.store.update_experiment(merchant, eid, status="stopped")
 
 
-def build_report(spec: ExperimentSpec, counts: dict[str, dict[str, int]], revenue: dict[str, float] | None = None,
-                 attributed: int = 0, status: str = "running") -> dict:
+def build_report(
+    spec: ExperimentSpec,
+    counts: dict[str, dict[str, int]],
+    revenue: dict[str, float] | None = None,
+    attributed: int = 0,
+    status: str = "running",
+) -> dict:
     """The report from per-arm viewer counts (pure: the statistics tests call this directly)."""
     names = [v.name for v in spec.variants]
     ctrl = spec.control_name
@@ -269,11 +305,14 @@ def build_report(spec: ExperimentSpec, counts: dict[str, dict[str, int]], revenu
     for n in names:
         c = counts.get(n, {"exposed": 0, "clicked": 0, "converted": 0, "converted_after_click": 0})
         ex = c["exposed"]
-        row: dict[str, Any] = {"name": n, "control": n == ctrl, "exposed": ex,
-                               "ctr": stats.RateSummary.of(c["clicked"], ex).dump(),
-                               "cvr": stats.RateSummary.of(c["converted"], ex).dump(),
-                               "conversions_per_click": stats.RateSummary.of(
-                                   c.get("converted_after_click", 0), c["clicked"]).dump()}
+        row: dict[str, Any] = {
+            "name": n,
+            "control": n == ctrl,
+            "exposed": ex,
+            "ctr": stats.RateSummary.of(c["clicked"], ex).dump(),
+            "cvr": stats.RateSummary.of(c["converted"], ex).dump(),
+            "conversions_per_click": stats.RateSummary.of(c.get("converted_after_click", 0), c["clicked"]).dump(),
+        }
         if revenue is not None:
             row["revenue"] = round(revenue.get(n, 0.0), 2)
         variants.append(row)
@@ -288,9 +327,13 @@ def build_report(spec: ExperimentSpec, counts: dict[str, dict[str, int]], revenu
             lo, hi = stats.newcombe(c[key], c["exposed"], c0[key], c0["exposed"])
             r1 = c[key] / c["exposed"] if c["exposed"] else 0.0
             r0 = c0[key] / c0["exposed"] if c0["exposed"] else 0.0
-            row["vs_control"][metric] = {"diff": round(r1 - r0, 6), "diff_ci": [round(lo, 6), round(hi, 6)],
-                                         "lift": round((r1 - r0) / r0, 4) if r0 else None,
-                                         "z": round(z, 4), "p": p}
+            row["vs_control"][metric] = {
+                "diff": round(r1 - r0, 6),
+                "diff_ci": [round(lo, 6), round(hi, 6)],
+                "lift": round((r1 - r0) / r0, 4) if r0 else None,
+                "z": round(z, 4),
+                "p": p,
+            }
     others = [r for r in variants if not r["control"]]
     for metric in metric_key:
         adj = stats.holm([r["vs_control"][metric]["p"] for r in others])
@@ -298,22 +341,36 @@ def build_report(spec: ExperimentSpec, counts: dict[str, dict[str, int]], revenu
             r["vs_control"][metric]["p_holm"] = a
     primary = spec.primary_metric
     key = metric_key[primary]
-    chi, chi_p = stats.chi2([counts.get(n, {}).get(key, 0) for n in names],
-                            [counts.get(n, {}).get("exposed", 0) for n in names])
+    chi, chi_p = stats.chi2(
+        [counts.get(n, {}).get(key, 0) for n in names], [counts.get(n, {}).get("exposed", 0) for n in names]
+    )
     srm_p = stats.srm([counts.get(n, {}).get("exposed", 0) for n in names], [v.weight for v in spec.variants])
     base = spec.baseline
     if base is None:
         base = (c0[key] / c0["exposed"]) if c0["exposed"] else None
     planned = stats.sample_size(base, spec.min_lift, spec.alpha, spec.power) if base else None
     decision = stop_rule(spec, variants, planned, srm_p)
-    return {"experiment_id": spec.experiment_id, "merchant": spec.merchant, "status": status,
-            "primary_metric": primary, "control": ctrl, "variants": variants,
-            "overall": {"metric": primary, "chi2": round(chi, 4), "p": chi_p},
-            "sample_ratio_mismatch": {"p": srm_p, "suspect": srm_p < 0.001},
-            "plan": {"baseline": base, "min_lift": spec.min_lift, "alpha": spec.alpha, "power": spec.power,
-                     "per_variant": planned, "min_exposures": spec.min_exposures,
-                     "early_stop_p": spec.early_stop_p},
-            "decision": decision, "attributed_events": attributed}
+    return {
+        "experiment_id": spec.experiment_id,
+        "merchant": spec.merchant,
+        "status": status,
+        "primary_metric": primary,
+        "control": ctrl,
+        "variants": variants,
+        "overall": {"metric": primary, "chi2": round(chi, 4), "p": chi_p},
+        "sample_ratio_mismatch": {"p": srm_p, "suspect": srm_p < 0.001},
+        "plan": {
+            "baseline": base,
+            "min_lift": spec.min_lift,
+            "alpha": spec.alpha,
+            "power": spec.power,
+            "per_variant": planned,
+            "min_exposures": spec.min_exposures,
+            "early_stop_p": spec.early_stop_p,
+        },
+        "decision": decision,
+        "attributed_events": attributed,
+    }
 
 
 def stop_rule(spec: ExperimentSpec, variants: list[dict], planned: int | None, srm_p: float) -> dict:
@@ -322,28 +379,56 @@ def stop_rule(spec: ExperimentSpec, variants: list[dict], planned: int | None, s
     ctrl_rate = next(r for r in variants if r["control"])[metric]["rate"]
     others = [r for r in variants if not r["control"]]
     if n_min >= spec.min_exposures and srm_p < 0.001:
-        return {"stop": True, "reason": "sample_ratio_mismatch", "winner": None,
-                "detail": "exposures don't match the planned split; check assignment and logging"}
+        return {
+            "stop": True,
+            "reason": "sample_ratio_mismatch",
+            "winner": None,
+            "detail": "exposures don't match the planned split; check assignment and logging",
+        }
     if n_min < spec.min_exposures:
-        return {"stop": False, "reason": "collecting", "winner": None,
-                "detail": f"{n_min} < {spec.min_exposures} exposures in the smallest arm"}
+        return {
+            "stop": False,
+            "reason": "collecting",
+            "winner": None,
+            "detail": f"{n_min} < {spec.min_exposures} exposures in the smallest arm",
+        }
     best = max(others, key=lambda r: r[metric]["rate"])
     bp = best["vs_control"][metric]
     early = [r for r in others if r["vs_control"][metric]["p"] < spec.early_stop_p]
     if early:
         top = max(early, key=lambda r: abs(r[metric]["rate"] - ctrl_rate))
         better = top[metric]["rate"] > ctrl_rate
-        return {"stop": True, "reason": "early_significant", "winner": top["name"] if better else spec.control_name,
-                "detail": f"{top['name']} vs control p={top['vs_control'][metric]['p']:.2g} < {spec.early_stop_p}"}
+        return {
+            "stop": True,
+            "reason": "early_significant",
+            "winner": top["name"] if better else spec.control_name,
+            "detail": f"{top['name']} vs control p={top['vs_control'][metric]['p']:.2g} < {spec.early_stop_p}",
+        }
     if planned is not None and n_min >= planned:
         if bp["p_holm"] < spec.alpha and best[metric]["rate"] > ctrl_rate:
-            return {"stop": True, "reason": "significant", "winner": best["name"],
-                    "detail": f"planned sample reached; {best['name']} p_holm={bp['p_holm']:.3g}"}
+            return {
+                "stop": True,
+                "reason": "significant",
+                "winner": best["name"],
+                "detail": f"planned sample reached; {best['name']} p_holm={bp['p_holm']:.3g}",
+            }
         worse = [r for r in others if r["vs_control"][metric]["p_holm"] < spec.alpha]
         if worse and all(r[metric]["rate"] < ctrl_rate for r in worse):
-            return {"stop": True, "reason": "significant", "winner": spec.control_name,
-                    "detail": "planned sample reached; the control beats the other arms"}
-        return {"stop": True, "reason": "no_difference", "winner": None,
-                "detail": "planned sample reached without a significant difference"}
-    return {"stop": False, "reason": "collecting", "winner": None,
-            "detail": f"{n_min} of {planned or '?'} planned exposures per arm"}
+            return {
+                "stop": True,
+                "reason": "significant",
+                "winner": spec.control_name,
+                "detail": "planned sample reached; the control beats the other arms",
+            }
+        return {
+            "stop": True,
+            "reason": "no_difference",
+            "winner": None,
+            "detail": "planned sample reached without a significant difference",
+        }
+    return {
+        "stop": False,
+        "reason": "collecting",
+        "winner": None,
+        "detail": f"{n_min} of {planned or '?'} planned exposures per arm",
+    }

@@ -10,6 +10,7 @@ Priority (first that applies):
 An angle whose facts are missing falls through to the next one (no list price and no coupon → not
 ``price``; no material spec and no warranty → not ``quality``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -90,8 +91,11 @@ def interest_tags_of(catalog, skus: list[str], audience=None, merchant: str = "d
     try:
         from audience.rules import AudienceRules
 
-        ir = audience.rules(merchant).interest if audience is not None and hasattr(audience, "rules") \
+        ir = (
+            audience.rules(merchant).interest
+            if audience is not None and hasattr(audience, "rules")
             else AudienceRules().interest
+        )
     except Exception:  # noqa: BLE001 — no audience rules: no tag matching
         return {}
     out = {}

@@ -15,6 +15,7 @@
 
 Services come from ``request.app.state.container`` (``copywriting.service.service_for``).
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Any
@@ -68,9 +69,13 @@ async def post_copy(req: CopyRequest, svc: Svc) -> dict:
 
 
 @router.post("/api/campaigns/{campaign_id}/generate", status_code=202)
-async def post_generate(campaign_id: Id, svc: Svc, body: dict[str, Any] | None = Body(None),
-                        wait: bool = Query(False, description="run inline and return the stats"),
-                        merchant: str | None = Query(None, pattern=ID_PATTERN)) -> dict:
+async def post_generate(
+    campaign_id: Id,
+    svc: Svc,
+    body: dict[str, Any] | None = Body(None),
+    wait: bool = Query(False, description="run inline and return the stats"),
+    merchant: str | None = Query(None, pattern=ID_PATTERN),
+) -> dict:
     """Body: a campaign spec without its id (the path gives it); empty to re-run (resume) a stored one."""
     body = dict(body or {})
     m = body.get("merchant") or _merchant(svc, merchant)
@@ -92,8 +97,12 @@ async def post_generate(campaign_id: Id, svc: Svc, body: dict[str, Any] | None =
         started = svc.start_campaign(spec)
     except ValueError as e:
         raise HTTPException(409 if "exists" in str(e) else 422, str(e)) from None
-    return {"campaign_id": campaign_id, "merchant": m, "status": "running" if started else "already_running",
-            "status_url": f"/api/campaigns/{campaign_id}?merchant={m}"}
+    return {
+        "campaign_id": campaign_id,
+        "merchant": m,
+        "status": "running" if started else "already_running",
+        "status_url": f"/api/campaigns/{campaign_id}?merchant={m}",
+    }
 
 
 @router.get("/api/campaigns/{campaign_id}")
@@ -112,11 +121,15 @@ def get_groups(campaign_id: Id, svc: Svc, merchant: str | None = Query(None, pat
 
 
 @router.get("/api/campaigns/{campaign_id}/results")
-def get_results(campaign_id: Id, svc: Svc, merchant: str | None = Query(None, pattern=ID_PATTERN),
-                offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=5000)) -> dict:
+def get_results(
+    campaign_id: Id,
+    svc: Svc,
+    merchant: str | None = Query(None, pattern=ID_PATTERN),
+    offset: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=5000),
+) -> dict:
     m = _merchant(svc, merchant)
-    return {"campaign_id": campaign_id, "offset": offset,
-            "results": svc.store.results(m, campaign_id, offset, limit)}
+    return {"campaign_id": campaign_id, "offset": offset, "results": svc.store.results(m, campaign_id, offset, limit)}
 
 
 @router.post("/api/experiments", status_code=201)
@@ -139,18 +152,26 @@ def _exp_call(fn, *a):
 def get_experiment(experiment_id: Id, svc: Svc, merchant: str | None = Query(None, pattern=ID_PATTERN)) -> dict:
     m = _merchant(svc, merchant)
     spec = _exp_call(svc.experiments.get, m, experiment_id)
-    return {"experiment": spec.model_dump(mode="json"), "status": svc.experiments.status(m, experiment_id),
-            "tag": spec.tag}
+    return {
+        "experiment": spec.model_dump(mode="json"),
+        "status": svc.experiments.status(m, experiment_id),
+        "tag": spec.tag,
+    }
 
 
 @router.get("/api/experiments/{experiment_id}/assignment/{viewer_id}")
-def get_assignment(experiment_id: Id, viewer_id: str, svc: Svc,
-                   merchant: str | None = Query(None, pattern=ID_PATTERN)) -> dict:
+def get_assignment(
+    experiment_id: Id, viewer_id: str, svc: Svc, merchant: str | None = Query(None, pattern=ID_PATTERN)
+) -> dict:
     m = _merchant(svc, merchant)
     spec = _exp_call(svc.experiments.get, m, experiment_id)
     arm = svc.experiments.assign(m, experiment_id, [viewer_id], spec)[viewer_id]
-    return {"experiment_id": experiment_id, "viewer_id": viewer_id, "variant": arm,
-            "spec": spec.variant(arm).model_dump(mode="json")}
+    return {
+        "experiment_id": experiment_id,
+        "viewer_id": viewer_id,
+        "variant": arm,
+        "spec": spec.variant(arm).model_dump(mode="json"),
+    }
 
 
 class EventsIn(BaseModel):

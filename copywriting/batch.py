@@ -6,6 +6,7 @@ need a few dozen model calls, not 5,000. Each group's copy and its viewers' deli
 times) are stored in one transaction, so an interrupted run resumes where it stopped: stored groups
 and delivered viewers are skipped.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -88,8 +89,9 @@ def _key(*parts: str) -> str:
     return k[:160] + "#" + hashlib.sha1(k.encode()).hexdigest()[:16]
 
 
-def viewer_offer(camps: list[Any], profile: ProfileView | None, sku: str, strategy: str = "auto",
-                 price: float | None = None) -> CouponOffer | None:
+def viewer_offer(
+    camps: list[Any], profile: ProfileView | None, sku: str, strategy: str = "auto", price: float | None = None
+) -> CouponOffer | None:
     """The best coupon a viewer may get for this sku (eligibility as the ledger checks it; the per-viewer
     claim limit is not: a coupon already held is still worth mentioning)."""
     if strategy == "none" or profile is None:
@@ -111,8 +113,14 @@ def viewer_offer(camps: list[Any], profile: ProfileView | None, sku: str, strate
 
 
 class CampaignRunner:
-    def __init__(self, writer: CopyWriter, store: CopyStore, experiments: Experiments | None = None,
-                 audience: Any = None, tz: str = "Asia/Shanghai"):
+    def __init__(
+        self,
+        writer: CopyWriter,
+        store: CopyStore,
+        experiments: Experiments | None = None,
+        audience: Any = None,
+        tz: str = "Asia/Shanghai",
+    ):
         self.writer, self.store, self.experiments, self.audience, self.tz = writer, store, experiments, audience, tz
 
     # --- inputs ------------------------------------------------------------------------------
@@ -126,8 +134,13 @@ class CampaignRunner:
         from audience import models as am
 
         with self.audience.engine.connect() as conn:
-            return list(conn.execute(select(am.viewers.c.viewer_id).where(am.viewers.c.merchant == spec.merchant)
-                                     .order_by(am.viewers.c.viewer_id)).scalars())
+            return list(
+                conn.execute(
+                    select(am.viewers.c.viewer_id)
+                    .where(am.viewers.c.merchant == spec.merchant)
+                    .order_by(am.viewers.c.viewer_id)
+                ).scalars()
+            )
 
     def load_profiles(self, merchant: str, ids: list[str]) -> dict[str, ProfileView]:
         if not ids:
@@ -135,7 +148,7 @@ class CampaignRunner:
         if self.audience is not None and hasattr(self.audience, "profiles"):
             out: dict[str, ProfileView] = {}
             for i in range(0, len(ids), 1000):
-                out.update(self.audience.profiles(merchant, ids[i:i + 1000]))
+                out.update(self.audience.profiles(merchant, ids[i : i + 1000]))
             return out
         store = self.writer.profiles
         if store is None:
@@ -148,8 +161,14 @@ class CampaignRunner:
         return [c for c in self.audience.list_campaigns(merchant) if campaign_open(c)]
 
     # --- grouping ------------------------------------------------------------------------------
-    def plan_groups(self, spec: CampaignSpec, ids: list[str], profiles: dict[str, ProfileView],
-                    arms: dict[str, str], exp: ExperimentSpec | None) -> dict[str, Group]:
+    def plan_groups(
+        self,
+        spec: CampaignSpec,
+        ids: list[str],
+        profiles: dict[str, ProfileView],
+        arms: dict[str, str],
+        exp: ExperimentSpec | None,
+    ) -> dict[str, Group]:
         catalog = self.writer.catalog_for(spec.merchant)
         skus = [s for s in spec.products() if catalog.product(s) is not None]
         if not skus:
@@ -164,8 +183,9 @@ class CampaignRunner:
         def material(sku: str, offer: CouponOffer | None, tier: str, member: bool):
             k = (sku, offer.campaign_id if offer else "", tier == "铁粉", member)
             if k not in mats:
-                mats[k] = gather(catalog, sku, coupon=offer, tier=tier, member=member, show=spec.show, tz=self.tz,
-                                 facts=facts)
+                mats[k] = gather(
+                    catalog, sku, coupon=offer, tier=tier, member=member, show=spec.show, tz=self.tz, facts=facts
+                )
             return mats[k]
 
         for vid in ids:
@@ -198,27 +218,50 @@ class CampaignRunner:
             choice = angles.choose(who, sku, m, forced)
             recall = (spec.recall or angles.infer_recall(who, sku)) if spec.phase == "post" else None
             benefit = ("fan" if who and who.tier == "铁粉" else "member") if choice.angle == "member" else ""
-            key = _key(arm, seg.name if seg else "", sku, choice.angle, recall or "",
-                       m.coupon.campaign_id if m.coupon and choice.angle in ("price", "focus") else "", benefit,
-                       "llm" if use_llm else "tpl")
+            key = _key(
+                arm,
+                seg.name if seg else "",
+                sku,
+                choice.angle,
+                recall or "",
+                m.coupon.campaign_id if m.coupon and choice.angle in ("price", "focus") else "",
+                benefit,
+                "llm" if use_llm else "tpl",
+            )
             g = groups.get(key)
             if g is None:
-                req = CopyRequest(merchant=spec.merchant, sku=sku, phase=spec.phase, channel=spec.channel,
-                                  recall=recall, angle=forced, coupon=strategy, show=spec.show, use_llm=use_llm)
-                g = groups[key] = Group(key, sku, seg.name if seg else "", arm, req,
-                                        Resolved(m, choice.angle, choice.reason, recall, who))
+                req = CopyRequest(
+                    merchant=spec.merchant,
+                    sku=sku,
+                    phase=spec.phase,
+                    channel=spec.channel,
+                    recall=recall,
+                    angle=forced,
+                    coupon=strategy,
+                    show=spec.show,
+                    use_llm=use_llm,
+                )
+                g = groups[key] = Group(
+                    key, sku, seg.name if seg else "", arm, req, Resolved(m, choice.angle, choice.reason, recall, who)
+                )
             g.members.append((vid, p))
         return groups
 
     # --- timing --------------------------------------------------------------------------------
-    def send_time(self, spec: CampaignSpec, exp: ExperimentSpec | None, arm: str, sku: str,
-                  profile: ProfileView | None, now: datetime) -> tuple[float | None, str]:
+    def send_time(
+        self,
+        spec: CampaignSpec,
+        exp: ExperimentSpec | None,
+        arm: str,
+        sku: str,
+        profile: ProfileView | None,
+        now: datetime,
+    ) -> tuple[float | None, str]:
         if spec.show is None:
             return None, "no show rundown: send time not planned"
         var = exp.variant(arm) if exp and arm else None
         lead = var.push.lead_minutes if var else spec.lead_minutes
-        pol = timing.TimingPolicy(quiet_start=spec.quiet_start, quiet_end=spec.quiet_end, lead_minutes=lead,
-                                  tz=self.tz)
+        pol = timing.TimingPolicy(quiet_start=spec.quiet_start, quiet_end=spec.quiet_end, lead_minutes=lead, tz=self.tz)
         if var and var.push.strategy == "fixed" and spec.phase == "pre":
             target = spec.show.start - timedelta(minutes=lead)
             if pol.quiet(target):
@@ -227,18 +270,24 @@ class CampaignRunner:
         sp = timing.plan(spec.phase, spec.channel, spec.show, sku, profile.active_hours if profile else None, pol, now)
         return (sp.at.timestamp() if sp.at else None), sp.reason
 
-    def _save_group(self, spec: CampaignSpec, exp: ExperimentSpec | None, g: Group, piece: dict,
-                    now: datetime) -> None:
+    def _save_group(self, spec: CampaignSpec, exp: ExperimentSpec | None, g: Group, piece: dict, now: datetime) -> None:
         rows = []
         for vid, p in g.members:
             at, why = self.send_time(spec, exp, g.variant, g.sku, p, now)
             rows.append({"viewer_id": vid, "variant": g.variant, "send_at": at, "send_reason": why[:200]})
-        self.store.save_group(spec.merchant, spec.campaign_id, g.key,
-                              {"variant": g.variant, "segment": g.segment, "sku": g.sku}, piece, rows)
+        self.store.save_group(
+            spec.merchant,
+            spec.campaign_id,
+            g.key,
+            {"variant": g.variant, "segment": g.segment, "sku": g.sku},
+            piece,
+            rows,
+        )
 
     # --- the run -------------------------------------------------------------------------------
-    async def run(self, spec: CampaignSpec, progress: Progress | None = None, now: datetime | None = None,
-                  llm: Any = DEFAULT) -> dict:
+    async def run(
+        self, spec: CampaignSpec, progress: Progress | None = None, now: datetime | None = None, llm: Any = DEFAULT
+    ) -> dict:
         """Generate (or resume) a campaign. ``llm``: the client (default: the writer's; None: templates)."""
         t0 = time.perf_counter()
         llm = self.writer.llm if llm is DEFAULT else llm
@@ -252,8 +301,9 @@ class CampaignRunner:
         self.store.set_campaign(spec.merchant, spec.campaign_id, "done", stats)
         return stats
 
-    async def _run(self, spec: CampaignSpec, progress: Progress | None, now: datetime | None, t0: float,
-                   llm: Any) -> dict:
+    async def _run(
+        self, spec: CampaignSpec, progress: Progress | None, now: datetime | None, t0: float, llm: Any
+    ) -> dict:
         from core.timeutil import zone
 
         now = now or datetime.now(zone(self.tz))
@@ -303,8 +353,17 @@ class CampaignRunner:
             if progress:
                 progress("copies", copies, total)
         elapsed = time.perf_counter() - t0
-        return {"viewers": len(ids), "resumed_skipped": len(delivered), "copies": copies,
-                "skipped_no_segment": len(todo) - total, "groups": len(groups),
-                "groups_reused": sum(1 for g in groups if g in done), "llm_calls": self.writer.llm_calls - calls_before,
-                "llm_groups": llm_groups, "template_fallbacks": fallbacks, "copies_by_source": sources,
-                "elapsed_s": round(elapsed, 2), "copies_per_s": round(copies / elapsed, 1) if elapsed else None}
+        return {
+            "viewers": len(ids),
+            "resumed_skipped": len(delivered),
+            "copies": copies,
+            "skipped_no_segment": len(todo) - total,
+            "groups": len(groups),
+            "groups_reused": sum(1 for g in groups if g in done),
+            "llm_calls": self.writer.llm_calls - calls_before,
+            "llm_groups": llm_groups,
+            "template_fallbacks": fallbacks,
+            "copies_by_source": sources,
+            "elapsed_s": round(elapsed, 2),
+            "copies_per_s": round(copies / elapsed, 1) if elapsed else None,
+        }

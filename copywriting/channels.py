@@ -3,6 +3,7 @@
 Lengths are counted in characters (a Chinese character, a digit and a punctuation mark each count 1),
 which is how Chinese SMS gateways and push consoles count.
 """
+
 from __future__ import annotations
 
 import re

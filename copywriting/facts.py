@@ -2,6 +2,7 @@
 data, and the show time from the rundown. Everything the copy says must come from here, and every
 piece cites what it used.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,22 @@ from knowledge.schema import Catalog, Fact, Product
 from tools.contracts import CouponOffer
 
 # Spec keys that say what a product is made of / how well it is made, best first (quality angle).
-QUALITY_KEYS = ["面料", "主要成分", "配料", "填充物", "充绒量", "工艺", "姆米", "材质", "蜡材", "内含", "防晒指数",
-                "持妆", "遮瑕力", "质地"]
+QUALITY_KEYS = [
+    "面料",
+    "主要成分",
+    "配料",
+    "填充物",
+    "充绒量",
+    "工艺",
+    "姆米",
+    "材质",
+    "蜡材",
+    "内含",
+    "防晒指数",
+    "持妆",
+    "遮瑕力",
+    "质地",
+]
 _SIZE_TOKEN = re.compile(r"^(\d+(\.\d+)?(ml|g|kg|片|片装|枚|支装|件套)|#\d+|SPF\d+\+?|PA\+*|\d+)$", re.I)
 
 
@@ -135,16 +150,15 @@ class Material:
         return coupon_phrase(self.coupon) if self.coupon else None
 
     def show_time(self) -> str | None:
-        """"20:00" of the show (or of this product's segment) in the merchant's timezone."""
+        """ "20:00" of the show (or of this product's segment) in the merchant's timezone."""
         if not self.show:
             return None
         seg = self.show.segment_for(self.product.sku)
-        t = (seg.start if seg else self.show.start)
+        t = seg.start if seg else self.show.start
         return local(t, self.tz).strftime("%H:%M")
 
     def price_facts(self, cited: Iterable[Fact] = ()) -> PriceFacts:
-        return PriceFacts.from_product(self.product, [self.coupon] if self.coupon else [],
-                                       [f.text for f in cited])
+        return PriceFacts.from_product(self.product, [self.coupon] if self.coupon else [], [f.text for f in cited])
 
 
 def local(t: datetime, tz: str) -> datetime:
@@ -209,8 +223,17 @@ def _member_benefit(tier: str, member: bool, facts: list[Fact]) -> tuple[str, Fa
     return None
 
 
-def gather(catalog: CatalogView, sku: str, *, coupon: CouponOffer | None, tier: str = "路过", member: bool = False,
-           show: Show | None = None, tz: str = "Asia/Shanghai", facts: list[Fact] | None = None) -> Material:
+def gather(
+    catalog: CatalogView,
+    sku: str,
+    *,
+    coupon: CouponOffer | None,
+    tier: str = "路过",
+    member: bool = False,
+    show: Show | None = None,
+    tz: str = "Asia/Shanghai",
+    facts: list[Fact] | None = None,
+) -> Material:
     p = catalog.product(sku)
     if p is None:
         raise KeyError(f"unknown product {sku!r} for merchant {catalog.merchant!r}")
@@ -225,10 +248,21 @@ def gather(catalog: CatalogView, sku: str, *, coupon: CouponOffer | None, tier: 
     sps = [(sp_short(f.value or ""), f) for f in mine if f.kind == "selling_point" and f.value]
     warranty, benefit = _warranty(p.category, facts), _member_benefit(tier, member, facts)
     known = [f.text for f in mine] + [x[1].text for x in (warranty, benefit) if x]
-    return Material(product=p, name=short_name(p), shop=catalog.shop,
-                    price_fact=by_id.get(f"{sku}:price"), stock=p.stock, coupon=coupon, quality=quality,
-                    selling_points=sps, warranty=warranty, member_benefit=benefit, show=show, tz=tz,
-                    known_text="".join("".join(known).split()))
+    return Material(
+        product=p,
+        name=short_name(p),
+        shop=catalog.shop,
+        price_fact=by_id.get(f"{sku}:price"),
+        stock=p.stock,
+        coupon=coupon,
+        quality=quality,
+        selling_points=sps,
+        warranty=warranty,
+        member_benefit=benefit,
+        show=show,
+        tz=tz,
+        known_text="".join("".join(known).split()),
+    )
 
 
 def sp_short(text: str, limit: int = 24) -> str:

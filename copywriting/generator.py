@@ -6,6 +6,7 @@ copy within that: on llama.cpp its JSON output is grammar-constrained to start w
 to fit the channel; every draft is then checked, retried once with the problems named, and replaced by a
 safe template if it still fails.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,9 +39,14 @@ AUDIENCE = {  # who the copy is for (descriptions, not instructions: a small mod
     "general": "刚关注的观众",
 }
 PHASE = {
-    "pre": "开播前发", "live": "直播中发",
-    "post": {"cart_unpaid": "直播结束后发给加购了没付款的人", "watched_no_buy": "直播结束后发给看了没买的人",
-             "left_early": "直播结束后发给中途离开的人", "missed_show": "直播结束后发给错过直播的人"},
+    "pre": "开播前发",
+    "live": "直播中发",
+    "post": {
+        "cart_unpaid": "直播结束后发给加购了没付款的人",
+        "watched_no_buy": "直播结束后发给看了没买的人",
+        "left_early": "直播结束后发给中途离开的人",
+        "missed_show": "直播结束后发给错过直播的人",
+    },
 }
 DEFAULT = object()  # "use the writer's own client"
 _CHARS = '[^"\\\\\\n]'  # any JSON string character but a quote, backslash or line break
@@ -90,10 +96,19 @@ class DraftRejected(LiveRoomError):
 
 
 class CopyWriter:
-    def __init__(self, catalog_for: Callable[[str], CatalogView], *, profiles: Any = None, ledger: Any = None,
-                 audience: Any = None, llm: LLMClient | None = None,
-                 rules_for: Callable[[str], ComplianceRules] | None = None, tz: str = "Asia/Shanghai",
-                 default_merchant: str = "demo", max_attempts: int = 2):
+    def __init__(
+        self,
+        catalog_for: Callable[[str], CatalogView],
+        *,
+        profiles: Any = None,
+        ledger: Any = None,
+        audience: Any = None,
+        llm: LLMClient | None = None,
+        rules_for: Callable[[str], ComplianceRules] | None = None,
+        tz: str = "Asia/Shanghai",
+        default_merchant: str = "demo",
+        max_attempts: int = 2,
+    ):
         self.catalog_for = catalog_for
         self.profiles, self.ledger, self.audience = profiles, ledger, audience
         self.llm = llm
@@ -129,8 +144,14 @@ class CopyWriter:
         p = self.catalog_for(merchant).product(req.sku)
         return best_offer(offers, p.price if p else None)
 
-    def resolve(self, req: CopyRequest, *, profile: ProfileView | None = None, offer: CouponOffer | None = None,
-                lookup: bool = True) -> Resolved:
+    def resolve(
+        self,
+        req: CopyRequest,
+        *,
+        profile: ProfileView | None = None,
+        offer: CouponOffer | None = None,
+        lookup: bool = True,
+    ) -> Resolved:
         merchant = req.merchant or self.default_merchant
         catalog = self.catalog_for(merchant)
         if lookup:
@@ -143,8 +164,15 @@ class CopyWriter:
             req = req.model_copy(update={"sku": angles.pick_product(profile, skus, tags)})
         if lookup:
             offer = self.offer_for(merchant, req, profile)
-        m = gather(catalog, req.sku, coupon=offer, tier=profile.tier if profile else "路过",
-                   member=bool(profile and profile.member), show=req.show, tz=self.tz)
+        m = gather(
+            catalog,
+            req.sku,
+            coupon=offer,
+            tier=profile.tier if profile else "路过",
+            member=bool(profile and profile.member),
+            show=req.show,
+            tz=self.tz,
+        )
         choice = angles.choose(profile, req.sku, m, req.angle)
         recall = (req.recall or angles.infer_recall(profile, req.sku)) if req.phase == "post" else None
         return Resolved(m, choice.angle, choice.reason, recall, profile)
@@ -180,12 +208,14 @@ class CopyWriter:
         r = resolved or self.resolve(req)
         return self.template(r, req, self.rules_for(req.merchant or self.default_merchant), 0, [])
 
-    def template(self, r: Resolved, req: CopyRequest, rules: ComplianceRules, attempts: int,
-                 issues: list[str]) -> CopyPiece:
+    def template(
+        self, r: Resolved, req: CopyRequest, rules: ComplianceRules, attempts: int, issues: list[str]
+    ) -> CopyPiece:
         last = None
         for d in templates.candidates(r.material, r.angle, req.phase, req.channel, r.recall):
-            verdict = validate(r.material, r.angle, req.channel, d.title, d.body, rules, extra_citations=d.citations,
-                               recall=r.recall)
+            verdict = validate(
+                r.material, r.angle, req.channel, d.title, d.body, rules, extra_citations=d.citations, recall=r.recall
+            )
             last = (d, verdict)
             if verdict.ok:
                 return self._piece(r, req, d.title, d.body, verdict, "template", attempts, issues)
@@ -193,24 +223,47 @@ class CopyWriter:
         log.error("no template copy passed for %s/%s/%s: %s", req.sku, r.angle, req.channel, verdict.issues)
         return self._piece(r, req, d.title, d.body, verdict, "template", attempts, issues)
 
-    def _piece(self, r: Resolved, req: CopyRequest, title: str | None, body: str, verdict, source: str,
-               attempts: int, issues: list[str]) -> CopyPiece:
+    def _piece(
+        self,
+        r: Resolved,
+        req: CopyRequest,
+        title: str | None,
+        body: str,
+        verdict,
+        source: str,
+        attempts: int,
+        issues: list[str],
+    ) -> CopyPiece:
         m = r.material
         ln, lim = lengths(req.channel, m.shop, title, body)
         return CopyPiece(
-            text=assemble(req.channel, m.shop, title, body), title=title if req.channel == "push" else None,
-            body=body if req.channel == "push" else None, angle=r.angle, citations=verdict.citations,
-            compliance=ComplianceReport(ok=not verdict.violations,
-                                        violations=[v.model_dump() for v in verdict.violations]),
-            sku=m.product.sku, product=m.product.name, phase=req.phase, channel=req.channel, recall=r.recall,
-            coupon=m.coupon.campaign_id if m.coupon and any(c.id.startswith("coupon:") for c in verdict.citations)
+            text=assemble(req.channel, m.shop, title, body),
+            title=title if req.channel == "push" else None,
+            body=body if req.channel == "push" else None,
+            angle=r.angle,
+            citations=verdict.citations,
+            compliance=ComplianceReport(
+                ok=not verdict.violations, violations=[v.model_dump() for v in verdict.violations]
+            ),
+            sku=m.product.sku,
+            product=m.product.name,
+            phase=req.phase,
+            channel=req.channel,
+            recall=r.recall,
+            coupon=m.coupon.campaign_id
+            if m.coupon and any(c.id.startswith("coupon:") for c in verdict.citations)
             else None,
-            source=source, attempts=attempts, issues=issues + ([] if verdict.ok else verdict.issues),
-            lengths=ln, limits=lim)
+            source=source,
+            attempts=attempts,
+            issues=issues + ([] if verdict.ok else verdict.issues),
+            lengths=ln,
+            limits=lim,
+        )
 
     # --- the model -----------------------------------------------------------------------------
-    def messages(self, r: Resolved, phase: str, channel: str, feedback: list[str],
-                 patterned: bool = True) -> tuple[list[dict], dict, str | None]:
+    def messages(
+        self, r: Resolved, phase: str, channel: str, feedback: list[str], patterned: bool = True
+    ) -> tuple[list[dict], dict, str | None]:
         m = r.material
         s = spec(channel, m.shop)
         facts = prompt_facts(m, r.angle, channel)
@@ -221,18 +274,26 @@ class CopyWriter:
         else:
             title = None
             lead_text = templates.lead(m, r.angle, 24 if channel != "popup" else 18).text
-            length = {"sms": f"，整条不超过{room}字", "popup": f"，整条不超过{room}字",
-                      "host": f"，一到两句话，整条不超过{room}字"}[channel]
+            length = {
+                "sms": f"，整条不超过{room}字",
+                "popup": f"，整条不超过{room}字",
+                "host": f"，一到两句话，整条不超过{room}字",
+            }[channel]
         phase_text = PHASE["post"][r.recall or "watched_no_buy"] if phase == "post" else PHASE[phase]
         t = m.show_time()
         if phase == "pre" and t:
             phase_text += f"（{t}开播）" if not (m.show and m.show.segment_for(m.product.sku)) else f"（{t}讲解这款）"
-        user = self._user.substitute(channel=s.label, phase=phase_text, audience=AUDIENCE[r.angle], lead=lead_text,
-                                     length=length, facts="\n".join(f"- {f}" for f in facts))
+        user = self._user.substitute(
+            channel=s.label,
+            phase=phase_text,
+            audience=AUDIENCE[r.angle],
+            lead=lead_text,
+            length=length,
+            facts="\n".join(f"- {f}" for f in facts),
+        )
         if feedback:
             user += f"\n上一版不合格（{feedback[0][:80]}），请重写。"
-        msgs = [{"role": "system", "content": self._system.substitute(shop=m.shop)},
-                {"role": "user", "content": user}]
+        msgs = [{"role": "system", "content": self._system.substitute(shop=m.shop)}, {"role": "user", "content": user}]
         return msgs, self._schema(channel, lead_text, s, patterned), title
 
     def _schema(self, channel: str, lead_text: str, s, patterned: bool) -> dict:
@@ -246,11 +307,15 @@ class CopyWriter:
         text: dict = {"type": "string", "minLength": s.body_min, "maxLength": s.body_max}
         if patterned:
             rest = max(s.body_max - len(lead_text), 6)
-            text = {"type": "string", "pattern": f"^{_re_literal(lead_text)}{_CHARS}{{{min(4, rest - 1)},{rest - 1}}}[。！]$"}
+            text = {
+                "type": "string",
+                "pattern": f"^{_re_literal(lead_text)}{_CHARS}{{{min(4, rest - 1)},{rest - 1}}}[。！]$",
+            }
         return {"type": "object", "properties": {"text": text}, "required": ["text"]}
 
-    async def _draft(self, llm: LLMClient, r: Resolved, phase: str, channel: str,
-                     feedback: list[str]) -> tuple[str | None, str]:
+    async def _draft(
+        self, llm: LLMClient, r: Resolved, phase: str, channel: str, feedback: list[str]
+    ) -> tuple[str | None, str]:
         caps = await llm.capabilities()
         patterned = caps.json_schema == "llama"
         msgs, schema, title = self.messages(r, phase, channel, feedback, patterned)
@@ -260,7 +325,7 @@ class CopyWriter:
         raw = str(out.get("body" if channel == "push" else "text") or "")
         body = raw.strip()
         if title and body.startswith(title):  # the model echoed the title: the body is what follows
-            body = body[len(title):].lstrip("，,。！!：: ")
+            body = body[len(title) :].lstrip("，,。！!：: ")
         if len(raw) >= s.body_max:  # ran into the hard stop: the last clause may be cut; drop it
             self.cut_off += 1
             body = drop_last_clause(body)
@@ -284,7 +349,7 @@ def draft_room(channel: str, s) -> int:
 
 
 def drop_last_clause(text: str) -> str:
-    """"…，现在直播价159元，日常价2。" → "…，现在直播价159元。" (the clause the length limit cut)."""
+    """ "…，现在直播价159元，日常价2。" → "…，现在直播价159元。" (the clause the length limit cut)."""
     core = text.rstrip("。！!？?")
     cut = max(core.rfind(c) for c in "，,；;。！!")
     if cut <= 0:
@@ -308,8 +373,11 @@ def prompt_facts(m: Material, angle: str, channel: str = "push") -> list[str]:
     like "售后：" otherwise). Short prompt = fast on the embedded model; a pop-up gets only its angle's line,
     or the model tries to fit everything into 30 characters."""
     price = f"{m.name}直播价{m.price}元" + (f"，日常价{m.list_price}元" if m.list_price else "")
-    coupon = f"可以用{m.coupon_phrase()}券" if m.coupon and "券" not in m.coupon_phrase() else \
-        (f"可以用{m.coupon_phrase()}" if m.coupon else None)
+    coupon = (
+        f"可以用{m.coupon_phrase()}券"
+        if m.coupon and "券" not in m.coupon_phrase()
+        else (f"可以用{m.coupon_phrase()}" if m.coupon else None)
+    )
     sp = m.selling_points[0][0] if m.selling_points else None
     if channel == "popup":
         if angle == "price":
@@ -388,5 +456,13 @@ def campaign_open(c, now: float | None = None) -> bool:
 
 
 def campaign_offer(c) -> CouponOffer:
-    return CouponOffer(campaign_id=c.campaign_id, title=c.title, kind=c.kind, amount=c.amount, discount=c.discount,
-                       threshold=c.threshold, skus=list(c.skus), valid_until=c.valid_until)
+    return CouponOffer(
+        campaign_id=c.campaign_id,
+        title=c.title,
+        kind=c.kind,
+        amount=c.amount,
+        discount=c.discount,
+        threshold=c.threshold,
+        skus=list(c.skus),
+        valid_until=c.valid_until,
+    )

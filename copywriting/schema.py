@@ -1,4 +1,5 @@
 """Shapes of copy requests and results (千人千面 copy for pre-show, in-show and post-show)."""
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -14,8 +15,17 @@ Angle = Literal["focus", "price", "member", "quality", "general"]
 ANGLES: tuple[str, ...] = ("focus", "price", "member", "quality", "general")
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
 
-PHASE_ALIASES = {"pre-show": "pre", "preshow": "pre", "warmup": "pre", "预热": "pre", "in-show": "live",
-                 "直播中": "live", "post-show": "post", "recall": "post", "召回": "post"}
+PHASE_ALIASES = {
+    "pre-show": "pre",
+    "preshow": "pre",
+    "warmup": "pre",
+    "预热": "pre",
+    "in-show": "live",
+    "直播中": "live",
+    "post-show": "post",
+    "recall": "post",
+    "召回": "post",
+}
 
 
 def _as_list(v: Any) -> Any:
@@ -55,11 +65,14 @@ class Segment(BaseModel):
 
     def representative(self) -> ProfileView:
         """The profile a copy for the whole segment is written for."""
-        return ProfileView(viewer_id=f"segment:{self.name}", tier=self.tier[0] if len(self.tier) == 1 else "围观",
-                           interest_tags=[InterestTag(tag=t, weight=1.0) for t in self.tags],
-                           price_sensitivity=self.price_sensitivity[0] if len(self.price_sensitivity) == 1 else "medium",
-                           spending_power=self.spending_power[0] if len(self.spending_power) == 1 else "medium",
-                           member=bool(self.member))
+        return ProfileView(
+            viewer_id=f"segment:{self.name}",
+            tier=self.tier[0] if len(self.tier) == 1 else "围观",
+            interest_tags=[InterestTag(tag=t, weight=1.0) for t in self.tags],
+            price_sensitivity=self.price_sensitivity[0] if len(self.price_sensitivity) == 1 else "medium",
+            spending_power=self.spending_power[0] if len(self.spending_power) == 1 else "medium",
+            member=bool(self.member),
+        )
 
 
 class ShowSegment(BaseModel):

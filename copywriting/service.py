@@ -3,6 +3,7 @@
 One per container (``service_for(container)``); routes and CLI commands get it from there. The LLM is
 read from the container on every call, so copy switches to the model as soon as it has started.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,10 +43,15 @@ class CopyService:
         self.audience = _audience(container)
         self.store = CopyStore.for_container(container)
         self.experiments = Experiments(self.store, audience_engine=getattr(self.audience, "engine", None))
-        self.writer = CopyWriter(self._catalog, profiles=self.audience or container.profiles,
-                                 ledger=self.audience or container.ledger, audience=self.audience,
-                                 rules_for=self.rules_for, tz=self.tz(self.settings.default_merchant),
-                                 default_merchant=self.settings.default_merchant)
+        self.writer = CopyWriter(
+            self._catalog,
+            profiles=self.audience or container.profiles,
+            ledger=self.audience or container.ledger,
+            audience=self.audience,
+            rules_for=self.rules_for,
+            tz=self.tz(self.settings.default_merchant),
+            default_merchant=self.settings.default_merchant,
+        )
         self.runner = CampaignRunner(self.writer, self.store, self.experiments, self.audience, self.writer.tz)
         self._rules: dict[str, ComplianceRules] = {}
         self.tasks: dict[tuple[str, str], asyncio.Task] = {}

@@ -9,6 +9,7 @@
 * ``sample_size``: viewers per variant to detect a relative lift at alpha / power (arcsine / Cohen's h);
 * ``srm``: sample-ratio-mismatch test of the exposure split against the planned weights.
 """
+
 from __future__ import annotations
 
 import math
@@ -85,7 +86,7 @@ def sample_size(baseline: float, lift: float, alpha: float = 0.05, power: float 
     p2 = min(0.999, baseline * (1 + lift))
     h = abs(cohens_h(baseline, p2))
     if h == 0:
-        return 10 ** 9
+        return 10**9
     za, zb = float(sst.norm.ppf(1 - alpha / 2)), float(sst.norm.ppf(power))
     return math.ceil(2 * ((za + zb) / h) ** 2)
 
@@ -112,5 +113,9 @@ class RateSummary:
         return cls(k, n, k / n if n else 0.0, wilson(k, n, conf))
 
     def dump(self) -> dict:
-        return {"count": self.k, "n": self.n, "rate": round(self.rate, 6),
-                "ci": [round(self.ci[0], 6), round(self.ci[1], 6)]}
+        return {
+            "count": self.k,
+            "n": self.n,
+            "rate": round(self.rate, 6),
+            "ci": [round(self.ci[0], 6), round(self.ci[1], 6)],
+        }

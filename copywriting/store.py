@@ -4,6 +4,7 @@ SQLAlchemy Core on the audience database (the same engine when the audience serv
 WAL or PostgreSQL), else an SQLite file ``<data_dir>/copywriting.db``. Tables are created if missing
 (``create_all``; they are all new and prefixed ``copy_`` / ``ab_``).
 """
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,8 @@ metadata = MetaData()
 M, ID = 64, 128
 
 campaigns = Table(
-    "copy_campaigns", metadata,
+    "copy_campaigns",
+    metadata,
     Column("merchant", String(M), primary_key=True),
     Column("campaign_id", String(64), primary_key=True),
     Column("spec", Text, nullable=False),
@@ -47,7 +49,8 @@ campaigns = Table(
 )
 
 variants = Table(
-    "copy_variants", metadata,  # one generated copy per group of similar viewers
+    "copy_variants",
+    metadata,  # one generated copy per group of similar viewers
     Column("merchant", String(M), primary_key=True),
     Column("campaign_id", String(64), primary_key=True),
     Column("group_key", String(200), primary_key=True),
@@ -62,7 +65,8 @@ variants = Table(
 )
 
 deliveries = Table(
-    "copy_deliveries", metadata,  # which copy each viewer gets, and when
+    "copy_deliveries",
+    metadata,  # which copy each viewer gets, and when
     Column("merchant", String(M), primary_key=True),
     Column("campaign_id", String(64), primary_key=True),
     Column("viewer_id", String(ID), primary_key=True),
@@ -75,7 +79,8 @@ deliveries = Table(
 )
 
 experiments = Table(
-    "ab_experiments", metadata,
+    "ab_experiments",
+    metadata,
     Column("merchant", String(M), primary_key=True),
     Column("experiment_id", String(64), primary_key=True),
     Column("spec", Text, nullable=False),
@@ -85,7 +90,8 @@ experiments = Table(
 )
 
 assignments = Table(
-    "ab_assignments", metadata,  # first assignment wins: sticky even if weights change later
+    "ab_assignments",
+    metadata,  # first assignment wins: sticky even if weights change later
     Column("merchant", String(M), primary_key=True),
     Column("experiment_id", String(64), primary_key=True),
     Column("viewer_id", String(ID), primary_key=True),
@@ -94,7 +100,8 @@ assignments = Table(
 )
 
 ab_events = Table(
-    "ab_events", metadata,
+    "ab_events",
+    metadata,
     Column("merchant", String(M), primary_key=True),
     Column("event_id", String(ID), primary_key=True),
     Column("experiment_id", String(64), nullable=False),
@@ -120,6 +127,7 @@ def _sqlite_engine(path: Path) -> Engine:
         @event.listens_for(eng, "connect")
         def _c(conn, _r):
             conn.execute("PRAGMA journal_mode=WAL")
+
         return eng
 
 
@@ -193,27 +201,43 @@ class CopyStore:
     # --- campaigns -------------------------------------------------------------------------------
     def get_campaign(self, merchant: str, cid: str) -> dict | None:
         with self.read() as conn:
-            r = conn.execute(select(campaigns).where(campaigns.c.merchant == merchant,
-                                                     campaigns.c.campaign_id == cid)).first()
+            r = conn.execute(
+                select(campaigns).where(campaigns.c.merchant == merchant, campaigns.c.campaign_id == cid)
+            ).first()
         if r is None:
             return None
-        return {"campaign_id": r.campaign_id, "merchant": r.merchant, "spec": json.loads(r.spec),
-                "status": r.status, "stats": json.loads(r.stats or "{}"), "created_at": r.created_at,
-                "updated_at": r.updated_at}
+        return {
+            "campaign_id": r.campaign_id,
+            "merchant": r.merchant,
+            "spec": json.loads(r.spec),
+            "status": r.status,
+            "stats": json.loads(r.stats or "{}"),
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+        }
 
     def put_campaign(self, merchant: str, cid: str, spec: dict) -> str:
         """Create, or accept an identical re-create; returns "created" / "exists"; raises on a different spec."""
         now = time.time()
         with self.write() as conn:
-            r = conn.execute(select(campaigns.c.spec).where(campaigns.c.merchant == merchant,
-                                                            campaigns.c.campaign_id == cid)).first()
+            r = conn.execute(
+                select(campaigns.c.spec).where(campaigns.c.merchant == merchant, campaigns.c.campaign_id == cid)
+            ).first()
             if r is not None:
                 if _core(json.loads(r.spec)) != _core(spec):
                     raise ValueError(f"campaign {cid!r} exists with a different spec")
                 return "exists"
-            conn.execute(campaigns.insert().values(merchant=merchant, campaign_id=cid,
-                                                   spec=json.dumps(spec, ensure_ascii=False), status="created",
-                                                   stats="{}", created_at=now, updated_at=now))
+            conn.execute(
+                campaigns.insert().values(
+                    merchant=merchant,
+                    campaign_id=cid,
+                    spec=json.dumps(spec, ensure_ascii=False),
+                    status="created",
+                    stats="{}",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
         return "created"
 
     def set_campaign(self, merchant: str, cid: str, status: str, stats: dict | None = None) -> None:
@@ -221,87 +245,155 @@ class CopyStore:
         if stats is not None:
             vals["stats"] = json.dumps(stats, ensure_ascii=False)
         with self.write() as conn:
-            conn.execute(update(campaigns).where(campaigns.c.merchant == merchant, campaigns.c.campaign_id == cid)
-                         .values(**vals))
+            conn.execute(
+                update(campaigns).where(campaigns.c.merchant == merchant, campaigns.c.campaign_id == cid).values(**vals)
+            )
 
     def done_groups(self, merchant: str, cid: str) -> dict[str, dict]:
         with self.read() as conn:
-            rows = conn.execute(select(variants.c.group_key, variants.c.piece).where(
-                variants.c.merchant == merchant, variants.c.campaign_id == cid)).all()
+            rows = conn.execute(
+                select(variants.c.group_key, variants.c.piece).where(
+                    variants.c.merchant == merchant, variants.c.campaign_id == cid
+                )
+            ).all()
         return {r.group_key: json.loads(r.piece) for r in rows}
 
     def delivered(self, merchant: str, cid: str) -> set[str]:
         with self.read() as conn:
-            return set(conn.execute(select(deliveries.c.viewer_id).where(
-                deliveries.c.merchant == merchant, deliveries.c.campaign_id == cid)).scalars())
+            return set(
+                conn.execute(
+                    select(deliveries.c.viewer_id).where(
+                        deliveries.c.merchant == merchant, deliveries.c.campaign_id == cid
+                    )
+                ).scalars()
+            )
 
-    def save_group(self, merchant: str, cid: str, key: str, meta: dict, piece: dict,
-                   rows: list[dict]) -> None:
+    def save_group(self, merchant: str, cid: str, key: str, meta: dict, piece: dict, rows: list[dict]) -> None:
         """A group's copy and its viewers' deliveries in one transaction (the unit of resumption)."""
         now = time.time()
         with self.write() as conn:
             ins = self.insert(conn)
-            conn.execute(ins(variants).values(
-                merchant=merchant, campaign_id=cid, group_key=key, variant=meta.get("variant", ""),
-                segment=meta.get("segment", ""), sku=meta["sku"], angle=piece["angle"], viewers=len(rows),
-                piece=json.dumps(piece, ensure_ascii=False), source=piece["source"], created_at=now
-            ).on_conflict_do_nothing())
+            conn.execute(
+                ins(variants)
+                .values(
+                    merchant=merchant,
+                    campaign_id=cid,
+                    group_key=key,
+                    variant=meta.get("variant", ""),
+                    segment=meta.get("segment", ""),
+                    sku=meta["sku"],
+                    angle=piece["angle"],
+                    viewers=len(rows),
+                    piece=json.dumps(piece, ensure_ascii=False),
+                    source=piece["source"],
+                    created_at=now,
+                )
+                .on_conflict_do_nothing()
+            )
             for i in range(0, len(rows), 500):
-                chunk = [{"merchant": merchant, "campaign_id": cid, "group_key": key, "created_at": now, **r}
-                         for r in rows[i:i + 500]]
+                chunk = [
+                    {"merchant": merchant, "campaign_id": cid, "group_key": key, "created_at": now, **r}
+                    for r in rows[i : i + 500]
+                ]
                 if chunk:
                     conn.execute(ins(deliveries).on_conflict_do_nothing(), chunk)
 
     def results(self, merchant: str, cid: str, offset: int = 0, limit: int = 100) -> list[dict]:
         with self.read() as conn:
             rows = conn.execute(
-                select(deliveries.c.viewer_id, deliveries.c.variant, deliveries.c.send_at, deliveries.c.send_reason,
-                       variants.c.piece)
-                .join(variants, and_(variants.c.merchant == deliveries.c.merchant,
-                                     variants.c.campaign_id == deliveries.c.campaign_id,
-                                     variants.c.group_key == deliveries.c.group_key))
+                select(
+                    deliveries.c.viewer_id,
+                    deliveries.c.variant,
+                    deliveries.c.send_at,
+                    deliveries.c.send_reason,
+                    variants.c.piece,
+                )
+                .join(
+                    variants,
+                    and_(
+                        variants.c.merchant == deliveries.c.merchant,
+                        variants.c.campaign_id == deliveries.c.campaign_id,
+                        variants.c.group_key == deliveries.c.group_key,
+                    ),
+                )
                 .where(deliveries.c.merchant == merchant, deliveries.c.campaign_id == cid)
-                .order_by(deliveries.c.viewer_id).offset(offset).limit(limit)).all()
+                .order_by(deliveries.c.viewer_id)
+                .offset(offset)
+                .limit(limit)
+            ).all()
         out = []
         for r in rows:
             p = json.loads(r.piece)
-            out.append({"viewer_id": r.viewer_id, "variant": r.variant, "send_at": r.send_at,
-                        "send_reason": r.send_reason, "text": p["text"], "angle": p["angle"], "sku": p["sku"]})
+            out.append(
+                {
+                    "viewer_id": r.viewer_id,
+                    "variant": r.variant,
+                    "send_at": r.send_at,
+                    "send_reason": r.send_reason,
+                    "text": p["text"],
+                    "angle": p["angle"],
+                    "sku": p["sku"],
+                }
+            )
         return out
 
     def groups(self, merchant: str, cid: str) -> list[dict]:
         with self.read() as conn:
-            rows = conn.execute(select(variants).where(variants.c.merchant == merchant,
-                                                       variants.c.campaign_id == cid)
-                                .order_by(variants.c.group_key)).all()
-        return [{"group_key": r.group_key, "variant": r.variant, "segment": r.segment, "sku": r.sku,
-                 "angle": r.angle, "viewers": r.viewers, "source": r.source, "piece": json.loads(r.piece)}
-                for r in rows]
+            rows = conn.execute(
+                select(variants)
+                .where(variants.c.merchant == merchant, variants.c.campaign_id == cid)
+                .order_by(variants.c.group_key)
+            ).all()
+        return [
+            {
+                "group_key": r.group_key,
+                "variant": r.variant,
+                "segment": r.segment,
+                "sku": r.sku,
+                "angle": r.angle,
+                "viewers": r.viewers,
+                "source": r.source,
+                "piece": json.loads(r.piece),
+            }
+            for r in rows
+        ]
 
     def count_deliveries(self, merchant: str, cid: str) -> int:
         with self.read() as conn:
-            return conn.execute(select(func.count()).select_from(deliveries).where(
-                deliveries.c.merchant == merchant, deliveries.c.campaign_id == cid)).scalar_one()
+            return conn.execute(
+                select(func.count())
+                .select_from(deliveries)
+                .where(deliveries.c.merchant == merchant, deliveries.c.campaign_id == cid)
+            ).scalar_one()
 
     # --- experiments -----------------------------------------------------------------------------
     def get_experiment(self, merchant: str, eid: str) -> dict | None:
         with self.read() as conn:
-            r = conn.execute(select(experiments).where(experiments.c.merchant == merchant,
-                                                       experiments.c.experiment_id == eid)).first()
+            r = conn.execute(
+                select(experiments).where(experiments.c.merchant == merchant, experiments.c.experiment_id == eid)
+            ).first()
         return None if r is None else {"spec": json.loads(r.spec), "status": r.status, "created_at": r.created_at}
 
     def put_experiment(self, merchant: str, eid: str, spec: dict) -> str:
         now = time.time()
         with self.write() as conn:
-            r = conn.execute(select(experiments.c.spec).where(experiments.c.merchant == merchant,
-                                                              experiments.c.experiment_id == eid)).first()
+            r = conn.execute(
+                select(experiments.c.spec).where(experiments.c.merchant == merchant, experiments.c.experiment_id == eid)
+            ).first()
             if r is not None:
                 if json.loads(r.spec) != spec:
                     raise ValueError(f"experiment {eid!r} exists with a different spec")
                 return "exists"
-            conn.execute(experiments.insert().values(merchant=merchant, experiment_id=eid,
-                                                     spec=json.dumps(spec, ensure_ascii=False), status="running",
-                                                     created_at=now, updated_at=now))
+            conn.execute(
+                experiments.insert().values(
+                    merchant=merchant,
+                    experiment_id=eid,
+                    spec=json.dumps(spec, ensure_ascii=False),
+                    status="running",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
         return "created"
 
     def update_experiment(self, merchant: str, eid: str, spec: dict | None = None, status: str | None = None) -> None:
@@ -311,17 +403,26 @@ class CopyStore:
         if status is not None:
             vals["status"] = status
         with self.write() as conn:
-            conn.execute(update(experiments).where(experiments.c.merchant == merchant,
-                                                   experiments.c.experiment_id == eid).values(**vals))
+            conn.execute(
+                update(experiments)
+                .where(experiments.c.merchant == merchant, experiments.c.experiment_id == eid)
+                .values(**vals)
+            )
 
     def assignments_of(self, merchant: str, eid: str, viewer_ids: Iterable[str]) -> dict[str, str]:
         ids = list(viewer_ids)
         out: dict[str, str] = {}
         with self.read() as conn:
             for i in range(0, len(ids), 500):
-                out.update(conn.execute(select(assignments.c.viewer_id, assignments.c.variant).where(
-                    assignments.c.merchant == merchant, assignments.c.experiment_id == eid,
-                    assignments.c.viewer_id.in_(ids[i:i + 500]))).all())
+                out.update(
+                    conn.execute(
+                        select(assignments.c.viewer_id, assignments.c.variant).where(
+                            assignments.c.merchant == merchant,
+                            assignments.c.experiment_id == eid,
+                            assignments.c.viewer_id.in_(ids[i : i + 500]),
+                        )
+                    ).all()
+                )
         return out
 
     def add_assignments(self, merchant: str, eid: str, pairs: dict[str, str]) -> dict[str, str]:
@@ -329,12 +430,14 @@ class CopyStore:
         if not pairs:
             return {}
         now = time.time()
-        rows = [{"merchant": merchant, "experiment_id": eid, "viewer_id": v, "variant": a, "assigned_at": now}
-                for v, a in pairs.items()]
+        rows = [
+            {"merchant": merchant, "experiment_id": eid, "viewer_id": v, "variant": a, "assigned_at": now}
+            for v, a in pairs.items()
+        ]
         with self.write() as conn:
             ins = self.insert(conn)
             for i in range(0, len(rows), 500):
-                conn.execute(ins(assignments).on_conflict_do_nothing(), rows[i:i + 500])
+                conn.execute(ins(assignments).on_conflict_do_nothing(), rows[i : i + 500])
         return self.assignments_of(merchant, eid, pairs)
 
     def add_events(self, merchant: str, rows: list[dict]) -> int:
@@ -344,13 +447,22 @@ class CopyStore:
             ins = self.insert(conn)
             n = 0
             for i in range(0, len(rows), 500):
-                res = conn.execute(ins(ab_events).on_conflict_do_nothing().returning(ab_events.c.event_id),
-                                   [{"merchant": merchant, **r} for r in rows[i:i + 500]])
+                res = conn.execute(
+                    ins(ab_events).on_conflict_do_nothing().returning(ab_events.c.event_id),
+                    [{"merchant": merchant, **r} for r in rows[i : i + 500]],
+                )
                 n += len(res.scalars().all())
         return n
 
     def events(self, merchant: str, eid: str) -> list[Any]:
         with self.read() as conn:
-            return conn.execute(select(ab_events.c.viewer_id, ab_events.c.variant, ab_events.c.kind, ab_events.c.ts,
-                                       ab_events.c.value, ab_events.c.event_id)
-                                .where(ab_events.c.merchant == merchant, ab_events.c.experiment_id == eid)).all()
+            return conn.execute(
+                select(
+                    ab_events.c.viewer_id,
+                    ab_events.c.variant,
+                    ab_events.c.kind,
+                    ab_events.c.ts,
+                    ab_events.c.value,
+                    ab_events.c.event_id,
+                ).where(ab_events.c.merchant == merchant, ab_events.c.experiment_id == eid)
+            ).all()

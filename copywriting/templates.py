@@ -2,6 +2,7 @@
 with. Built only from the gathered material, so every word is a fact or a neutral phrase; candidates
 go from rich to minimal and the first that passes every check is used.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -34,8 +35,10 @@ def _price_part(m: Material, with_list: bool = True) -> Part:
 def _coupon_part(m: Material, verb: str = "可用") -> Part | None:
     if not m.coupon:
         return None
-    return Part(f"{verb}{m.coupon_phrase()}券" if "券" not in m.coupon_phrase() else f"{verb}{m.coupon_phrase()}",
-                citations=[coupon_citation(m.coupon)])
+    return Part(
+        f"{verb}{m.coupon_phrase()}券" if "券" not in m.coupon_phrase() else f"{verb}{m.coupon_phrase()}",
+        citations=[coupon_citation(m.coupon)],
+    )
 
 
 def _show_part(m: Material, phase: str, channel: str, recall: str | None) -> Part | None:
@@ -52,12 +55,14 @@ def _show_part(m: Material, phase: str, channel: str, recall: str | None) -> Par
         if channel == "popup":
             return Part("点击查看")
         return Part("正在直播讲解，点进来看看")
-    return Part({
-        "cart_unpaid": "购物车里还给你留着",
-        "watched_no_buy": "还在考虑的话可以再看看",
-        "left_early": "刚才没看完，给你补上重点",
-        "missed_show": "错过了直播？给你补上重点",
-    }.get(recall or "watched_no_buy", "还在考虑的话可以再看看"))
+    return Part(
+        {
+            "cart_unpaid": "购物车里还给你留着",
+            "watched_no_buy": "还在考虑的话可以再看看",
+            "left_early": "刚才没看完，给你补上重点",
+            "missed_show": "错过了直播？给你补上重点",
+        }.get(recall or "watched_no_buy", "还在考虑的话可以再看看")
+    )
 
 
 def lead(m: Material, angle: str, max_len: int = 20) -> Part:
@@ -108,8 +113,13 @@ def body_parts(m: Material, angle: str, phase: str, channel: str, recall: str | 
         parts.append(_price_part(m, with_list=True))
         parts.append(_coupon_part(m))
     elif angle == "member":
-        parts.append(Part(f"{m.name}{_price_part(m, with_list=False).text}", [m.price_fact] if m.price_fact else [],
-                          short=Part(m.name)))
+        parts.append(
+            Part(
+                f"{m.name}{_price_part(m, with_list=False).text}",
+                [m.price_fact] if m.price_fact else [],
+                short=Part(m.name),
+            )
+        )
     else:
         if sp:
             parts.append(Part(sp[0], [sp[1]]))
@@ -170,7 +180,7 @@ def candidates(m: Material, angle: str, phase: str, channel: str, recall: str | 
                     d = draft(ld, seq if named else [Part(m.name)] + seq)
                     scored.append(((-len(seq), shortened, li), d))
         scored.sort(key=lambda x: x[0])
-        return [d for _, d in scored] + [draft(Part(m.name[:s.title_max]), [_price_part(m, with_list=False)])]
+        return [d for _, d in scored] + [draft(Part(m.name[: s.title_max]), [_price_part(m, with_list=False)])]
     for li, ld in enumerate(lead_options(m, angle, s.body_max - 2)):
         if m.name not in ld.text and angle != "member":
             ld = Part(f"{m.name}，{ld.text}", ld.facts, ld.citations)

@@ -7,6 +7,7 @@
   outside quiet hours.
 Active hours are local hours of day (the profile's ``active_hours``, in the merchant's timezone).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,8 +58,15 @@ def _last_allowed_before(target: datetime, earliest: datetime, p: TimingPolicy) 
     return None
 
 
-def plan(phase: str, channel: str, show: Show, sku: str | None, active_hours: list[int] | None,
-         policy: TimingPolicy = TimingPolicy(), now: datetime | None = None) -> SendPlan:
+def plan(
+    phase: str,
+    channel: str,
+    show: Show,
+    sku: str | None,
+    active_hours: list[int] | None,
+    policy: TimingPolicy = TimingPolicy(),
+    now: datetime | None = None,
+) -> SendPlan:
     tz = zone(policy.tz)
     now = (now or datetime.now(tz)).astimezone(tz)
     hours = set(active_hours or ()) or set(DEFAULT_HOURS)

@@ -2,6 +2,7 @@
 length per channel, compliance (absolute / medical / scarcity / price), every number backed by a fact,
 the product named, and the chosen angle in the lead.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,9 +18,40 @@ from copywriting.templates import INTERJECTIONS
 from knowledge.schema import Fact
 
 # Claims a small model likes to invent; each must be backed by this product's own facts.
-CLAIM_WORDS = ["专利", "认证", "进口", "有机", "获奖", "同款", "临床", "实验", "检测", "孕妇", "孕期", "婴儿", "儿童",
-               "宝宝", "防腐剂", "香精", "酒精", "激素", "敏感肌", "过敏", "保修", "质保", "包邮", "正品", "原装",
-               "官方", "天然", "纯天然", "手工", "现做", "当天发货", "顺丰"]
+CLAIM_WORDS = [
+    "专利",
+    "认证",
+    "进口",
+    "有机",
+    "获奖",
+    "同款",
+    "临床",
+    "实验",
+    "检测",
+    "孕妇",
+    "孕期",
+    "婴儿",
+    "儿童",
+    "宝宝",
+    "防腐剂",
+    "香精",
+    "酒精",
+    "激素",
+    "敏感肌",
+    "过敏",
+    "保修",
+    "质保",
+    "包邮",
+    "正品",
+    "原装",
+    "官方",
+    "天然",
+    "纯天然",
+    "手工",
+    "现做",
+    "当天发货",
+    "顺丰",
+]
 _NEGATED_CLAIM = re.compile(r"(无添加|零添加|0添加|不添加|不含|无)([\u4e00-\u9fff]{2})")
 _SUITS_CLAIM = re.compile(r"适合([\u4e00-\u9fff]{1,4}?)(肌|皮|人群|宝宝|孕妇|老人|儿童)")
 INTERNAL_WORDS = ["预热", "召回", "素材", "文案", "角度", "下决心", "观众", "发给"]  # the brief's words, not copy
@@ -45,7 +77,7 @@ def lead_segment(title: str | None, body: str) -> str:
     text = body
     for w in INTERJECTIONS:
         if text.startswith(w):
-            text = text[len(w):].lstrip("，,！! ")
+            text = text[len(w) :].lstrip("，,！! ")
             break
     return text[:LEAD_CHARS]
 
@@ -109,7 +141,7 @@ def used_facts(text: str, m: Material) -> list[Fact]:
         if v and v in unnamed:
             out.append(f)
     for sp, f in m.selling_points:
-        grams = {sp[i:i + 2] for i in range(len(sp) - 1)}
+        grams = {sp[i : i + 2] for i in range(len(sp) - 1)}
         if grams and len([g for g in grams if g in flat]) / len(grams) >= 0.5:
             out.append(f)
     for x in (m.warranty, m.member_benefit):
@@ -142,8 +174,17 @@ def allowed_numbers(m: Material, facts: list[Fact]) -> set[str]:
     return allowed
 
 
-def check(m: Material, angle: str, channel: str, title: str | None, body: str, rules: ComplianceRules,
-          *, extra_citations: list[Citation] = (), recall: str | None = None) -> Verdict:
+def check(
+    m: Material,
+    angle: str,
+    channel: str,
+    title: str | None,
+    body: str,
+    rules: ComplianceRules,
+    *,
+    extra_citations: list[Citation] = (),
+    recall: str | None = None,
+) -> Verdict:
     v = Verdict()
     v.issues += length_issues(channel, m.shop, title, body)
     full = assemble(channel, m.shop, title, body)

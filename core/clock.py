@@ -5,6 +5,7 @@
 - ``VirtualClock``: time moves only when someone sleeps (tests): ``sleep(5)`` returns at once with
   the clock 5 s later, so an hour-long show runs in milliseconds and deterministically.
 """
+
 from __future__ import annotations
 
 import asyncio

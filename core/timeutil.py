@@ -1,4 +1,5 @@
 """Timestamps: events carry epoch seconds/milliseconds or ISO-8601 with an offset; stored as epoch seconds."""
+
 from __future__ import annotations
 
 import math
@@ -7,8 +8,15 @@ from functools import lru_cache
 
 from core.errors import BadRequest
 
-_FIXED = {"Asia/Shanghai": 8, "Asia/Hong_Kong": 8, "Asia/Taipei": 8, "Asia/Singapore": 8, "Asia/Tokyo": 9,
-          "UTC": 0, "Etc/UTC": 0}
+_FIXED = {
+    "Asia/Shanghai": 8,
+    "Asia/Hong_Kong": 8,
+    "Asia/Taipei": 8,
+    "Asia/Singapore": 8,
+    "Asia/Tokyo": 9,
+    "UTC": 0,
+    "Etc/UTC": 0,
+}
 
 
 @lru_cache(maxsize=64)

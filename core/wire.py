@@ -3,6 +3,7 @@ frames here, so the same fault gives the same error code everywhere (docs/protoc
 
 Only the stdlib and pydantic (core/ is the ground package).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,9 @@ def validation_message(e: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()[:3])
 
 
-def decode_text(raw: str | bytes | None, models: Mapping[str, type[BaseModel] | None], *,
-                max_bytes: int = MAX_TEXT_FRAME_BYTES) -> tuple[str, Any]:
+def decode_text(
+    raw: str | bytes | None, models: Mapping[str, type[BaseModel] | None], *, max_bytes: int = MAX_TEXT_FRAME_BYTES
+) -> tuple[str, Any]:
     """Decode one text frame into ``(type, payload)``; raise WireError with the shared code.
 
     ``models`` maps each accepted ``type`` to a pydantic model (validated against the frame; the

@@ -15,6 +15,7 @@ the fast/LLM path split and wall p50/p95. Without --catalog the demo eval runs e
   recommendations; coupon issue for coupon requests).
 With --llm the embedded model is started and serves the LLM path (recommendations, chit-chat).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,8 +69,11 @@ def judge(q: dict, ans, strict: bool = False) -> dict:
     elif kind == "chitchat":  # anything friendly goes, as long as it answers and invents no listed fact
         ok = bool(text.strip()) and not any(has(c) for c in q.get("confusable", []))
     else:
-        ok = (not ans.refused or kind == "recommend") and all(has(e) for e in q.get("expect", [])) and \
-             not any(has(c) for c in q.get("confusable", []))
+        ok = (
+            (not ans.refused or kind == "recommend")
+            and all(has(e) for e in q.get("expect", []))
+            and not any(has(c) for c in q.get("confusable", []))
+        )
         if q.get("expect_any"):
             ok = ok and any(has(e) for e in q["expect_any"])
         if q.get("winner"):  # a comparison must also name the winning value / product
@@ -102,14 +106,18 @@ def import_catalog(c: Container, name: str, tmp: Path) -> str:
         copy = tmp / "_catalog"
         shutil.copytree(src, copy)
         n = _coerce_lists(src / "products.json", copy / "products.json")
-        c.kb.import_files(name, sorted(p for p in copy.rglob("*") if p.suffix in {".json", ".md", ".csv"}
-                                       and p.is_file()))
-        return (f"raw import REJECTED ({len(issues)} issues, e.g. {issues[0] if issues else e}); "
-                f"ran on a copy with {n} string list fields split into lists")
+        c.kb.import_files(
+            name, sorted(p for p in copy.rglob("*") if p.suffix in {".json", ".md", ".csv"} and p.is_file())
+        )
+        return (
+            f"raw import REJECTED ({len(issues)} issues, e.g. {issues[0] if issues else e}); "
+            f"ran on a copy with {n} string list fields split into lists"
+        )
 
 
-async def run(use_llm: bool, catalog: str | None = None, sample: int | None = None, seed: int = 13,
-              info: dict | None = None) -> list[tuple[dict, dict, object]]:
+async def run(
+    use_llm: bool, catalog: str | None = None, sample: int | None = None, seed: int = 13, info: dict | None = None
+) -> list[tuple[dict, dict, object]]:
     merchant = catalog or "demo"
     with tempfile.TemporaryDirectory() as tmp:
         c = Container(Settings(data_dir=Path(tmp), llm_autostart=False), AgentConfig(rate=(1000, 1.0)))
@@ -151,8 +159,12 @@ def catalog_report(results) -> dict:
     js = [j for _, j, _ in results]
 
     def acc(sel):
-        return {"n": len(sel), "ok": sum(j["ok"] for j in sel),
-                "acc": round(sum(j["ok"] for j in sel) / len(sel), 3) if sel else None}
+        return {
+            "n": len(sel),
+            "ok": sum(j["ok"] for j in sel),
+            "acc": round(sum(j["ok"] for j in sel) / len(sel), 3) if sel else None,
+        }
+
     ans = [j for j in js if j["kind"] not in {"unanswerable", "chitchat"}]
     walls = [j["wall_ms"] for j in js]
     return {
@@ -161,12 +173,14 @@ def catalog_report(results) -> dict:
         "by_kind": {k: acc([j for j in js if j["kind"] == k]) for k in sorted({j["kind"] for j in js})},
         "by_tag": {t: acc([j for j in js if j["tag"] == t]) for t in sorted({j["tag"] for j in js} - {""})},
         "refusal_rate_unanswerable": acc([j for j in js if j["kind"] == "unanswerable"])["acc"],
-        "false_refusals_answerable": sum(a.refused for q, j, a in results
-                                         if j["kind"] not in {"unanswerable", "chitchat", "recommend"}),
+        "false_refusals_answerable": sum(
+            a.refused for q, j, a in results if j["kind"] not in {"unanswerable", "chitchat", "recommend"}
+        ),
         "comparisons_right": acc([j for j in js if j["kind"] == "compare"]),
         "paths": {p: sum(j["path"] == p for j in js) for p in sorted({j["path"] for j in js})},
         "by_path": {p: acc([j for j in js if j["path"] == p]) for p in sorted({j["path"] for j in js})},
-        "wall_ms_p50": round(_pct(walls, 50) or 0, 1), "wall_ms_p95": round(_pct(walls, 95) or 0, 1),
+        "wall_ms_p50": round(_pct(walls, 50) or 0, 1),
+        "wall_ms_p95": round(_pct(walls, 95) or 0, 1),
         "tool_call_accuracy": round(sum(j["tools_ok"] for j in js) / len(js), 3) if js else None,
     }
 
@@ -176,8 +190,12 @@ def print_catalog(name: str, results, info: dict, use_llm: bool, verbose: bool) 
     print(f"catalog eval: {name}, {r['n']} questions ({'with' if use_llm else 'without'} the LLM)")
     print(f"import: {info.get('import')}")
     print(f"{'split':<18} {'n':>4} {'ok':>4} {'acc':>6}")
-    rows = [("answerable", r["answerable"])] + [(f"kind:{k}", v) for k, v in r["by_kind"].items()] + \
-           [(f"tag:{k}", v) for k, v in r["by_tag"].items()] + [(f"path:{k}", v) for k, v in r["by_path"].items()]
+    rows = (
+        [("answerable", r["answerable"])]
+        + [(f"kind:{k}", v) for k, v in r["by_kind"].items()]
+        + [(f"tag:{k}", v) for k, v in r["by_tag"].items()]
+        + [(f"path:{k}", v) for k, v in r["by_path"].items()]
+    )
     for n, b in rows:
         print(f"{n:<18} {b['n']:>4} {b['ok']:>4} {'-' if b['acc'] is None else format(b['acc'], '.3f'):>6}")
     print(f"refusal rate on unanswerable: {r['refusal_rate_unanswerable']}")
@@ -190,8 +208,10 @@ def print_catalog(name: str, results, info: dict, use_llm: bool, verbose: bool) 
     if verbose:
         for q, j, a in fails:
             want = q.get("expect") or q.get("expect_any") or ("<refuse>" if q.get("must_refuse") else "")
-            print(f"  [{j['kind']}/{j['path']}{'/' + j['tag'] if j['tag'] else ''}] {q['q']} -> "
-                  f"{a.answer!r}  refused={a.refused} expect={want} winner={q.get('winner')}")
+            print(
+                f"  [{j['kind']}/{j['path']}{'/' + j['tag'] if j['tag'] else ''}] {q['q']} -> "
+                f"{a.answer!r}  refused={a.refused} expect={want} winner={q.get('winner')}"
+            )
 
 
 def summarize(results) -> dict:
@@ -210,8 +230,11 @@ def summarize(results) -> dict:
         }
 
     alls = [j for _, j, _ in results]
-    return {"all": block(alls), **{p: block(js) for p, js in sorted(by_path.items())},
-            "by_kind": {k: block([j for j in alls if j["kind"] == k]) for k in sorted({j["kind"] for j in alls})}}
+    return {
+        "all": block(alls),
+        **{p: block(js) for p, js in sorted(by_path.items())},
+        "by_kind": {k: block([j for j in alls if j["kind"] == k]) for k in sorted({j["kind"] for j in alls})},
+    }
 
 
 def main() -> None:
@@ -227,8 +250,11 @@ def main() -> None:
         info: dict = {}
         results = asyncio.run(run(a.llm, a.catalog, a.sample, a.seed, info))
         if a.json:
-            print(json.dumps({"catalog": a.catalog, "import": info.get("import"), **catalog_report(results)},
-                             ensure_ascii=False))
+            print(
+                json.dumps(
+                    {"catalog": a.catalog, "import": info.get("import"), **catalog_report(results)}, ensure_ascii=False
+                )
+            )
         else:
             print_catalog(a.catalog, results, info, a.llm, a.verbose)
         return
@@ -244,8 +270,10 @@ def main() -> None:
         if not b:
             continue
         fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-        print(f"{name:<14} {b['n']:>4} {fmt(b['answer_accuracy']):>11} {fmt(b['correct_refusals']):>9} "
-              f"{fmt(b['tool_call_accuracy']):>9}")
+        print(
+            f"{name:<14} {b['n']:>4} {fmt(b['answer_accuracy']):>11} {fmt(b['correct_refusals']):>9} "
+            f"{fmt(b['tool_call_accuracy']):>9}"
+        )
     fails = [(q, j, ans) for q, j, ans in results if not j["ok"]]
     if fails:
         print(f"\n{len(fails)} failures" + ("" if a.verbose else " (-v to list)"))

@@ -7,6 +7,7 @@ Each line of ``evals/data/compliance_lines.jsonl`` is ``{"text", "expect": [rule
 demo product's real figures (live price, list price, stock) and the given coupons, as copy is. Scores:
 line level (flagged or not) and per rule (absolute, medical, scarcity, price).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,9 @@ def demo_products(path: Path = PRODUCTS) -> dict[str, Product]:
     return {p["sku"]: Product.model_validate(p) for p in data["products"]}
 
 
-def predict(line: dict, products: dict[str, Product], rules: compliance.ComplianceRules = compliance.DEFAULT_RULES
-            ) -> list[compliance.Violation]:
+def predict(
+    line: dict, products: dict[str, Product], rules: compliance.ComplianceRules = compliance.DEFAULT_RULES
+) -> list[compliance.Violation]:
     prices, stock = None, line.get("stock")
     if line.get("sku"):
         p = products[line["sku"]]
@@ -47,8 +49,14 @@ def predict(line: dict, products: dict[str, Product], rules: compliance.Complian
 def _pr(tp: int, fp: int, fn: int) -> dict:
     p = tp / (tp + fp) if tp + fp else 1.0
     r = tp / (tp + fn) if tp + fn else 1.0
-    return {"tp": tp, "fp": fp, "fn": fn, "precision": round(p, 4), "recall": round(r, 4),
-            "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0}
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "precision": round(p, 4),
+        "recall": round(r, 4),
+        "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
+    }
 
 
 def evaluate(corpus: list[dict] | None = None) -> dict:
@@ -79,10 +87,15 @@ def evaluate(corpus: list[dict] | None = None) -> dict:
             errors.append({"text": item["text"], "sku": item.get("sku"), "expected": sorted(want), "got": sorted(got)})
     lines = _pr(line["tp"], line["fp"], line["fn"])
     lines["tn"] = line["tn"]
-    return {"lines": len(corpus), "bad_lines": sum(1 for x in corpus if x["expect"]),
-            "good_lines": sum(1 for x in corpus if not x["expect"]),
-            "line_level": lines, "per_rule": {r: _pr(**v) for r, v in per_rule.items()},
-            "exact_rule_sets": round(1 - len(errors) / len(corpus), 4), "errors": errors}
+    return {
+        "lines": len(corpus),
+        "bad_lines": sum(1 for x in corpus if x["expect"]),
+        "good_lines": sum(1 for x in corpus if not x["expect"]),
+        "line_level": lines,
+        "per_rule": {r: _pr(**v) for r, v in per_rule.items()},
+        "exact_rule_sets": round(1 - len(errors) / len(corpus), 4),
+        "errors": errors,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,10 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     ll = res["line_level"]
     print(f"compliance eval: {res['lines']} lines ({res['bad_lines']} bad, {res['good_lines']} good)")
-    print(f"  line level: precision {ll['precision']:.3f}  recall {ll['recall']:.3f}  "
-          f"(tp {ll['tp']}, fp {ll['fp']}, fn {ll['fn']}, tn {ll['tn']})")
+    print(
+        f"  line level: precision {ll['precision']:.3f}  recall {ll['recall']:.3f}  "
+        f"(tp {ll['tp']}, fp {ll['fp']}, fn {ll['fn']}, tn {ll['tn']})"
+    )
     for r, v in res["per_rule"].items():
-        print(f"  {r:9s} precision {v['precision']:.3f}  recall {v['recall']:.3f}  (tp {v['tp']}, fp {v['fp']}, fn {v['fn']})")
+        print(
+            f"  {r:9s} precision {v['precision']:.3f}  recall {v['recall']:.3f}  (tp {v['tp']}, fp {v['fp']}, fn {v['fn']})"
+        )
     print(f"  exact rule sets: {res['exact_rule_sets']:.3f}")
     if a.show_errors or res["errors"]:
         for e in res["errors"]:

@@ -17,6 +17,7 @@ writer reports about itself:
 * length: the channel's limits (push title ≤ 20 / body ≤ 50, SMS ≤ 70 incl. signature and opt-out,
   pop-up ≤ 30, host line ≤ 2 sentences).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,8 +67,10 @@ def show_for(personas: list[dict]) -> dict:
     from datetime import datetime, timedelta
 
     start = datetime.fromisoformat(SHOW["start"])
-    segs = [{"sku": p["sku"], "start": (start + timedelta(minutes=10 * (i + 1))).isoformat()}
-            for i, p in enumerate(personas)]
+    segs = [
+        {"sku": p["sku"], "start": (start + timedelta(minutes=10 * (i + 1))).isoformat()}
+        for i, p in enumerate(personas)
+    ]
     return {**SHOW, "segments": segs}
 
 
@@ -78,16 +81,25 @@ def score(piece, persona: dict, catalog, writer) -> dict:
 
     offers = [CouponOffer.model_validate(c) for c in persona.get("coupons", [])]
     coupon = next((o for o in offers if piece.coupon == o.campaign_id), None)
-    m = gather(catalog, persona["sku"], coupon=coupon, tier=persona["profile"].get("tier", "路过"),
-               member=persona["profile"].get("member", False))
+    m = gather(
+        catalog,
+        persona["sku"],
+        coupon=coupon,
+        tier=persona["profile"].get("tier", "路过"),
+        member=persona["profile"].get("member", False),
+    )
     title = piece.title if piece.channel == "push" else None
     body = piece.body if piece.channel == "push" else piece.text
     if piece.channel == "sms":
-        body = piece.text[len(channels.sms_signature(m.shop)):-len(channels.SMS_OPT_OUT)]
+        body = piece.text[len(channels.sms_signature(m.shop)) : -len(channels.SMS_OPT_OUT)]
     angle_ok = leads_with(persona["expect"], m, title, body)
     p = m.product
-    vs = compliance.check(f"{title or ''}。{body}", writer.rules_for("demo"), real_stock=p.stock,
-                          prices=compliance.PriceFacts.from_product(p, offers, [c.text for c in piece.citations]))
+    vs = compliance.check(
+        f"{title or ''}。{body}",
+        writer.rules_for("demo"),
+        real_stock=p.stock,
+        prices=compliance.PriceFacts.from_product(p, offers, [c.text for c in piece.citations]),
+    )
     known = {f.id for f in catalog.facts()}
     bad_cites = [c.id for c in piece.citations if not (c.id in known or c.id.startswith(("coupon:", "show:")))]
     allowed = set()
@@ -105,12 +117,24 @@ def score(piece, persona: dict, catalog, writer) -> dict:
     claims = unsupported_claims(f"{title or ''}。{body}", m)
     facts_ok = not bad_cites and not stray and not claims and named and bool(piece.citations)
     len_issues = channels.length_issues(piece.channel, m.shop, title, body)
-    return {"id": persona["id"], "expect": persona["expect"], "angle": piece.angle, "angle_ok": angle_ok,
-            "violations": [f"{v.rule}:{v.term}" for v in vs], "facts_ok": facts_ok, "stray_numbers": stray,
-            "unsupported_claims": claims,
-            "bad_citations": bad_cites, "length_ok": not len_issues, "length_issues": len_issues,
-            "source": piece.source, "attempts": piece.attempts, "text": piece.text,
-            "citations": [c.id for c in piece.citations], "draft_issues": piece.issues}
+    return {
+        "id": persona["id"],
+        "expect": persona["expect"],
+        "angle": piece.angle,
+        "angle_ok": angle_ok,
+        "violations": [f"{v.rule}:{v.term}" for v in vs],
+        "facts_ok": facts_ok,
+        "stray_numbers": stray,
+        "unsupported_claims": claims,
+        "bad_citations": bad_cites,
+        "length_ok": not len_issues,
+        "length_issues": len_issues,
+        "source": piece.source,
+        "attempts": piece.attempts,
+        "text": piece.text,
+        "citations": [c.id for c in piece.citations],
+        "draft_issues": piece.issues,
+    }
 
 
 async def run(use_llm: bool = False, personas: list[dict] | None = None, llm=None) -> dict:
@@ -134,22 +158,35 @@ async def run(use_llm: bool = False, personas: list[dict] | None = None, llm=Non
     t0 = time.perf_counter()
     try:
         for p in personas:
-            req = CopyRequest(merchant="demo", sku=p["sku"], viewer_id=p["id"], phase=p["phase"], channel=p["channel"],
-                              recall=p.get("recall"), show=show if p["phase"] != "post" else None, use_llm=use_llm)
+            req = CopyRequest(
+                merchant="demo",
+                sku=p["sku"],
+                viewer_id=p["id"],
+                phase=p["phase"],
+                channel=p["channel"],
+                recall=p.get("recall"),
+                show=show if p["phase"] != "post" else None,
+                use_llm=use_llm,
+            )
             piece = await writer.write(req)
             rows.append(score(piece, p, catalog, writer))
     finally:
         if container is not None:
             await container.aclose()
     n = len(rows)
-    return {"mode": "llm" if use_llm else "template", "personas": n,
-            "angle_lead_share": round(sum(r["angle_ok"] for r in rows) / n, 4),
-            "chosen_angle_matches": round(sum(r["angle"] == r["expect"] for r in rows) / n, 4),
-            "compliance_violations": sum(len(r["violations"]) for r in rows),
-            "facts_correct_share": round(sum(r["facts_ok"] for r in rows) / n, 4),
-            "length_ok_share": round(sum(r["length_ok"] for r in rows) / n, 4),
-            "llm_written": sum(r["source"] == "llm" for r in rows), "llm_calls": writer.llm_calls,
-            "elapsed_s": round(time.perf_counter() - t0, 1), "rows": rows}
+    return {
+        "mode": "llm" if use_llm else "template",
+        "personas": n,
+        "angle_lead_share": round(sum(r["angle_ok"] for r in rows) / n, 4),
+        "chosen_angle_matches": round(sum(r["angle"] == r["expect"] for r in rows) / n, 4),
+        "compliance_violations": sum(len(r["violations"]) for r in rows),
+        "facts_correct_share": round(sum(r["facts_ok"] for r in rows) / n, 4),
+        "length_ok_share": round(sum(r["length_ok"] for r in rows) / n, 4),
+        "llm_written": sum(r["source"] == "llm" for r in rows),
+        "llm_calls": writer.llm_calls,
+        "elapsed_s": round(time.perf_counter() - t0, 1),
+        "rows": rows,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,23 +200,29 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(res, ensure_ascii=False))
         return 0
     print(f"copy eval ({res['mode']}): {res['personas']} personas")
-    print(f"  leads with the expected angle: {res['angle_lead_share']:.0%} "
-          f"(angle chosen = expected: {res['chosen_angle_matches']:.0%})")
+    print(
+        f"  leads with the expected angle: {res['angle_lead_share']:.0%} "
+        f"(angle chosen = expected: {res['chosen_angle_matches']:.0%})"
+    )
     print(f"  compliance violations: {res['compliance_violations']}")
     print(f"  facts correct: {res['facts_correct_share']:.0%}")
     print(f"  lengths within limits: {res['length_ok_share']:.0%}")
     if res["mode"] == "llm":
-        print(f"  written by the model: {res['llm_written']}/{res['personas']} ({res['llm_calls']} calls, "
-              f"{res['elapsed_s']} s); the rest fell back to templates")
+        print(
+            f"  written by the model: {res['llm_written']}/{res['personas']} ({res['llm_calls']} calls, "
+            f"{res['elapsed_s']} s); the rest fell back to templates"
+        )
     for r in res["rows"]:
         bad = not (r["angle_ok"] and r["facts_ok"] and r["length_ok"]) or r["violations"]
         if a.show or bad:
             flag = "FAIL" if bad else "ok"
             print(f"  [{flag}] {r['id']} ({r['expect']}→{r['angle']}, {r['source']}): {r['text']!r}")
             if bad:
-                print(f"        violations={r['violations']} stray={r['stray_numbers']} claims={r['unsupported_claims']} "
-                      f"cites={r['bad_citations']} "
-                      f"len={r['length_issues']}")
+                print(
+                    f"        violations={r['violations']} stray={r['stray_numbers']} claims={r['unsupported_claims']} "
+                    f"cites={r['bad_citations']} "
+                    f"len={r['length_issues']}"
+                )
     return 0
 
 

@@ -17,6 +17,7 @@ Pictures are generated at run time from fixed seeds (``sim.images``). ``--calibr
 score's logistic coefficients and threshold on a separate calibration split (other seeds) and prints
 them for ``vision/matcher.py``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -111,9 +112,13 @@ def ocr_accuracy(products: list[dict], split: str, n: int = N_LABELS) -> dict:
         errs += e
         chars += len(ref)
         per.append(1 - e / max(1, len(ref)))
-    return {"available": True, "labels": len(per), "char_accuracy": round(1 - errs / max(1, chars), 4),
-            "worst": round(min(per), 4) if per else None,
-            "ms_per_label": round((time.perf_counter() - t0) * 1000 / max(1, len(per)), 1)}
+    return {
+        "available": True,
+        "labels": len(per),
+        "char_accuracy": round(1 - errs / max(1, chars), 4),
+        "worst": round(min(per), 4) if per else None,
+        "ms_per_label": round((time.perf_counter() - t0) * 1000 / max(1, len(per)), 1),
+    }
 
 
 def run(split: str = "eval", with_ocr: bool = True) -> dict:
@@ -137,8 +142,14 @@ def run(split: str = "eval", with_ocr: bool = True) -> dict:
             wrong += 1
         per_t[t].append(ok)
         if not ok:
-            misses.append({"sku": sku, "transform": t, "got": c[0].sku if c else None,
-                           "score": round(c[0].score, 3) if c else None})
+            misses.append(
+                {
+                    "sku": sku,
+                    "transform": t,
+                    "got": c[0].sku if c else None,
+                    "score": round(c[0].score, 3) if c else None,
+                }
+            )
     var_ok = var_n = 0
     for sku, variant, _t, img in variant_queries(products, img_dir, split):
         qf = M.query_features(img)
@@ -161,10 +172,17 @@ def run(split: str = "eval", with_ocr: bool = True) -> dict:
     out = {
         "catalog": {"products": len(products), "pictures": len(index), "index_build_s": round(build_s, 2)},
         "threshold": M.MATCH_THRESHOLD,
-        "match": {"queries": len(allp), "top1_rate": round(sum(allp) / len(allp), 4), "wrong_product": wrong,
-                  "per_transform": {t: round(sum(v) / len(v), 4) for t, v in per_t.items()}},
-        "not_ours": {"queries": len(alln), "false_match_rate": round(sum(alln) / len(alln), 4),
-                     "per_kind": {k: round(sum(v) / len(v), 4) for k, v in neg_by_kind.items()}},
+        "match": {
+            "queries": len(allp),
+            "top1_rate": round(sum(allp) / len(allp), 4),
+            "wrong_product": wrong,
+            "per_transform": {t: round(sum(v) / len(v), 4) for t, v in per_t.items()},
+        },
+        "not_ours": {
+            "queries": len(alln),
+            "false_match_rate": round(sum(alln) / len(alln), 4),
+            "per_kind": {k: round(sum(v) / len(v), 4) for k, v in neg_by_kind.items()},
+        },
         "variant": {"queries": var_n, "accuracy": round(var_ok / var_n, 4) if var_n else None},
         "ms_per_match": round(1000 * float(np.mean(times)), 1),
         "misses": misses[:20],
@@ -176,6 +194,7 @@ def run(split: str = "eval", with_ocr: bool = True) -> dict:
 
 
 # --- calibration -----------------------------------------------------------------------------------
+
 
 def calibrate() -> dict:
     """Fit the logistic score on a calibration split; threshold: ≤1% false matches there, max recall."""
@@ -209,8 +228,12 @@ def calibrate() -> dict:
     k = int(0.01 * len(neg_scores))
     thr = max(0.5, float(neg_scores[k]) + 1e-3) if neg_scores else 0.5
     recall = np.mean([bool(t) and t[1] and p(t[0]) >= thr for t in pos_top])
-    return {"coefficients": [round(float(v), 4) for v in w], "threshold": round(thr, 4),
-            "calib_recall": round(float(recall), 4), "rows": len(y)}
+    return {
+        "coefficients": [round(float(v), 4) for v in w],
+        "threshold": round(thr, 4),
+        "calib_recall": round(float(recall), 4),
+        "rows": len(y),
+    }
 
 
 def _logistic(X: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50) -> np.ndarray:
@@ -248,10 +271,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"calibration recall {res['calib_recall']:.1%} over {res['rows']} rows ({res['elapsed_s']} s)")
         return 0
     m, n = res["match"], res["not_ours"]
-    print(f"catalog: {res['catalog']['products']} products, {res['catalog']['pictures']} pictures indexed "
-          f"in {res['catalog']['index_build_s']} s; threshold {res['threshold']}")
-    print(f"top-1 match rate        {m['top1_rate']:.1%}  ({m['queries']} transformed pictures, "
-          f"{m['wrong_product']} wrong product)   target ≥ 90%")
+    print(
+        f"catalog: {res['catalog']['products']} products, {res['catalog']['pictures']} pictures indexed "
+        f"in {res['catalog']['index_build_s']} s; threshold {res['threshold']}"
+    )
+    print(
+        f"top-1 match rate        {m['top1_rate']:.1%}  ({m['queries']} transformed pictures, "
+        f"{m['wrong_product']} wrong product)   target ≥ 90%"
+    )
     for t, v in m["per_transform"].items():
         print(f"    {t:<12} {v:.1%}")
     print(f"false-match rate        {n['false_match_rate']:.1%}  ({n['queries']} unrelated pictures)   target ≤ 2%")
@@ -261,8 +288,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"colour variant accuracy {res['variant']['accuracy']:.1%}  ({res['variant']['queries']} pictures)")
     o = res.get("ocr")
     if o and o.get("available"):
-        print(f"OCR character accuracy  {o['char_accuracy']:.1%}  ({o['labels']} rendered labels, worst "
-              f"{o['worst']:.1%}, {o['ms_per_label']} ms each)")
+        print(
+            f"OCR character accuracy  {o['char_accuracy']:.1%}  ({o['labels']} rendered labels, worst "
+            f"{o['worst']:.1%}, {o['ms_per_label']} ms each)"
+        )
     elif o is not None:
         print("OCR character accuracy  n/a (tesseract not installed: scripts/install_system_deps.sh)")
     print(f"{res['ms_per_match']} ms per match; {res['elapsed_s']} s in all")

@@ -6,6 +6,7 @@ document), dense-only vs BM25-only vs hybrid, overall and per question kind.
 A question is a hit@k when its sku is among the top-k facts' skus (policy questions: a fact of the
 named document or a store-level Q&A). Comparisons need both products in the top k (k ≥ 2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,9 @@ def _hit(q: dict, hits, k: int) -> bool:
     top = hits[:k]
     if q.get("sku") is None:
         doc = q.get("doc")
-        return any((h.fact_id.startswith(f"doc:{doc}:") if doc else False) or (h.kind == "qa" and not h.sku)
-                   for h in top)
+        return any(
+            (h.fact_id.startswith(f"doc:{doc}:") if doc else False) or (h.kind == "qa" and not h.sku) for h in top
+        )
     skus = {h.sku for h in top}
     if q.get("sku2") and k >= 2:
         return q["sku"] in skus and q["sku2"] in skus
@@ -56,16 +58,23 @@ def evaluate(kb: KnowledgeBase, merchant: str, questions: list[dict], params: Re
         h1, h3 = _hit(q, hits, 1), _hit(q, hits, 3)
         per_kind[q.get("kind", "other")].append((h1, h3))
         if not h3:
-            misses.append({"q": q["q"], "want": q.get("sku") or q.get("doc"), "got": [h.sku or h.fact_id for h in hits]})
+            misses.append(
+                {"q": q["q"], "want": q.get("sku") or q.get("doc"), "got": [h.sku or h.fact_id for h in hits]}
+            )
     allv = [v for vs in per_kind.values() for v in vs]
 
     def rate(vs, i):
         return round(sum(v[i] for v in vs) / len(vs), 3) if vs else 0.0
 
-    return {"n": len(allv), "recall@1": rate(allv, 0), "recall@3": rate(allv, 1),
-            "by_kind": {k: {"n": len(v), "recall@1": rate(v, 0), "recall@3": rate(v, 1)}
-                        for k, v in sorted(per_kind.items())},
-            "misses": misses}
+    return {
+        "n": len(allv),
+        "recall@1": rate(allv, 0),
+        "recall@3": rate(allv, 1),
+        "by_kind": {
+            k: {"n": len(v), "recall@1": rate(v, 0), "recall@3": rate(v, 1)} for k, v in sorted(per_kind.items())
+        },
+        "misses": misses,
+    }
 
 
 def main(merchant: str = "evaldemo", as_json: bool = False) -> dict:
@@ -73,11 +82,15 @@ def main(merchant: str = "evaldemo", as_json: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         kb = demo_kb(Path(tmp), merchant)
         base = RetrievalParams()
-        results = {mode: evaluate(kb, merchant, questions, replace(base, mode=mode))
-                   for mode in ("dense", "bm25", "hybrid")}
+        results = {
+            mode: evaluate(kb, merchant, questions, replace(base, mode=mode)) for mode in ("dense", "bm25", "hybrid")
+        }
     if as_json:
-        print(json.dumps({m: {k: v for k, v in r.items() if k != "misses"} for m, r in results.items()},
-                         ensure_ascii=False))
+        print(
+            json.dumps(
+                {m: {k: v for k, v in r.items() if k != "misses"} for m, r in results.items()}, ensure_ascii=False
+            )
+        )
         return results
     print(f"retrieval eval: {results['hybrid']['n']} questions over the demo catalog")
     print(f"{'mode':<8} {'recall@1':>9} {'recall@3':>9}")

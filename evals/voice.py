@@ -19,6 +19,7 @@ Measured from the client's side:
 Between turns the client presses "stop" (an ``interrupt`` message) rather than waiting for the
 whole answer, to keep the run short; those interruptions are not counted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,8 +73,12 @@ def _pct(xs: list[float], p: float) -> float | None:
 
 
 def _summary(xs: list[float]) -> dict:
-    return {"p50": _pct(xs, 0.5), "p95": _pct(xs, 0.95), "n": len(xs),
-            "mean": round(statistics.fmean(xs), 1) if xs else None}
+    return {
+        "p50": _pct(xs, 0.5),
+        "p95": _pct(xs, 0.95),
+        "n": len(xs),
+        "mean": round(statistics.fmean(xs), 1) if xs else None,
+    }
 
 
 class ScriptedTranscriber:
@@ -187,11 +192,20 @@ async def _session(host: str, transcriber: ScriptedTranscriber | None, script, c
                 audio_after_stop += n
                 where += [f"stop-button:{question}:{n}"] if n else []
     n_bc = sum(1 for _, a in script if a and not a.startswith("int"))
-    return {"turns": turns, "eos_to_first_audio_ms": _summary(eos), "barge_in_stop_ms": _summary(stops),
-            "barge_in_commit_ms": _summary(commits), "false_interruptions": false_int,
-            "backchannels_and_noises": n_bc, "missed_interruptions": missed,
-            "backchannel_pause_ms": _summary(bc_pauses), "backchannel_resume_after_end_ms": _summary(bc_resume),
-            "audio_after_stop": audio_after_stop, "audio_after_stop_where": where, "misheard": misheard}
+    return {
+        "turns": turns,
+        "eos_to_first_audio_ms": _summary(eos),
+        "barge_in_stop_ms": _summary(stops),
+        "barge_in_commit_ms": _summary(commits),
+        "false_interruptions": false_int,
+        "backchannels_and_noises": n_bc,
+        "missed_interruptions": missed,
+        "backchannel_pause_ms": _summary(bc_pauses),
+        "backchannel_resume_after_end_ms": _summary(bc_resume),
+        "audio_after_stop": audio_after_stop,
+        "audio_after_stop_where": where,
+        "misheard": misheard,
+    }
 
 
 def _clips(script) -> dict:
@@ -230,7 +244,7 @@ def _client(host: str, mode: str, transcript_file: str | None, n_turns: int | No
 
 
 def client_main(host: str, mode: str, transcript_file: str | None, n_turns: int | None) -> None:
-    script = SCRIPT[: n_turns] if n_turns else SCRIPT
+    script = SCRIPT[:n_turns] if n_turns else SCRIPT
     transcriber = ScriptedTranscriber(Path(transcript_file)) if transcript_file else None
     res = asyncio.run(_session(host, transcriber, script, _clips(script)))
     print(json.dumps(res, ensure_ascii=False))
@@ -255,25 +269,30 @@ def run(only: str | None = None, n_turns: int | None = None) -> dict:
                 if only and mode != only:
                     continue
                 transcriber = ScriptedTranscriber(Path(tmp) / "said.txt") if mode == "stub" else None
-                vs = VoiceServices(c, stt_factory=(lambda lang, t=transcriber: StubSTTService(t, lang=lang))
-                                   if transcriber else None)
+                vs = VoiceServices(
+                    c, stt_factory=(lambda lang, t=transcriber: StubSTTService(t, lang=lang)) if transcriber else None
+                )
                 vs.load_models()
                 app.state.voice_services = vs
                 t0 = time.monotonic()
                 res = _client(host, mode, str(transcriber.path) if transcriber else None, n_turns)
                 res["wall_s"] = round(time.monotonic() - t0, 1)
                 traces = list(vs.recent_turns)[1:]  # without the warm-up turn
-                res["server"] = {key: _summary([t[key] for t in traces if t[key] is not None]) for key in
-                                 ("eos_to_first_audio_ms", "stt_ms", "agent_first_sentence_ms", "tts_first_byte_ms")}
+                res["server"] = {
+                    key: _summary([t[key] for t in traces if t[key] is not None])
+                    for key in ("eos_to_first_audio_ms", "stt_ms", "agent_first_sentence_ms", "tts_first_byte_ms")
+                }
                 results[mode] = res
                 vs.close()
     s = results.get("stub")
     modes = [r for k, r in results.items() if k in ("stub", "whisper")]
     results["targets"] = {
-        "stub_eos_to_first_audio_p50_le_700ms": bool(s and s["eos_to_first_audio_ms"]["p50"] is not None
-                                                     and s["eos_to_first_audio_ms"]["p50"] <= 700),
-        "barge_in_stop_p50_le_300ms": all(r["barge_in_stop_ms"]["p50"] is not None
-                                          and r["barge_in_stop_ms"]["p50"] <= 300 for r in modes),
+        "stub_eos_to_first_audio_p50_le_700ms": bool(
+            s and s["eos_to_first_audio_ms"]["p50"] is not None and s["eos_to_first_audio_ms"]["p50"] <= 700
+        ),
+        "barge_in_stop_p50_le_300ms": all(
+            r["barge_in_stop_ms"]["p50"] is not None and r["barge_in_stop_ms"]["p50"] <= 300 for r in modes
+        ),
         "zero_false_interruptions": all(r["false_interruptions"] == 0 for r in modes),
         "turns_ge_20": all(r["turns"] >= 20 for r in modes),
     }
@@ -300,12 +319,14 @@ def main() -> None:
         r = res.get(mode)
         if not r:
             continue
-        print(f"[{mode}] turns={r['turns']} eos→first audio p50={r['eos_to_first_audio_ms']['p50']} ms "
-              f"p95={r['eos_to_first_audio_ms']['p95']} ms | barge-in stop p50={r['barge_in_stop_ms']['p50']} ms "
-              f"p95={r['barge_in_stop_ms']['p95']} ms (commit p50={r['barge_in_commit_ms']['p50']} ms) | "
-              f"false interruptions={r['false_interruptions']}/{r['backchannels_and_noises']} "
-              f"| missed={r['missed_interruptions']} "
-              f"| audio after stop={r['audio_after_stop']} | {r['wall_s']} s")
+        print(
+            f"[{mode}] turns={r['turns']} eos→first audio p50={r['eos_to_first_audio_ms']['p50']} ms "
+            f"p95={r['eos_to_first_audio_ms']['p95']} ms | barge-in stop p50={r['barge_in_stop_ms']['p50']} ms "
+            f"p95={r['barge_in_stop_ms']['p95']} ms (commit p50={r['barge_in_commit_ms']['p50']} ms) | "
+            f"false interruptions={r['false_interruptions']}/{r['backchannels_and_noises']} "
+            f"| missed={r['missed_interruptions']} "
+            f"| audio after stop={r['audio_after_stop']} | {r['wall_s']} s"
+        )
     print(json.dumps(res, ensure_ascii=False, indent=1))
 
 

@@ -10,6 +10,7 @@
 - ``empty_room``: nobody online for ``empty_after_s``.
 Each kind has a cooldown, so an alert is raised once per episode, not every tick.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -33,13 +34,27 @@ class AlertRules(BaseModel):
     min_baseline_orders: int = Field(5, ge=1)
     unanswered_after_s: float = Field(45.0, gt=0)
     empty_after_s: float = Field(120.0, gt=0)
-    cooldown_s: dict[str, float] = Field(default_factory=lambda: {
-        "entry_surge_short_stay": 600, "conversion_drop": 900, "question_unanswered": 120, "empty_room": 1800})
+    cooldown_s: dict[str, float] = Field(
+        default_factory=lambda: {
+            "entry_surge_short_stay": 600,
+            "conversion_drop": 900,
+            "question_unanswered": 120,
+            "empty_room": 1800,
+        }
+    )
 
 
 class AlertEngine:
-    def __init__(self, merchant: str, room_id: str, funnel: Funnel, clusters: Clusterer | None,
-                 publish: Callable[[Alert], None], clock: Callable[[], float], rules: AlertRules | None = None):
+    def __init__(
+        self,
+        merchant: str,
+        room_id: str,
+        funnel: Funnel,
+        clusters: Clusterer | None,
+        publish: Callable[[Alert], None],
+        clock: Callable[[], float],
+        rules: AlertRules | None = None,
+    ):
         self.merchant, self.room_id = merchant, room_id
         self.funnel, self.clusters, self.publish, self.clock = funnel, clusters, publish, clock
         self.rules = rules or AlertRules()
@@ -49,8 +64,16 @@ class AlertEngine:
         self._unanswered_sent: dict[str, float] = {}
         self.raised: list[Alert] = []  # the last 200 (for the console / tests)
 
-    def alert(self, kind: str, message: str, *, action: str = "none", severity: str = "warning",
-              key: str | None = None, **data) -> Alert | None:
+    def alert(
+        self,
+        kind: str,
+        message: str,
+        *,
+        action: str = "none",
+        severity: str = "warning",
+        key: str | None = None,
+        **data,
+    ) -> Alert | None:
         now = self.clock()
         k = key or kind
         cd = self.rules.cooldown_s.get(kind, 300.0)
@@ -59,8 +82,17 @@ class AlertEngine:
         self._last[k] = now
         if len(self._last) > 2000:
             self._last = dict(list(self._last.items())[-1000:])
-        a = Alert(alert_id=f"a{next(self._ids)}", merchant=self.merchant, room_id=self.room_id, kind=kind,
-                  severity=severity, message=message, at=now, action=action, data=data)
+        a = Alert(
+            alert_id=f"a{next(self._ids)}",
+            merchant=self.merchant,
+            room_id=self.room_id,
+            kind=kind,
+            severity=severity,
+            message=message,
+            at=now,
+            action=action,
+            data=data,
+        )
         self.raised.append(a)
         del self.raised[:-200]
         self.publish(a)
@@ -90,17 +122,22 @@ class AlertEngine:
         short_share = last.short_stays / left if left else 0.0
         if short_share < r.short_stay_share:
             return None
-        return self.alert("entry_surge_short_stay",
-                          f"进入人数激增（{last.entries}人/分钟，平时约{base:g}人），但{short_share:.0%}的离开观众停留不足30秒，"
-                          f"建议马上讲核心卖点和福利留住新观众", action="hook",
-                          entries=last.entries, baseline=base, short_stay_share=round(short_share, 2))
+        return self.alert(
+            "entry_surge_short_stay",
+            f"进入人数激增（{last.entries}人/分钟，平时约{base:g}人），但{short_share:.0%}的离开观众停留不足30秒，"
+            f"建议马上讲核心卖点和福利留住新观众",
+            action="hook",
+            entries=last.entries,
+            baseline=base,
+            short_stay_share=round(short_share, 2),
+        )
 
     def _conversion(self) -> Alert | None:
         r = self.rules
         s = self._closed(r.window_min + r.baseline_min)
         if len(s) < r.window_min + r.baseline_min:
             return None
-        base, cur = s[:r.baseline_min], s[r.baseline_min:]
+        base, cur = s[: r.baseline_min], s[r.baseline_min :]
         b_orders, b_active = sum(m.orders for m in base), sum(m.active_viewers for m in base)
         c_orders, c_active = sum(m.orders for m in cur), sum(m.active_viewers for m in cur)
         if b_orders < r.min_baseline_orders or not b_active or not c_active:
@@ -108,9 +145,13 @@ class AlertEngine:
         b_rate, c_rate = b_orders / b_active, c_orders / c_active
         if c_rate >= r.drop_ratio * b_rate:
             return None
-        return self.alert("conversion_drop",
-                          f"近{r.window_min}分钟转化率{c_rate:.2%}，低于前{r.baseline_min}分钟的{b_rate:.2%}，建议上限时福利券",
-                          action="flash_coupon", rate=round(c_rate, 4), baseline=round(b_rate, 4))
+        return self.alert(
+            "conversion_drop",
+            f"近{r.window_min}分钟转化率{c_rate:.2%}，低于前{r.baseline_min}分钟的{b_rate:.2%}，建议上限时福利券",
+            action="flash_coupon",
+            rate=round(c_rate, 4),
+            baseline=round(b_rate, 4),
+        )
 
     def _empty(self) -> Alert | None:
         now = self.clock()
@@ -122,8 +163,12 @@ class AlertEngine:
             return None
         if now - self._empty_since < self.rules.empty_after_s:
             return None
-        return self.alert("empty_room", "直播间暂时没有观众，主播继续按脚本讲解，观众进入后会打招呼",
-                          severity="info", since=self._empty_since)
+        return self.alert(
+            "empty_room",
+            "直播间暂时没有观众，主播继续按脚本讲解，观众进入后会打招呼",
+            severity="info",
+            since=self._empty_since,
+        )
 
     def _unanswered(self) -> list[Alert]:
         if self.clusters is None:
@@ -133,9 +178,15 @@ class AlertEngine:
         for c in self.clusters.hottest(limit=5, unanswered=True, min_viewers=self.clusters.cfg.min_viewers):
             if not c.hot or c.hot_at is None or now - c.hot_at < self.rules.unanswered_after_s:
                 continue
-            a = self.alert("question_unanswered",
-                           f"{c.heat}位观众在问「{c.label}」，{now - c.hot_at:.0f}秒还没有回答", action="answer_cluster",
-                           key=f"unanswered:{c.cluster_id}", cluster_id=c.cluster_id, viewers=c.heat, label=c.label)
+            a = self.alert(
+                "question_unanswered",
+                f"{c.heat}位观众在问「{c.label}」，{now - c.hot_at:.0f}秒还没有回答",
+                action="answer_cluster",
+                key=f"unanswered:{c.cluster_id}",
+                cluster_id=c.cluster_id,
+                viewers=c.heat,
+                label=c.label,
+            )
             if a:
                 out.append(a)
         return out

@@ -2,17 +2,18 @@
 composers), checked by ``agent.compliance``. Milliseconds, no model call: used for the console's
 talking points and for the host's spoken answers when the agent itself can't answer.
 """
+
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from agent.fastpath import render_fact  # re-exported for host modules
 from agent import compliance, fastpath
+from agent.fastpath import render_fact  # re-exported for host modules
 from agent.grounding import ungrounded_numbers
 from audience.coupons import describe
 from knowledge.schema import Fact, Product, SearchHit
@@ -22,10 +23,18 @@ from tools.contracts import CouponOffer
 log = logging.getLogger("liveroom.host")
 
 _PRODUCT_TOPIC_KINDS = {
-    "sensitive": ("faq", "suitable", "not_suitable", "spec"), "pregnancy": ("faq", "not_suitable", "suitable"),
-    "oily": ("faq", "suitable", "spec"), "dry": ("faq", "suitable", "spec"), "acne": ("faq", "suitable"),
-    "shelf_life": ("spec", "faq"), "ingredients": ("spec", "faq"), "usage": ("faq", "selling_point", "spec"),
-    "capacity": ("spec",), "size": ("spec", "faq"), "height": ("spec", "faq"), "fabric": ("spec", "faq"),
+    "sensitive": ("faq", "suitable", "not_suitable", "spec"),
+    "pregnancy": ("faq", "not_suitable", "suitable"),
+    "oily": ("faq", "suitable", "spec"),
+    "dry": ("faq", "suitable", "spec"),
+    "acne": ("faq", "suitable"),
+    "shelf_life": ("spec", "faq"),
+    "ingredients": ("spec", "faq"),
+    "usage": ("faq", "selling_point", "spec"),
+    "capacity": ("spec",),
+    "size": ("spec", "faq"),
+    "height": ("spec", "faq"),
+    "fabric": ("spec", "faq"),
 }
 
 
@@ -37,7 +46,7 @@ class Composed:
 
 
 def short_name(p: Product) -> str:
-    """"暖光 玻尿酸保湿精华液 30ml" → "玻尿酸保湿精华液" (brand word and size dropped) for speech."""
+    """ "暖光 玻尿酸保湿精华液 30ml" → "玻尿酸保湿精华液" (brand word and size dropped) for speech."""
     parts = p.name.split()
     if len(parts) >= 3:
         parts = parts[1:]  # the brand
@@ -47,18 +56,22 @@ def short_name(p: Product) -> str:
     return out[:20]
 
 
-def price_facts(p: Product | None, offers: Iterable[CouponOffer] = (), facts: Iterable[Fact] = ()
-                ) -> compliance.PriceFacts | None:
+def price_facts(
+    p: Product | None, offers: Iterable[CouponOffer] = (), facts: Iterable[Fact] = ()
+) -> compliance.PriceFacts | None:
     texts = [f.text for f in facts]
     if p is None:
-        coupons = [compliance.CouponTerms(kind=o.kind, amount=o.amount, discount=o.discount,
-                                          threshold=o.threshold or 0.0) for o in offers]
+        coupons = [
+            compliance.CouponTerms(kind=o.kind, amount=o.amount, discount=o.discount, threshold=o.threshold or 0.0)
+            for o in offers
+        ]
         return compliance.PriceFacts(coupons=coupons, fact_texts=texts)
     return compliance.PriceFacts.from_product(p, offers, texts)
 
 
-def guard(text: str, p: Product | None, facts: Sequence[Fact], offers: Sequence[CouponOffer] = (),
-          extra: Sequence[str] = ()) -> str:
+def guard(
+    text: str, p: Product | None, facts: Sequence[Fact], offers: Sequence[CouponOffer] = (), extra: Sequence[str] = ()
+) -> str:
     """Compliance (absolute terms, medical claims, scarcity, price claims against the real figures) and
     number grounding, sentence by sentence; what can't be fixed is dropped. Returns "" if nothing is left."""
     if not text:
@@ -73,9 +86,18 @@ def guard(text: str, p: Product | None, facts: Sequence[Fact], offers: Sequence[
 
 
 _TOPIC_SPEC_KEYS = {
-    "shelf_life": ("保质期",), "ingredients": ("成分", "配料", "配方"), "capacity": ("容量", "净含量", "规格"),
-    "fabric": ("面料", "材质"), "size": ("尺码",), "height": ("裙长", "衣长", "裤长", "尺码"), "shade": ("色号", "色调"),
-    "wear": ("持妆",), "sweet": ("口味", "甜"), "taste": ("口味", "口感"), "gift": ("包装",), "care": ("洗涤",),
+    "shelf_life": ("保质期",),
+    "ingredients": ("成分", "配料", "配方"),
+    "capacity": ("容量", "净含量", "规格"),
+    "fabric": ("面料", "材质"),
+    "size": ("尺码",),
+    "height": ("裙长", "衣长", "裤长", "尺码"),
+    "shade": ("色号", "色调"),
+    "wear": ("持妆",),
+    "sweet": ("口味", "甜"),
+    "taste": ("口味", "口感"),
+    "gift": ("包装",),
+    "care": ("洗涤",),
 }
 
 
@@ -106,13 +128,22 @@ class ClusterAnswerer:
     """Answer "what are they asking" from the snapshot: product facts for product questions, store
     documents for shop questions, the ledger's offers for coupon questions."""
 
-    def __init__(self, snapshot: Callable[[], LoadedVersion | None],
-                 offers: Callable[[str | None], list[CouponOffer]] | None = None):
+    def __init__(
+        self,
+        snapshot: Callable[[], LoadedVersion | None],
+        offers: Callable[[str | None], list[CouponOffer]] | None = None,
+    ):
         self.snapshot = snapshot
         self.offers = offers or (lambda sku: [])
 
-    def hits(self, snap: LoadedVersion, text: str, vec: np.ndarray | None, sku: str | None,
-             embed: Callable[[list[str]], np.ndarray] | None = None) -> list[SearchHit]:
+    def hits(
+        self,
+        snap: LoadedVersion,
+        text: str,
+        vec: np.ndarray | None,
+        sku: str | None,
+        embed: Callable[[list[str]], np.ndarray] | None = None,
+    ) -> list[SearchHit]:
         if vec is None:
             if embed is None:
                 return []
@@ -124,8 +155,14 @@ class ClusterAnswerer:
             log.exception("search failed")
             return []
 
-    def answer(self, questions: Sequence[str], topics: frozenset[str], sku: str | None,
-               vec: np.ndarray | None = None, embed: Callable[[list[str]], np.ndarray] | None = None) -> Composed:
+    def answer(
+        self,
+        questions: Sequence[str],
+        topics: frozenset[str],
+        sku: str | None,
+        vec: np.ndarray | None = None,
+        embed: Callable[[list[str]], np.ndarray] | None = None,
+    ) -> Composed:
         snap = self.snapshot()
         if snap is None:
             return Composed("", refused=True)
@@ -148,8 +185,11 @@ class ClusterAnswerer:
                 d = fastpath.stock_answer(snap, p, "zh")
             else:
                 f = topic_fact(snap, p, topics)
-                d = fastpath.Draft(f"{p.name}：{render_fact(f)}", [f]) if f is not None else \
-                    fastpath.detail_answer(snap, p, q, hits, "zh")
+                d = (
+                    fastpath.Draft(f"{p.name}：{render_fact(f)}", [f])
+                    if f is not None
+                    else fastpath.detail_answer(snap, p, q, hits, "zh")
+                )
                 if d.refused:
                     d = self._by_topic(snap, p, topics)
             if not d.refused and d.text:

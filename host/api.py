@@ -13,6 +13,7 @@ Rooms live in a ``HostHub`` on ``app.state.host_hub`` (created on first use from
 Frames on the console socket are JSON objects with a ``type``: ``ready``, ``suggestion``, ``alert``,
 ``line``, ``reply``, ``clusters``, ``funnel``, ``pong``, ``error``. Protocol details: docs/host.md.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -78,8 +79,19 @@ class DanmakuBatch(BaseModel):
 
 
 class RoomEventIn(BaseModel):
-    type: Literal["enter", "leave", "watch", "product_click", "add_to_cart", "purchase", "comment", "like", "share",
-                  "coupon_claim", "coupon_use"]
+    type: Literal[
+        "enter",
+        "leave",
+        "watch",
+        "product_click",
+        "add_to_cart",
+        "purchase",
+        "comment",
+        "like",
+        "share",
+        "coupon_claim",
+        "coupon_use",
+    ]
     viewer_id: str = Field(min_length=1, max_length=128)
     ts: float | None = Field(None, gt=0)
     event_id: str | None = Field(None, max_length=128)
@@ -102,24 +114,33 @@ class ContextIn(BaseModel):
 
 
 @router.get("/api/rooms/{room_id}/funnel")
-async def funnel(room_id: str, request: Request, merchant: Merchant = None,
-                 minutes: Annotated[int, Query(ge=1, le=1560)] = 60) -> dict[str, Any]:
+async def funnel(
+    room_id: str, request: Request, merchant: Merchant = None, minutes: Annotated[int, Query(ge=1, le=1560)] = 60
+) -> dict[str, Any]:
     """Per-minute funnel (oldest first; minutes without events are zeros), totals and recent alerts."""
     room = _room(request.app, merchant, room_id)
     now = room.clock.now()
-    return {"merchant": room.merchant, "room_id": room_id, "now": now,
-            "minutes": [m.model_dump() for m in room.funnel.series(minutes, now)],
-            "totals": room.funnel.totals().model_dump(),
-            "alerts": [a.model_dump() for a in room.alerts.raised[-20:]]}
+    return {
+        "merchant": room.merchant,
+        "room_id": room_id,
+        "now": now,
+        "minutes": [m.model_dump() for m in room.funnel.series(minutes, now)],
+        "totals": room.funnel.totals().model_dump(),
+        "alerts": [a.model_dump() for a in room.alerts.raised[-20:]],
+    }
 
 
 @router.get("/api/rooms/{room_id}/clusters")
-async def clusters(room_id: str, request: Request, merchant: Merchant = None,
-                   limit: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
+async def clusters(
+    room_id: str, request: Request, merchant: Merchant = None, limit: Annotated[int, Query(ge=1, le=100)] = 10
+) -> dict[str, Any]:
     room = _room(request.app, merchant, room_id)
-    return {"merchant": room.merchant, "room_id": room_id,
-            "clusters": [c.model_dump() for c in room.suggestions.hot_clusters(limit)],
-            "suggestions": [s.model_dump() for s in room.suggestions.recent(limit)]}
+    return {
+        "merchant": room.merchant,
+        "room_id": room_id,
+        "clusters": [c.model_dump() for c in room.suggestions.hot_clusters(limit)],
+        "suggestions": [s.model_dump() for s in room.suggestions.recent(limit)],
+    }
 
 
 @router.post("/api/rooms/{room_id}/danmaku")
@@ -139,8 +160,17 @@ async def post_events(room_id: str, batch: RoomEventBatch, request: Request) -> 
     now = room.clock.now()
     fwd = []
     for e in batch.events:
-        ev = RoomEvent(type=e.type, viewer_id=e.viewer_id, ts=e.ts or now, sku=e.sku, amount=e.amount,
-                       seconds=e.seconds, campaign_id=e.campaign_id, coupon_used=e.coupon_used, event_id=e.event_id)
+        ev = RoomEvent(
+            type=e.type,
+            viewer_id=e.viewer_id,
+            ts=e.ts or now,
+            sku=e.sku,
+            amount=e.amount,
+            seconds=e.seconds,
+            campaign_id=e.campaign_id,
+            coupon_used=e.coupon_used,
+            event_id=e.event_id,
+        )
         room.ingest_event(ev)
         if batch.forward and e.event_id:
             fwd.append(e.model_dump(exclude_none=True) | {"ts": ev.ts})
@@ -162,8 +192,11 @@ async def set_context(room_id: str, body: ContextIn, request: Request) -> dict[s
 
 
 @router.post("/api/rundowns/validate")
-async def validate_rundown(request: Request, merchant: Merchant = None,
-                           body: str = Body(..., media_type="application/yaml", max_length=200_000)) -> dict:
+async def validate_rundown(
+    request: Request,
+    merchant: Merchant = None,
+    body: str = Body(..., media_type="application/yaml", max_length=200_000),
+) -> dict:
     """Check a rundown: its shape, and (for ``merchant``) that its skus and campaigns exist."""
     from host.rundown import RundownError, check_references, parse_rundown
 
@@ -182,8 +215,13 @@ async def validate_rundown(request: Request, merchant: Merchant = None,
         except Exception:  # no audience database: campaigns are checked when the show starts
             log.info("campaign check skipped", exc_info=True)
         issues = check_references(rd, set(snap.products), campaigns)
-    return {"ok": not issues, "issues": [{"path": i.path, "line": i.line, "message": i.message} for i in issues],
-            "segments": len(rd.segments), "skus": rd.skus(), "campaigns": rd.campaigns()}
+    return {
+        "ok": not issues,
+        "issues": [{"path": i.path, "line": i.line, "message": i.message} for i in issues],
+        "segments": len(rd.segments),
+        "skus": rd.skus(),
+        "campaigns": rd.campaigns(),
+    }
 
 
 # --- the host console socket ----------------------------------------------------------------------

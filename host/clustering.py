@@ -12,6 +12,7 @@ A cluster's heat is the number of distinct viewers who asked within ``window_s``
 ``min_viewers`` the cluster turns hot and ``on_hot(cluster, crossing_item)`` fires (suggestions, the
 host loop). Embedding runs in micro-batches off the event loop, so ingest never waits for it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -100,14 +101,29 @@ class Cluster:
         return is_store_topic(self.topics)
 
     def view(self) -> ClusterView:
-        return ClusterView(cluster_id=self.cluster_id, label=self.label, topic=",".join(sorted(self.topics)) or None,
-                           sku=self.sku, viewers=self.heat, messages=len(self.members), examples=self.examples[:5],
-                           first_at=self.first_at, last_at=self.last_at, hot=self.hot, answered_at=self.answered_at)
+        return ClusterView(
+            cluster_id=self.cluster_id,
+            label=self.label,
+            topic=",".join(sorted(self.topics)) or None,
+            sku=self.sku,
+            viewers=self.heat,
+            messages=len(self.members),
+            examples=self.examples[:5],
+            first_at=self.first_at,
+            last_at=self.last_at,
+            hot=self.hot,
+            answered_at=self.answered_at,
+        )
 
 
 class Clusterer:
-    def __init__(self, embed: Callable[[list[str]], np.ndarray], config: ClusterConfig | None = None,
-                 clock: Callable[[], float] = time.time, inline: bool = False):
+    def __init__(
+        self,
+        embed: Callable[[list[str]], np.ndarray],
+        config: ClusterConfig | None = None,
+        clock: Callable[[], float] = time.time,
+        inline: bool = False,
+    ):
         """``embed``: texts → L2-normalized vectors. ``inline``: embed on the loop (tests with a virtual
         clock) instead of in a worker thread."""
         self.embed = embed
@@ -247,9 +263,15 @@ class Clusterer:
             if len(self.clusters) >= self.cfg.max_clusters:  # keep memory bounded: forget the coldest
                 coldest = min(self.clusters.values(), key=lambda x: (x.heat, x.last_at))
                 self._remove(coldest)
-            c = Cluster(cluster_id=f"c{next(self._ids)}", topics=it.topics, sku=scope,
-                        centroid=np.zeros(_dim(vec), dtype=np.float32), n_vec=0, first_at=it.msg.ts,
-                        intent=it.intent)
+            c = Cluster(
+                cluster_id=f"c{next(self._ids)}",
+                topics=it.topics,
+                sku=scope,
+                centroid=np.zeros(_dim(vec), dtype=np.float32),
+                n_vec=0,
+                first_at=it.msg.ts,
+                intent=it.intent,
+            )
             self.clusters[c.cluster_id] = c
         if vec is not None:
             c.add_vector(vec)
@@ -264,8 +286,11 @@ class Clusterer:
             c.examples.append(it.text[:60])
         for fn in self.on_update:
             fn(c, it)
-        if not c.hot and c.heat >= self.cfg.min_viewers and (
-                c.answered_at is None or now - c.answered_at >= self.cfg.reanswer_after_s):
+        if (
+            not c.hot
+            and c.heat >= self.cfg.min_viewers
+            and (c.answered_at is None or now - c.answered_at >= self.cfg.reanswer_after_s)
+        ):
             c.hot, c.hot_at = True, now
             for fn in self.on_hot:
                 try:
@@ -311,11 +336,21 @@ class Clusterer:
             c.members.append((now, "", ""))  # keep the cluster (and its answered_at) for the window
 
     def hottest(self, limit: int = 10, unanswered: bool = False, min_viewers: int = 1) -> list[Cluster]:
-        cs = [c for c in self.clusters.values() if c.heat >= min_viewers and
-              (not unanswered or c.answered_at is None or (c.hot and c.hot_at and c.hot_at > c.answered_at))]
+        cs = [
+            c
+            for c in self.clusters.values()
+            if c.heat >= min_viewers
+            and (not unanswered or c.answered_at is None or (c.hot and c.hot_at and c.hot_at > c.answered_at))
+        ]
         cs.sort(key=lambda c: (-c.heat, -c.last_at))
         return cs[:limit]
 
     def stats(self) -> dict:
-        return {"clusters": len(self.clusters), "processed": self.processed, "dropped": self.dropped,
-                "embedded": self.embedded, "cache_hits": self.cache_hits, "backlog": len(self._pending)}
+        return {
+            "clusters": len(self.clusters),
+            "processed": self.processed,
+            "dropped": self.dropped,
+            "embedded": self.embedded,
+            "cache_hits": self.cache_hits,
+            "backlog": len(self._pending),
+        }

@@ -5,6 +5,7 @@ left. Announcing doesn't issue anything: viewers who ask get a coupon through th
 (``AudienceService.issue``, via the agent's ``issue_coupon`` tool), with its eligibility, budget and
 per-viewer limits.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,16 @@ def _ts(iso: str | None) -> float | None:
 
 
 def as_offer(c: Any) -> CouponOffer:
-    return CouponOffer(campaign_id=c.campaign_id, title=c.title, kind=c.kind, amount=c.amount, discount=c.discount,
-                       threshold=c.threshold or 0.0, skus=list(c.skus or []), valid_until=c.valid_until)
+    return CouponOffer(
+        campaign_id=c.campaign_id,
+        title=c.title,
+        kind=c.kind,
+        amount=c.amount,
+        discount=c.discount,
+        threshold=c.threshold or 0.0,
+        skus=list(c.skus or []),
+        valid_until=c.valid_until,
+    )
 
 
 class RoomCoupons:
@@ -100,4 +109,6 @@ class RoomCoupons:
         return [as_offer(c) for c in self.active(sku)]
 
     def fan_campaigns(self) -> list:
-        return [c for c in self.all() if not self._why_not(c) and ("铁粉" in (c.eligible_tiers or []) or c.members_only)]
+        return [
+            c for c in self.all() if not self._why_not(c) and ("铁粉" in (c.eligible_tiers or []) or c.members_only)
+        ]

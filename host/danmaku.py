@@ -10,6 +10,7 @@
 
 Uses ``agent.triage`` (the same rules the agent reads a message with) and ``host.topics``.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,12 +26,19 @@ from host.topics import normalize_key, topics_of
 _SPAM = re.compile(
     r"https?://|www\.|\.com\b|\.cn\b|加\s*(v|V|微|威|薇|我)|(vx|wx|v信|微信|薇信|qq|QQ|扣扣)\s*[:：]?\s*[A-Za-z0-9_-]{4,}|"
     r"(?<!\d)1[3-9]\d{9}(?!\d)|刷单|兼职|日赚|代购|私聊我|私信我|看我主页|进群|加群|返现|免费领取.{0,6}(加|联系)|"
-    r"低价出|高仿|原单|引流", re.I)
-_QUESTION = re.compile(r"[?？]|吗|呢$|[不没]$|怎么|多少|多[高大长重久远宽厚]|几.|(\w)不\1|什么|哪[个款种里]|能不能|可不可以|可以吗|有没有|"
-                       r"是不是|会不会|如何|咋|啥|是否|适合|多久|多大|多长|\b(how|what|which|can|does|is|are|do)\b", re.I)
+    r"低价出|高仿|原单|引流",
+    re.I,
+)
+_QUESTION = re.compile(
+    r"[?？]|吗|呢$|[不没]$|怎么|多少|多[高大长重久远宽厚]|几.|(\w)不\1|什么|哪[个款种里]|能不能|可不可以|可以吗|有没有|"
+    r"是不是|会不会|如何|咋|啥|是否|适合|多久|多大|多长|\b(how|what|which|can|does|is|are|do)\b",
+    re.I,
+)
 QUESTION_INTENTS = frozenset({"price", "stock", "spec", "suitability", "policy", "compare", "recommend", "profile"})
-_CHATTER = re.compile(r"^(\d{1,4}|[+＋]1|扣1|111+|666+|好看|好美|漂亮|来了|已拍|拍了|买了|冲|冲冲冲|哈+|支持|爱了|想要|"
-                      r"求链接|上链接|好物|不错|可以)$")
+_CHATTER = re.compile(
+    r"^(\d{1,4}|[+＋]1|扣1|111+|666+|好看|好美|漂亮|来了|已拍|拍了|买了|冲|冲冲冲|哈+|支持|爱了|想要|"
+    r"求链接|上链接|好物|不错|可以)$"
+)
 
 
 @dataclass
@@ -55,9 +63,12 @@ class TriageStats:
 class DanmakuTriage(Processor):
     """Sanitize → rate/dedupe → filter → classify, in one pass (one frame in, one frame out)."""
 
-    def __init__(self, config: TriageConfig | None = None,
-                 match_sku: Callable[[str], str | None] | None = None,
-                 on_flood: Callable[[str, int], None] | None = None):
+    def __init__(
+        self,
+        config: TriageConfig | None = None,
+        match_sku: Callable[[str], str | None] | None = None,
+        on_flood: Callable[[str, int], None] | None = None,
+    ):
         super().__init__()
         self.cfg = config or TriageConfig()
         self.match_sku = match_sku  # text → sku named in it (the KB's product matcher), optional

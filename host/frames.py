@@ -3,6 +3,7 @@
 Inside the danmaku path frames are slotted dataclasses (thousands per second); what leaves the
 room — to the console WebSocket, the HTTP API, the CLI's JSON — is a pydantic model.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -26,8 +27,9 @@ class Danmaku:
     t_in: float = 0.0  # time.perf_counter() at ingest (latency bookkeeping)
 
 
-Kind = Literal["question", "coupon_request", "greeting", "chatter", "spam", "abuse", "injection", "duplicate",
-               "empty", "flood"]
+Kind = Literal[
+    "question", "coupon_request", "greeting", "chatter", "spam", "abuse", "injection", "duplicate", "empty", "flood"
+]
 
 
 @dataclass(slots=True)
@@ -49,7 +51,9 @@ class Triaged:
 class RoomEvent:
     """A behaviour event in a room (the audience layer's event types)."""
 
-    type: str  # enter, leave, watch, product_click, add_to_cart, purchase, comment, like, share, coupon_claim, coupon_use
+    type: (
+        str  # enter, leave, watch, product_click, add_to_cart, purchase, comment, like, share, coupon_claim, coupon_use
+    )
     viewer_id: str
     ts: float
     sku: str | None = None
@@ -105,8 +109,17 @@ class Suggestion(BaseModel):
     latency_ms: float = 0.0  # from the message that crossed the threshold to this suggestion
 
 
-AlertKind = Literal["entry_surge_short_stay", "conversion_drop", "question_unanswered", "sku_missing",
-                    "coupon_unavailable", "llm_failed", "tts_failed", "empty_room", "flood"]
+AlertKind = Literal[
+    "entry_surge_short_stay",
+    "conversion_drop",
+    "question_unanswered",
+    "sku_missing",
+    "coupon_unavailable",
+    "llm_failed",
+    "tts_failed",
+    "empty_room",
+    "flood",
+]
 
 
 class Alert(BaseModel):

@@ -11,6 +11,7 @@ Stable API for the console (charts)::
 Minutes are aligned to the show clock (``floor(ts / 60) * 60``). Memory is bounded: a room keeps
 ``keep_minutes`` (default 26 h) of buckets.
 """
+
 from __future__ import annotations
 
 import threading
@@ -85,13 +86,25 @@ class _Bucket:
     def out(self) -> FunnelMinute:
         n_active = len(self.active)
         return FunnelMinute(
-            minute=self.minute, entries=self.entries, leaves=self.leaves, online=self.online,
-            active_viewers=n_active, watch_seconds=round(self.watch_s, 1),
+            minute=self.minute,
+            entries=self.entries,
+            leaves=self.leaves,
+            online=self.online,
+            active_viewers=n_active,
+            watch_seconds=round(self.watch_s, 1),
             avg_watch_s=round(self.watch_s / len(self.watchers), 1) if self.watchers else 0.0,
-            avg_stay_s=round(self.stay_sum / self.stay_n, 1) if self.stay_n else None, short_stays=self.short,
-            product_clicks=self.clicks, add_to_cart=self.carts, orders=self.orders, gmv=round(self.gmv, 2),
-            coupon_claims=self.claims, coupon_uses=self.uses, danmaku=self.danmaku, questions=self.questions,
-            conversion=round(self.orders / n_active, 4) if n_active else 0.0)
+            avg_stay_s=round(self.stay_sum / self.stay_n, 1) if self.stay_n else None,
+            short_stays=self.short,
+            product_clicks=self.clicks,
+            add_to_cart=self.carts,
+            orders=self.orders,
+            gmv=round(self.gmv, 2),
+            coupon_claims=self.claims,
+            coupon_uses=self.uses,
+            danmaku=self.danmaku,
+            questions=self.questions,
+            conversion=round(self.orders / n_active, 4) if n_active else 0.0,
+        )
 
     def compact(self) -> None:
         """A closed minute keeps counts, not viewer sets (bounded memory over 24 h)."""
@@ -232,10 +245,20 @@ class Funnel:
     def totals(self) -> FunnelTotals:
         with self._lock:
             t = self._tot
-            return FunnelTotals(minutes=len(self._b), entries=t.entries, unique_viewers=len(self._seen_set),
-                                peak_online=self._peak, product_clicks=t.clicks, add_to_cart=t.carts,
-                                orders=t.orders, gmv=round(t.gmv, 2), coupon_claims=t.claims, coupon_uses=t.uses,
-                                danmaku=t.danmaku, questions=t.questions)
+            return FunnelTotals(
+                minutes=len(self._b),
+                entries=t.entries,
+                unique_viewers=len(self._seen_set),
+                peak_online=self._peak,
+                product_clicks=t.clicks,
+                add_to_cart=t.carts,
+                orders=t.orders,
+                gmv=round(t.gmv, 2),
+                coupon_claims=t.claims,
+                coupon_uses=t.uses,
+                danmaku=t.danmaku,
+                questions=t.questions,
+            )
 
     @property
     def online(self) -> int:

@@ -2,6 +2,7 @@
 welcome line per ``welcome_every_s`` and one thank-you per ``thanks_every_s`` is offered to the
 host loop, aggregated ("欢迎刚进来的12位朋友"). No viewer ids, names or amounts are spoken.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -59,7 +60,11 @@ class Greeter:
         self._last_welcome = now
         fans, self.new, self.greeted, self.fans_back = self.fans_back, 0, 0, 0
         if n >= self.cfg.min_new:
-            out = [f"欢迎刚进直播间的{n}位朋友！", f"欢迎新进来的{n}位朋友，有问题随时问。", f"刚刚又进来{n}位朋友，欢迎欢迎！"]
+            out = [
+                f"欢迎刚进直播间的{n}位朋友！",
+                f"欢迎新进来的{n}位朋友，有问题随时问。",
+                f"刚刚又进来{n}位朋友，欢迎欢迎！",
+            ]
         else:
             out = ["谢谢大家的招呼，欢迎欢迎！", "看到大家打招呼了，欢迎！", "欢迎刚来的朋友，有问题随时问。"]
         if fans:

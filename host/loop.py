@@ -12,6 +12,7 @@ what the room needs, in this order:
 Failures never stop the show: a segment that fails is logged and skipped, a missing product turns
 its segment into Q&A, the voice falls back to the text track, the LLM falls back to templates.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -79,15 +80,24 @@ _TAIL = re.compile(r"[啊呀呢哈哦～~!！?？。.,，\s\U0001F300-\U0001FAFF
 
 
 def clean_question(text: str) -> str:
-    """"主播主播，七天无理由吗呀😊" → "七天无理由吗" (for reading a viewer's question out)."""
+    """ "主播主播，七天无理由吗呀😊" → "七天无理由吗" (for reading a viewer's question out)."""
     t = _ADDRESS.sub("", text.strip())
     t = _TAIL.sub("", t)
     return (t or text)[:30]
 
 
 class HostLoop:
-    def __init__(self, room: HostRoom, rundown: Rundown, speaker: Speaker, *, hours: float | None = None,
-                 llm: Any | None = None, config: LoopConfig | None = None, shop: str | None = None):
+    def __init__(
+        self,
+        room: HostRoom,
+        rundown: Rundown,
+        speaker: Speaker,
+        *,
+        hours: float | None = None,
+        llm: Any | None = None,
+        config: LoopConfig | None = None,
+        shop: str | None = None,
+    ):
         self.room, self.rundown, self.speaker = room, rundown, speaker
         self.clock = room.clock
         self.hours = rundown.hours if hours is None else hours
@@ -144,8 +154,9 @@ class HostLoop:
                 except Exception as e:  # one broken segment must not end a 24-hour show
                     self.report.segment_errors += 1
                     log.exception("segment %d (%s) failed; moving on", slot.index, slot.segment.type)
-                    self.report.skipped_segments.append({"slot": slot.index, "type": slot.segment.type,
-                                                         "reason": f"error: {e}"})
+                    self.report.skipped_segments.append(
+                        {"slot": slot.index, "type": slot.segment.type, "reason": f"error: {e}"}
+                    )
                     await self._listen_until(slot.end)
         finally:
             self._alerts.close()
@@ -195,10 +206,17 @@ class HostLoop:
             self.product = None
         if self.room.context_sku == sku:
             self.room.context_sku = None
-        self.room.alerts.alert("sku_missing", f"商品{sku}已不在知识库中，本段改为答疑", action="skip_segment",
-                               key=f"sku_missing:{sku}:{slot.index}", sku=sku, slot=slot.index)
-        self.report.skipped_segments.append({"slot": slot.index, "type": "product", "sku": sku,
-                                             "reason": "sku no longer in the knowledge base"})
+        self.room.alerts.alert(
+            "sku_missing",
+            f"商品{sku}已不在知识库中，本段改为答疑",
+            action="skip_segment",
+            key=f"sku_missing:{sku}:{slot.index}",
+            sku=sku,
+            slot=slot.index,
+        )
+        self.report.skipped_segments.append(
+            {"slot": slot.index, "type": "product", "sku": sku, "reason": "sku no longer in the knowledge base"}
+        )
 
     async def _product(self, slot: Slot, seg: ProductSegment) -> None:
         p = self._current_product(seg.sku)
@@ -258,11 +276,17 @@ class HostLoop:
             self.product = p
         campaign, why = self.room.coupons.announceable(seg.campaign)
         if campaign is None or why:
-            self.room.alerts.alert("coupon_unavailable", f"券{seg.campaign}不能播报（{why}），本段改为答疑",
-                                   action="skip_segment", key=f"coupon:{seg.campaign}:{slot.index}",
-                                   campaign_id=seg.campaign, reason=why)
-            self.report.skipped_segments.append({"slot": slot.index, "type": "coupon", "campaign": seg.campaign,
-                                                 "reason": why})
+            self.room.alerts.alert(
+                "coupon_unavailable",
+                f"券{seg.campaign}不能播报（{why}），本段改为答疑",
+                action="skip_segment",
+                key=f"coupon:{seg.campaign}:{slot.index}",
+                campaign_id=seg.campaign,
+                reason=why,
+            )
+            self.report.skipped_segments.append(
+                {"slot": slot.index, "type": "coupon", "campaign": seg.campaign, "reason": why}
+            )
             return await self._qa(slot)
         await self._announce(campaign, p, slot, reason="rundown")
         await self._qa(slot, intro=False)
@@ -273,9 +297,16 @@ class HostLoop:
         lines = self.writer.coupon(campaign, p, facts)
         if not lines:
             return False
-        self.report.announcements.append({"campaign_id": campaign.campaign_id, "title": campaign.title,
-                                          "at": self.clock.now(), "slot": slot.index, "reason": reason,
-                                          "remaining": campaign.remaining})
+        self.report.announcements.append(
+            {
+                "campaign_id": campaign.campaign_id,
+                "title": campaign.title,
+                "at": self.clock.now(),
+                "slot": slot.index,
+                "reason": reason,
+                "remaining": campaign.remaining,
+            }
+        )
         for ln in lines:
             await self._say(ln)
         return True
@@ -292,7 +323,7 @@ class HostLoop:
                     continue
                 if self.clock.now() - self._last_interaction >= self.rundown.pace.interaction_every_s:
                     self._last_interaction = self.clock.now()
-                    if (ln := self.writer.interaction(self.product)):
+                    if ln := self.writer.interaction(self.product):
                         await self._say(ln)
                         continue
                 await self._listen(slot.end)
@@ -328,12 +359,13 @@ class HostLoop:
         said |= await self._react_to_alerts()
         for cands, kind in ((self.room.greeter.welcome(), "greeting"), (self.room.greeter.thanks(), "thanks")):
             # the counts in these lines are the room's own (grounded by the event stream)
-            if cands and (ln := self.writer.line(cands, kind=kind, lead_ins=False,
-                                                 extra=re.findall(r"\d+", " ".join(cands)))):
+            if cands and (
+                ln := self.writer.line(cands, kind=kind, lead_ins=False, extra=re.findall(r"\d+", " ".join(cands)))
+            ):
                 await self._say(ln)
                 said = True
         if said and resume and self.product is not None:
-            if (b := self.writer.bridge(self.product)):
+            if b := self.writer.bridge(self.product):
                 await self._say(b)
         return said
 
@@ -359,8 +391,9 @@ class HostLoop:
         await self._say(ln, cluster_id=c.cluster_id)
         return True
 
-    async def _answer_text(self, questions: list[str], sku: str | None, topics: frozenset[str], vec: Any
-                           ) -> tuple[str, list, str]:
+    async def _answer_text(
+        self, questions: list[str], sku: str | None, topics: frozenset[str], vec: Any
+    ) -> tuple[str, list, str]:
         """A fact the topic asks for (保质期 for a shelf-life question) first, then the agent's fast path,
         then the cluster answerer; "" if none can answer."""
         p = self._product_of(sku or self.room.context_sku)
@@ -373,9 +406,16 @@ class HostLoop:
                     return text, [f], "fastpath"
         for q in sorted(questions, key=len)[:3]:
             try:
-                ans = await self.room.agent.answer(ViewerMessage(
-                    merchant=self.room.merchant, room_id=self.room.room_id, viewer_id="host-loop", text=q,
-                    context_sku=sku or self.room.context_sku, channel="host"))
+                ans = await self.room.agent.answer(
+                    ViewerMessage(
+                        merchant=self.room.merchant,
+                        room_id=self.room.room_id,
+                        viewer_id="host-loop",
+                        text=q,
+                        context_sku=sku or self.room.context_sku,
+                        channel="host",
+                    )
+                )
             except Exception:
                 log.exception("agent answer failed; using facts")
                 break
@@ -412,8 +452,15 @@ class HostLoop:
                 self.room.clusterer.mark_answered(c.cluster_id, now)
             p = self._product_of(t.sku)
             q = clean_question(t.text)
-            ln = self.writer.line([f"有朋友问“{q}”，{text}", f"回答一下“{q}”：{text}"], kind="answer", p=p,
-                                  facts=facts, extra=[t.text], lead_ins=False, source=source)
+            ln = self.writer.line(
+                [f"有朋友问“{q}”，{text}", f"回答一下“{q}”：{text}"],
+                kind="answer",
+                p=p,
+                facts=facts,
+                extra=[t.text],
+                lead_ins=False,
+                source=source,
+            )
             if ln:
                 await self._say(ln)
                 return True
@@ -458,8 +505,15 @@ class HostLoop:
         p = self.product
         sp = (p.selling_points or [""])[0].rstrip("。")
         short = short_name(p)
-        cands = [f"刚进来的朋友先别走，现在讲的是{short}，{sp}。", f"新来的朋友看这里，{short}，{sp}。",
-                 f"欢迎新朋友，{short}的亮点：{sp}。"] if sp else [f"刚进来的朋友先别走，现在讲的是{short}。"]
+        cands = (
+            [
+                f"刚进来的朋友先别走，现在讲的是{short}，{sp}。",
+                f"新来的朋友看这里，{short}，{sp}。",
+                f"欢迎新朋友，{short}的亮点：{sp}。",
+            ]
+            if sp
+            else [f"刚进来的朋友先别走，现在讲的是{short}。"]
+        )
         snap = self.room.snapshot()
         facts = [f for f in snap.index.facts if f.sku == p.sku] if snap else []
         ln = self.writer.line(cands, kind="hook", p=p, facts=facts)
@@ -472,9 +526,16 @@ class HostLoop:
     # --- speaking -----------------------------------------------------------------------------------
     async def _say(self, ln: Line, cluster_id: str | None = None) -> None:
         self.seq += 1
-        sl = SpokenLine(seq=self.seq, text=ln.text, kind=ln.kind, at=self.clock.now(),
-                        segment=self.slot.index if self.slot else None, sku=ln.sku, source=ln.source,
-                        cluster_id=cluster_id)
+        sl = SpokenLine(
+            seq=self.seq,
+            text=ln.text,
+            kind=ln.kind,
+            at=self.clock.now(),
+            segment=self.slot.index if self.slot else None,
+            sku=ln.sku,
+            source=ln.source,
+            cluster_id=cluster_id,
+        )
         self._kinds[ln.kind] = self._kinds.get(ln.kind, 0) + 1
         k = ShowMemory._key(ln.text)
         if k in self._spoken:

@@ -4,6 +4,7 @@
 The mix decides how a script leads (``RoomMix.angles``): price first for a price-sensitive room,
 fan benefits for a room of regulars, an interest hook when the room's interests match the product.
 """
+
 from __future__ import annotations
 
 import random
@@ -104,8 +105,10 @@ class RoomMix:
         if not self.sampled:
             return "empty room" if not self.viewers else "no profiles"
         tiers = ", ".join(f"{k} {v:.0%}" for k, v in sorted(self.tiers.items(), key=lambda kv: -kv[1]))
-        return f"{self.viewers} viewers ({tiers}); interests {', '.join(self.top_tags[:3]) or '-'}; " \
-               f"price-sensitive {self.price_high:.0%}"
+        return (
+            f"{self.viewers} viewers ({tiers}); interests {', '.join(self.top_tags[:3]) or '-'}; "
+            f"price-sensitive {self.price_high:.0%}"
+        )
 
 
 def mix_from_profiles(viewers: int, profiles: Iterable[Any]) -> RoomMix:
@@ -119,7 +122,11 @@ def mix_from_profiles(viewers: int, profiles: Iterable[Any]) -> RoomMix:
     for p in ps:
         for t in p.interest_tags[:3]:
             tags[t.tag] += t.weight
-    return RoomMix(viewers=viewers, sampled=n, tiers={k: v / n for k, v in tiers.items()},
-                   top_tags=[t for t, _ in tags.most_common(5)],
-                   price_high=sum(p.price_sensitivity == "high" for p in ps) / n,
-                   members=sum(bool(p.member) for p in ps) / n)
+    return RoomMix(
+        viewers=viewers,
+        sampled=n,
+        tiers={k: v / n for k, v in tiers.items()},
+        top_tags=[t for t, _ in tags.most_common(5)],
+        price_high=sum(p.price_sensitivity == "high" for p in ps) / n,
+        members=sum(bool(p.member) for p in ps) / n,
+    )

@@ -6,6 +6,7 @@ processors. The ``Bus`` fans a room's outputs (suggestions, alerts, lines, repli
 subscribers, each with its own bounded queue: a slow console drops its oldest frames, never
 the room's.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,7 +31,6 @@ class Processor:
 
     def process(self, frame: Any) -> None:  # pragma: no cover - overridden
         self.emit(frame)
-
 
 
 class Subscription:

@@ -1,13 +1,22 @@
 """Synthetic danmaku for the show simulator and the danmaku benchmark: questions by product
 category (several phrasings each), chatter, spam, abuse and injection attempts, typed the way
 viewers type (fillers, emoji, full-width punctuation)."""
+
 from __future__ import annotations
 
 import random
 
 QUESTIONS: dict[str, list[str]] = {
-    "sensitive": ["敏感肌能用吗", "敏感皮可以用吗", "皮肤敏感能不能用", "我是敏感肌，会不会过敏", "泛红的皮肤刺激吗",
-                  "敏感肌友好吗", "敏皮能用这个吗", "过敏体质可以用吗"],
+    "sensitive": [
+        "敏感肌能用吗",
+        "敏感皮可以用吗",
+        "皮肤敏感能不能用",
+        "我是敏感肌，会不会过敏",
+        "泛红的皮肤刺激吗",
+        "敏感肌友好吗",
+        "敏皮能用这个吗",
+        "过敏体质可以用吗",
+    ],
     "pregnancy": ["孕妇能用吗", "怀孕可以用吗", "孕期能用这个吗", "哺乳期可以用吗", "准妈妈能用吗", "备孕能用吗"],
     "oily": ["油皮能用吗", "油性皮肤适合吗", "混油皮可以用吗", "大油田会不会闷痘", "出油多能用吗"],
     "dry": ["干皮适合吗", "干皮用着滋润吗", "冬天会不会起皮", "皮肤很干能用吗", "干性皮肤够不够滋润"],
@@ -38,8 +47,26 @@ BY_CATEGORY: dict[str, list[str]] = {
     "礼盒": ["gift", "shelf_life", "taste"],
 }
 COMMON = ["price", "shipping", "returns", "stock", "authentic"]
-CHATTER = ["来了", "666", "好看", "主播好", "已拍", "扣1", "哈哈哈", "冲冲冲", "支持", "主播好美", "想要", "晚上好",
-           "主播辛苦了", "买了买了", "好喜欢", "1", "来啦来啦", "上链接"]
+CHATTER = [
+    "来了",
+    "666",
+    "好看",
+    "主播好",
+    "已拍",
+    "扣1",
+    "哈哈哈",
+    "冲冲冲",
+    "支持",
+    "主播好美",
+    "想要",
+    "晚上好",
+    "主播辛苦了",
+    "买了买了",
+    "好喜欢",
+    "1",
+    "来啦来啦",
+    "上链接",
+]
 COUPON_REQUESTS = ["领券", "给我发张券", "有券吗", "要券", "求红包", "领个优惠券"]
 SPAM = ["加V看主页领福利", "低价出同款vx: abc12345", "兼职日赚300私聊我", "看我主页有惊喜", "代购正品私信我"]
 ABUSE = ["垃圾主播", "骗子吧"]
@@ -62,8 +89,12 @@ def question(rng: random.Random, topic: str, decorate: bool = True) -> str:
 def unique_question(rng: random.Random, topic: str) -> str:
     """A question nobody typed before (numbers, product details): exercises the embedder."""
     n = rng.randint(100, 999)
-    variants = [f"{question(rng, topic, False)}，我{n // 10}斤", f"身高{150 + n % 30}的{question(rng, topic, False)}",
-                f"{question(rng, topic, False)}（第{n}次问）", f"买{n % 9 + 2}个的话{question(rng, topic, False)}"]
+    variants = [
+        f"{question(rng, topic, False)}，我{n // 10}斤",
+        f"身高{150 + n % 30}的{question(rng, topic, False)}",
+        f"{question(rng, topic, False)}（第{n}次问）",
+        f"买{n % 9 + 2}个的话{question(rng, topic, False)}",
+    ]
     return rng.choice(variants)
 
 

@@ -1,5 +1,6 @@
 """Process resources over a long show: RSS, open file descriptors, asyncio tasks, threads, room
 backlogs — sampled on the show clock, summarized as first/last/max and a least-squares slope."""
+
 from __future__ import annotations
 
 import asyncio
@@ -49,9 +50,15 @@ class ResourceSampler:
         self._t0 = clock.now()
 
     def sample(self) -> Sample:
-        s = Sample(show_minute=round((self.clock.now() - self._t0) / 60, 2), rss_mb=round(rss_mb(), 1),
-                   fds=open_fds(), tasks=len(asyncio.all_tasks()), threads=threading.active_count(),
-                   gc_objects=len(gc.get_objects()), extra=self.extra() if self.extra else {})
+        s = Sample(
+            show_minute=round((self.clock.now() - self._t0) / 60, 2),
+            rss_mb=round(rss_mb(), 1),
+            fds=open_fds(),
+            tasks=len(asyncio.all_tasks()),
+            threads=threading.active_count(),
+            gc_objects=len(gc.get_objects()),
+            extra=self.extra() if self.extra else {},
+        )
         self.samples.append(s)
         return s
 
@@ -67,9 +74,13 @@ class ResourceSampler:
         for name in ("rss_mb", "fds", "tasks", "threads", "gc_objects"):
             ys = [float(getattr(s, name)) for s in xs]
             ts = [s.show_minute / 60 for s in xs]
-            out[name] = {"first": ys[0] if ys else None, "last": ys[-1] if ys else None,
-                         "min": min(ys) if ys else None, "max": max(ys) if ys else None,
-                         "slope_per_hour": round(_slope(ts, ys), 3)}
+            out[name] = {
+                "first": ys[0] if ys else None,
+                "last": ys[-1] if ys else None,
+                "min": min(ys) if ys else None,
+                "max": max(ys) if ys else None,
+                "slope_per_hour": round(_slope(ts, ys), 3),
+            }
         return out
 
 

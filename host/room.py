@@ -4,6 +4,7 @@ alerts; greetings; individual text replies. ``HostHub`` holds a process's rooms.
 ``HostRoom`` is what both modes share: a human host gets its bus (suggestions, alerts, replies)
 on the console; the virtual host (``host.loop.HostLoop``) also subscribes and speaks.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -63,15 +64,32 @@ def host_agent(kb: KnowledgeBase, audience: Any | None, answers: AnswerBus | Non
         from tools.audience_tools import audience_tools
 
         tools += audience_tools(audience, audience)
-    return Agent(kb, ToolRegistry(tools), llm=None, memory=Memory(max_viewers=5000),
-                 config=AgentConfig(rate=(1_000_000, 1.0)), answers=answers)
+    return Agent(
+        kb,
+        ToolRegistry(tools),
+        llm=None,
+        memory=Memory(max_viewers=5000),
+        config=AgentConfig(rate=(1_000_000, 1.0)),
+        answers=answers,
+    )
 
 
 class HostRoom:
-    def __init__(self, merchant: str, room_id: str, *, kb: KnowledgeBase,
-                 embed: Callable[[list[str]], np.ndarray], audience: Any | None = None, agent: Agent | None = None,
-                 clock: Clock | None = None, funnel: Funnel | None = None, config: RoomConfig | None = None,
-                 inline_embed: bool = False, seed: int = 7):
+    def __init__(
+        self,
+        merchant: str,
+        room_id: str,
+        *,
+        kb: KnowledgeBase,
+        embed: Callable[[list[str]], np.ndarray],
+        audience: Any | None = None,
+        agent: Agent | None = None,
+        clock: Clock | None = None,
+        funnel: Funnel | None = None,
+        config: RoomConfig | None = None,
+        inline_embed: bool = False,
+        seed: int = 7,
+    ):
         self.merchant, self.room_id = merchant, room_id
         self.kb, self.embed, self.audience = kb, embed, audience
         self.clock = clock or RealClock()
@@ -88,8 +106,9 @@ class HostRoom:
         self.clusterer = Clusterer(embed, self.cfg.clusters, self.clock.now, inline=inline_embed)
         self.answerer = ClusterAnswerer(self.snapshot, self.coupons.offers)
         self.suggestions = SuggestionEngine(merchant, room_id, self.clusterer, self.answerer, self.bus, self.clock.now)
-        self.alerts = AlertEngine(merchant, room_id, self.funnel, self.clusterer, self._alert, self.clock.now,
-                                  self.cfg.alerts)
+        self.alerts = AlertEngine(
+            merchant, room_id, self.funnel, self.clusterer, self._alert, self.clock.now, self.cfg.alerts
+        )
         self.greeter = Greeter(self.clock.now, self.cfg.greeter)
         self.triage.link(self._route)
         self.replies: deque[Reply] = deque(maxlen=200)
@@ -123,12 +142,25 @@ class HostRoom:
         return found
 
     # --- ingest (synchronous: called from the API, the simulator, the benchmark) ----------------
-    def ingest(self, viewer_id: str, text: str, ts: float | None = None, context_sku: str | None = None,
-               t_in: float | None = None) -> Triaged:
+    def ingest(
+        self,
+        viewer_id: str,
+        text: str,
+        ts: float | None = None,
+        context_sku: str | None = None,
+        t_in: float | None = None,
+    ) -> Triaged:
         import time as _t
 
-        msg = Danmaku(self.merchant, self.room_id, viewer_id, text or "", self.clock.now() if ts is None else ts,
-                      context_sku or self.context_sku, _t.perf_counter() if t_in is None else t_in)
+        msg = Danmaku(
+            self.merchant,
+            self.room_id,
+            viewer_id,
+            text or "",
+            self.clock.now() if ts is None else ts,
+            context_sku or self.context_sku,
+            _t.perf_counter() if t_in is None else t_in,
+        )
         out: list[Triaged] = []
         self._last = out
         self.triage.process(msg)
@@ -152,8 +184,11 @@ class HostRoom:
     def _queue_reply(self, t: Triaged) -> None:
         if self.cfg.replies_per_s <= 0:
             return
-        if t.kind == "question" and (hit := self._reply_cache.get((t.key, t.sku))) is not None \
-                and t.msg.ts - hit[0] < self.cfg.reply_cache_s:
+        if (
+            t.kind == "question"
+            and (hit := self._reply_cache.get((t.key, t.sku))) is not None
+            and t.msg.ts - hit[0] < self.cfg.reply_cache_s
+        ):
             if hit[1]:
                 self._publish_reply(t, hit[1])  # asked (in these words) moments ago: same answer, no work
             return
@@ -168,8 +203,13 @@ class HostRoom:
         self.greeter.on_event(ev)
 
     def _on_flood(self, key: str, n: int) -> None:
-        self.alerts.alert("flood", f"同一条弹幕10秒内刷屏{n}次（{key[:20]}），已自动去重，不影响主播", severity="info",
-                          key=f"flood:{key}", count=n)
+        self.alerts.alert(
+            "flood",
+            f"同一条弹幕10秒内刷屏{n}次（{key[:20]}），已自动去重，不影响主播",
+            severity="info",
+            key=f"flood:{key}",
+            count=n,
+        )
 
     def _alert(self, a: Alert) -> None:
         self.bus.publish("alert", a)
@@ -204,9 +244,11 @@ class HostRoom:
     def start(self) -> None:
         if self._tasks:
             return
-        self._tasks = [asyncio.create_task(self.clusterer.run(), name=f"clusters:{self.room_id}"),
-                       asyncio.create_task(self._replies(), name=f"replies:{self.room_id}"),
-                       asyncio.create_task(self._ticker(), name=f"ticker:{self.room_id}")]
+        self._tasks = [
+            asyncio.create_task(self.clusterer.run(), name=f"clusters:{self.room_id}"),
+            asyncio.create_task(self._replies(), name=f"replies:{self.room_id}"),
+            asyncio.create_task(self._ticker(), name=f"ticker:{self.room_id}"),
+        ]
 
     async def aclose(self) -> None:
         for t in self._tasks:
@@ -236,8 +278,11 @@ class HostRoom:
                 await self._reply_wake.wait()
                 continue
             t = self._reply_q.popleft()
-            if t.kind == "question" and (hit := self._reply_cache.get((t.key, t.sku))) is not None \
-                    and self.clock.now() - hit[0] < self.cfg.reply_cache_s:
+            if (
+                t.kind == "question"
+                and (hit := self._reply_cache.get((t.key, t.sku))) is not None
+                and self.clock.now() - hit[0] < self.cfg.reply_cache_s
+            ):
                 if hit[1]:
                     self._publish_reply(t, hit[1])  # answered while this one waited
                 n += 1
@@ -262,11 +307,19 @@ class HostRoom:
 
     async def reply(self, t: Triaged) -> Reply | None:
         """Answer one viewer in text (fast path; coupon requests through the ledger)."""
-        msg = ViewerMessage(merchant=self.merchant, room_id=self.room_id, viewer_id=t.msg.viewer_id, text=t.text,
-                            context_sku=t.sku, channel="host")
+        msg = ViewerMessage(
+            merchant=self.merchant,
+            room_id=self.room_id,
+            viewer_id=t.msg.viewer_id,
+            text=t.text,
+            context_sku=t.sku,
+            channel="host",
+        )
         ans = await self.agent.answer(msg)
-        issued = any(c.name == "issue_coupon" and c.ok and isinstance(c.result, dict) and c.result.get("code") == "issued"
-                     for c in ans.tool_calls)
+        issued = any(
+            c.name == "issue_coupon" and c.ok and isinstance(c.result, dict) and c.result.get("code") == "issued"
+            for c in ans.tool_calls
+        )
         if issued:
             self.stats["coupons_issued"] += 1
             self.funnel.record_coupon_issued(self.clock.now())
@@ -282,18 +335,30 @@ class HostRoom:
 
     def snapshot_state(self) -> dict:
         """What the console shows on connect."""
-        return {"merchant": self.merchant, "room_id": self.room_id, "context_sku": self.context_sku,
-                "online": self.funnel.online, "hot_clusters": [c.model_dump() for c in self.suggestions.hot_clusters()],
-                "suggestions": [s.model_dump() for s in self.suggestions.recent(10)],
-                "alerts": [a.model_dump() for a in self.alerts.raised[-10:]]}
+        return {
+            "merchant": self.merchant,
+            "room_id": self.room_id,
+            "context_sku": self.context_sku,
+            "online": self.funnel.online,
+            "hot_clusters": [c.model_dump() for c in self.suggestions.hot_clusters()],
+            "suggestions": [s.model_dump() for s in self.suggestions.recent(10)],
+            "alerts": [a.model_dump() for a in self.alerts.raised[-10:]],
+        }
 
 
 class HostHub:
     """The process's rooms (the server keeps one on ``app.state.host_hub``)."""
 
-    def __init__(self, kb: KnowledgeBase, embed: Callable[[list[str]], np.ndarray], audience: Any | None = None,
-                 clock: Clock | None = None, config: RoomConfig | None = None, max_rooms: int = 200,
-                 answers: AnswerBus | None = None):
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        embed: Callable[[list[str]], np.ndarray],
+        audience: Any | None = None,
+        clock: Clock | None = None,
+        config: RoomConfig | None = None,
+        max_rooms: int = 200,
+        answers: AnswerBus | None = None,
+    ):
         self.kb, self.embed, self.audience = kb, embed, audience
         self.answers = answers  # the app's answer bus: the host's answers reach the metrics and the console
         self.clock = clock or RealClock()
@@ -313,8 +378,17 @@ class HostHub:
         if r is None and create:
             if self._agent is None:
                 self._agent = host_agent(self.kb, self.audience, self.answers)
-            r = HostRoom(merchant, room_id, kb=self.kb, embed=self.embed, audience=self.audience, agent=self._agent,
-                         clock=self.clock, funnel=self.funnel.room(merchant, room_id), config=self.config)
+            r = HostRoom(
+                merchant,
+                room_id,
+                kb=self.kb,
+                embed=self.embed,
+                audience=self.audience,
+                agent=self._agent,
+                clock=self.clock,
+                funnel=self.funnel.room(merchant, room_id),
+                config=self.config,
+            )
             self._rooms[key] = r
             try:
                 r.start()

@@ -17,6 +17,7 @@ message``); ``check_references`` checks it against the live data (skus in the kn
 campaigns in the coupon ledger). ``Timeline`` turns it into timed slots: the opening once, the
 middle segments looped, the closing at the end.
 """
+
 from __future__ import annotations
 
 import re
@@ -73,8 +74,9 @@ class ClosingSegment(_Seg):
     type: Literal["closing"]
 
 
-Segment = Annotated[Union[OpeningSegment, ProductSegment, CouponSegment, QASegment, ClosingSegment],
-                    Field(discriminator="type")]
+Segment = Annotated[
+    Union[OpeningSegment, ProductSegment, CouponSegment, QASegment, ClosingSegment], Field(discriminator="type")
+]
 
 
 class Rundown(_Strict):
@@ -195,8 +197,9 @@ def parse_rundown(text: str, source: str = "rundown") -> Rundown:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark else None
-        raise RundownError([RundownIssue("", f"not valid YAML: {getattr(e, 'problem', None) or e}", line,
-                                         source)]) from None
+        raise RundownError(
+            [RundownIssue("", f"not valid YAML: {getattr(e, 'problem', None) or e}", line, source)]
+        ) from None
     if data is None:
         raise RundownError([RundownIssue("", "the rundown is empty", None, source)])
     if not isinstance(data, dict):
@@ -228,8 +231,9 @@ def load_rundown(path: str | Path) -> Rundown:
     return parse_rundown(text, p.name)
 
 
-def check_references(rundown: Rundown, products: dict[str, Any] | set[str], campaigns: dict[str, Any] | None,
-                     source: str = "rundown") -> list[RundownIssue]:
+def check_references(
+    rundown: Rundown, products: dict[str, Any] | set[str], campaigns: dict[str, Any] | None, source: str = "rundown"
+) -> list[RundownIssue]:
     """Problems with what the rundown points at: skus missing from the knowledge base, campaigns that
     don't exist or can't be announced (ended, paused, budget spent). ``campaigns``: id → ``Campaign``
     (None skips the check, e.g. no coupon ledger configured)."""

@@ -9,6 +9,7 @@ answers more), rather than repeating itself. ``Rephraser`` lets the LLM, when th
 prepared lines ahead of time within a budget — the template line stays if the model is slow, down,
 or changes a number.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -74,34 +75,81 @@ class ShowMemory:
 
 
 # Lead-ins that make a second pass over the same fact a different sentence (tried after templates).
-LEAD_INS = ["", "再跟大家说一下，", "刚进来的朋友听一下，", "给新朋友再讲讲，", "再强调一下，", "没听清的朋友注意，",
-            "还是这款，", "重点回顾一下，", "简单说一下，", "给大家总结一下，", "补充一句，", "想了解的朋友听好，"]
+LEAD_INS = [
+    "",
+    "再跟大家说一下，",
+    "刚进来的朋友听一下，",
+    "给新朋友再讲讲，",
+    "再强调一下，",
+    "没听清的朋友注意，",
+    "还是这款，",
+    "重点回顾一下，",
+    "简单说一下，",
+    "给大家总结一下，",
+    "补充一句，",
+    "想了解的朋友听好，",
+]
 
-T_INTRO = ["{hook}接下来给大家介绍{short}。", "{hook}下面这款是{short}。", "{hook}我们来看{short}。",
-           "{hook}现在给大家上的是{name}。", "{hook}这一段讲{short}。", "{hook}大家看一下{short}。"]
-T_SP = ["{short}的亮点之一：{sp}。", "给大家讲讲{short}，{sp}。", "大家看，{sp}。", "重点说一下，{sp}。",
-        "关于{short}，{sp}。", "{sp}，这是{short}的特点。"]
+T_INTRO = [
+    "{hook}接下来给大家介绍{short}。",
+    "{hook}下面这款是{short}。",
+    "{hook}我们来看{short}。",
+    "{hook}现在给大家上的是{name}。",
+    "{hook}这一段讲{short}。",
+    "{hook}大家看一下{short}。",
+]
+T_SP = [
+    "{short}的亮点之一：{sp}。",
+    "给大家讲讲{short}，{sp}。",
+    "大家看，{sp}。",
+    "重点说一下，{sp}。",
+    "关于{short}，{sp}。",
+    "{sp}，这是{short}的特点。",
+]
 T_SPEC = ["{short}的{k}是{v}。", "给大家报一下{k}：{v}。", "{k}方面，{v}。", "说一下{k}，{v}。"]
 T_FAQ = ["很多朋友问{q}{a}", "经常有人问：{q}{a}", "有朋友关心{q}统一回答一下：{a}", "{q}我来说一下：{a}"]
 T_SUIT = ["{short}适合{v}的朋友。", "{v}的朋友可以重点看看{short}。", "如果你是{v}，{short}很合适。"]
 T_NOT = ["提醒一下，{v}不建议{verb}{short}。", "{v}的朋友请注意，{short}不建议{verb}。"]
-T_PRICE = ["{short}今天直播价{price}元，日常价{list}元。", "价格给大家说清楚：直播价{price}元，日常价{list}元。",
-           "今天直播间拍{short}，直播价{price}元。", "{short}日常价{list}元，今天直播价{price}元。"]
+T_PRICE = [
+    "{short}今天直播价{price}元，日常价{list}元。",
+    "价格给大家说清楚：直播价{price}元，日常价{list}元。",
+    "今天直播间拍{short}，直播价{price}元。",
+    "{short}日常价{list}元，今天直播价{price}元。",
+]
 T_PRICE_NOLIST = ["{short}今天直播价{price}元。", "价格说清楚：{short}直播价{price}元。"]
 T_AFTER_COUPON = ["再用「{title}」，到手价{after}元。", "领了「{title}」，{short}到手价{after}元。"]
-T_COUPON_MENTION = ["今天还可以领「{title}」，{desc}，结算时可以用。", "别忘了领「{title}」，{desc}。",
-                    "想更划算的朋友，记得领「{title}」，{desc}。"]
+T_COUPON_MENTION = [
+    "今天还可以领「{title}」，{desc}，结算时可以用。",
+    "别忘了领「{title}」，{desc}。",
+    "想更划算的朋友，记得领「{title}」，{desc}。",
+]
 T_STOCK_LOW = ["{short}库存不多了，现在现货{stock}件。", "提醒一下，{short}库存不多了。"]
 T_STOCK = ["{short}现在有现货，拍下就安排。", "{short}现货在库，喜欢的朋友可以下单。"]
 T_SOLDOUT = ["{short}目前已经售罄，补货了会在直播间通知大家。", "抱歉，{short}暂时没货了，大家可以先看看其他款。"]
-T_INTERACT = ["想要{short}的朋友在公屏扣1。", "对{short}有什么问题，直接打在公屏上。",
-              "还在犹豫的朋友，把你关心的问题打在公屏上，我帮你看看适不适合。",
-              "喜欢的朋友点点关注，后面还有福利。", "觉得{short}不错的朋友，公屏扣个想要。",
-              "有用过{short}的朋友，可以在公屏说说感受。", "点击小黄车就能看到{short}的详情。"]
-T_CLOSE_SEG = ["喜欢{short}的朋友点小黄车就能下单。", "{short}就先讲到这里，有问题随时打在公屏上。",
-               "{short}的链接在小黄车里，需要的朋友自己看一下。"]
-T_BRIDGE = ["好，我们接着说{short}。", "回到{short}。", "继续看{short}。", "说回{short}。", "我们继续讲{short}。",
-            "接着刚才的{short}说。", "好，继续给大家介绍{short}。", "回到刚才的{short}。"]
+T_INTERACT = [
+    "想要{short}的朋友在公屏扣1。",
+    "对{short}有什么问题，直接打在公屏上。",
+    "还在犹豫的朋友，把你关心的问题打在公屏上，我帮你看看适不适合。",
+    "喜欢的朋友点点关注，后面还有福利。",
+    "觉得{short}不错的朋友，公屏扣个想要。",
+    "有用过{short}的朋友，可以在公屏说说感受。",
+    "点击小黄车就能看到{short}的详情。",
+]
+T_CLOSE_SEG = [
+    "喜欢{short}的朋友点小黄车就能下单。",
+    "{short}就先讲到这里，有问题随时打在公屏上。",
+    "{short}的链接在小黄车里，需要的朋友自己看一下。",
+]
+T_BRIDGE = [
+    "好，我们接着说{short}。",
+    "回到{short}。",
+    "继续看{short}。",
+    "说回{short}。",
+    "我们继续讲{short}。",
+    "接着刚才的{short}说。",
+    "好，继续给大家介绍{short}。",
+    "回到刚才的{short}。",
+]
 HOOK_INTEREST = ["喜欢{tag}的朋友注意了，", "平时关注{tag}的朋友看过来，"]
 HOOK_PRICE = ["想买得划算的朋友看过来，", "追求性价比的朋友注意，"]
 HOOK_FANS = ["老朋友们都在，", "欢迎老粉们，"]
@@ -138,9 +186,18 @@ class ScriptWriter:
         self._k = 0  # … and between lines of one pass
 
     # --- the one gate every line passes -----------------------------------------------------------
-    def line(self, candidates: Sequence[str], *, kind: str = "script", p: Product | None = None,
-             facts: Sequence[Fact] = (), offers: Sequence[Any] = (), extra: Sequence[str] = (),
-             lead_ins: bool = True, source: str = "template") -> Line | None:
+    def line(
+        self,
+        candidates: Sequence[str],
+        *,
+        kind: str = "script",
+        p: Product | None = None,
+        facts: Sequence[Fact] = (),
+        offers: Sequence[Any] = (),
+        extra: Sequence[str] = (),
+        lead_ins: bool = True,
+        source: str = "template",
+    ) -> Line | None:
         """The first candidate that passes compliance and was never said in this show; lead-ins are
         tried after the plain templates. None when every variant was used (or is non-compliant)."""
         if not candidates:
@@ -175,19 +232,28 @@ class ScriptWriter:
             return self.rng.choice(HOOK_NEW)
         return ""
 
-    def product(self, snap: LoadedVersion, p: Product, mix: RoomMix | None, offers: Sequence[Any] = (),
-                emphasis: Sequence[str] = (), pass_no: int = 0) -> tuple[list[Line], Iterator[Line]]:
+    def product(
+        self,
+        snap: LoadedVersion,
+        p: Product,
+        mix: RoomMix | None,
+        offers: Sequence[Any] = (),
+        emphasis: Sequence[str] = (),
+        pass_no: int = 0,
+    ) -> tuple[list[Line], Iterator[Line]]:
         """(main script for this segment, a generator of spare lines to fill time)."""
         self.turn = pass_no
         facts = [f for f in snap.index.facts if f.sku == p.sku]
-        by = {k: [f for f in facts if f.kind == k] for k in ("price", "stock", "spec", "selling_point", "faq",
-                                                               "suitable", "not_suitable")}
+        by = {
+            k: [f for f in facts if f.kind == k]
+            for k in ("price", "stock", "spec", "selling_point", "faq", "suitable", "not_suitable")
+        }
         short = short_name(p)
         fmt = {"short": short, "name": p.name, "verb": _verb(p)}
         rot = pass_no  # rotate which facts lead on each pass
 
         def rotated(xs: list) -> list:
-            return xs[rot % len(xs):] + xs[:rot % len(xs)] if xs else xs
+            return xs[rot % len(xs) :] + xs[: rot % len(xs)] if xs else xs
 
         blocks: dict[str, list[Line | None]] = {}
         hook = self.hook(p, mix)
@@ -196,25 +262,45 @@ class ScriptWriter:
             main = [x for x in intro + [self.line([t.format(**fmt) for t in T_SOLDOUT], p=p, facts=facts)] if x]
             return main, iter(())
         blocks["price"] = [self._price(p, by["price"], offers, fmt)] + self._coupon_lines(p, offers, fmt, facts)
-        blocks["selling_points"] = [self.line([t.format(sp=_strip_end(f.value or ""), **fmt) for t in T_SP], p=p, facts=[f])
-                                    for f in rotated(by["selling_point"])]
+        blocks["selling_points"] = [
+            self.line([t.format(sp=_strip_end(f.value or ""), **fmt) for t in T_SP], p=p, facts=[f])
+            for f in rotated(by["selling_point"])
+        ]
         specs = rotated(by["spec"])
-        blocks["specs"] = [self.line([t.format(k=f.key, v=_strip_end(f.value or ""), **fmt) for t in T_SPEC], p=p,
-                                     facts=[f]) for f in specs[:3]]
+        blocks["specs"] = [
+            self.line([t.format(k=f.key, v=_strip_end(f.value or ""), **fmt) for t in T_SPEC], p=p, facts=[f])
+            for f in specs[:3]
+        ]
         suit = [self.line([t.format(v=f.value, **fmt) for t in T_SUIT], p=p, facts=[f]) for f in by["suitable"]]
         suit += [self.line([t.format(v=f.value, **fmt) for t in T_NOT], p=p, facts=[f]) for f in by["not_suitable"]]
         blocks["suitability"] = suit
         faqs = rotated(by["faq"])
-        blocks["faq"] = [self.line([t.format(q=_q(f.key or ""), a=f.value or "", **fmt) for t in T_FAQ], p=p, facts=[f])
-                         for f in faqs[:2]]
+        blocks["faq"] = [
+            self.line([t.format(q=_q(f.key or ""), a=f.value or "", **fmt) for t in T_FAQ], p=p, facts=[f])
+            for f in faqs[:2]
+        ]
         stock = self._stock(p, by["stock"], fmt, facts)
-        order = list(dict.fromkeys([*emphasis, *(["price"] if mix and "price" in mix.angles() else []),
-                                    "selling_points", "suitability", "specs", "faq", "price"]))
+        order = list(
+            dict.fromkeys(
+                [
+                    *emphasis,
+                    *(["price"] if mix and "price" in mix.angles() else []),
+                    "selling_points",
+                    "suitability",
+                    "specs",
+                    "faq",
+                    "price",
+                ]
+            )
+        )
         main: list[Line | None] = intro
         for name in order:
             main += blocks.get(name, [])
-        main += [stock, self.line([t.format(**fmt) for t in T_INTERACT], p=p, facts=facts),
-                 self.line([t.format(**fmt) for t in T_CLOSE_SEG], p=p, facts=facts)]
+        main += [
+            stock,
+            self.line([t.format(**fmt) for t in T_INTERACT], p=p, facts=facts),
+            self.line([t.format(**fmt) for t in T_CLOSE_SEG], p=p, facts=facts),
+        ]
         spare_facts = specs[3:] + faqs[2:]
         return [x for x in main if x], self._spare(p, spare_facts, fmt, facts)
 
@@ -242,12 +328,26 @@ class ScriptWriter:
         out: list[Line | None] = []
         for c in list(offers)[:1]:
             o = _offer(c)
-            out.append(self.line([t.format(title=o.title, desc=describe(o), **fmt) for t in T_COUPON_MENTION],
-                                 kind="coupon", p=p, facts=facts, offers=[o]))
+            out.append(
+                self.line(
+                    [t.format(title=o.title, desc=describe(o), **fmt) for t in T_COUPON_MENTION],
+                    kind="coupon",
+                    p=p,
+                    facts=facts,
+                    offers=[o],
+                )
+            )
             if o.kind == "amount" and o.amount and p.price >= (o.threshold or 0) and p.price > o.amount:
                 after = fmt_price(round(p.price - o.amount, 2))
-                out.append(self.line([t.format(title=o.title, after=after, **fmt) for t in T_AFTER_COUPON],
-                                     kind="coupon", p=p, facts=facts, offers=[o]))
+                out.append(
+                    self.line(
+                        [t.format(title=o.title, after=after, **fmt) for t in T_AFTER_COUPON],
+                        kind="coupon",
+                        p=p,
+                        facts=facts,
+                        offers=[o],
+                    )
+                )
         return out
 
     def _stock(self, p: Product, stock_facts: list[Fact], fmt: dict, facts: list[Fact]) -> Line | None:
@@ -264,58 +364,136 @@ class ScriptWriter:
 
     def interaction(self, p: Product | None) -> Line | None:
         if p is None:
-            return self.line(["有什么想了解的，打在公屏上。", "大家有问题随时打在公屏上，我一个个回答。",
-                              "喜欢的朋友点点关注，后面还有福利。", "想看哪款，打在公屏上告诉我。",
-                              "刚进来的朋友，有问题直接在公屏问。"], kind="filler")
+            return self.line(
+                [
+                    "有什么想了解的，打在公屏上。",
+                    "大家有问题随时打在公屏上，我一个个回答。",
+                    "喜欢的朋友点点关注，后面还有福利。",
+                    "想看哪款，打在公屏上告诉我。",
+                    "刚进来的朋友，有问题直接在公屏问。",
+                ],
+                kind="filler",
+            )
         return self.line([t.format(short=short_name(p), name=p.name) for t in T_INTERACT], kind="filler", p=p)
 
-    def opening(self, shop: str, title: str, names: list[str], offers: Sequence[Any],
-                facts: Sequence[Fact] = ()) -> list[Line]:
-        out = [self.line([f"欢迎来到{shop}的直播间！", f"大家好，欢迎来到{shop}直播间！", f"欢迎各位来到{shop}直播间。"],
-                         kind="script", lead_ins=False),
-               self.line([f"今天是{title}，给大家准备了{'、'.join(names[:3])}等好物。",
-                          f"今天的主题是{title}，有{'、'.join(names[:3])}。"], kind="script", lead_ins=False)]
+    def opening(
+        self, shop: str, title: str, names: list[str], offers: Sequence[Any], facts: Sequence[Fact] = ()
+    ) -> list[Line]:
+        out = [
+            self.line(
+                [f"欢迎来到{shop}的直播间！", f"大家好，欢迎来到{shop}直播间！", f"欢迎各位来到{shop}直播间。"],
+                kind="script",
+                lead_ins=False,
+            ),
+            self.line(
+                [
+                    f"今天是{title}，给大家准备了{'、'.join(names[:3])}等好物。",
+                    f"今天的主题是{title}，有{'、'.join(names[:3])}。",
+                ],
+                kind="script",
+                lead_ins=False,
+            ),
+        ]
         for c in list(offers)[:1]:
             o = _offer(c)
-            out.append(self.line([f"今天直播间有「{o.title}」，{describe(o)}，记得领。",
-                                  f"福利先说：「{o.title}」，{describe(o)}。"], kind="coupon", offers=[o]))
-        out.append(self.line(["喜欢的朋友点个关注，有问题随时打在公屏上。", "有任何问题都可以打在公屏上，我一个个回答。"],
-                             kind="script", lead_ins=False))
+            out.append(
+                self.line(
+                    [
+                        f"今天直播间有「{o.title}」，{describe(o)}，记得领。",
+                        f"福利先说：「{o.title}」，{describe(o)}。",
+                    ],
+                    kind="coupon",
+                    offers=[o],
+                )
+            )
+        out.append(
+            self.line(
+                ["喜欢的朋友点个关注，有问题随时打在公屏上。", "有任何问题都可以打在公屏上，我一个个回答。"],
+                kind="script",
+                lead_ins=False,
+            )
+        )
         return [x for x in out if x]
 
     def coupon(self, campaign: Any, p: Product | None, facts: Sequence[Fact] = ()) -> list[Line]:
         o = as_offer(campaign)
         desc = describe(o)
-        out = [self.line(["福利时间到！", "给大家上福利啦！", "福利来了！", "注意，福利时间！"], kind="coupon"),
-               self.line([f"「{o.title}」现在开放领取，{desc}。", f"现在可以领「{o.title}」，{desc}。"], kind="coupon",
-                         p=p, facts=facts, offers=[o]),
-               self.line(["想要的朋友在公屏打“领券”，我马上帮你发。", "在公屏打“领券”两个字，券直接发到你的卡包。",
-                          "公屏扣“领券”，系统自动发给你。"], kind="coupon")]
+        out = [
+            self.line(["福利时间到！", "给大家上福利啦！", "福利来了！", "注意，福利时间！"], kind="coupon"),
+            self.line(
+                [f"「{o.title}」现在开放领取，{desc}。", f"现在可以领「{o.title}」，{desc}。"],
+                kind="coupon",
+                p=p,
+                facts=facts,
+                offers=[o],
+            ),
+            self.line(
+                [
+                    "想要的朋友在公屏打“领券”，我马上帮你发。",
+                    "在公屏打“领券”两个字，券直接发到你的卡包。",
+                    "公屏扣“领券”，系统自动发给你。",
+                ],
+                kind="coupon",
+            ),
+        ]
         if p is not None:
-            out.append(self.line([f"这张券用在{short_name(p)}上也可以。", f"拍{short_name(p)}的时候就能用上。"],
-                                 kind="coupon", p=p, facts=facts, offers=[o]) if (not o.skus or p.sku in o.skus) else None)
+            out.append(
+                self.line(
+                    [f"这张券用在{short_name(p)}上也可以。", f"拍{short_name(p)}的时候就能用上。"],
+                    kind="coupon",
+                    p=p,
+                    facts=facts,
+                    offers=[o],
+                )
+                if (not o.skus or p.sku in o.skus)
+                else None
+            )
         remaining = getattr(campaign, "remaining", None)
         if remaining:
-            out.append(self.line([f"这一轮还有{remaining}张。", f"目前还剩{remaining}张券。"],
-                                 kind="coupon", extra=[str(remaining)], offers=[o]))
+            out.append(
+                self.line(
+                    [f"这一轮还有{remaining}张。", f"目前还剩{remaining}张券。"],
+                    kind="coupon",
+                    extra=[str(remaining)],
+                    offers=[o],
+                )
+            )
         return [x for x in out if x]
 
     def qa_intro(self) -> Line | None:
-        return self.line(["现在是答疑时间，大家有什么问题打在公屏上。", "答疑时间到，有问题的朋友打在公屏上。",
-                          "我们来集中回答一下大家的问题。", "接下来专门回答大家的问题。"], kind="script")
+        return self.line(
+            [
+                "现在是答疑时间，大家有什么问题打在公屏上。",
+                "答疑时间到，有问题的朋友打在公屏上。",
+                "我们来集中回答一下大家的问题。",
+                "接下来专门回答大家的问题。",
+            ],
+            kind="script",
+        )
 
     def closing(self, shop: str) -> list[Line]:
-        out = [self.line(["今天的直播接近尾声了，感谢大家的陪伴。", "直播快结束了，谢谢大家一直在。"], kind="script"),
-               self.line(["还没下单的朋友，可以再看看小黄车。", "喜欢的款式记得在小黄车下单。"], kind="script"),
-               self.line([f"感谢大家来{shop}直播间，我们下次见！", "谢谢大家，我们下次直播再见！"], kind="script")]
+        out = [
+            self.line(["今天的直播接近尾声了，感谢大家的陪伴。", "直播快结束了，谢谢大家一直在。"], kind="script"),
+            self.line(["还没下单的朋友，可以再看看小黄车。", "喜欢的款式记得在小黄车下单。"], kind="script"),
+            self.line([f"感谢大家来{shop}直播间，我们下次见！", "谢谢大家，我们下次直播再见！"], kind="script"),
+        ]
         return [x for x in out if x]
 
-    def answer_line(self, label: str, text: str, p: Product | None, facts: Sequence[Fact],
-                    heat: int, source: str = "fastpath") -> Line | None:
-        heads = [f"好几位朋友在问{label}，", f"很多朋友关心{label}，", f"有{heat}位朋友问到{label}，",
-                 f"统一回答一下{label}，", f"关于{label}，"] if label else ["有朋友问到，"]
-        return self.line([h + text for h in heads], kind="answer", p=p, facts=facts, extra=[str(heat)],
-                         source=source)
+    def answer_line(
+        self, label: str, text: str, p: Product | None, facts: Sequence[Fact], heat: int, source: str = "fastpath"
+    ) -> Line | None:
+        heads = (
+            [
+                f"好几位朋友在问{label}，",
+                f"很多朋友关心{label}，",
+                f"有{heat}位朋友问到{label}，",
+                f"统一回答一下{label}，",
+                f"关于{label}，",
+            ]
+            if label
+            else ["有朋友问到，"]
+        )
+        return self.line([h + text for h in heads], kind="answer", p=p, facts=facts, extra=[str(heat)], source=source)
 
 
 class Rephraser:
@@ -327,8 +505,15 @@ class Rephraser:
 
     PROMPT = "把下面这句直播口播改写得更自然、口语化，不改变任何数字和事实，不加新信息，不用“最”“第一”等绝对化用语，不超过50字。只输出改写后的句子。"
 
-    def __init__(self, llm: Any, memory: ShowMemory, budget_s: float = 8.0, max_failures: int = 3,
-                 cooldown_s: float = 300.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        llm: Any,
+        memory: ShowMemory,
+        budget_s: float = 8.0,
+        max_failures: int = 3,
+        cooldown_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.llm, self.memory, self.budget_s = llm, memory, budget_s
         self.max_failures, self.cooldown_s, self.clock = max_failures, cooldown_s, clock
         self.failures = 0
@@ -358,11 +543,10 @@ class Rephraser:
             self.failures += 1
             if self.failures >= self.max_failures:
                 self.down_until = self.clock() + self.cooldown_s
-                log.warning("LLM rephrasing paused for %.0fs after %d failures (%s)", self.cooldown_s,
-                            self.failures, e)
+                log.warning("LLM rephrasing paused for %.0fs after %d failures (%s)", self.cooldown_s, self.failures, e)
             return
         self.failures = 0
-        text = (text or "").strip().strip("\"“”「」").split("\n")[0]
+        text = (text or "").strip().strip('"“”「」').split("\n")[0]
         if not text or len(text) > 80 or numbers(text) != numbers(ln.text):
             self.stats["rejected"] += 1
             return

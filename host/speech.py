@@ -11,6 +11,7 @@ audio``. Implementations here:
 ``Speaker`` paces the show: each sentence takes its speaking time on the show clock; a TTS failure
 never stops the show — the sentence stays on the text track, the voice is retried after a pause.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -91,8 +92,17 @@ class EspeakSink:
 
     async def _run(self, voice: str, text: str) -> bytes:
         proc = await asyncio.create_subprocess_exec(
-            "espeak-ng", "-v", voice, "-s", str(self.wpm), "--stdout", text,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            "espeak-ng",
+            "-v",
+            voice,
+            "-s",
+            str(self.wpm),
+            "--stdout",
+            text,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         try:
             data, _ = await asyncio.wait_for(proc.communicate(), self.timeout_s)
         finally:
@@ -152,8 +162,15 @@ class TextTrack:
 class Speaker:
     """Text track always; TTS when configured. Paces each sentence on the show clock."""
 
-    def __init__(self, clock: Clock, track: TextTrack, tts: SpeechSink | None = None, chars_per_second: float = 4.5,
-                 retry_after_s: float = 60.0, on_failure: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        clock: Clock,
+        track: TextTrack,
+        tts: SpeechSink | None = None,
+        chars_per_second: float = 4.5,
+        retry_after_s: float = 60.0,
+        on_failure: Callable[[str], None] | None = None,
+    ):
         self.clock, self.track, self.tts = clock, track, tts
         self.cps = chars_per_second
         self.retry_after_s = retry_after_s

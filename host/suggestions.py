@@ -12,6 +12,7 @@ Stable API for the console::
 ``latency_ms`` on each suggestion is measured from the ingest of the message that made the
 cluster cross the threshold to the suggestion's publication.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -29,8 +30,16 @@ log = logging.getLogger("liveroom.host")
 
 
 class SuggestionEngine:
-    def __init__(self, merchant: str, room_id: str, clusterer: Clusterer, answerer: ClusterAnswerer, bus: Bus,
-                 clock: Callable[[], float], keep: int = 100):
+    def __init__(
+        self,
+        merchant: str,
+        room_id: str,
+        clusterer: Clusterer,
+        answerer: ClusterAnswerer,
+        bus: Bus,
+        clock: Callable[[], float],
+        keep: int = 100,
+    ):
         self.merchant, self.room_id = merchant, room_id
         self.clusterer, self.answerer, self.bus, self.clock = clusterer, answerer, bus, clock
         self._recent: deque[Suggestion] = deque(maxlen=keep)
@@ -52,12 +61,22 @@ class SuggestionEngine:
         else:
             say = ans.text
         latency = (time.perf_counter() - item.msg.t_in) * 1000 if item.msg.t_in else 0.0
-        s = Suggestion(suggestion_id=f"s{next(self._ids)}", merchant=self.merchant, room_id=self.room_id,
-                       cluster_id=cluster.cluster_id, topic=",".join(sorted(cluster.topics)) or None, label=label,
-                       message=message, say=say,
-                       facts=[FactRef(fact_id=f.id, sku=f.sku, text=f.text) for f in ans.facts],
-                       sku=cluster.sku, viewers=cluster.heat, examples=cluster.examples[:5],
-                       created_at=self.clock(), latency_ms=round(latency, 2))
+        s = Suggestion(
+            suggestion_id=f"s{next(self._ids)}",
+            merchant=self.merchant,
+            room_id=self.room_id,
+            cluster_id=cluster.cluster_id,
+            topic=",".join(sorted(cluster.topics)) or None,
+            label=label,
+            message=message,
+            say=say,
+            facts=[FactRef(fact_id=f.id, sku=f.sku, text=f.text) for f in ans.facts],
+            sku=cluster.sku,
+            viewers=cluster.heat,
+            examples=cluster.examples[:5],
+            created_at=self.clock(),
+            latency_ms=round(latency, 2),
+        )
         self._recent.appendleft(s)
         self.by_cluster[cluster.cluster_id] = s
         if len(self.by_cluster) > 2000:

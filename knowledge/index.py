@@ -1,5 +1,6 @@
 """Hybrid retrieval over one KB version: FAISS dense + character BM25, fused by reciprocal rank,
 with a boost for facts of the product the question names (also by alias, partial name or typo)."""
+
 from __future__ import annotations
 
 import json
@@ -77,8 +78,7 @@ class ProductMatcher:
                 if strength <= 0:
                     break
                 out[self._skus[i]] = max(out.get(self._skus[i], 0.0), strength)
-        for a, _, j in process.extract(q, self._alias_list, scorer=fuzz.partial_ratio, score_cutoff=90,
-                                       limit=20):
+        for a, _, j in process.extract(q, self._alias_list, scorer=fuzz.partial_ratio, score_cutoff=90, limit=20):
             sku = self._skus[self._alias_row[j]]
             if a in q:
                 out[sku] = 1.0
@@ -143,8 +143,14 @@ def _strip_common(name: str) -> str:
 
 
 class HybridIndex:
-    def __init__(self, facts: list[Fact], vectors: np.ndarray, products: Sequence[Product],
-                 bm25: bm25s.BM25 | None = None, dense: faiss.Index | None = None):
+    def __init__(
+        self,
+        facts: list[Fact],
+        vectors: np.ndarray,
+        products: Sequence[Product],
+        bm25: bm25s.BM25 | None = None,
+        dense: faiss.Index | None = None,
+    ):
         self.facts = facts
         self._by_id = {f.id: f for f in facts}
         self._by_sku: dict[str, list[int]] = {}  # entity key (sku or doc:<id>) → fact rows
@@ -171,8 +177,14 @@ class HybridIndex:
     def fact(self, fact_id: str) -> Fact | None:
         return self._by_id.get(fact_id)
 
-    def search(self, query: str, qvec: np.ndarray, k: int = 5, params: RetrievalParams = RetrievalParams(),
-               skus: set[str | None] | None = None) -> list[SearchHit]:
+    def search(
+        self,
+        query: str,
+        qvec: np.ndarray,
+        k: int = 5,
+        params: RetrievalParams = RetrievalParams(),
+        skus: set[str | None] | None = None,
+    ) -> list[SearchHit]:
         n = len(self.facts)
         if n == 0 or not query.strip():
             return []
@@ -215,9 +227,19 @@ class HybridIndex:
                 continue
             key = _entity(f)
             b = params.boost_weight * boosts.get(key, 0.0) if key else 0.0
-            hits.append(SearchHit(fact_id=f.id, sku=f.sku, name=f.name, kind=f.kind, text=f.text,
-                                  score=round(base + b, 6), dense_rank=dense_rank.get(i),
-                                  bm25_rank=bm25_rank.get(i), product_boost=round(b, 6)))
+            hits.append(
+                SearchHit(
+                    fact_id=f.id,
+                    sku=f.sku,
+                    name=f.name,
+                    kind=f.kind,
+                    text=f.text,
+                    score=round(base + b, 6),
+                    dense_rank=dense_rank.get(i),
+                    bm25_rank=bm25_rank.get(i),
+                    product_boost=round(b, 6),
+                )
+            )
         hits.sort(key=lambda h: -h.score)
         ranked = sorted(boosts.items(), key=lambda kv: -kv[1]) + [("", 0.0)] * 3
         (k1, s1), (k2, s2), (_, s3) = ranked[:3]

@@ -1,4 +1,5 @@
 """Typed shapes of the merchant knowledge base: what imports produce and what retrieval returns."""
+
 from __future__ import annotations
 
 import re
@@ -110,9 +111,7 @@ class Catalog(BaseModel):
         return None
 
 
-FactKind = Literal[
-    "summary", "price", "stock", "spec", "selling_point", "faq", "suitable", "not_suitable", "doc", "qa"
-]
+FactKind = Literal["summary", "price", "stock", "spec", "selling_point", "faq", "suitable", "not_suitable", "doc", "qa"]
 
 
 class Fact(BaseModel):

@@ -9,6 +9,7 @@ Layout under ``<data_dir>/kb/<merchant>/``::
 A new version is built in ``versions/.build-*`` and renamed into place before ACTIVE moves, so a
 reader (in this process or another) sees the old version or the new one, never a half-built one.
 """
+
 from __future__ import annotations
 
 import os
@@ -134,8 +135,14 @@ class KnowledgeBase:
         index = HybridIndex.load(vdir, catalog.products)
         return LoadedVersion(merchant, version, catalog, index, {p.sku: p for p in catalog.products})
 
-    def search(self, merchant: str, query: str, k: int = 5, params: RetrievalParams | None = None,
-               skus: set[str | None] | None = None) -> tuple[str, list[SearchHit]]:
+    def search(
+        self,
+        merchant: str,
+        query: str,
+        k: int = 5,
+        params: RetrievalParams | None = None,
+        skus: set[str | None] | None = None,
+    ) -> tuple[str, list[SearchHit]]:
         """(version searched, hits). The version is read once, so all hits come from it."""
         snap = self.snapshot(merchant)
         qvec = self.embedder.encode([query])[0]
@@ -160,8 +167,15 @@ class KnowledgeBase:
         return Catalog.model_validate_json((self._vdir(merchant, version) / "catalog.json").read_text("utf-8"))
 
     # --- writing -------------------------------------------------------------------------
-    def import_files(self, merchant: str, paths: Sequence[Path], replace: bool = False, note: str = "",
-                     progress: Progress | None = None, if_changed: bool = False) -> VersionInfo:
+    def import_files(
+        self,
+        merchant: str,
+        paths: Sequence[Path],
+        replace: bool = False,
+        note: str = "",
+        progress: Progress | None = None,
+        if_changed: bool = False,
+    ) -> VersionInfo:
         """Parse, merge into the active catalog (upsert by sku / document / Q&A file), build, switch.
 
         Raises ``KBImportError`` (with file and row of every problem) before anything is written.
@@ -174,11 +188,11 @@ class KnowledgeBase:
             merged = merge_catalogs(base, fragment)
             if if_changed and active is not None and merged == self.catalog(merchant, active):
                 return next(v for v in self.versions(merchant) if v.version == active)
-            return self._publish(merchant, merged, note or "import " + ", ".join(Path(p).name for p in paths),
-                                 progress)
+            return self._publish(merchant, merged, note or "import " + ", ".join(Path(p).name for p in paths), progress)
 
-    def publish_catalog(self, merchant: str, catalog: Catalog, note: str,
-                        progress: Progress | None = None) -> VersionInfo:
+    def publish_catalog(
+        self, merchant: str, catalog: Catalog, note: str, progress: Progress | None = None
+    ) -> VersionInfo:
         """Publish a whole catalog as a new version (used by inline edits in the console)."""
         with self._write_lock(merchant):
             return self._publish(merchant, catalog, note, progress)
@@ -218,9 +232,16 @@ class KnowledgeBase:
         build.mkdir()
         index.save(build)
         (build / "catalog.json").write_text(catalog.model_dump_json(), encoding="utf-8")
-        info = VersionInfo(merchant=merchant, version=version, created_at=datetime.now(UTC).isoformat(),
-                           products=len(catalog.products), facts=len(facts), documents=len(catalog.documents),
-                           embedded=embedded, note=note[:500])
+        info = VersionInfo(
+            merchant=merchant,
+            version=version,
+            created_at=datetime.now(UTC).isoformat(),
+            products=len(catalog.products),
+            facts=len(facts),
+            documents=len(catalog.documents),
+            embedded=embedded,
+            note=note[:500],
+        )
         (build / "manifest.json").write_text(info.model_dump_json(indent=1), encoding="utf-8")
         _fsync_dir(build)
         os.rename(build, vroot / version)
@@ -249,8 +270,9 @@ def merge_catalogs(base: Catalog, new: Catalog) -> Catalog:
     qas = {q.source: q for q in base.qa_sets}
     qas.update({q.source: q for q in new.qa_sets})
     merchant = new.merchant if (new.merchant.name or new.merchant.id) else base.merchant
-    return Catalog(merchant=merchant, products=list(products.values()), documents=list(docs.values()),
-                   qa_sets=list(qas.values()))
+    return Catalog(
+        merchant=merchant, products=list(products.values()), documents=list(docs.values()), qa_sets=list(qas.values())
+    )
 
 
 def _fsync_dir(path: Path) -> None:

@@ -1,4 +1,5 @@
 """Text normalisation and the character-level tokens the BM25 index works on."""
+
 from __future__ import annotations
 
 import re

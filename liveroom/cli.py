@@ -1,4 +1,5 @@
 """`liveroom` command line."""
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,14 @@ def _progress_bar(enabled: bool):
     """A rich progress bar driven by the KB's (stage, done, total) callbacks; on stderr."""
     if not enabled:
         return None, None
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err, transient=False)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
     tasks: dict[str, int] = {}
 
     def cb(stage: str, done: int, total: int) -> None:
@@ -81,8 +88,9 @@ def kb_import(
             with bar:
                 info = c.kb.import_files(merchant, files, replace=replace, progress=cb, if_changed=if_changed)
         else:
-            info = c.kb.import_files(merchant, files, replace=replace, if_changed=if_changed,
-                                        progress=_line_progress if not quiet else None)
+            info = c.kb.import_files(
+                merchant, files, replace=replace, if_changed=if_changed, progress=_line_progress if not quiet else None
+            )
     except KBImportError as e:
         for issue in e.issues:
             err.print(f"[red]error[/red] {escape(str(issue))}")
@@ -92,8 +100,15 @@ def kb_import(
         err.print(f"[red]error[/red] {escape(str(e))}")
         raise typer.Exit(2)
     if as_json:
-        _print_json({"merchant": info.merchant, "version": info.version, "products": info.products,
-                     "facts": info.facts, "embedded": info.embedded})
+        _print_json(
+            {
+                "merchant": info.merchant,
+                "version": info.version,
+                "products": info.products,
+                "facts": info.facts,
+                "embedded": info.embedded,
+            }
+        )
     else:
         print(info.version)
 
@@ -107,8 +122,15 @@ def _expand(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files.extend(sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith(".")
-                                and x.suffix.lower() in {".json", ".csv", ".xlsx", ".md", ".markdown", ".txt"}))
+            files.extend(
+                sorted(
+                    x
+                    for x in p.rglob("*")
+                    if x.is_file()
+                    and not x.name.startswith(".")
+                    and x.suffix.lower() in {".json", ".csv", ".xlsx", ".md", ".markdown", ".txt"}
+                )
+            )
         else:
             files.append(p)
     return files
@@ -129,8 +151,14 @@ def kb_search(
         err.print(f"[red]error[/red] {escape(str(e))}")
         raise typer.Exit(2)
     if as_json:
-        _print_json({"version": version, "results": [
-            {"sku": h.sku, "name": h.name, "fact_id": h.fact_id, "text": h.text, "score": h.score} for h in hits]})
+        _print_json(
+            {
+                "version": version,
+                "results": [
+                    {"sku": h.sku, "name": h.name, "fact_id": h.fact_id, "text": h.text, "score": h.score} for h in hits
+                ],
+            }
+        )
         return
     t = Table("score", "sku", "fact", "text", title=f"{merchant} {version}")
     for h in hits:
@@ -139,8 +167,9 @@ def kb_search(
 
 
 @kb_app.command("versions")
-def kb_versions(merchant: str = typer.Option(..., "--merchant", "-m"),
-                as_json: bool = typer.Option(False, "--json")) -> None:
+def kb_versions(
+    merchant: str = typer.Option(..., "--merchant", "-m"), as_json: bool = typer.Option(False, "--json")
+) -> None:
     """List KB versions; the active one is marked."""
     vs = Container().kb.versions(merchant)
     if as_json:
@@ -148,8 +177,15 @@ def kb_versions(merchant: str = typer.Option(..., "--merchant", "-m"),
         return
     t = Table("", "version", "created", "products", "facts", "embedded", "note")
     for v in vs:
-        t.add_row("*" if v.active else "", v.version, v.created_at[:19], str(v.products), str(v.facts),
-                  str(v.embedded), v.note)
+        t.add_row(
+            "*" if v.active else "",
+            v.version,
+            v.created_at[:19],
+            str(v.products),
+            str(v.facts),
+            str(v.embedded),
+            v.note,
+        )
     out.print(t)
 
 
@@ -165,8 +201,9 @@ def kb_restore(version: str, merchant: str = typer.Option(..., "--merchant", "-m
 
 
 @eval_app.command("retrieval")
-def eval_retrieval(merchant: str = typer.Option("evaldemo", "--merchant", "-m"),
-                   as_json: bool = typer.Option(False, "--json")) -> None:
+def eval_retrieval(
+    merchant: str = typer.Option("evaldemo", "--merchant", "-m"), as_json: bool = typer.Option(False, "--json")
+) -> None:
     """Recall@1/@3 of the demo question set: dense-only, BM25-only and hybrid side by side."""
     from evals.retrieval import main as run
 
@@ -183,8 +220,14 @@ def serve(host: str | None = None, port: int | None = None) -> None:
     s = Settings()
     # Frames up to 1 MiB reach the app (which answers oversized ones with an error frame);
     # beyond that the protocol layer closes the socket.
-    uvicorn.run("server:create_app", factory=True, host=host or s.host, port=port or s.port, log_level="info",
-                ws_max_size=1 << 20)
+    uvicorn.run(
+        "server:create_app",
+        factory=True,
+        host=host or s.host,
+        port=port or s.port,
+        log_level="info",
+        ws_max_size=1 << 20,
+    )
 
 
 def _answer_once(merchant: str, viewer: str, question: str, use_llm: bool):
@@ -197,8 +240,9 @@ def _answer_once(merchant: str, viewer: str, question: str, use_llm: bool):
         try:
             if use_llm:
                 await c.start_llm()
-            return await c.agent.answer(ViewerMessage(merchant=merchant, viewer_id=viewer, text=question,
-                                                      channel="api"))
+            return await c.agent.answer(
+                ViewerMessage(merchant=merchant, viewer_id=viewer, text=question, channel="api")
+            )
         finally:
             await c.aclose()
 
@@ -220,18 +264,30 @@ def ask(
         err.print(f"[red]error[/red] {escape(str(e))}")
         raise typer.Exit(2)
     if as_json:
-        _print_json({"answer": ans.answer, "citations": [c.model_dump() for c in ans.citations],
-                     "tool_calls": [t.model_dump(include={"name", "arguments", "result"}) for t in ans.tool_calls],
-                     "refused": ans.refused, "path": ans.path, "latency_ms": ans.latency_ms})
+        _print_json(
+            {
+                "answer": ans.answer,
+                "citations": [c.model_dump() for c in ans.citations],
+                "tool_calls": [t.model_dump(include={"name", "arguments", "result"}) for t in ans.tool_calls],
+                "refused": ans.refused,
+                "path": ans.path,
+                "latency_ms": ans.latency_ms,
+            }
+        )
     else:
         print(f"{ans.answer}  [{ans.label}]")
-        err.print(f"path={ans.path} latency={ans.latency_ms}ms citations={[c.fact_id for c in ans.citations]}",
-                  highlight=False)
+        err.print(
+            f"path={ans.path} latency={ans.latency_ms}ms citations={[c.fact_id for c in ans.citations]}",
+            highlight=False,
+        )
 
 
 @app.command("chat")
-def chat(merchant: str = typer.Option(..., "--merchant", "-m"), viewer: str = typer.Option("cli-viewer", "--viewer"),
-         no_llm: bool = typer.Option(False, "--no-llm")) -> None:
+def chat(
+    merchant: str = typer.Option(..., "--merchant", "-m"),
+    viewer: str = typer.Option("cli-viewer", "--viewer"),
+    no_llm: bool = typer.Option(False, "--no-llm"),
+) -> None:
     """Interactive terminal chat with the agent (Ctrl-D to quit)."""
     import asyncio
 
@@ -256,8 +312,10 @@ def chat(merchant: str = typer.Option(..., "--merchant", "-m"), viewer: str = ty
                     if isinstance(ev, AnswerDelta):
                         out.print(ev.text, end="", highlight=False)
                     else:
-                        out.print(f"  [dim][{ev.label} · {ev.path} · {ev.latency_ms:.0f}ms · "
-                                  f"{', '.join(c.fact_id for c in ev.citations)}][/dim]")
+                        out.print(
+                            f"  [dim][{ev.label} · {ev.path} · {ev.latency_ms:.0f}ms · "
+                            f"{', '.join(c.fact_id for c in ev.citations)}][/dim]"
+                        )
         finally:
             await c.aclose()
 

@@ -3,6 +3,7 @@
 Built once per process (server, CLI command) and handed down explicitly; FastAPI routes get it
 through dependency injection (``server.get_container``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -10,17 +11,17 @@ from functools import cached_property
 
 from agent.bus import AnswerBus
 from agent.core import Agent, AgentConfig
-from audience.service import AudienceService
 from agent.embedded import EmbeddedLLMServer
 from agent.llm import LLMClient
 from agent.memory import Memory
+from audience.service import AudienceService
+from core.settings import Settings
 from knowledge.embedder import Embedder, UseEmbedder
 from knowledge.store import KnowledgeBase
-from core.settings import Settings
+from prompts.store import PromptStore
 from tools.audience_tools import audience_tools
 from tools.catalog import catalog_tools
 from tools.contracts import CouponLedger, ProfileStore
-from prompts.store import PromptStore
 from tools.registry import ToolRegistry
 from vision import ImageStore, VisionService
 
@@ -83,8 +84,9 @@ class Container:
     def agent(self) -> Agent:
         if self.settings.llm_vision:
             self.agent_config.vision_model = True
-        agent = Agent(self.kb, self.tools, self.llm, self.memory, self.agent_config, vision=self.vision,
-                      answers=self.answer_bus)
+        agent = Agent(
+            self.kb, self.tools, self.llm, self.memory, self.agent_config, vision=self.vision, answers=self.answer_bus
+        )
         agent.prompt_store = self.prompts  # merchants' published prompt overrides
         return agent
 
@@ -94,9 +96,13 @@ class Container:
         if s.llm_backend == "embedded":
             from core.provision import model_path
 
-            self.llm_server = EmbeddedLLMServer(model_path(s, s.embedded_model), threads=s.llm_threads,
-                                                ctx=s.llm_ctx, port=s.llm_port,
-                                                log_path=s.data_dir / "logs" / "embedded-llm.log")
+            self.llm_server = EmbeddedLLMServer(
+                model_path(s, s.embedded_model),
+                threads=s.llm_threads,
+                ctx=s.llm_ctx,
+                port=s.llm_port,
+                log_path=s.data_dir / "logs" / "embedded-llm.log",
+            )
             await self.llm_server.start()
             self.llm = LLMClient(self.llm_server.base_url, self.llm_server.alias, flavor="llama")
         else:

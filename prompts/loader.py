@@ -8,6 +8,7 @@ versions. ``render`` uses the published override of the merchant in scope (see `
 shipped file otherwise; ``render_for(merchant, name, ...)`` names the merchant explicitly. Drafts only
 ever apply inside ``scope(..., drafts={...})`` (the console's side-by-side preview).
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,11 @@ class PromptError(BadRequest):
 
 
 def variables(template: str) -> set[str]:
-    return {m.group("named") or m.group("braced") for m in string.Template.pattern.finditer(template)
-            if m.group("named") or m.group("braced")}
+    return {
+        m.group("named") or m.group("braced")
+        for m in string.Template.pattern.finditer(template)
+        if m.group("named") or m.group("braced")
+    }
 
 
 def validate(name: str, text: str) -> None:
@@ -70,8 +74,9 @@ _scope: ContextVar[_Scope | None] = ContextVar("liveroom_prompt_scope", default=
 
 
 @contextmanager
-def scope(merchant: str | None, store: PromptStore | None = None,
-          drafts: Mapping[str, str] | None = None) -> Iterator[None]:
+def scope(
+    merchant: str | None, store: PromptStore | None = None, drafts: Mapping[str, str] | None = None
+) -> Iterator[None]:
     """Within this block (and tasks started in it), ``render`` uses ``merchant``'s published prompts
     from ``store`` (default: the configured data directory), and ``drafts`` over those."""
     token = _scope.set(_Scope(merchant, store, dict(drafts or {})))

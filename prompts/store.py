@@ -13,6 +13,7 @@ Layout under ``<data_dir>/prompts/<merchant>/``::
 Files are replaced atomically (``os.replace``); readers check the file's mtime per call (~10 µs), so a
 publish in another worker takes effect everywhere without a restart.
 """
+
 from __future__ import annotations
 
 import json
@@ -107,8 +108,13 @@ def problems(name: str, text: str) -> list[str]:
     if want - have:
         out.append("缺少变量：" + "、".join("${" + v + "}" for v in sorted(want - have)))
     if have - want:
-        out.append("未知变量：" + "、".join("${" + v + "}" for v in sorted(have - want))
-                   + "（可用变量：" + "、".join("${" + v + "}" for v in sorted(want)) + "）")
+        out.append(
+            "未知变量："
+            + "、".join("${" + v + "}" for v in sorted(have - want))
+            + "（可用变量："
+            + "、".join("${" + v + "}" for v in sorted(want))
+            + "）"
+        )
     if not out:
         try:
             string.Template(text).substitute({v: "x" for v in want})
@@ -147,8 +153,13 @@ class PromptStore:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return PromptState(merchant, name)
-        return PromptState(merchant, name, [PromptVersion(**v) for v in data.get("versions", [])],
-                           data.get("published"), data.get("draft"))
+        return PromptState(
+            merchant,
+            name,
+            [PromptVersion(**v) for v in data.get("versions", [])],
+            data.get("published"),
+            data.get("draft"),
+        )
 
     def _save(self, st: PromptState) -> None:
         path = self._file(st.merchant, st.name)
@@ -190,8 +201,10 @@ class PromptStore:
         st = self.state(merchant, name)
         cur = st.published or 0
         out = [{"version": 0, "author": "系统", "at": None, "note": "系统默认模板", "published": cur == 0}]
-        out += [{"version": v.version, "author": v.author, "at": v.at, "note": v.note, "published": cur == v.version}
-                for v in st.versions]
+        out += [
+            {"version": v.version, "author": v.author, "at": v.at, "note": v.note, "published": cur == v.version}
+            for v in st.versions
+        ]
         return list(reversed(out))
 
     def text(self, merchant: str, name: str, version: int) -> str:
@@ -224,8 +237,9 @@ class PromptStore:
                     raise PromptError("没有可发布的草稿")
                 text = st.draft["text"]
             validate(name, text)
-            v = PromptVersion(max((x.version for x in st.versions), default=0) + 1, text, author, time.time(),
-                              note[:200])
+            v = PromptVersion(
+                max((x.version for x in st.versions), default=0) + 1, text, author, time.time(), note[:200]
+            )
             st.versions.append(v)
             st.published = v.version
             st.draft = None
@@ -238,8 +252,13 @@ class PromptStore:
             st = self.state(merchant, name)
             text = st.text_of(int(version), default_text(name))
             validate(name, text)
-            v = PromptVersion(max((x.version for x in st.versions), default=0) + 1, text, author, time.time(),
-                              f"恢复自 v{int(version)}")
+            v = PromptVersion(
+                max((x.version for x in st.versions), default=0) + 1,
+                text,
+                author,
+                time.time(),
+                f"恢复自 v{int(version)}",
+            )
             st.versions.append(v)
             st.published = v.version
             self._save(st)

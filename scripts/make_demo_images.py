@@ -7,6 +7,7 @@ variants, one per variant (``<sku>__<variant>.png``). The same catalog gives the
 pictures are synthetic packaging-like compositions (shape, colours, pattern, the product's name in
 Chinese, a barcode), not photos. Requires a CJK font (scripts/install_system_deps.sh installs one).
 """
+
 from __future__ import annotations
 
 import argparse

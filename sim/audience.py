@@ -4,6 +4,7 @@ Everything is derived from `random.Random(seed)`, so the same seed gives the sam
 ids; `seed_demo` records what it did and is a no-op the second time. All personal data here is
 obviously fake (演示用户…, 1380000…) and exists only to show that it never reaches the agent.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,15 +28,50 @@ DEMO_PRODUCTS: list[dict] = [
 ]
 
 DEMO_CAMPAIGNS: list[dict] = [
-    {"campaign_id": "DEMO-ALL20", "title": "全场满199减20", "kind": "amount", "amount": 20, "threshold": 199,
-     "budget_count": 500, "budget_money": 10000, "per_viewer_limit": 1},
-    {"campaign_id": "DEMO-NEW5", "title": "新人无门槛5元", "kind": "amount", "amount": 5, "threshold": 0,
-     "budget_count": 1000, "per_viewer_limit": 1, "eligible_tiers": ["路过", "围观"]},
-    {"campaign_id": "DEMO-FAN-LIP", "title": "铁粉专享口红9折", "kind": "discount", "discount": 0.9, "max_off": 30,
-     "budget_count": 200, "budget_money": 3000, "per_viewer_limit": 1, "eligible_tiers": ["铁粉"],
-     "eligible_tags": ["口红兴趣"], "skus": ["LS-001", "LS-002"]},
-    {"campaign_id": "DEMO-MEMBER50", "title": "会员满399减50", "kind": "amount", "amount": 50, "threshold": 399,
-     "budget_count": 100, "per_viewer_limit": 1, "members_only": True, "stackable": True},
+    {
+        "campaign_id": "DEMO-ALL20",
+        "title": "全场满199减20",
+        "kind": "amount",
+        "amount": 20,
+        "threshold": 199,
+        "budget_count": 500,
+        "budget_money": 10000,
+        "per_viewer_limit": 1,
+    },
+    {
+        "campaign_id": "DEMO-NEW5",
+        "title": "新人无门槛5元",
+        "kind": "amount",
+        "amount": 5,
+        "threshold": 0,
+        "budget_count": 1000,
+        "per_viewer_limit": 1,
+        "eligible_tiers": ["路过", "围观"],
+    },
+    {
+        "campaign_id": "DEMO-FAN-LIP",
+        "title": "铁粉专享口红9折",
+        "kind": "discount",
+        "discount": 0.9,
+        "max_off": 30,
+        "budget_count": 200,
+        "budget_money": 3000,
+        "per_viewer_limit": 1,
+        "eligible_tiers": ["铁粉"],
+        "eligible_tags": ["口红兴趣"],
+        "skus": ["LS-001", "LS-002"],
+    },
+    {
+        "campaign_id": "DEMO-MEMBER50",
+        "title": "会员满399减50",
+        "kind": "amount",
+        "amount": 50,
+        "threshold": 399,
+        "budget_count": 100,
+        "per_viewer_limit": 1,
+        "members_only": True,
+        "stackable": True,
+    },
 ]
 
 SEED_NAME = "demo-v1"
@@ -52,8 +88,12 @@ def demo_products(kb_demo_dir: Path | None = None) -> list[dict]:
             continue
         for p in data.get("products", []) if isinstance(data, dict) else []:
             if isinstance(p, dict) and p.get("sku"):
-                out[str(p["sku"])] = {"sku": str(p["sku"]), "name": p.get("name"), "category": p.get("category"),
-                                      "price": p.get("price")}
+                out[str(p["sku"])] = {
+                    "sku": str(p["sku"]),
+                    "name": p.get("name"),
+                    "category": p.get("category"),
+                    "price": p.get("price"),
+                }
     return list(out.values()) or [dict(p) for p in DEMO_PRODUCTS]
 
 
@@ -81,10 +121,14 @@ def gen_viewers(n: int, seed: int = 7, prefix: str = "dv") -> list[dict]:
         orders = 0 if rng.random() < 0.5 else min(40, int(rng.expovariate(1 / 3)) + 1)
         aov = math.exp(rng.gauss(math.log(160), 0.6))
         propensity = rng.random()
-        v = {"viewer_id": f"{prefix}{i:05d}", "member": member,
-             "member_level": rng.choice(["银卡", "金卡", "黑金"]) if member else None,
-             "orders": orders, "spent": round(orders * aov, 2),
-             "coupon_orders": sum(rng.random() < propensity for _ in range(orders))}
+        v = {
+            "viewer_id": f"{prefix}{i:05d}",
+            "member": member,
+            "member_level": rng.choice(["银卡", "金卡", "黑金"]) if member else None,
+            "orders": orders,
+            "spent": round(orders * aov, 2),
+            "coupon_orders": sum(rng.random() < propensity for _ in range(orders)),
+        }
         if known:
             v["age_band"] = rng.choices(["18-24", "25-34", "35-44", "45+"], [30, 40, 20, 10])[0]
             v["gender"] = rng.choices(["female", "male", "other"], [75, 22, 3])[0]
@@ -95,9 +139,17 @@ def gen_viewers(n: int, seed: int = 7, prefix: str = "dv") -> list[dict]:
     return out
 
 
-def gen_session(viewers: list[dict], products: list[dict], *, seed: int = 7, end: float | None = None,
-                minutes: int = 60, attendance: float = 0.5, heartbeat_s: int = 60,
-                id_prefix: str = "demo") -> list[dict]:
+def gen_session(
+    viewers: list[dict],
+    products: list[dict],
+    *,
+    seed: int = 7,
+    end: float | None = None,
+    minutes: int = 60,
+    attendance: float = 0.5,
+    heartbeat_s: int = 60,
+    id_prefix: str = "demo",
+) -> list[dict]:
     """One live session ending at `end`: the host presents products in segments; viewers enter, watch
     (heartbeats name the sku on screen), click, cart, buy, comment, like, share and claim coupons."""
     rng = random.Random(seed * 7919 + 1)
@@ -114,8 +166,7 @@ def gen_session(viewers: list[dict], products: list[dict], *, seed: int = 7, end
     def add(vid: str, typ: str, ts: float, **kw) -> None:
         nonlocal n
         n += 1
-        events.append({"event_id": f"{id_prefix}-{seed}-{n}", "viewer_id": vid, "type": typ, "ts": round(ts, 3),
-                       **kw})
+        events.append({"event_id": f"{id_prefix}-{seed}-{n}", "viewer_id": vid, "type": typ, "ts": round(ts, 3), **kw})
 
     for v in viewers:
         if rng.random() > attendance:
@@ -149,8 +200,15 @@ def gen_session(viewers: list[dict], products: list[dict], *, seed: int = 7, end
                 add(vid, "coupon_claim", tc + 1, campaign_id="DEMO-ALL20")
             if rng.random() < (0.6 if fan else 0.35):
                 used = rng.random() < 0.3
-                add(vid, "purchase", min(end, tc + rng.random() * 120), sku=fav, amount=price[fav],
-                    order_id=f"{id_prefix}-o-{seed}-{n}", coupon_used=used)
+                add(
+                    vid,
+                    "purchase",
+                    min(end, tc + rng.random() * 120),
+                    sku=fav,
+                    amount=price[fav],
+                    order_id=f"{id_prefix}-o-{seed}-{n}",
+                    coupon_used=used,
+                )
         if t0 + stay < end - 1:
             add(vid, "leave", t0 + stay)
     events.sort(key=lambda e: e["ts"])
@@ -159,11 +217,12 @@ def gen_session(viewers: list[dict], products: list[dict], *, seed: int = 7, end
 
 def _batches(xs: list, n: int) -> Iterator[list]:
     for i in range(0, len(xs), n):
-        yield xs[i:i + n]
+        yield xs[i : i + n]
 
 
-def seed_demo(svc, merchant: str = "demo", viewers: int = 3000, seed: int = 7, *, force: bool = False,
-              minutes: int = 60) -> dict:
+def seed_demo(
+    svc, merchant: str = "demo", viewers: int = 3000, seed: int = 7, *, force: bool = False, minutes: int = 60
+) -> dict:
     """Idempotent: the second run with the same arguments returns the first run's summary."""
     from audience.coupons import CampaignExists
 
@@ -187,7 +246,14 @@ def seed_demo(svc, merchant: str = "demo", viewers: int = 3000, seed: int = 7, *
     accepted = 0
     for b in _batches(events, svc.max_batch):
         accepted += svc.ingest(merchant, b).accepted
-    info = {"merchant": merchant, "viewers": len(vs), "products": len(products), "campaigns": made,
-            "events": len(events), "accepted": accepted, "elapsed_s": round(time.perf_counter() - t0, 2)}
+    info = {
+        "merchant": merchant,
+        "viewers": len(vs),
+        "products": len(products),
+        "campaigns": made,
+        "events": len(events),
+        "accepted": accepted,
+        "elapsed_s": round(time.perf_counter() - t0, 2),
+    }
     svc.mark_seeded(merchant, name, info)
     return {**info, "skipped": False}

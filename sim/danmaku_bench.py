@@ -6,6 +6,7 @@ Result keys: ``ingested_per_s`` (messages fully processed per second of the run)
 ``clusters`` (clusters in the window at the end), ``dropped`` (messages lost: queue overflow), plus
 context (offered rate, kinds, embedding cache hits, CPU).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -49,15 +50,24 @@ def ensure_kb(merchant: str = "demo", data_dir: str | None = None):
     return kb, emb
 
 
-async def run_bench(rate: int = 2000, seconds: float = 30.0, merchant: str = "demo", data_dir: str | None = None,
-                    unique: float = 0.05, replies_per_s: float = 10.0, seed: int = 7, kb_emb: Any = None) -> dict:
+async def run_bench(
+    rate: int = 2000,
+    seconds: float = 30.0,
+    merchant: str = "demo",
+    data_dir: str | None = None,
+    unique: float = 0.05,
+    replies_per_s: float = 10.0,
+    seed: int = 7,
+    kb_emb: Any = None,
+) -> dict:
     kb, emb = kb_emb or ensure_kb(merchant, data_dir)
     snap = kb.snapshot(merchant)
     products = [p for p in snap.catalog.products][:10]
     emb.encode(["预热"])
     products = products or [p for p in snap.catalog.products]
-    room = HostRoom(merchant, "bench", kb=kb, embed=emb.encode, audience=None,
-                    config=RoomConfig(replies_per_s=replies_per_s))
+    room = HostRoom(
+        merchant, "bench", kb=kb, embed=emb.encode, audience=None, config=RoomConfig(replies_per_s=replies_per_s)
+    )
     sub = room.bus.subscribe(["suggestion"], maxsize=100_000)
     received: list[float] = []
 
@@ -124,18 +134,26 @@ async def run_bench(rate: int = 2000, seconds: float = 30.0, merchant: str = "de
     await room.aclose()
     return {
         "ingested_per_s": round(processed / elapsed, 1),
-        "suggestion_latency_ms": {"p50": _pct(lat, 50), "p95": _pct(lat, 95), "max": _pct(lat, 100),
-                                  "n": len(lat)},
+        "suggestion_latency_ms": {"p50": _pct(lat, 50), "p95": _pct(lat, 95), "max": _pct(lat, 100), "n": len(lat)},
         "clusters": cs["clusters"],
         "dropped": cs["dropped"] + (sent - processed),
-        "sent": sent, "offered_per_s": round(sent / send_s, 1), "rate_target": rate, "seconds": seconds,
+        "sent": sent,
+        "offered_per_s": round(sent / send_s, 1),
+        "rate_target": rate,
+        "seconds": seconds,
         "capacity_per_s": round(capacity, 1),
-        "elapsed_s": round(elapsed, 2), "kinds": kinds,
-        "questions_clustered": cs["processed"], "embedded": cs["embedded"],
+        "elapsed_s": round(elapsed, 2),
+        "kinds": kinds,
+        "questions_clustered": cs["processed"],
+        "embedded": cs["embedded"],
         "embed_cache_hit_rate": round(cs["cache_hits"] / max(1, cs["processed"]), 3),
         "embed_batch_ms_p95": _pct(list(room.clusterer.batch_ms), 95),
-        "suggestions_received": n_received, "replies": replies, "replies_skipped": skipped,
-        "cpu_s": round(cpu, 2), "cpu_util": round(cpu / elapsed, 2), "cores": os.cpu_count(),
+        "suggestions_received": n_received,
+        "replies": replies,
+        "replies_skipped": skipped,
+        "cpu_s": round(cpu, 2),
+        "cpu_util": round(cpu / elapsed, 2),
+        "cores": os.cpu_count(),
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "targets": {"ingested_per_s": rate, "suggestion_p95_ms": 200},
     }
@@ -147,7 +165,9 @@ def bench_danmaku(rate: int = 2000, seconds: float = 30.0, **kw) -> dict:
 
 def summary(res: dict) -> str:
     lat = res["suggestion_latency_ms"]
-    return (f"{res['sent']} danmaku at {res['offered_per_s']}/s offered → {res['ingested_per_s']}/s ingested, "
-            f"{res['dropped']} dropped; {lat['n']} suggestions, latency p50 {lat['p50']} ms, p95 {lat['p95']} ms; "
-            f"{res['clusters']} clusters; capacity {res['capacity_per_s']}/s; embedded {res['embedded']} texts (cache hit rate "
-            f"{res['embed_cache_hit_rate']:.0%}); CPU {res['cpu_util']:.0%} of one core")
+    return (
+        f"{res['sent']} danmaku at {res['offered_per_s']}/s offered → {res['ingested_per_s']}/s ingested, "
+        f"{res['dropped']} dropped; {lat['n']} suggestions, latency p50 {lat['p50']} ms, p95 {lat['p95']} ms; "
+        f"{res['clusters']} clusters; capacity {res['capacity_per_s']}/s; embedded {res['embedded']} texts (cache hit rate "
+        f"{res['embed_cache_hit_rate']:.0%}); CPU {res['cpu_util']:.0%} of one core"
+    )

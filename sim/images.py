@@ -5,6 +5,7 @@ Nothing here is used to answer a viewer; it only makes pictures to index and to 
 Every function takes its randomness from an explicit seed, so the same inputs give the same pixels
 (on the same Pillow/FreeType and font).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -111,15 +112,52 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, f: ImageFont.FreeTypeFont, width
 # --- product shots ------------------------------------------------------------------------------
 
 _SHAPES_BY_WORD: list[tuple[str, str]] = [
-    ("口红", "lipstick"), ("唇釉", "wand"), ("睫毛膏", "wand"), ("眼线笔", "pencil"), ("眉笔", "pencil"),
-    ("眼影盘", "palette"), ("气垫", "compact"), ("腮红", "compact"), ("散粉", "jar"), ("粉底液", "square_bottle"),
-    ("精华液", "dropper"), ("精华油", "dropper"), ("面霜", "jar"), ("眼霜", "jar"), ("爽肤水", "tall_bottle"),
-    ("卸妆油", "pump"), ("身体乳", "pump"), ("洁面", "tube"), ("防晒", "tube"), ("面膜", "sachet"),
-    ("棉片", "tub"), ("连衣裙", "dress"), ("半身裙", "skirt"), ("牛仔裤", "trousers"), ("西装裤", "trousers"),
-    ("开衫", "top"), ("T恤", "top"), ("大衣", "coat"), ("羽绒服", "coat"), ("衬衫", "top"), ("防晒衣", "coat"),
-    ("打底衫", "top"), ("卫衣", "top"), ("礼盒", "giftbox"), ("月饼", "giftbox"), ("咖啡", "box"), ("欧包", "bag"),
-    ("燕麦", "box"), ("茶", "box"), ("蛋黄酥", "box"), ("坚果", "pouch"), ("巴旦木", "pouch"), ("牛肉干", "pouch"),
-    ("草莓", "pouch"), ("海苔", "pouch"), ("酸奶", "pouch"),
+    ("口红", "lipstick"),
+    ("唇釉", "wand"),
+    ("睫毛膏", "wand"),
+    ("眼线笔", "pencil"),
+    ("眉笔", "pencil"),
+    ("眼影盘", "palette"),
+    ("气垫", "compact"),
+    ("腮红", "compact"),
+    ("散粉", "jar"),
+    ("粉底液", "square_bottle"),
+    ("精华液", "dropper"),
+    ("精华油", "dropper"),
+    ("面霜", "jar"),
+    ("眼霜", "jar"),
+    ("爽肤水", "tall_bottle"),
+    ("卸妆油", "pump"),
+    ("身体乳", "pump"),
+    ("洁面", "tube"),
+    ("防晒", "tube"),
+    ("面膜", "sachet"),
+    ("棉片", "tub"),
+    ("连衣裙", "dress"),
+    ("半身裙", "skirt"),
+    ("牛仔裤", "trousers"),
+    ("西装裤", "trousers"),
+    ("开衫", "top"),
+    ("T恤", "top"),
+    ("大衣", "coat"),
+    ("羽绒服", "coat"),
+    ("衬衫", "top"),
+    ("防晒衣", "coat"),
+    ("打底衫", "top"),
+    ("卫衣", "top"),
+    ("礼盒", "giftbox"),
+    ("月饼", "giftbox"),
+    ("咖啡", "box"),
+    ("欧包", "bag"),
+    ("燕麦", "box"),
+    ("茶", "box"),
+    ("蛋黄酥", "box"),
+    ("坚果", "pouch"),
+    ("巴旦木", "pouch"),
+    ("牛肉干", "pouch"),
+    ("草莓", "pouch"),
+    ("海苔", "pouch"),
+    ("酸奶", "pouch"),
 ]
 _SHAPES = ["dropper", "jar", "tube", "box", "pouch", "tall_bottle"]
 
@@ -136,7 +174,7 @@ def shape_for(name: str, rng: random.Random, category: str = "") -> str:
 def short_name(name: str, brand: str = "暖光") -> str:
     n = name.strip()
     if n.startswith(brand):
-        n = n[len(brand):].strip()
+        n = n[len(brand) :].strip()
     return n
 
 
@@ -150,8 +188,9 @@ def product_images_plan(product: Any) -> list[tuple[str | None, str]]:
     return plan
 
 
-def render_product_shot(product: Any, variant: str | None = None, size: int = 320, brand: str = "暖光",
-                        brand_latin: str = "NUANGUANG") -> Image.Image:
+def render_product_shot(
+    product: Any, variant: str | None = None, size: int = 320, brand: str = "暖光", brand_latin: str = "NUANGUANG"
+) -> Image.Image:
     """A packaging-like main image (主图) for a product, in the given colour variant."""
     sku = str(_get(product, "sku"))
     name = str(_get(product, "name"))
@@ -165,8 +204,11 @@ def render_product_shot(product: Any, variant: str | None = None, size: int = 32
         body_hex = cvs[0][1]
     hue = rng.random()
     bg = _hsv(hue, 0.10 + 0.12 * rng.random(), 0.93 + 0.06 * rng.random())
-    body = hex_to_rgb(body_hex) if body_hex else _hsv(hue + 0.35 + 0.3 * rng.random(), 0.45 + 0.4 * rng.random(),
-                                                        0.55 + 0.4 * rng.random())
+    body = (
+        hex_to_rgb(body_hex)
+        if body_hex
+        else _hsv(hue + 0.35 + 0.3 * rng.random(), 0.45 + 0.4 * rng.random(), 0.55 + 0.4 * rng.random())
+    )
     accent = _hsv(hue + 0.5 + 0.2 * rng.random(), 0.6 + 0.3 * rng.random(), 0.5 + 0.35 * rng.random())
     S = 640  # draw at 2x and downsample: smoother edges, like a real photo
     im = Image.new("RGB", (S, S), bg)
@@ -177,7 +219,9 @@ def render_product_shot(product: Any, variant: str | None = None, size: int = 32
     band_y = 0 if band_top else S - band_h
     stage = (0, band_h, S, S) if band_top else (0, 0, S, S - band_h)
     shape = shape_for(name, rng, category)
-    pattern = "floral" if "碎花" in (variant or "") or ("碎花" in name) else "plaid" if "格纹" in (variant or "") else None
+    pattern = (
+        "floral" if "碎花" in (variant or "") or ("碎花" in name) else "plaid" if "格纹" in (variant or "") else None
+    )
     _draw_shape(im, d, shape, stage, body, accent, rng, sku, pattern)
     # Title band: short name, spec line, brand mark, sku and a barcode.
     band_col = _hsv(hue + rng.choice([0.0, 0.5]), 0.25 + 0.5 * rng.random(), 0.25 + 0.7 * rng.random())
@@ -186,7 +230,7 @@ def render_product_shot(product: Any, variant: str | None = None, size: int = 32
     title = short_name(name, brand)
     size_m = re.search(r"\s(\S*\d+\S*)$", title)
     main_title = title[: size_m.start()] if size_m else title
-    sub = (size_m.group(1) if size_m else str(_get(product, "series") or category))
+    sub = size_m.group(1) if size_m else str(_get(product, "series") or category)
     if variant:
         sub = f"{sub} · {variant}" if sub else variant
     fsz = 50 if len(main_title) <= 9 else 42 if len(main_title) <= 12 else 36
@@ -254,9 +298,17 @@ def _background_pattern(d: ImageDraw.ImageDraw, S: int, bg: tuple[int, int, int]
             d.line((0, y, S, y), fill=col, width=3)
 
 
-def _draw_shape(im: Image.Image, d: ImageDraw.ImageDraw, shape: str, stage: tuple[int, int, int, int],
-                body: tuple[int, int, int], accent: tuple[int, int, int], rng: random.Random, sku: str,
-                pattern: str | None) -> None:
+def _draw_shape(
+    im: Image.Image,
+    d: ImageDraw.ImageDraw,
+    shape: str,
+    stage: tuple[int, int, int, int],
+    body: tuple[int, int, int],
+    accent: tuple[int, int, int],
+    rng: random.Random,
+    sku: str,
+    pattern: str | None,
+) -> None:
     x0, y0, x1, y1 = stage
     cx = (x0 + x1) // 2 + rng.randint(-60, 60)
     cy = (y0 + y1) // 2 + 20
@@ -272,8 +324,11 @@ def _draw_shape(im: Image.Image, d: ImageDraw.ImageDraw, shape: str, stage: tupl
         lr = random.Random(seed_of("label", sku))
         for i in range(3):
             yy = by0 + (by1 - by0) * (i + 2) // 6
-            d.line((bx0 + 8, yy, bx0 + 8 + lr.randint((bx1 - bx0) // 3, bx1 - bx0 - 16), yy),
-                   fill=_shade(accent, 0.8), width=3)
+            d.line(
+                (bx0 + 8, yy, bx0 + 8 + lr.randint((bx1 - bx0) // 3, bx1 - bx0 - 16), yy),
+                fill=_shade(accent, 0.8),
+                width=3,
+            )
 
     if shape in ("dropper", "tall_bottle", "pump", "square_bottle"):
         w = {"dropper": 150, "tall_bottle": 140, "pump": 150, "square_bottle": 190}[shape]
@@ -304,13 +359,23 @@ def _draw_shape(im: Image.Image, d: ImageDraw.ImageDraw, shape: str, stage: tupl
         w, hh = (170, h) if shape == "tube" else (260, h - 20)
         top = cy - hh // 2
         if shape == "tube":
-            d.polygon([(cx - w // 2, top), (cx + w // 2, top), (cx + w // 2 - 30, top + hh - 40),
-                       (cx - w // 2 + 30, top + hh - 40)], fill=body, outline=outline)
+            d.polygon(
+                [
+                    (cx - w // 2, top),
+                    (cx + w // 2, top),
+                    (cx + w // 2 - 30, top + hh - 40),
+                    (cx - w // 2 + 30, top + hh - 40),
+                ],
+                fill=body,
+                outline=outline,
+            )
             d.rectangle((cx - 34, top + hh - 40, cx + 34, top + hh), fill=cap)
             for i in range(6):
                 d.line((cx - w // 2 + 4, top + 6 + i * 5, cx + w // 2 - 4, top + 6 + i * 5), fill=outline, width=2)
         else:
-            d.rounded_rectangle((cx - w // 2, top, cx + w // 2, top + hh), radius=16, fill=body, outline=outline, width=4)
+            d.rounded_rectangle(
+                (cx - w // 2, top, cx + w // 2, top + hh), radius=16, fill=body, outline=outline, width=4
+            )
             for i in range(0, w, 14):
                 d.line((cx - w // 2 + i, top, cx - w // 2 + i + 7, top + 12), fill=outline, width=3)
         label_panel(cx - w // 2 + 34, top + 50, cx + w // 2 - 34, top + 50 + min(110, hh // 2))
@@ -324,12 +389,22 @@ def _draw_shape(im: Image.Image, d: ImageDraw.ImageDraw, shape: str, stage: tupl
                 d.polygon([(ox - 28, cy - 60), (ox + 28, cy - 60), (ox + 28, cy - 130), (ox - 28, cy - 100)], fill=body)
                 d.rectangle((ox + 60, cy - 20, ox + 160, cy + 60), fill=body, outline=outline, width=3)  # swatch
             elif shape == "wand":
-                d.rounded_rectangle((ox - 34, cy - h // 2 + 70, ox + 34, cy + h // 2), radius=20, fill=body,
-                                    outline=outline, width=4)
+                d.rounded_rectangle(
+                    (ox - 34, cy - h // 2 + 70, ox + 34, cy + h // 2), radius=20, fill=body, outline=outline, width=4
+                )
                 d.rectangle((ox - 30, cy - h // 2 + 10, ox + 30, cy - h // 2 + 70), fill=cap)
             else:
-                d.polygon([(ox - 18, cy - h // 2 + 10), (ox + 18, cy - h // 2 + 10), (ox + 18, cy + h // 2 - 40),
-                           (ox, cy + h // 2), (ox - 18, cy + h // 2 - 40)], fill=body, outline=outline)
+                d.polygon(
+                    [
+                        (ox - 18, cy - h // 2 + 10),
+                        (ox + 18, cy - h // 2 + 10),
+                        (ox + 18, cy + h // 2 - 40),
+                        (ox, cy + h // 2),
+                        (ox - 18, cy + h // 2 - 40),
+                    ],
+                    fill=body,
+                    outline=outline,
+                )
                 d.rectangle((ox - 18, cy - h // 2 + 10, ox + 18, cy - h // 2 + 50), fill=cap)
         d.rectangle((cx + 70, cy + 40, cx + 240, cy + 110), fill=label)
         d.text((cx + 80, cy + 52), sku.split("-")[-1], font=font(36), fill=_shade(accent, 0.6))
@@ -341,21 +416,37 @@ def _draw_shape(im: Image.Image, d: ImageDraw.ImageDraw, shape: str, stage: tupl
         for i in range(3):
             for j in range(3):
                 col = _hsv(0.05 + 0.06 * pr.random(), 0.3 + 0.5 * pr.random(), 0.35 + 0.6 * pr.random())
-                d.rectangle((cx - w // 2 + 20 + j * 100, top + 15 + i * 75, cx - w // 2 + 110 + j * 100,
-                             top + 80 + i * 75), fill=col)
+                d.rectangle(
+                    (cx - w // 2 + 20 + j * 100, top + 15 + i * 75, cx - w // 2 + 110 + j * 100, top + 80 + i * 75),
+                    fill=col,
+                )
     elif shape in ("box", "giftbox", "bag", "pouch"):
         w, hh = (300, 230) if shape in ("box", "giftbox") else (250, h - 10)
         top = cy - hh // 2
         if shape == "pouch":
-            d.polygon([(cx - w // 2 + 20, top), (cx + w // 2 - 20, top), (cx + w // 2, top + hh),
-                       (cx - w // 2, top + hh)], fill=body, outline=outline)
+            d.polygon(
+                [(cx - w // 2 + 20, top), (cx + w // 2 - 20, top), (cx + w // 2, top + hh), (cx - w // 2, top + hh)],
+                fill=body,
+                outline=outline,
+            )
             d.rectangle((cx - w // 2 + 20, top, cx + w // 2 - 20, top + 18), fill=_shade(body, 0.8))
         else:
             d.rectangle((cx - w // 2, top, cx + w // 2, top + hh), fill=body, outline=outline, width=4)
-            d.polygon([(cx - w // 2, top), (cx - w // 2 + 40, top - 36), (cx + w // 2 + 40, top - 36),
-                       (cx + w // 2, top)], fill=_shade(body, 1.15), outline=outline)
-            d.polygon([(cx + w // 2, top), (cx + w // 2 + 40, top - 36), (cx + w // 2 + 40, top + hh - 36),
-                       (cx + w // 2, top + hh)], fill=_shade(body, 0.75), outline=outline)
+            d.polygon(
+                [(cx - w // 2, top), (cx - w // 2 + 40, top - 36), (cx + w // 2 + 40, top - 36), (cx + w // 2, top)],
+                fill=_shade(body, 1.15),
+                outline=outline,
+            )
+            d.polygon(
+                [
+                    (cx + w // 2, top),
+                    (cx + w // 2 + 40, top - 36),
+                    (cx + w // 2 + 40, top + hh - 36),
+                    (cx + w // 2, top + hh),
+                ],
+                fill=_shade(body, 0.75),
+                outline=outline,
+            )
         if shape == "giftbox":
             d.rectangle((cx - 14, top, cx + 14, top + hh), fill=accent)
             d.rectangle((cx - w // 2, top + hh // 2 - 14, cx + w // 2, top + hh // 2 + 14), fill=accent)
@@ -388,43 +479,75 @@ def _draw_shape(im: Image.Image, d: ImageDraw.ImageDraw, shape: str, stage: tupl
         # hang tag
         tx, ty = cx + 110, cy - 40
         d.line((tx + 10, ty - 40, tx + 40, ty), fill=(80, 80, 80), width=3)
-        d.rounded_rectangle((tx, ty, tx + 120, ty + 150), radius=10, fill=(250, 248, 240), outline=(90, 90, 90),
-                            width=3)
+        d.rounded_rectangle(
+            (tx, ty, tx + 120, ty + 150), radius=10, fill=(250, 248, 240), outline=(90, 90, 90), width=3
+        )
         d.text((tx + 14, ty + 14), sku.split("-")[-1], font=font(36), fill=_shade(accent, 0.6))
         d.text((tx + 14, ty + 64), "暖光", font=font(30), fill=(40, 40, 40))
         tr = random.Random(seed_of("tag", sku))
         for i in range(3):
-            d.line((tx + 14, ty + 110 + i * 10, tx + 14 + tr.randint(40, 95), ty + 110 + i * 10), fill=(120, 120, 120),
-                   width=3)
+            d.line(
+                (tx + 14, ty + 110 + i * 10, tx + 14 + tr.randint(40, 95), ty + 110 + i * 10),
+                fill=(120, 120, 120),
+                width=3,
+            )
 
 
-def _draw_garment(d: ImageDraw.ImageDraw, shape: str, cx: int, cy: int, h: int, fill: Any, outline: Any,
-                  rng: random.Random) -> None:
+def _draw_garment(
+    d: ImageDraw.ImageDraw, shape: str, cx: int, cy: int, h: int, fill: Any, outline: Any, rng: random.Random
+) -> None:
     cx -= 60
     t = cy - h // 2
     if shape in ("top", "coat"):
         L = h if shape == "coat" else int(h * 0.8)
-        pts = [(cx - 60, t), (cx - 25, t + 18), (cx + 25, t + 18), (cx + 60, t), (cx + 130, t + 50),
-               (cx + 105, t + 110), (cx + 75, t + 85), (cx + 75, t + L), (cx - 75, t + L), (cx - 75, t + 85),
-               (cx - 105, t + 110), (cx - 130, t + 50)]
+        pts = [
+            (cx - 60, t),
+            (cx - 25, t + 18),
+            (cx + 25, t + 18),
+            (cx + 60, t),
+            (cx + 130, t + 50),
+            (cx + 105, t + 110),
+            (cx + 75, t + 85),
+            (cx + 75, t + L),
+            (cx - 75, t + L),
+            (cx - 75, t + 85),
+            (cx - 105, t + 110),
+            (cx - 130, t + 50),
+        ]
         d.polygon(pts, fill=fill, outline=outline)
         if shape == "coat":
             d.line((cx, t + 18, cx, t + L), fill=outline, width=4)
     elif shape == "dress":
-        pts = [(cx - 45, t), (cx + 45, t), (cx + 60, t + 100), (cx + 40, t + 140), (cx + 130, t + h),
-               (cx - 130, t + h), (cx - 40, t + 140), (cx - 60, t + 100)]
+        pts = [
+            (cx - 45, t),
+            (cx + 45, t),
+            (cx + 60, t + 100),
+            (cx + 40, t + 140),
+            (cx + 130, t + h),
+            (cx - 130, t + h),
+            (cx - 40, t + 140),
+            (cx - 60, t + 100),
+        ]
         d.polygon(pts, fill=fill, outline=outline)
     elif shape == "skirt":
         pts = [(cx - 70, t + 40), (cx + 70, t + 40), (cx + 140, t + h), (cx - 140, t + h)]
         d.polygon(pts, fill=fill, outline=outline)
     else:  # trousers
-        pts = [(cx - 85, t), (cx + 85, t), (cx + 100, t + h), (cx + 15, t + h), (cx, t + 90),
-               (cx - 15, t + h), (cx - 100, t + h)]
+        pts = [
+            (cx - 85, t),
+            (cx + 85, t),
+            (cx + 100, t + h),
+            (cx + 15, t + h),
+            (cx, t + 90),
+            (cx - 15, t + h),
+            (cx - 100, t + h),
+        ]
         d.polygon(pts, fill=fill, outline=outline)
         d.rectangle((cx - 85, t, cx + 85, t + 22), fill=fill, outline=outline)
 
 
 # --- viewer-style transforms --------------------------------------------------------------------
+
 
 def to_jpeg(img: Image.Image, quality: int) -> Image.Image:
     buf = io.BytesIO()
@@ -458,8 +581,26 @@ def t_jpeg(img: Image.Image, rng: random.Random) -> Image.Image:
     return to_jpeg(img, rng.randint(30, 60))
 
 
-DANMAKU = ["主播好", "这个有吗", "求链接", "多少钱", "上车了", "666", "已拍", "有优惠券吗", "好看", "几号链接",
-           "怎么买", "敏感肌能用吗", "来了来了", "拍了拍了", "发货快吗", "还有库存吗", "这个颜色好看", "主播穿什么码"]
+DANMAKU = [
+    "主播好",
+    "这个有吗",
+    "求链接",
+    "多少钱",
+    "上车了",
+    "666",
+    "已拍",
+    "有优惠券吗",
+    "好看",
+    "几号链接",
+    "怎么买",
+    "敏感肌能用吗",
+    "来了来了",
+    "拍了拍了",
+    "发货快吗",
+    "还有库存吗",
+    "这个颜色好看",
+    "主播穿什么码",
+]
 
 
 def t_screenshot(img: Image.Image, rng: random.Random, product_scale: float | None = None) -> Image.Image:
@@ -517,8 +658,14 @@ def t_photo(img: Image.Image, rng: random.Random) -> Image.Image:
     h, w = src.shape[:2]
     m = 0.08
     pts1 = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    pts2 = np.float32([[rng.uniform(0, m) * w, rng.uniform(0, m) * h], [w - rng.uniform(0, m) * w, rng.uniform(0, m) * h],
-                       [w - rng.uniform(0, m) * w, h - rng.uniform(0, m) * h], [rng.uniform(0, m) * w, h - rng.uniform(0, m) * h]])
+    pts2 = np.float32(
+        [
+            [rng.uniform(0, m) * w, rng.uniform(0, m) * h],
+            [w - rng.uniform(0, m) * w, rng.uniform(0, m) * h],
+            [w - rng.uniform(0, m) * w, h - rng.uniform(0, m) * h],
+            [rng.uniform(0, m) * w, h - rng.uniform(0, m) * h],
+        ]
+    )
     pad = int(0.15 * w)
     pts2 += pad
     M = cv2.getPerspectiveTransform(pts1, pts2)
@@ -540,8 +687,13 @@ def t_thumbnail(img: Image.Image, rng: random.Random) -> Image.Image:
 
 
 TRANSFORMS: dict[str, Callable[[Image.Image, random.Random], Image.Image]] = {
-    "crop": t_crop, "rotate": t_rotate, "scale": t_scale, "jpeg": t_jpeg, "screenshot": t_screenshot,
-    "photo": t_photo, "thumbnail": t_thumbnail,
+    "crop": t_crop,
+    "rotate": t_rotate,
+    "scale": t_scale,
+    "jpeg": t_jpeg,
+    "screenshot": t_screenshot,
+    "photo": t_photo,
+    "thumbnail": t_thumbnail,
 }
 
 
@@ -557,12 +709,24 @@ TRANSFORMS["mixed"] = t_mixed
 # --- unrelated pictures -------------------------------------------------------------------------
 
 OTHER_ITEMS = [
-    ("云朵 洗衣液", "2kg 薰衣草香"), ("山野 登山鞋", "防滑耐磨 42码"), ("极光 蓝牙耳机", "降噪 续航30小时"),
-    ("青禾 大米", "东北五常 5kg"), ("木子 保温杯", "316不锈钢 500ml"), ("星河 电动牙刷", "声波 三档"),
-    ("小满 猫粮", "全价成猫粮 2kg"), ("南山 绿茶", "明前龙井 250g"), ("橙心 抽纸", "3层 100抽 x 6包"),
-    ("远方 行李箱", "20寸 登机箱"), ("禾木 瑜伽垫", "加厚 10mm"), ("小熊 电饭煲", "3L 智能预约"),
-    ("晨光 中性笔", "0.5mm 黑色 12支"), ("安心 口罩", "一次性 50只"), ("鲜丰 苹果", "烟台红富士 5斤"),
-    ("森林 香薰机", "静音 大容量"), ("悦动 跳绳", "计数 轴承"), ("蓝海 洗发水", "控油 750ml"),
+    ("云朵 洗衣液", "2kg 薰衣草香"),
+    ("山野 登山鞋", "防滑耐磨 42码"),
+    ("极光 蓝牙耳机", "降噪 续航30小时"),
+    ("青禾 大米", "东北五常 5kg"),
+    ("木子 保温杯", "316不锈钢 500ml"),
+    ("星河 电动牙刷", "声波 三档"),
+    ("小满 猫粮", "全价成猫粮 2kg"),
+    ("南山 绿茶", "明前龙井 250g"),
+    ("橙心 抽纸", "3层 100抽 x 6包"),
+    ("远方 行李箱", "20寸 登机箱"),
+    ("禾木 瑜伽垫", "加厚 10mm"),
+    ("小熊 电饭煲", "3L 智能预约"),
+    ("晨光 中性笔", "0.5mm 黑色 12支"),
+    ("安心 口罩", "一次性 50只"),
+    ("鲜丰 苹果", "烟台红富士 5斤"),
+    ("森林 香薰机", "静音 大容量"),
+    ("悦动 跳绳", "计数 轴承"),
+    ("蓝海 洗发水", "控油 750ml"),
 ]
 
 
@@ -608,8 +772,11 @@ def unrelated_image(kind: str, seed: int, size: tuple[int, int] = (480, 480)) ->
         im = Image.new("RGB", (W, H), bg)
         d = ImageDraw.Draw(im)
         y = rng.randint(30, 120)
-        for line, sz in [(name, rng.randint(40, 60)), (spec, rng.randint(26, 36)),
-                         (rng.choice(["限时特惠", "买二送一", "官方旗舰店", "品质保证"]), 30)]:
+        for line, sz in [
+            (name, rng.randint(40, 60)),
+            (spec, rng.randint(26, 36)),
+            (rng.choice(["限时特惠", "买二送一", "官方旗舰店", "品质保证"]), 30),
+        ]:
             d.text((rng.randint(20, 60), y), line, font=font(sz), fill=tuple(rng.randint(0, 90) for _ in range(3)))
             y += sz + rng.randint(20, 50)
         return im
@@ -617,8 +784,9 @@ def unrelated_image(kind: str, seed: int, size: tuple[int, int] = (480, 480)) ->
         name, spec = rng.choice(OTHER_ITEMS)
         fake = {"sku": f"ZZ-{seed % 1000:03d}", "name": f"{name} {spec.split()[0]}", "category": "其他"}
         brand = name.split()[0]
-        return render_product_shot(fake, size=min(W, H), brand=brand, brand_latin=rng.choice(
-            ["CLOUD", "YUNDUO", "HOME", "LIFE", "MAX", "GO"]))
+        return render_product_shot(
+            fake, size=min(W, H), brand=brand, brand_latin=rng.choice(["CLOUD", "YUNDUO", "HOME", "LIFE", "MAX", "GO"])
+        )
     if kind == "screenshot":
         inner = unrelated_image(rng.choice(["text", "other_product", "shapes"]), seed + 1, (320, 320))
         return t_screenshot(inner, rng)
@@ -629,6 +797,7 @@ UNRELATED_KINDS = ["noise", "gradient", "shapes", "text", "other_product", "scre
 
 
 # --- printed labels (OCR) -----------------------------------------------------------------------
+
 
 def label_lines(product: Any, rng: random.Random) -> list[str]:
     name = str(_get(product, "name"))

@@ -8,6 +8,7 @@ different words), a flood of identical messages, a surge of entries with short s
 purchase slump (conversion drop). Events also go to the audience service in batches, so profiles
 (and the room mix) follow the show.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,10 +27,22 @@ log = logging.getLogger("liveroom.host")
 
 
 class ShowSimulator:
-    def __init__(self, room: HostRoom, timeline: Timeline, products: list[dict], *, viewers: int = 3000,
-                 seed: int = 7, audience: Any | None = None, scenarios: bool = True, attendance: float = 0.35,
-                 danmaku_per_comment: int = 2, step_s: float = 1.0, ingest_every_s: float = 10.0,
-                 max_audience_buffer: int = 20_000):
+    def __init__(
+        self,
+        room: HostRoom,
+        timeline: Timeline,
+        products: list[dict],
+        *,
+        viewers: int = 3000,
+        seed: int = 7,
+        audience: Any | None = None,
+        scenarios: bool = True,
+        attendance: float = 0.35,
+        danmaku_per_comment: int = 2,
+        step_s: float = 1.0,
+        ingest_every_s: float = 10.0,
+        max_audience_buffer: int = 20_000,
+    ):
         self.room, self.timeline = room, timeline
         self.products = {p["sku"]: p for p in products}
         self.viewers = gen_viewers(viewers, seed) if viewers else []
@@ -43,8 +56,14 @@ class ShowSimulator:
         self._skus = [getattr(s.segment, "sku", None) for s in slots]
         self._buf: list[dict] = []
         self._flush: asyncio.Task | None = None
-        self.stats = {"events": 0, "danmaku": 0, "audience_accepted": 0, "audience_rejected": 0,
-                      "audience_dropped": 0, "audience_errors": 0}
+        self.stats = {
+            "events": 0,
+            "danmaku": 0,
+            "audience_accepted": 0,
+            "audience_rejected": 0,
+            "audience_dropped": 0,
+            "audience_errors": 0,
+        }
 
     def sku_at(self, ts: float) -> str | None:
         i = bisect.bisect_right(self._starts, ts) - 1
@@ -61,8 +80,15 @@ class ShowSimulator:
     def hour(self, start: float, h: int) -> list[dict]:
         end = start + 3600
         prods = list(self.products.values()) or [{"sku": "X", "price": 100}]
-        evs = gen_session(self.viewers, prods, seed=self.seed * 1000 + h, end=end, minutes=60,
-                          attendance=self.attendance, id_prefix=f"sim-{self.room.room_id}-{int(start)}")
+        evs = gen_session(
+            self.viewers,
+            prods,
+            seed=self.seed * 1000 + h,
+            end=end,
+            minutes=60,
+            attendance=self.attendance,
+            id_prefix=f"sim-{self.room.room_id}-{int(start)}",
+        )
         rng = random.Random(self.seed * 7 + h)
         out: list[dict] = []
         for e in evs:
@@ -73,8 +99,14 @@ class ShowSimulator:
             out.append(e)
             if e["type"] == "comment":
                 for k in range(self.per_comment):
-                    out.append({"type": "danmaku", "viewer_id": e["viewer_id"], "ts": e["ts"] + k * 7.0,
-                                "text": self._text(rng, e["ts"])})
+                    out.append(
+                        {
+                            "type": "danmaku",
+                            "viewer_id": e["viewer_id"],
+                            "ts": e["ts"] + k * 7.0,
+                            "text": self._text(rng, e["ts"]),
+                        }
+                    )
         if self.scenarios:
             out += self._scenarios(start, h, rng, evs)
         out.sort(key=lambda x: x["ts"])
@@ -103,19 +135,28 @@ class ShowSimulator:
             topics = Q.BY_CATEGORY.get(self.category(self.sku_at(t)) or "", []) or Q.COMMON
             topic = rng.choice(topics)
             for i, v in enumerate(rng.sample(present, min(len(present), rng.randint(6, 12)))):
-                out.append({"type": "danmaku", "viewer_id": v, "ts": t + i * rng.uniform(1, 5),
-                            "text": Q.question(rng, topic)})
+                out.append(
+                    {"type": "danmaku", "viewer_id": v, "ts": t + i * rng.uniform(1, 5), "text": Q.question(rng, topic)}
+                )
         t = start + 12 * 60  # a flood: one viewer spamming, and a wall of identical chatter
         bot = present[0] if present else "bot"
         out += [{"type": "danmaku", "viewer_id": bot, "ts": t + i * 0.2, "text": "上链接上链接"} for i in range(60)]
-        out += [{"type": "danmaku", "viewer_id": f"wall-{h}-{i}", "ts": t + i * 0.05, "text": "666"} for i in range(150)]
+        out += [
+            {"type": "danmaku", "viewer_id": f"wall-{h}-{i}", "ts": t + i * 0.05, "text": "666"} for i in range(150)
+        ]
         t = start + 27 * 60  # an entry surge with short stays (a traffic push of people who don't stay)
         for i in range(250):
             v, te = f"surge-{h}-{i}", t + rng.uniform(0, 55)
             out.append({"type": "enter", "viewer_id": v, "ts": te, "event_id": f"sim-surge-{int(start)}-{i}-e"})
             if rng.random() < 0.75:
-                out.append({"type": "leave", "viewer_id": v, "ts": te + rng.uniform(4, 25),
-                            "event_id": f"sim-surge-{int(start)}-{i}-l"})
+                out.append(
+                    {
+                        "type": "leave",
+                        "viewer_id": v,
+                        "ts": te + rng.uniform(4, 25),
+                        "event_id": f"sim-surge-{int(start)}-{i}-l",
+                    }
+                )
         return out
 
     # --- playback -----------------------------------------------------------------------------------
@@ -154,10 +195,19 @@ class ShowSimulator:
             self.room.ingest(e["viewer_id"], e["text"], ts=e["ts"])
             return
         self.stats["events"] += 1
-        self.room.ingest_event(RoomEvent(type=e["type"], viewer_id=e["viewer_id"], ts=e["ts"], sku=e.get("sku"),
-                                         amount=e.get("amount"), seconds=e.get("seconds"),
-                                         campaign_id=e.get("campaign_id"), coupon_used=bool(e.get("coupon_used")),
-                                         event_id=e.get("event_id")))
+        self.room.ingest_event(
+            RoomEvent(
+                type=e["type"],
+                viewer_id=e["viewer_id"],
+                ts=e["ts"],
+                sku=e.get("sku"),
+                amount=e.get("amount"),
+                seconds=e.get("seconds"),
+                campaign_id=e.get("campaign_id"),
+                coupon_used=bool(e.get("coupon_used")),
+                event_id=e.get("event_id"),
+            )
+        )
         if self.audience is not None and e.get("event_id"):
             self._buf.append(e)
             if len(self._buf) > self.max_buffer:
@@ -170,7 +220,7 @@ class ShowSimulator:
             return
         if self._flush is not None and not self._flush.done():
             return  # the last batch is still being written: keep buffering
-        batch, self._buf = self._buf[:self.audience.max_batch], self._buf[self.audience.max_batch:]
+        batch, self._buf = self._buf[: self.audience.max_batch], self._buf[self.audience.max_batch :]
         if self.room.clusterer.inline:
             self._ingest(batch)
         else:

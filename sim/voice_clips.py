@@ -1,6 +1,7 @@
 """Helpers for voice tests and the voice eval: synthesized speech, a real-time streaming client,
 and the app served by uvicorn on a loopback port (in the caller's event loop or in a thread).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,13 +29,14 @@ def synth(text: str, voice: str = "en-us", rate: int = 165) -> bytes:
     """espeak-ng speech as PCM s16le 16 kHz mono (leading/trailing silence trimmed)."""
     import soxr
 
-    wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "--stdout", text], capture_output=True,
-                         check=True).stdout
+    wav = subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", str(rate), "--stdout", text], capture_output=True, check=True
+    ).stdout
     a = np.frombuffer(wav[44:], dtype=np.int16).astype(np.float32) / 32768.0
     a = soxr.resample(a, 22050, SAMPLE_RATE)
     loud = np.nonzero(np.abs(a) > 0.01)[0]
     if len(loud):
-        a = a[max(0, loud[0] - 80): loud[-1] + 80]
+        a = a[max(0, loud[0] - 80) : loud[-1] + 80]
     return (np.clip(a, -1, 1) * 32767).astype(np.int16).tobytes()
 
 
@@ -73,8 +75,9 @@ async def serve_in_loop(app, port: int | None = None) -> AsyncIterator[str]:
     import uvicorn
 
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                           ws="websockets"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets")
+    )
     task = asyncio.create_task(server.serve(), name="uvicorn-test")
     while not server.started:
         if task.done():
@@ -93,8 +96,9 @@ def serve_in_thread(app, port: int | None = None) -> Iterator[str]:
     import uvicorn
 
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                           ws="websockets"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets")
+    )
     t = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     t.start()
     deadline = time.monotonic() + 60
@@ -184,7 +188,7 @@ class VoiceClient:
         last frame went out."""
         t0 = time.monotonic()
         for i, off in enumerate(range(0, len(pcm), CHUNK_BYTES)):
-            chunk = pcm[off: off + CHUNK_BYTES]
+            chunk = pcm[off : off + CHUNK_BYTES]
             if len(chunk) < CHUNK_BYTES:
                 chunk += bytes(CHUNK_BYTES - len(chunk))
             if realtime:
@@ -239,7 +243,7 @@ class Mic:
             if current is None and self._queue:
                 current, off = self._queue.pop(0), 0
             if current is not None:
-                chunk = current[0][off: off + CHUNK_BYTES]
+                chunk = current[0][off : off + CHUNK_BYTES]
                 chunk += bytes(CHUNK_BYTES - len(chunk))
             else:
                 chunk = bytes(CHUNK_BYTES)

@@ -1,5 +1,6 @@
 """The agent's coupon tool on the real ledger: eligibility, per-viewer limit and budget are the
 ledger's decisions, whatever the viewer (or the model) asks for."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,10 +19,21 @@ def shop(tmp_path, use_embedder, demo_root):
     shutil.copytree(demo_root / "kb", tmp_path / "kb")  # the demo KB, without re-embedding it
     c = Container(Settings(data_dir=tmp_path, llm_autostart=False), AgentConfig(rate=(100, 1.0)))
     c.__dict__["embedder"] = use_embedder
-    c.audience.upsert_viewers("demo", [{"viewer_id": v, "member": v.startswith("fan")}
-                                       for v in ("fan1", "fan2", "walker")])
-    c.audience.create_campaign("demo", {"campaign_id": "MEMBER10", "title": "会员专享10元券", "kind": "amount",
-                                        "amount": 10, "threshold": 99, "budget_count": 1, "members_only": True})
+    c.audience.upsert_viewers(
+        "demo", [{"viewer_id": v, "member": v.startswith("fan")} for v in ("fan1", "fan2", "walker")]
+    )
+    c.audience.create_campaign(
+        "demo",
+        {
+            "campaign_id": "MEMBER10",
+            "title": "会员专享10元券",
+            "kind": "amount",
+            "amount": 10,
+            "threshold": 99,
+            "budget_count": 1,
+            "members_only": True,
+        },
+    )
     yield c
     asyncio.run(c.aclose())
 

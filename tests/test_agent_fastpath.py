@@ -1,4 +1,5 @@
 """The agent's fast path on the demo catalog: grounded answers with citations, refusals, follow-ups."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """A viewer's picture through the app: upload → image id → the agent answers with the live price,
 citing the KB fact and the image finding. Bad uploads get clear errors."""
+
 from __future__ import annotations
 
 import json
@@ -29,15 +30,21 @@ def client(demo_container):
 
 
 def test_screenshot_and_this_how_much_over_the_room_socket(client, demo_container):
-    up = client.post("/api/rooms/img-room/images?merchant=demo&viewer_id=v1&text=这个多少钱",
-                     content=screenshot_png("SK-001"), headers={"content-type": "image/png"})
+    up = client.post(
+        "/api/rooms/img-room/images?merchant=demo&viewer_id=v1&text=这个多少钱",
+        content=screenshot_png("SK-001"),
+        headers={"content-type": "image/png"},
+    )
     assert up.status_code == 200, up.text
     body = up.json()
     assert body["best_sku"] == "SK-001" and body["image_id"].startswith("img_")
     with client.websocket_connect("/ws/rooms/img-room?merchant=demo") as ws:
         ws.receive_json()
-        ws.send_text(json.dumps({"type": "ask", "id": "i1", "viewer_id": "v1", "text": "这个多少钱",
-                                 "image_id": body["image_id"]}))
+        ws.send_text(
+            json.dumps(
+                {"type": "ask", "id": "i1", "viewer_id": "v1", "text": "这个多少钱", "image_id": body["image_id"]}
+            )
+        )
         while (f := ws.receive_json())["type"] != "answer.done":
             pass
     live = demo_container.kb.snapshot("demo").product("SK-001").price
@@ -53,12 +60,15 @@ def test_picture_alone_identifies_the_product(client):
     assert r.status_code == 200 and r.json()["answer"].startswith("图里是")
 
 
-@pytest.mark.parametrize("payload, status", [
-    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, 422),  # corrupt PNG
-    (b"GIF89a" + b"\x00" * 64, 415),
-    (b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', 415),
-    (b"", 422),
-])
+@pytest.mark.parametrize(
+    "payload, status",
+    [
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, 422),  # corrupt PNG
+        (b"GIF89a" + b"\x00" * 64, 415),
+        (b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', 415),
+        (b"", 422),
+    ],
+)
 def test_bad_uploads_are_rejected_with_a_clear_error(client, payload, status):
     r = client.post("/api/rooms/img-room/images", content=payload)
     assert r.status_code == status and r.json()["detail"]["code"]

@@ -3,6 +3,7 @@
 A small sample, marked `model`: the tool call is made, the answer is grounded, and missing facts are
 refused rather than invented. Skipped only if the model was not provisioned.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -1,6 +1,7 @@
 """The answer bus: answers given on any channel — here the voice pipeline and the OpenAI-compatible
 ``/v1/chat/completions`` — reach the console's live answer log (read through the dashboard's API)
 and ``/metrics``, each labelled with its channel. Real app, agent and demo KB; a scripted model."""
+
 from __future__ import annotations
 
 import asyncio
@@ -47,18 +48,33 @@ def _sample(metrics: str, name: str, **labels: str) -> float:
 def test_voice_and_v1_answers_reach_the_live_log_and_metrics(world):
     c, client, llm = world
     # voice: a spoken turn through the agent processor, built as voice/session.py builds it
-    proc = LiveRoomAgentProcessor(c.agent, merchant="demo", room_id="r-voice", viewer_id="voice-1", lang="en",
-                                  ledger=SpeechLedger())
-    asyncio.run(run_test(proc, frames_to_send=[
-        UserStartedSpeakingFrame(), TranscriptionFrame("how much is the sea salt almond?", "voice-1", "now"),
-        UserStoppedSpeakingFrame(), SleepFrame(1.5)]))
+    proc = LiveRoomAgentProcessor(
+        c.agent, merchant="demo", room_id="r-voice", viewer_id="voice-1", lang="en", ledger=SpeechLedger()
+    )
+    asyncio.run(
+        run_test(
+            proc,
+            frames_to_send=[
+                UserStartedSpeakingFrame(),
+                TranscriptionFrame("how much is the sea salt almond?", "voice-1", "now"),
+                UserStoppedSpeakingFrame(),
+                SleepFrame(1.5),
+            ],
+        )
+    )
     # /v1: a recommendation (the model path) and a price question (the fast path), streamed and not
-    r = client.post("/v1/chat/completions", headers={"x-liveroom-merchant": "demo"}, json={
-        "user": "o1", "messages": [{"role": "user", "content": "推荐一款适合干皮的护肤品"}]})
+    r = client.post(
+        "/v1/chat/completions",
+        headers={"x-liveroom-merchant": "demo"},
+        json={"user": "o1", "messages": [{"role": "user", "content": "推荐一款适合干皮的护肤品"}]},
+    )
     assert r.status_code == 200, r.text
     v1_answer = r.json()["choices"][0]["message"]["content"]
-    with client.stream("POST", "/v1/chat/completions", json={"stream": True, "user": "o2", "messages": [
-            {"role": "user", "content": "海盐巴旦木多少钱"}]}) as s:
+    with client.stream(
+        "POST",
+        "/v1/chat/completions",
+        json={"stream": True, "user": "o2", "messages": [{"role": "user", "content": "海盐巴旦木多少钱"}]},
+    ) as s:
         assert "data: [DONE]" in "".join(s.iter_text())
 
     voice = _live(client, "r-voice")
@@ -113,8 +129,9 @@ async def test_bus_publishes_every_answer_and_survives_a_failing_subscriber(demo
     bus.subscribe(broken)
     stop = bus.subscribe(seen.append)
     agent = Agent(demo_container.kb, demo_container.tools, answers=bus)
-    ans = await agent.answer(ViewerMessage(merchant="demo", room_id="r9", viewer_id="x", text="海盐巴旦木多少钱",
-                                           channel="host"))
+    ans = await agent.answer(
+        ViewerMessage(merchant="demo", room_id="r9", viewer_id="x", text="海盐巴旦木多少钱", channel="host")
+    )
     assert isinstance(ans, AgentAnswer) and "72" in ans.answer
     ev = seen[-1]
     assert (ev.merchant, ev.room_id, ev.viewer_id, ev.channel, ev.path) == ("demo", "r9", "x", "host", "fast")

@@ -1,4 +1,5 @@
 """HTTP API: batched events with per-item errors, privacy-filtered profiles, campaigns, coupons, rules."""
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,13 @@ def test_batch_keeps_valid_items_and_explains_each_bad_one(client, svc):
         {"event_id": "p", "viewer_id": "v1", "type": "purchase", "sku": "LS-1"},  # 11 no amount
         {"event_id": "s", "viewer_id": "v1", "type": "watch", "seconds": -5},  # 12
         {"event_id": "c", "viewer_id": "v1", "type": "add_to_cart"},  # 13 no sku
-        {"event_id": "ok3", "viewer_id": "v1", "type": "add_to_cart", "sku": "LS-1",
-         "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 10))},  # 14
+        {
+            "event_id": "ok3",
+            "viewer_id": "v1",
+            "type": "add_to_cart",
+            "sku": "LS-1",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 10)),
+        },  # 14
         {"event_id": "ok1", "viewer_id": "v1", "type": "enter"},  # 15 duplicate in batch
     ]
     r = post(client, events)
@@ -62,9 +68,20 @@ def test_batch_keeps_valid_items_and_explains_each_bad_one(client, svc):
     res = {x["index"]: x for x in body["results"]}
     assert [res[i]["status"] for i in (0, 1, 14)] == ["accepted"] * 3 and res[15]["status"] == "duplicate"
     codes = {i: res[i]["error"]["code"] for i in res if res[i]["error"]}
-    assert codes == {2: "unknown_type", 3: "bad_timestamp", 4: "bad_timestamp", 5: "bad_timestamp",
-                     6: "bad_timestamp", 7: "unknown_viewer", 8: "missing_field", 9: "invalid",
-                     10: "merchant_mismatch", 11: "missing_field", 12: "bad_field", 13: "missing_field"}
+    assert codes == {
+        2: "unknown_type",
+        3: "bad_timestamp",
+        4: "bad_timestamp",
+        5: "bad_timestamp",
+        6: "bad_timestamp",
+        7: "unknown_viewer",
+        8: "missing_field",
+        9: "invalid",
+        10: "merchant_mismatch",
+        11: "missing_field",
+        12: "bad_field",
+        13: "missing_field",
+    }
     msgs = {i: res[i]["error"]["message"] for i in codes}
     assert "teleport" in msgs[2] and "add_to_cart" in msgs[2]  # names the valid types
     assert "timezone offset" in msgs[4] and "future" in msgs[5] and "nobody" in msgs[7]
@@ -81,8 +98,7 @@ def test_oversized_and_malformed_batches(client):
     assert r.status_code == 413 and "limit of 50" in r.json()["detail"] and "split" in r.json()["detail"]
     r = client.post("/api/events", content=b"x" * (3 * 1024 * 1024), headers={"content-type": "application/json"})
     assert r.status_code == 413 and "bytes" in r.json()["detail"]
-    assert client.post("/api/events", content=b"{nope", headers={"content-type": "application/json"}
-                       ).status_code == 422
+    assert client.post("/api/events", content=b"{nope", headers={"content-type": "application/json"}).status_code == 422
     assert "merchant" in post(client, [], merchant="bad merchant!").json()["detail"]
     assert client.post("/api/events", json={"merchant": "demo", "events": {"a": 1}}).status_code == 422
     r = client.post("/api/events?merchant=demo", json=[{"event_id": "x", "viewer_id": "v", "type": "enter"}])
@@ -91,16 +107,39 @@ def test_oversized_and_malformed_batches(client):
 
 def test_profile_endpoint_never_shows_personal_data(client, svc):
     pii = {"real_name": "李小龙", "phone": "13700001111", "address": "北京市朝阳区某路8号"}
-    r = client.post("/api/merchants/demo/viewers", json={"viewers": [
-        {"viewer_id": "vip", "member": True, "orders": 4, "spent": 800, "age_band": "25-34", "gender": "female",
-         "city_tier": 1, **pii},
-        {"viewer_id": "bad", "city_tier": 9}]})
+    r = client.post(
+        "/api/merchants/demo/viewers",
+        json={
+            "viewers": [
+                {
+                    "viewer_id": "vip",
+                    "member": True,
+                    "orders": 4,
+                    "spent": 800,
+                    "age_band": "25-34",
+                    "gender": "female",
+                    "city_tier": 1,
+                    **pii,
+                },
+                {"viewer_id": "bad", "city_tier": 9},
+            ]
+        },
+    )
     assert r.json()["upserted"] == 1 and r.json()["errors"][0]["viewer_id"] == "bad"
     post(client, [{"event_id": "e", "viewer_id": "vip", "type": "enter"}])
     r = client.get("/api/merchants/demo/viewers/vip/profile")
     assert r.status_code == 200
-    assert set(r.json()) == {"viewer_id", "tier", "interest_tags", "price_sensitivity", "spending_power", "member",
-                             "products_in_focus", "decision_signals", "active_hours"}
+    assert set(r.json()) == {
+        "viewer_id",
+        "tier",
+        "interest_tags",
+        "price_sensitivity",
+        "spending_power",
+        "member",
+        "products_in_focus",
+        "decision_signals",
+        "active_hours",
+    }
     assert not any(v in r.text for v in pii.values())
     assert r.json()["tier"] == "铁粉" and r.json()["member"] is True
     assert client.get("/api/merchants/demo/viewers/ghost/profile").status_code == 404
@@ -110,8 +149,15 @@ def test_profile_endpoint_never_shows_personal_data(client, svc):
 
 def test_campaigns_offers_issue_and_audit(client, svc):
     svc.upsert_viewers("demo", [{"viewer_id": "v"}])
-    spec = {"campaign_id": "C1", "title": "满199减20", "kind": "amount", "amount": 20, "threshold": 199,
-            "budget_count": 2, "valid_until": "2099-01-01T00:00:00+08:00"}
+    spec = {
+        "campaign_id": "C1",
+        "title": "满199减20",
+        "kind": "amount",
+        "amount": 20,
+        "threshold": 199,
+        "budget_count": 2,
+        "valid_until": "2099-01-01T00:00:00+08:00",
+    }
     r = client.post("/api/merchants/demo/campaigns", json=spec)
     assert r.status_code == 201 and r.json()["remaining"] == 2
     assert r.json()["valid_until"].startswith("2099-01-01T00:00:00")
@@ -131,8 +177,10 @@ def test_campaigns_offers_issue_and_audit(client, svc):
     paused = client.post("/api/merchants/demo/campaigns/C1/status", json={"status": "paused"}).json()
     assert paused["status"] == "paused"
     assert client.get("/api/merchants/demo/campaigns/NOPE").status_code == 404
-    red = client.post("/api/merchants/demo/coupons/redeem", json={
-        "viewer_id": "v", "coupon_ids": [first["coupon_id"]], "order_id": "o1", "order_value": 250}).json()
+    red = client.post(
+        "/api/merchants/demo/coupons/redeem",
+        json={"viewer_id": "v", "coupon_ids": [first["coupon_id"]], "order_id": "o1", "order_value": 250},
+    ).json()
     assert red["ok"] and red["discount"] == 20
 
 
@@ -140,7 +188,8 @@ def test_rules_endpoint(client):
     r = client.put("/api/merchants/demo/audience-rules", json={"interest": {"half_life_minutes": 3}})
     assert r.status_code == 200 and r.json()["effective"]["interest"]["half_life_minutes"] == 3
     assert client.get("/api/merchants/demo/audience-rules").json()["overrides"] == {
-        "interest": {"half_life_minutes": 3}}
+        "interest": {"half_life_minutes": 3}
+    }
     bad = client.put("/api/merchants/demo/audience-rules", json={"tier": {"fan_min": "lots"}})
     assert bad.status_code == 422
     assert client.put("/api/merchants/demo/audience-rules", json={"nonsense": 1}).status_code == 422

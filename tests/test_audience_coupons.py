@@ -1,4 +1,5 @@
 """Coupon ledger: eligibility, idempotency, budgets and limits under thread/process concurrency, crash safety."""
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -31,19 +32,50 @@ def svc(backend, tmp_path):
 
 
 def campaign(svc, cid: str, **kw) -> str:
-    spec = {"campaign_id": cid, "title": f"券{cid}", "kind": "amount", "amount": 10, "threshold": 99,
-            "budget_count": 100, "per_viewer_limit": 1, **kw}
+    spec = {
+        "campaign_id": cid,
+        "title": f"券{cid}",
+        "kind": "amount",
+        "amount": 10,
+        "threshold": 99,
+        "budget_count": 100,
+        "per_viewer_limit": 1,
+        **kw,
+    }
     return svc.create_campaign("m1", spec).campaign_id
 
 
 def people(svc) -> None:
     """fan (3 orders, member), lipstick fan (browser with 口红 interest), a passer-by."""
-    svc.upsert_products("m1", [{"sku": "LS-1", "name": "丝绒口红", "category": "彩妆"},
-                               {"sku": "DR-1", "name": "碎花连衣裙", "category": "女装"}])
-    svc.upsert_viewers("m1", [{"viewer_id": "fan", "member": True, "orders": 3, "spent": 600},
-                              {"viewer_id": "lip"}, {"viewer_id": "passer"}])
-    svc.ingest("m1", [{"event_id": f"w{i}", "viewer_id": "lip", "type": "watch", "sku": "LS-1", "seconds": 60,
-                       "ts": NOW - 600 + 60 * i} for i in range(8)])
+    svc.upsert_products(
+        "m1",
+        [
+            {"sku": "LS-1", "name": "丝绒口红", "category": "彩妆"},
+            {"sku": "DR-1", "name": "碎花连衣裙", "category": "女装"},
+        ],
+    )
+    svc.upsert_viewers(
+        "m1",
+        [
+            {"viewer_id": "fan", "member": True, "orders": 3, "spent": 600},
+            {"viewer_id": "lip"},
+            {"viewer_id": "passer"},
+        ],
+    )
+    svc.ingest(
+        "m1",
+        [
+            {
+                "event_id": f"w{i}",
+                "viewer_id": "lip",
+                "type": "watch",
+                "sku": "LS-1",
+                "seconds": 60,
+                "ts": NOW - 600 + 60 * i,
+            }
+            for i in range(8)
+        ],
+    )
 
 
 def iso(dt: datetime) -> str:
@@ -65,8 +97,16 @@ def test_eligibility_decides_offers_and_issue(svc):
     now = datetime.now(UTC)
     campaign(svc, "ALL")
     campaign(svc, "FANS", eligible_tiers=["铁粉"], amount=30)
-    campaign(svc, "LIPSTICK", kind="discount", amount=None, discount=0.9, max_off=20, eligible_tags=["口红兴趣"],
-             skus=["LS-1"])
+    campaign(
+        svc,
+        "LIPSTICK",
+        kind="discount",
+        amount=None,
+        discount=0.9,
+        max_off=20,
+        eligible_tags=["口红兴趣"],
+        skus=["LS-1"],
+    )
     campaign(svc, "MEMBERS", members_only=True, amount=50, threshold=399)
     campaign(svc, "LATER", valid_from=iso(now + timedelta(hours=1)))
     campaign(svc, "OVER", valid_from=iso(now - timedelta(days=2)), valid_until=iso(now - timedelta(days=1)))
@@ -79,10 +119,16 @@ def test_eligibility_decides_offers_and_issue(svc):
     assert ids("nobody") == []
     assert svc.lookup("m1", "lip").interest_tags[0].tag == "口红兴趣"
 
-    for viewer, cid, code in [("passer", "FANS", "not_eligible"), ("passer", "LIPSTICK", "not_eligible"),
-                              ("lip", "MEMBERS", "not_eligible"), ("fan", "LATER", "not_eligible"),
-                              ("fan", "OVER", "expired"), ("fan", "PAUSED", "not_eligible"),
-                              ("fan", "NOPE", "unknown_campaign"), ("nobody", "ALL", "not_eligible")]:
+    for viewer, cid, code in [
+        ("passer", "FANS", "not_eligible"),
+        ("passer", "LIPSTICK", "not_eligible"),
+        ("lip", "MEMBERS", "not_eligible"),
+        ("fan", "LATER", "not_eligible"),
+        ("fan", "OVER", "expired"),
+        ("fan", "PAUSED", "not_eligible"),
+        ("fan", "NOPE", "unknown_campaign"),
+        ("nobody", "ALL", "not_eligible"),
+    ]:
         r = svc.issue("m1", viewer, cid, f"{viewer}-{cid}")
         assert (r.ok, r.code, r.coupon_id) == (False, code, None), (viewer, cid, r)
         assert r.message and "～" in r.message  # a polite sentence for the viewer
@@ -115,8 +161,9 @@ def test_budget_count_and_money_cap(svc):
     svc.upsert_viewers("m1", [{"viewer_id": f"v{i}"} for i in range(10)])
     campaign(svc, "N", budget_count=3)
     campaign(svc, "MONEY", amount=20, budget_count=10, budget_money=50)  # 2 coupons fit in 50 yuan
-    campaign(svc, "DISC", kind="discount", amount=None, discount=0.8, max_off=30, budget_count=10,
-             budget_money=100)  # 3 × 30 fit
+    campaign(
+        svc, "DISC", kind="discount", amount=None, discount=0.8, max_off=30, budget_count=10, budget_money=100
+    )  # 3 × 30 fit
     got = {cid: [svc.issue("m1", f"v{i}", cid, f"{cid}-{i}").code for i in range(6)] for cid in ("N", "MONEY", "DISC")}
     assert got["N"] == ["issued"] * 3 + ["budget_exhausted"] * 3
     assert got["MONEY"] == ["issued"] * 2 + ["budget_exhausted"] * 4
@@ -128,8 +175,9 @@ def test_budget_count_and_money_cap(svc):
     for cid in ("N", "MONEY", "DISC"):
         assert svc.ledger_check("m1", cid)["ok"]
     with pytest.raises(ValueError):  # a discount campaign with a money cap needs a per-coupon cap
-        svc.create_campaign("m1", {"title": "x", "kind": "discount", "discount": 0.9, "budget_count": 5,
-                                   "budget_money": 100})
+        svc.create_campaign(
+            "m1", {"title": "x", "kind": "discount", "discount": 0.9, "budget_count": 5, "budget_money": 100}
+        )
 
 
 def test_the_database_refuses_to_exceed_the_budget_or_rewrite_the_ledger(svc):
@@ -153,9 +201,16 @@ def test_redeem_checks_threshold_stacking_and_is_idempotent(svc):
     campaign(svc, "SOLO", kind="discount", amount=None, discount=0.9, max_off=15, threshold=0)
     campaign(svc, "LIP", amount=10, threshold=0, skus=["LS-1"])
     a, b, solo, lip = (svc.issue("m1", "v", c, "k").coupon_id for c in ("A", "B", "SOLO", "LIP"))
-    red = lambda ids, order, value, **kw: svc.redeem("m1", {"viewer_id": kw.pop("viewer", "v"),  # noqa: E731
-                                                            "coupon_ids": ids, "order_id": order,
-                                                            "order_value": value, **kw})
+    red = lambda ids, order, value, **kw: svc.redeem(
+        "m1",
+        {
+            "viewer_id": kw.pop("viewer", "v"),  # noqa: E731
+            "coupon_ids": ids,
+            "order_id": order,
+            "order_value": value,
+            **kw,
+        },
+    )
     assert red([a], "o1", 150).code == "below_threshold"
     assert red([a, solo], "o1", 300).code == "not_stackable"
     assert red([a], "o1", 300, viewer="w").code == "not_owner"
@@ -188,10 +243,12 @@ def test_four_worker_processes_1000_claims_100_budget(backend, tmp_path):
 
 # --- crash safety -----------------------------------------------------------------------------------
 
+
 def _die_at(point: str):
     def fault(p: str) -> None:
         if p == point:
             os.kill(os.getpid(), signal.SIGKILL)
+
     return fault
 
 
@@ -266,13 +323,20 @@ def test_the_agent_asking_for_more_gets_a_polite_no(svc):
     campaign(svc, "FANS", eligible_tiers=["铁粉"])
     offers = svc.eligible_offers("m1", "passer")
     assert [o.campaign_id for o in offers] == ["ALL"]
-    attempts = [svc.issue("m1", "passer", "FANS", "a1"),  # a campaign it was not offered
-                svc.issue("m1", "passer", "ALL-100-YUAN", "a2"),  # one made up
-                svc.issue("m1", "passer", "ALL", "a3"),  # the real one...
-                svc.issue("m1", "passer", "ALL", "a4"),  # ...and again, with a fresh key
-                svc.issue("m1", "fan", "ALL", "a5")]  # budget of 1 is gone
-    assert [r.code for r in attempts] == ["not_eligible", "unknown_campaign", "issued", "limit_reached",
-                                          "budget_exhausted"]
+    attempts = [
+        svc.issue("m1", "passer", "FANS", "a1"),  # a campaign it was not offered
+        svc.issue("m1", "passer", "ALL-100-YUAN", "a2"),  # one made up
+        svc.issue("m1", "passer", "ALL", "a3"),  # the real one...
+        svc.issue("m1", "passer", "ALL", "a4"),  # ...and again, with a fresh key
+        svc.issue("m1", "fan", "ALL", "a5"),
+    ]  # budget of 1 is gone
+    assert [r.code for r in attempts] == [
+        "not_eligible",
+        "unknown_campaign",
+        "issued",
+        "limit_reached",
+        "budget_exhausted",
+    ]
     for r in attempts:
         assert isinstance(r, CouponResult) and r.message
         assert r.ok == (r.code == "issued")

@@ -1,4 +1,5 @@
 """Storage plumbing: configuration, Alembic migrations on both backends, concurrent first start, CLI, demo seed."""
+
 from __future__ import annotations
 
 import json
@@ -83,8 +84,14 @@ def test_workers_starting_together_migrate_once(tmp_path):
 
 def test_alembic_cli_uses_the_repo_config(tmp_path):
     env = {**os.environ, "LIVEROOM_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
-    r = subprocess.run([sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert current_revision(make_engine(env["LIVEROOM_DATABASE_URL"])) == HEAD
 
@@ -114,8 +121,9 @@ def test_seed_is_idempotent_fast_and_feeds_profile_show(cli):
     t0 = time.perf_counter()
     again = json.loads(cli("audience", "seed", "--merchant", "demo", "--viewers", "3000", "--json").stdout)
     assert again["skipped"] and time.perf_counter() - t0 < 5
-    shown = [json.loads(cli("profile", "show", "--merchant", "demo", f"dv{i:05d}", "--json").stdout)
-             for i in range(0, 60, 3)]
+    shown = [
+        json.loads(cli("profile", "show", "--merchant", "demo", f"dv{i:05d}", "--json").stdout) for i in range(0, 60, 3)
+    ]
     assert {p["tier"] for p in shown} >= {"围观", "铁粉"}
     assert any(p["interest_tags"] for p in shown)
     blob = json.dumps(shown, ensure_ascii=False)

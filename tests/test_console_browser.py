@@ -6,6 +6,7 @@ preview it side by side, publish, restore the old version, open a room's dashboa
 update while the simulator runs, file a thumbs-down. Hostile product names and danmaku stay text (no
 dialog, no injected element). Screenshots of every page go to test-artifacts/console/.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "console"
 CHROMIUM = os.environ.get("LIVEROOM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ECHARTS = ROOT / "console" / "static" / "vendor" / "echarts.min.js"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 
 try:
     from playwright import sync_api as _sync_api  # noqa: F401
@@ -30,17 +38,20 @@ except ImportError:  # pragma: no cover
 
 pytestmark = [
     pytest.mark.skipif(not HAVE_PLAYWRIGHT, reason="playwright (PyPI) not installed"),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"no Chromium at {CHROMIUM}: run scripts/install_console_deps.sh"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}: run scripts/install_console_deps.sh"
+    ),
     pytest.mark.skipif(not ECHARTS.exists(), reason="echarts not vendored: run scripts/install_console_deps.sh"),
 ]
 
 M = "demo"
 HOSTILE_NAME = "<img src=x onerror=alert(1)>晨光燕麦"
 HOSTILE_DANMAKU = '<script>alert("danmaku")</script><img src=x onerror=alert(2)>小蓝瓶多少钱'
-BAD_CSV = ("sku,商品名称,直播价,库存,卖点\n"
-           f"OAT-001,{HOSTILE_NAME},12.9,100,早餐好搭档\n"
-           "OAT-002,晨光 黑芝麻糊 500g,十块,50,香浓顺滑\n")
+BAD_CSV = (
+    "sku,商品名称,直播价,库存,卖点\n"
+    f"OAT-001,{HOSTILE_NAME},12.9,100,早餐好搭档\n"
+    "OAT-002,晨光 黑芝麻糊 500g,十块,50,香浓顺滑\n"
+)
 GOOD_CSV = BAD_CSV.replace("十块", "29.9")
 
 
@@ -198,8 +209,9 @@ def test_console_end_to_end(site, browser):
     page.click("#room-create")
     page.locator("#rooms tr[data-room='spring'] a").click()
     expect(page.locator("#live-updated")).to_contain_text("更新于")
-    r = page.request.post(f"{site}/api/rooms/spring/ask", data={"merchant": M, "viewer_id": "<b>v1</b>",
-                                                                 "text": HOSTILE_DANMAKU})
+    r = page.request.post(
+        f"{site}/api/rooms/spring/ask", data={"merchant": M, "viewer_id": "<b>v1</b>", "text": HOSTILE_DANMAKU}
+    )
     assert r.ok
     page.click("#sim-toggle")
     expect(page.locator("#sim-toggle")).to_have_text("停止模拟直播")

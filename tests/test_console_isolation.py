@@ -3,6 +3,7 @@ its path, merchant B's API token and B's console session get 403/404 on merchant
 A's data is unchanged afterwards. Every route must be classified (public / ops / scoped / principal),
 so a route added later cannot skip the guard; without credentials every non-public route is refused.
 """
+
 from __future__ import annotations
 
 import time
@@ -66,8 +67,9 @@ def world(tmp_path_factory, demo_root, use_embedder):
         cs.create_room(A, "a-room", "A 的直播间", "test")
         cs.create_room(B, "b-room", "B 的直播间", "test")
         c.audience.upsert_viewers(A, [{"viewer_id": "va1"}])
-        camp = c.audience.create_campaign(A, {"campaign_id": "A-CAMP", "title": "A券", "kind": "amount", "amount": 5,
-                                              "budget_count": 10})
+        camp = c.audience.create_campaign(
+            A, {"campaign_id": "A-CAMP", "title": "A券", "kind": "amount", "amount": 5, "budget_count": 10}
+        )
         ans = client.post("/api/rooms/a-room/ask", json={"merchant": A, "viewer_id": "va1", "text": "小蓝瓶多少钱"})
         assert ans.status_code == 200
         logged = cs.answers.recent(A, "a-room")[0]
@@ -76,10 +78,22 @@ def world(tmp_path_factory, demo_root, use_embedder):
         (d / "x.json").write_text('{"products": []}', encoding="utf-8")
         job = cs.kb.start_job(A, "noop", lambda progress: {"ok": True})
         cs.prompts.publish(A, "system", "test", cs.prompts.text(A, "system", 0) + "\nA 专属人设")
-        sample = {"merchant": A, "room_id": "a-room", "sku": "SK-001", "version": "v0001", "name": "system",
-                  "campaign_id": camp.campaign_id, "viewer_id": "va1", "answer_id": logged.answer_id,
-                  "review_id": str(review["id"]), "user_id": ids[A]["user_id"], "token_id": ids[A]["token_id"],
-                  "upload_id": upload_id, "job_id": job.job_id, "path": "console.css"}
+        sample = {
+            "merchant": A,
+            "room_id": "a-room",
+            "sku": "SK-001",
+            "version": "v0001",
+            "name": "system",
+            "campaign_id": camp.campaign_id,
+            "viewer_id": "va1",
+            "answer_id": logged.answer_id,
+            "review_id": str(review["id"]),
+            "user_id": ids[A]["user_id"],
+            "token_id": ids[A]["token_id"],
+            "upload_id": upload_id,
+            "job_id": job.job_id,
+            "path": "console.css",
+        }
         client.cookies.clear()
         csrf = login(client, f"owner-{B}", "correct-horse-1")
         b_session = {"csrf": csrf, "sid": client.cookies.get("lr_session")}
@@ -87,8 +101,16 @@ def world(tmp_path_factory, demo_root, use_embedder):
         login(client, f"owner-{A}", "correct-horse-1")
         a_sid = client.cookies.get("lr_session")
         client.cookies.clear()
-        yield {"app": app, "client": client, "console": cs, "container": c, "ids": ids, "sample": sample,
-               "b_session": b_session, "a_sid": a_sid}
+        yield {
+            "app": app,
+            "client": client,
+            "console": cs,
+            "container": c,
+            "ids": ids,
+            "sample": sample,
+            "b_session": b_session,
+            "a_sid": a_sid,
+        }
 
 
 def _url(path: str, sample: dict) -> str:
@@ -120,7 +142,8 @@ def test_every_route_is_classified():
     unclassified = [(m, p) for m, p in ROUTES if classify(m, p, {}) == "unclassified"]
     assert not unclassified, (
         "routes without a policy (add a {merchant}/{room_id} path parameter, or list them in "
-        f"console.guard PUBLIC / OPS / PRINCIPAL_ROUTES): {unclassified}")
+        f"console.guard PUBLIC / OPS / PRINCIPAL_ROUTES): {unclassified}"
+    )
     # the merchant-management routes are not public
     for m, p in ROUTES:
         if p.startswith("/api/merchants/") or p.startswith("/console/api") or p == "/api/events":
@@ -141,8 +164,9 @@ def test_merchant_b_cannot_touch_merchant_a(world, method, path):
     assert _call(client, method, url) in ((303,) if method == "GET" and path.startswith("/console/m/") else (401, 403))
 
 
-@pytest.mark.parametrize("method,path", [x for x in SCOPED if x[0] == "GET"],
-                         ids=[f"GET {p}" for m, p in SCOPED if m == "GET"])
+@pytest.mark.parametrize(
+    "method,path", [x for x in SCOPED if x[0] == "GET"], ids=[f"GET {p}" for m, p in SCOPED if m == "GET"]
+)
 def test_merchant_a_reaches_its_own_resources(world, method, path):
     """The probes above hit real resources: A's own owner gets through the guard on every read route
     (and A's operator token on every one but the owner-only users/tokens lists)."""

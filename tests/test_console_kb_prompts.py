@@ -1,6 +1,7 @@
 """Console API: uploads with per-row errors, fact/chunk preview, publish with progress, inline product edits
 (re-indexing just that product), the retrieval test, version diff/restore, and prompt drafts →
 preview → publish → history → restore, with broken templates refused."""
+
 from __future__ import annotations
 
 import io
@@ -49,14 +50,18 @@ def wait_job(client, job_id: str, timeout: float = 60) -> dict:
     raise AssertionError("job did not finish")
 
 
-BAD_CSV = ("sku,商品名称,直播价,库存,卖点\n"
-           "NEW-001,晨光 燕麦牛奶 250ml,12.9,100,早餐好搭档\n"
-           "NEW-002,晨光 黑芝麻糊 500g,abc,50,香浓顺滑\n"
-           ",无编码商品,9.9,1,\n"
-           "NEW-003,晨光 坚果燕麦片 1kg,-5,20,\n")
-GOOD_CSV = ("sku,商品名称,直播价,日常价,库存,卖点,规格参数\n"
-            "NEW-001,晨光 燕麦牛奶 250ml,12.9,19.9,100,早餐好搭档,容量:250ml;保质期:6个月\n"
-            "NEW-002,晨光 黑芝麻糊 500g,29.9,39.9,50,香浓顺滑,净含量:500g\n")
+BAD_CSV = (
+    "sku,商品名称,直播价,库存,卖点\n"
+    "NEW-001,晨光 燕麦牛奶 250ml,12.9,100,早餐好搭档\n"
+    "NEW-002,晨光 黑芝麻糊 500g,abc,50,香浓顺滑\n"
+    ",无编码商品,9.9,1,\n"
+    "NEW-003,晨光 坚果燕麦片 1kg,-5,20,\n"
+)
+GOOD_CSV = (
+    "sku,商品名称,直播价,日常价,库存,卖点,规格参数\n"
+    "NEW-001,晨光 燕麦牛奶 250ml,12.9,19.9,100,早餐好搭档,容量:250ml;保质期:6个月\n"
+    "NEW-002,晨光 黑芝麻糊 500g,29.9,39.9,50,香浓顺滑,净含量:500g\n"
+)
 DOC = "# 早餐专区说明\n\n## 配送\n早餐专区商品冷链配送，下单后次日达。\n\n## 售后\n牛奶类商品签收后24小时内可申请破损理赔。\n"
 
 
@@ -76,8 +81,9 @@ def test_upload_shows_every_bad_row_then_previews_and_publishes(env):
     assert all(i["file"] == "breakfast.csv" for i in issues)
     assert c.kb.active_version(M) == "v0001"  # nothing was imported
 
-    r = upload(client, [("breakfast.csv", GOOD_CSV.encode(), "text/csv"),
-                        ("早餐专区.md", DOC.encode(), "text/markdown")])
+    r = upload(
+        client, [("breakfast.csv", GOOD_CSV.encode(), "text/csv"), ("早餐专区.md", DOC.encode(), "text/markdown")]
+    )
     assert r.status_code == 200, r.text
     p = r.json()
     assert p["counts"] == {"products": 2, "documents": 1, "qa": 0, "facts": p["counts"]["facts"]}
@@ -111,8 +117,11 @@ def test_uploads_are_limited_in_type_and_size(env):
     assert r.status_code == 413 and "上限" in r.json()["detail"]
     many = [(f"f{i}.md", b"# t\n\nx", "text/markdown") for i in range(11)]
     assert upload(client, many).status_code == 400
-    r = client.post(api("/kb/uploads"), content=b"x" * 10, headers={"Content-Length": str(60 * 1024 * 1024),
-                                                                   "Content-Type": "multipart/form-data; boundary=x"})
+    r = client.post(
+        api("/kb/uploads"),
+        content=b"x" * 10,
+        headers={"Content-Length": str(60 * 1024 * 1024), "Content-Type": "multipart/form-data; boundary=x"},
+    )
     assert r.status_code == 413
     # path tricks in the filename are flattened to a plain name
     r = upload(client, [("../../etc/passwd.md", b"# x\n\nhello", "text/markdown")])

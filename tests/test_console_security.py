@@ -1,4 +1,5 @@
 """Console security: login rate limit, session fixation, CSRF, roles, tokens, hostile strings, audit."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,12 @@ from core.settings import ConsoleSettings
 from tests.support.console import console_app, login, make_container
 
 M = "demo"
-HOSTILE = ['<img src=x onerror="alert(1)">', "</textarea><script>alert(2)</script>", "\"'><svg onload=alert(3)>",
-           "{{7*7}}${shop}"]
+HOSTILE = [
+    '<img src=x onerror="alert(1)">',
+    "</textarea><script>alert(2)</script>",
+    "\"'><svg onload=alert(3)>",
+    "{{7*7}}${shop}",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +46,9 @@ def fresh(env) -> TestClient:
 def _login_post(client, username, password):
     page = client.get("/console/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    return client.post("/console/login", data={"username": username, "password": password, "csrf": csrf},
-                       follow_redirects=False)
+    return client.post(
+        "/console/login", data={"username": username, "password": password, "csrf": csrf}, follow_redirects=False
+    )
 
 
 def test_passwords_are_argon2_hashed():
@@ -69,13 +75,19 @@ def test_login_is_rate_limited_per_username(env):
 
 def test_login_form_needs_its_csrf_cookie_and_next_is_local(env):
     client = fresh(env)
-    r = client.post("/console/login", data={"username": "boss", "password": "boss-password-1", "csrf": "forged"},
-                    follow_redirects=False)
+    r = client.post(
+        "/console/login",
+        data={"username": "boss", "password": "boss-password-1", "csrf": "forged"},
+        follow_redirects=False,
+    )
     assert r.status_code == 403
     page = client.get("/console/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    r = client.post("/console/login", data={"username": "boss", "password": "boss-password-1", "csrf": csrf,
-                                            "next": "//evil.example/x"}, follow_redirects=False)
+    r = client.post(
+        "/console/login",
+        data={"username": "boss", "password": "boss-password-1", "csrf": csrf, "next": "//evil.example/x"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and r.headers["location"] == f"/console/m/{M}/rooms"
 
 
@@ -108,8 +120,11 @@ def test_session_fixation_and_logout(env):
 def _set_cookies(client, user):
     page = client.get("/console/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    r = client.post("/console/login", data={"username": user, "password": f"{user}-password-1", "csrf": csrf},
-                    follow_redirects=False)
+    r = client.post(
+        "/console/login",
+        data={"username": user, "password": f"{user}-password-1", "csrf": csrf},
+        follow_redirects=False,
+    )
     return [(h.split("=", 1)[0], h) for h in r.headers.get_list("set-cookie")]
 
 
@@ -122,8 +137,12 @@ def test_csrf_is_required_for_cookie_sessions(env):
     r = client.post(url, json={"room_id": "csrf-1"}, headers={"X-CSRF-Token": csrf, "Origin": "https://evil.example"})
     assert r.status_code == 403
     assert client.post(url, json={"room_id": "csrf-1"}, headers={"X-CSRF-Token": csrf}).status_code == 201
-    assert client.post(url, json={"room_id": "csrf-2"}, headers={"X-CSRF-Token": csrf,
-                                                                "Origin": "http://testserver"}).status_code == 201
+    assert (
+        client.post(
+            url, json={"room_id": "csrf-2"}, headers={"X-CSRF-Token": csrf, "Origin": "http://testserver"}
+        ).status_code
+        == 201
+    )
     assert client.get(url).status_code == 200  # reads need no token
 
 
@@ -132,8 +151,10 @@ def test_roles(env):
     csrf = login(client, "look", "look-password-1")
     h = {"X-CSRF-Token": csrf}
     assert client.get(f"/console/api/m/{M}/kb/products").status_code == 200
-    assert client.post(f"/console/api/m/{M}/kb/search", json={"q": "包邮吗", "with_answer": False},
-                       headers=h).status_code == 200  # a read-only computation
+    assert (
+        client.post(f"/console/api/m/{M}/kb/search", json={"q": "包邮吗", "with_answer": False}, headers=h).status_code
+        == 200
+    )  # a read-only computation
     assert client.post(f"/console/api/m/{M}/rooms", json={"room_id": "v-1"}, headers=h).status_code == 403
     assert client.put(f"/console/api/m/{M}/prompts/system/draft", json={"text": "x"}, headers=h).status_code == 403
     assert client.get(f"/console/api/m/{M}/audit").status_code == 403
@@ -142,8 +163,14 @@ def test_roles(env):
     env["console"].limiter.succeeded("ops1")  # the rate-limit test above locked this account for a while
     csrf = login(client, "ops1", "ops1-password-1")
     h = {"X-CSRF-Token": csrf}
-    assert client.post(f"/console/api/m/{M}/users", json={"username": "x-user", "password": "long-enough-1",
-                                                          "role": "owner"}, headers=h).status_code == 403
+    assert (
+        client.post(
+            f"/console/api/m/{M}/users",
+            json={"username": "x-user", "password": "long-enough-1", "role": "owner"},
+            headers=h,
+        ).status_code
+        == 403
+    )
     assert client.post(f"/console/api/m/{M}/tokens", json={"name": "t"}, headers=h).status_code == 403
     assert client.get(f"/console/api/m/{M}/audit").status_code == 200
 
@@ -151,8 +178,9 @@ def test_roles(env):
 def test_api_tokens_work_without_csrf_and_can_be_revoked(env):
     client = fresh(env)
     csrf = login(client, "boss", "boss-password-1")
-    r = client.post(f"/console/api/m/{M}/tokens", json={"name": "erp", "role": "operator"},
-                    headers={"X-CSRF-Token": csrf})
+    r = client.post(
+        f"/console/api/m/{M}/tokens", json={"name": "erp", "role": "operator"}, headers={"X-CSRF-Token": csrf}
+    )
     assert r.status_code == 201
     tok = r.json()
     raw = tok["token"]
@@ -161,8 +189,12 @@ def test_api_tokens_work_without_csrf_and_can_be_revoked(env):
     h = {"Authorization": f"Bearer {raw}"}
     assert client.post(f"/console/api/m/{M}/rooms", json={"room_id": "by-token"}, headers=h).status_code == 201
     assert client.get(f"/api/merchants/{M}/campaigns", headers=h).status_code == 200
-    assert client.get(f"/api/merchants/{M}/campaigns", headers={"Authorization": "Bearer lrk_0000000000000000_"
-                                                                                  + "x" * 40}).status_code == 401
+    assert (
+        client.get(
+            f"/api/merchants/{M}/campaigns", headers={"Authorization": "Bearer lrk_0000000000000000_" + "x" * 40}
+        ).status_code
+        == 401
+    )
     login(client, "boss", "boss-password-1")
     csrf = re.search(r'csrf-token" content="([^"]+)"', client.get(f"/console/m/{M}/team").text).group(1)
     r = client.delete(f"/console/api/m/{M}/tokens/{tok['token_id']}", headers={"X-CSRF-Token": csrf})
@@ -181,8 +213,11 @@ def test_audience_writes_are_audited_with_before_and_after(env):
     item = cs.audit.list(M, limit=1)["items"][0]
     assert item["action"] == "PUT /api/merchants/{merchant}/audience-rules" and item["actor"] == "token:rules-bot"
     assert item["after"] == {} and item["before"] is not None
-    client.post(f"/api/merchants/{M}/campaigns", headers=h, json={
-        "campaign_id": "SEC-1", "title": "安全券", "kind": "amount", "amount": 5, "budget_count": 3})
+    client.post(
+        f"/api/merchants/{M}/campaigns",
+        headers=h,
+        json={"campaign_id": "SEC-1", "title": "安全券", "kind": "amount", "amount": 5, "budget_count": 3},
+    )
     client.post(f"/api/merchants/{M}/campaigns/SEC-1/status", headers=h, json={"status": "paused"})
     item = cs.audit.list(M, limit=1)["items"][0]
     assert item["before"]["status"] == "active" and item["after"] == {"status": "paused"}
@@ -201,8 +236,18 @@ def test_hostile_strings_are_never_rendered_as_markup(env):
     for text in HOSTILE:
         client.post("/api/rooms/sec-room/ask", json={"merchant": M, "viewer_id": HOSTILE[2][:60], "text": text})
     login(client, "boss", "boss-password-1")
-    for path in ("kb", f"kb/products/{p.sku}", "prompts/system", "rooms/sec-room", "search", "versions", "team",
-                 "reviews", "prompts", "rooms"):
+    for path in (
+        "kb",
+        f"kb/products/{p.sku}",
+        "prompts/system",
+        "rooms/sec-room",
+        "search",
+        "versions",
+        "team",
+        "reviews",
+        "prompts",
+        "rooms",
+    ):
         r = client.get(f"/console/m/{M}/{path}")
         assert r.status_code == 200, path
         for bad in ("<img src=x", "<script>alert", "<svg onload", "onerror="):
@@ -211,7 +256,8 @@ def test_hostile_strings_are_never_rendered_as_markup(env):
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
         assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
         assert "<script>" not in r.text.replace('<script type="module" src="/console/static/app.js', "").replace(
-            '<script src="/console/static/vendor/echarts.min.js">', "")
+            '<script src="/console/static/vendor/echarts.min.js">', ""
+        )
     live = client.get(f"/console/api/m/{M}/rooms/sec-room/live")
     assert live.headers["content-type"].startswith("application/json")
     assert HOSTILE[1] in {a["question"] for a in live.json()["answers"]}  # kept verbatim as data

@@ -1,5 +1,6 @@
 """A/B testing: sticky deterministic assignment, statistics against known values (published examples
 and scipy), the report and its stop rule, events and attribution from the behaviour events."""
+
 from __future__ import annotations
 
 import math
@@ -86,8 +87,10 @@ def test_sample_size_and_holm():
 
 # --- the report and the stop rule ----------------------------------------------------------------
 def counts(ex_a, ck_a, cv_a, ex_b, ck_b, cv_b):
-    return {"A": {"exposed": ex_a, "clicked": ck_a, "converted": cv_a, "converted_after_click": cv_a},
-            "B": {"exposed": ex_b, "clicked": ck_b, "converted": cv_b, "converted_after_click": cv_b}}
+    return {
+        "A": {"exposed": ex_a, "clicked": ck_a, "converted": cv_a, "converted_after_click": cv_a},
+        "B": {"exposed": ex_b, "clicked": ck_b, "converted": cv_b, "converted_after_click": cv_b},
+    }
 
 
 def test_report_numbers_and_decisions():
@@ -119,13 +122,22 @@ def test_events_and_report_end_to_end(exps):
     arms = exps.assign("demo", "exp1", viewers)
     now = time.time()
     evs = [{"event_id": f"x{v}", "viewer_id": v, "kind": "exposure", "ts": now} for v in viewers]
-    evs += [{"event_id": f"c{v}", "viewer_id": v, "kind": "click", "ts": now + 5}
-            for i, v in enumerate(viewers) if i % (4 if arms[v] == "B" else 10) == 0]
+    evs += [
+        {"event_id": f"c{v}", "viewer_id": v, "kind": "click", "ts": now + 5}
+        for i, v in enumerate(viewers)
+        if i % (4 if arms[v] == "B" else 10) == 0
+    ]
     res = exps.record("demo", "exp1", evs)
     assert res["accepted"] == len(evs) and res["rejected"] == 0
-    again = exps.record("demo", "exp1", evs[:10] + [{"event_id": "bad", "viewer_id": "v1", "kind": "view"},
-                                                    {"event_id": "w", "viewer_id": "v1", "kind": "click",
-                                                     "variant": "B" if arms["v1"] == "A" else "A"}])
+    again = exps.record(
+        "demo",
+        "exp1",
+        evs[:10]
+        + [
+            {"event_id": "bad", "viewer_id": "v1", "kind": "view"},
+            {"event_id": "w", "viewer_id": "v1", "kind": "click", "variant": "B" if arms["v1"] == "A" else "A"},
+        ],
+    )
     assert again["duplicates"] == 10 and again["rejected"] == 2
     rep = exps.report("demo", "exp1")
     a, b = rep["variants"]
@@ -145,16 +157,34 @@ def test_clicks_and_conversions_are_attributed_from_behaviour_events(tmp_path):
         ex.create(spec(experiment_id="att", window_hours=2, skus=["SK-001"]))
         now = time.time()
         vids = ["a1", "a2", "a3", "a4"]
-        ex.record("demo", "att", [{"event_id": f"x{v}", "viewer_id": v, "kind": "exposure", "ts": now - 3600}
-                                  for v in vids])
-        svc.ingest("demo", [
-            {"event_id": "e1", "viewer_id": "a1", "type": "enter", "ts": now - 3000},
-            {"event_id": "e2", "viewer_id": "a1", "type": "purchase", "sku": "SK-001", "amount": 129, "ts": now - 2900},
-            {"event_id": "e3", "viewer_id": "a2", "type": "enter", "ts": now - 7200},  # before the exposure
-            {"event_id": "e4", "viewer_id": "a3", "type": "enter", "ts": now - 3000},
-            {"event_id": "e5", "viewer_id": "a3", "type": "purchase", "sku": "SK-999", "amount": 9, "ts": now - 2900},
-            {"event_id": "e6", "viewer_id": "a4", "type": "enter", "ts": now - 3000, "campaign_id": "ab:other"},
-        ])
+        ex.record(
+            "demo", "att", [{"event_id": f"x{v}", "viewer_id": v, "kind": "exposure", "ts": now - 3600} for v in vids]
+        )
+        svc.ingest(
+            "demo",
+            [
+                {"event_id": "e1", "viewer_id": "a1", "type": "enter", "ts": now - 3000},
+                {
+                    "event_id": "e2",
+                    "viewer_id": "a1",
+                    "type": "purchase",
+                    "sku": "SK-001",
+                    "amount": 129,
+                    "ts": now - 2900,
+                },
+                {"event_id": "e3", "viewer_id": "a2", "type": "enter", "ts": now - 7200},  # before the exposure
+                {"event_id": "e4", "viewer_id": "a3", "type": "enter", "ts": now - 3000},
+                {
+                    "event_id": "e5",
+                    "viewer_id": "a3",
+                    "type": "purchase",
+                    "sku": "SK-999",
+                    "amount": 9,
+                    "ts": now - 2900,
+                },
+                {"event_id": "e6", "viewer_id": "a4", "type": "enter", "ts": now - 3000, "campaign_id": "ab:other"},
+            ],
+        )
         rep = ex.report("demo", "att")
         assert rep["attributed_events"] == 3  # a1 click + conversion, a3 click (other sku's purchase not counted)
         tot = {k: sum(v[k]["count"] for v in rep["variants"]) for k in ("ctr", "cvr")}

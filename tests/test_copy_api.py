@@ -1,4 +1,5 @@
 """HTTP API and CLI of copywriting on the demo KB and a seeded audience (templates; no LLM)."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,13 @@ class DemoKB:
         from evals.copy import demo_catalog
 
         cat = demo_catalog()
-        self.snap = SimpleNamespace(merchant="demo", version="v0001", catalog=cat.catalog, product=cat.product,
-                                    index=SimpleNamespace(facts=cat.facts()))
+        self.snap = SimpleNamespace(
+            merchant="demo",
+            version="v0001",
+            catalog=cat.catalog,
+            product=cat.product,
+            index=SimpleNamespace(facts=cat.facts()),
+        )
 
     def snapshot(self, merchant):
         from knowledge.store import UnknownMerchant
@@ -69,14 +75,32 @@ def client(container):
 
 def test_post_copy_for_a_viewer_and_a_segment(client, seeded):
     _, svc = seeded
-    r = client.post("/api/copy", json={"merchant": "demo", "sku": "SK-001", "viewer_id": "dv00003", "phase": "pre",
-                                       "channel": "push", "use_llm": False})
+    r = client.post(
+        "/api/copy",
+        json={
+            "merchant": "demo",
+            "sku": "SK-001",
+            "viewer_id": "dv00003",
+            "phase": "pre",
+            "channel": "push",
+            "use_llm": False,
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert {"text", "angle", "citations", "compliance"} <= set(body)
     assert body["compliance"] == {"ok": True, "violations": []} and body["citations"]
-    r = client.post("/api/copy", json={"sku": "SK-001", "segment": {"price_sensitivity": "high"}, "channel": "sms",
-                                       "phase": "post", "recall": "missed_show", "use_llm": False})
+    r = client.post(
+        "/api/copy",
+        json={
+            "sku": "SK-001",
+            "segment": {"price_sensitivity": "high"},
+            "channel": "sms",
+            "phase": "post",
+            "recall": "missed_show",
+            "use_llm": False,
+        },
+    )
     assert r.status_code == 200 and r.json()["angle"] == "price" and len(r.json()["text"]) <= 70
     assert client.post("/api/copy", json={"sku": "NOPE", "use_llm": False}).status_code == 404
     assert client.post("/api/copy", json={"merchant": "other", "sku": "SK-001"}).status_code == 404
@@ -85,10 +109,19 @@ def test_post_copy_for_a_viewer_and_a_segment(client, seeded):
 
 
 def test_campaign_generate_status_results_and_resume(client):
-    spec = {"merchant": "demo", "show": {"start": "2030-01-01T20:00:00+08:00",
-                                         "segments": [{"sku": "SK-001", "start": "2030-01-01T20:10:00+08:00"},
-                                                      {"sku": "MU-001", "start": "2030-01-01T20:40:00+08:00"}]},
-            "phase": "pre", "channel": "push", "use_llm": False}
+    spec = {
+        "merchant": "demo",
+        "show": {
+            "start": "2030-01-01T20:00:00+08:00",
+            "segments": [
+                {"sku": "SK-001", "start": "2030-01-01T20:10:00+08:00"},
+                {"sku": "MU-001", "start": "2030-01-01T20:40:00+08:00"},
+            ],
+        },
+        "phase": "pre",
+        "channel": "push",
+        "use_llm": False,
+    }
     r = client.post("/api/campaigns/api1/generate?wait=true", json=spec)
     assert r.status_code == 202 and r.json()["status"] == "done", r.text
     assert r.json()["stats"]["copies"] == 150
@@ -115,8 +148,12 @@ def test_campaign_generate_status_results_and_resume(client):
 
 
 def test_experiment_endpoints(client):
-    spec = {"experiment_id": "x1", "merchant": "demo", "variants": [{"name": "A"}, {"name": "B", "angle": "price"}],
-            "min_exposures": 10}
+    spec = {
+        "experiment_id": "x1",
+        "merchant": "demo",
+        "variants": [{"name": "A"}, {"name": "B", "angle": "price"}],
+        "min_exposures": 10,
+    }
     r = client.post("/api/experiments", json=spec)
     assert r.status_code == 201 and r.json()["tag"] == "ab:x1"
     assert client.post("/api/experiments", json=spec).json()["state"] == "exists"
@@ -147,8 +184,24 @@ def test_cli_copy_and_ab_report(container, monkeypatch):
     app.add_typer(ab_app, name="ab")
     app.add_typer(campaign_app, name="campaign")
     run = CliRunner()
-    r = run.invoke(app, ["copy", "--merchant", "demo", "--sku", "SK-002", "--segment", '{"tier": "铁粉"}',
-                         "--phase", "pre", "--channel", "host", "--no-llm", "--json"])
+    r = run.invoke(
+        app,
+        [
+            "copy",
+            "--merchant",
+            "demo",
+            "--sku",
+            "SK-002",
+            "--segment",
+            '{"tier": "铁粉"}',
+            "--phase",
+            "pre",
+            "--channel",
+            "host",
+            "--no-llm",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["angle"] == "member" and out["compliance"]["ok"] and out["citations"]
@@ -174,8 +227,19 @@ def test_cli_campaign_generate_with_progress_and_resume(container, monkeypatch, 
     app.command("copy")(copy_command)
     app.add_typer(campaign_app, name="campaign")
     spec = tmp_path / "c.json"
-    spec.write_text(json.dumps({"campaign_id": "cli-c1", "merchant": "demo", "skus": ["SN-004"], "phase": "post",
-                                "channel": "sms", "viewers": [f"dv{i:05d}" for i in range(60)]}), encoding="utf-8")
+    spec.write_text(
+        json.dumps(
+            {
+                "campaign_id": "cli-c1",
+                "merchant": "demo",
+                "skus": ["SN-004"],
+                "phase": "post",
+                "channel": "sms",
+                "viewers": [f"dv{i:05d}" for i in range(60)],
+            }
+        ),
+        encoding="utf-8",
+    )
     run = CliRunner()
     r = run.invoke(app, ["campaign", "generate", "--spec", str(spec), "--no-llm"])
     assert r.exit_code == 0, r.output

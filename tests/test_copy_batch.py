@@ -1,4 +1,5 @@
 """Batch campaigns (grouping, resumption, segments, A/B arms) and push timing."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,10 +15,16 @@ from copywriting.schema import Show
 from copywriting.store import CopyStore
 
 CST = timezone(timedelta(hours=8))
-SHOW = {"show_id": "s1", "start": "2030-01-01T20:00:00+08:00", "end": "2030-01-01T22:30:00+08:00",
-        "segments": [{"sku": "SK-001", "start": "2030-01-01T20:10:00+08:00"},
-                     {"sku": "MU-001", "start": "2030-01-01T20:40:00+08:00"},
-                     {"sku": "AP-001", "start": "2030-01-01T21:10:00+08:00"}]}
+SHOW = {
+    "show_id": "s1",
+    "start": "2030-01-01T20:00:00+08:00",
+    "end": "2030-01-01T22:30:00+08:00",
+    "segments": [
+        {"sku": "SK-001", "start": "2030-01-01T20:10:00+08:00"},
+        {"sku": "MU-001", "start": "2030-01-01T20:40:00+08:00"},
+        {"sku": "AP-001", "start": "2030-01-01T21:10:00+08:00"},
+    ],
+}
 MORNING = datetime(2030, 1, 1, 9, 0, tzinfo=CST)
 
 
@@ -107,9 +114,15 @@ def test_interrupted_campaign_resumes_where_it_stopped(audience, catalog, tmp_pa
 
 def test_segment_campaign_one_copy_per_segment(audience, catalog, tmp_path):
     r, store, _ = runner(audience, catalog, tmp_path)
-    spec = CampaignSpec(campaign_id="c3", skus=["SK-002"], phase="live", channel="popup", per_viewer=False,
-                        use_llm=False, segments=[{"name": "fans", "tier": "铁粉"},
-                                                 {"name": "thrifty", "price_sensitivity": "high"}])
+    spec = CampaignSpec(
+        campaign_id="c3",
+        skus=["SK-002"],
+        phase="live",
+        channel="popup",
+        per_viewer=False,
+        use_llm=False,
+        segments=[{"name": "fans", "tier": "铁粉"}, {"name": "thrifty", "price_sensitivity": "high"}],
+    )
     stats = asyncio.run(r.run(spec, now=MORNING))
     groups = {g["segment"]: g for g in store.groups("demo", "c3")}
     assert set(groups) <= {"fans", "thrifty"} and stats["groups"] == len(groups)
@@ -123,9 +136,15 @@ def test_segment_campaign_one_copy_per_segment(audience, catalog, tmp_path):
 
 def test_campaign_with_experiment_arms(audience, catalog, tmp_path):
     r, store, ex = runner(audience, catalog, tmp_path)
-    ex.create({"experiment_id": "e1", "variants": [
-        {"name": "A"}, {"name": "B", "angle": "price", "coupon": "none",
-                        "push": {"strategy": "fixed", "lead_minutes": 60}}]})
+    ex.create(
+        {
+            "experiment_id": "e1",
+            "variants": [
+                {"name": "A"},
+                {"name": "B", "angle": "price", "coupon": "none", "push": {"strategy": "fixed", "lead_minutes": 60}},
+            ],
+        }
+    )
     spec = CampaignSpec(campaign_id="c4", show=SHOW, experiment_id="e1", use_llm=False)
     asyncio.run(r.run(spec, now=MORNING))
     groups = store.groups("demo", "c4")

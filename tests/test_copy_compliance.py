@@ -1,5 +1,6 @@
 """The compliance checker every output path uses: price claims, fake scarcity, merchant word lists,
 and precision / recall on the corpus of good and bad lines (evals/compliance.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -31,11 +32,25 @@ def test_list_price_that_is_not_the_list_price(text):
     assert "199" in vs[0].detail
 
 
-@pytest.mark.parametrize("text,ok", [
-    ("原价199元，直播价129元。", True), ("直播价99元。", False), ("今晚只要129元！", True), ("到手价119元", False),
-    ("6.5折入手", True), ("6折入手", False), ("5折", False), ("半价", False), ("立省70元", True), ("省100元", False),
-    ("直降70元", True), ("¥79带走", False), ("50ml只要189元", True), ("30ml，2-3滴就够全脸", True),
-])
+@pytest.mark.parametrize(
+    "text,ok",
+    [
+        ("原价199元，直播价129元。", True),
+        ("直播价99元。", False),
+        ("今晚只要129元！", True),
+        ("到手价119元", False),
+        ("6.5折入手", True),
+        ("6折入手", False),
+        ("5折", False),
+        ("半价", False),
+        ("立省70元", True),
+        ("省100元", False),
+        ("直降70元", True),
+        ("¥79带走", False),
+        ("50ml只要189元", True),
+        ("30ml，2-3滴就够全脸", True),
+    ],
+)
 def test_wrong_price_and_discount_claims(text, ok):
     assert (rules_of(text, prices=SERUM) == []) == ok, compliance.check(text, prices=SERUM)
 
@@ -76,8 +91,9 @@ def test_every_violation_names_its_rule_and_term():
 
 
 def test_merchants_extend_the_word_lists(tmp_path):
-    rules = ComplianceRules.from_overrides({"absolute": ["天花板"], "medical": ["美白"], "scarcity": [r"限量\d+份"],
-                                            "allow": ["最新款"], "low_stock": 5})
+    rules = ComplianceRules.from_overrides(
+        {"absolute": ["天花板"], "medical": ["美白"], "scarcity": [r"限量\d+份"], "allow": ["最新款"], "low_stock": 5}
+    )
     assert rules_of("口红天花板", rules=rules) == ["absolute"]
     assert rules_of("美白精华", rules=rules) == ["medical"]
     assert rules_of("限量100份", rules=rules) == ["scarcity"]

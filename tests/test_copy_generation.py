@@ -1,5 +1,6 @@
 """Copy generation: angle per profile, channel limits, facts and citations, the model path with its checks,
 retry and template fallback (scripted LLM), and the persona eval on templates."""
+
 from __future__ import annotations
 
 import asyncio
@@ -45,8 +46,12 @@ PROFILES = {
     "member": ProfileView(viewer_id="member", member=True),
     "nobody": ProfileView(viewer_id="nobody"),
     "thrifty_fan": ProfileView(viewer_id="thrifty_fan", tier="铁粉", price_sensitivity="high"),
-    "viewed_other": ProfileView(viewer_id="viewed_other", price_sensitivity="high", products_in_focus=["AP-001"],
-                                decision_signals=["repeat_view:AP-001"]),
+    "viewed_other": ProfileView(
+        viewer_id="viewed_other",
+        price_sensitivity="high",
+        products_in_focus=["AP-001"],
+        decision_signals=["repeat_view:AP-001"],
+    ),
 }
 
 
@@ -56,10 +61,20 @@ def writer(catalog) -> CopyWriter:
     return CopyWriter(lambda m: catalog, profiles=data, ledger=data)
 
 
-@pytest.mark.parametrize("viewer,angle", [
-    ("price", "price"), ("quality", "quality"), ("viewed", "focus"), ("carted", "focus"), ("fan", "member"),
-    ("member", "member"), ("nobody", "general"), ("thrifty_fan", "price"), ("viewed_other", "price"),
-])
+@pytest.mark.parametrize(
+    "viewer,angle",
+    [
+        ("price", "price"),
+        ("quality", "quality"),
+        ("viewed", "focus"),
+        ("carted", "focus"),
+        ("fan", "member"),
+        ("member", "member"),
+        ("nobody", "general"),
+        ("thrifty_fan", "price"),
+        ("viewed_other", "price"),
+    ],
+)
 def test_angle_follows_the_profile(writer, catalog, viewer, angle):
     p = writer.write_template(CopyRequest(sku="SK-002", viewer_id=viewer, phase="pre", channel="push"))
     assert p.angle == angle
@@ -91,8 +106,9 @@ def test_segment_target_uses_the_segment_definition(writer):
 def test_cart_recall_is_inferred_and_said(writer):
     p = writer.write_template(CopyRequest(sku="SK-002", viewer_id="carted", phase="post", channel="push"))
     assert p.recall == "cart_unpaid" and "购物车" in p.text
-    p = writer.write_template(CopyRequest(sku="SK-002", viewer_id="nobody", phase="post", channel="sms",
-                                          recall="missed_show"))
+    p = writer.write_template(
+        CopyRequest(sku="SK-002", viewer_id="nobody", phase="post", channel="sms", recall="missed_show")
+    )
     assert p.recall == "missed_show" and "错过" in p.text
 
 
@@ -116,15 +132,20 @@ def test_every_product_angle_channel_phase_fits_and_is_clean(catalog):
                 for ch in ("push", "sms", "popup", "host"):
                     for ph in ("pre", "live", "post"):
                         rr = Resolved(m, angle, "test", "cart_unpaid" if ph == "post" else None, None)
-                        p = w.template(rr, CopyRequest(sku=prod.sku, phase=ph, channel=ch, show=show),
-                                       compliance.DEFAULT_RULES, 0, [])
+                        p = w.template(
+                            rr,
+                            CopyRequest(sku=prod.sku, phase=ph, channel=ch, show=show),
+                            compliance.DEFAULT_RULES,
+                            0,
+                            [],
+                        )
                         n += 1
                         title = p.title if ch == "push" else None
                         body = p.body if ch == "push" else p.text
                         if ch == "sms":
                             assert p.text.startswith("【暖光优选】") and p.text.endswith(channels.SMS_OPT_OUT)
                             assert len(p.text) <= 70
-                            body = p.text[len("【暖光优选】"):-len(channels.SMS_OPT_OUT)]
+                            body = p.text[len("【暖光优选】") : -len(channels.SMS_OPT_OUT)]
                         if ch == "push":
                             assert len(p.title) <= 20 and len(p.body) <= 50
                         if ch == "popup":
@@ -193,15 +214,26 @@ def test_the_opening_is_forced_by_the_grammar_on_llama(writer):
     assert llm.calls[0][1]["properties"]["text"]["maxLength"] == 30
 
 
-@pytest.mark.parametrize("bad,why", [
-    ({"body": "全网最低价，手慢无！比日常价省80元。"}, "absolute"),
-    ({"body": "日常价299元，今晚直降140元，快来。"}, "price"),
-    ({"body": "仅剩3件了，比日常价省80元，快来抢购。"}, "scarcity"),
-    ({"body": "面霜能治疗湿疹，直播价159元，记得来。"}, "medical"),
-    ({"body": "无添加防腐剂，进口原料，比日常价省80元。"}, "claims the facts don't make"),
-    ({"body": "比日常价省80元还有很多很多很多很多很多很多很多很多很多很多很多很多很多很多很多很多很多很多的福利等你来拿"}, "length"),
-    ({"body": "比日常价省80元，库存520件，满99减10可以用，还有很多很多很多很多很多很多很多很多很多很多的福利"}, "numbers"),
-])
+@pytest.mark.parametrize(
+    "bad,why",
+    [
+        ({"body": "全网最低价，手慢无！比日常价省80元。"}, "absolute"),
+        ({"body": "日常价299元，今晚直降140元，快来。"}, "price"),
+        ({"body": "仅剩3件了，比日常价省80元，快来抢购。"}, "scarcity"),
+        ({"body": "面霜能治疗湿疹，直播价159元，记得来。"}, "medical"),
+        ({"body": "无添加防腐剂，进口原料，比日常价省80元。"}, "claims the facts don't make"),
+        (
+            {
+                "body": "比日常价省80元还有很多很多很多很多很多很多很多很多很多很多很多很多很多很多很多很多很多很多的福利等你来拿"
+            },
+            "length",
+        ),
+        (
+            {"body": "比日常价省80元，库存520件，满99减10可以用，还有很多很多很多很多很多很多很多很多很多很多的福利"},
+            "numbers",
+        ),
+    ],
+)
 def test_bad_drafts_are_retried_then_replaced_by_the_template(writer, bad, why):
     llm = ScriptedLLM([bad, bad])
     p = _write(writer, llm, channel="push")
@@ -215,7 +247,9 @@ def test_bad_drafts_are_retried_then_replaced_by_the_template(writer, bad, why):
 def test_echoed_titles_and_cut_off_clauses_are_trimmed(writer):
     from copywriting.generator import drop_last_clause
 
-    llm = ScriptedLLM([{"body": "玻尿酸保湿面霜直播价159元，比日常价省80元，还能用满99减10券，想好了随时来直播间看看哦亲爱的家人们"}])
+    llm = ScriptedLLM(
+        [{"body": "玻尿酸保湿面霜直播价159元，比日常价省80元，还能用满99减10券，想好了随时来直播间看看哦亲爱的家人们"}]
+    )
     p = _write(writer, llm, channel="push")  # echoes the title and runs into the 50-character stop
     assert p.source == "llm" and p.body == "比日常价省80元，还能用满99减10券。"
     assert drop_last_clause("现在直播价159元，日常价2。") == "现在直播价159元。" and drop_last_clause("没有逗号") == ""
@@ -266,7 +300,11 @@ def test_kb_catalog_reads_the_active_version(kb, tmp_path):
     kb.import_files("t", [write_json(tmp_path / "p.json", mini_products())])
     w = CopyWriter(lambda m: KBCatalog(kb.snapshot(m)))
     p = w.write_template(CopyRequest(merchant="t", sku="SK-001", segment=Segment(price_sensitivity="high")))
-    assert p.angle == "price" and p.title == "玻尿酸保湿精华液直播价129元" and "SK-001:price" in {c.id for c in p.citations}
+    assert (
+        p.angle == "price"
+        and p.title == "玻尿酸保湿精华液直播价129元"
+        and "SK-001:price" in {c.id for c in p.citations}
+    )
     kb.import_files("t", [write_json(tmp_path / "p.json", mini_products(price=119))])  # a new version: new price
     p = w.write_template(CopyRequest(merchant="t", sku="SK-001", segment=Segment(price_sensitivity="high")))
     assert "119" in p.title
@@ -275,9 +313,14 @@ def test_kb_catalog_reads_the_active_version(kb, tmp_path):
 def test_show_copy_picks_the_product_the_target_cares_about(writer):
     from copywriting.schema import Show
 
-    show = Show(start="2030-06-01T20:00:00+08:00", segments=[
-        {"sku": "AP-001", "start": "2030-06-01T20:10:00+08:00"}, {"sku": "SK-002", "start": "2030-06-01T20:40:00+08:00"},
-        {"sku": "MU-001", "start": "2030-06-01T21:00:00+08:00"}])
+    show = Show(
+        start="2030-06-01T20:00:00+08:00",
+        segments=[
+            {"sku": "AP-001", "start": "2030-06-01T20:10:00+08:00"},
+            {"sku": "SK-002", "start": "2030-06-01T20:40:00+08:00"},
+            {"sku": "MU-001", "start": "2030-06-01T21:00:00+08:00"},
+        ],
+    )
     p = writer.write_template(CopyRequest(viewer_id="viewed", show=show, channel="push"))
     assert p.sku == "SK-002" and p.angle == "focus" and "20:40" in p.text  # their product, at its segment time
     lips = Segment(name="lips", tags=["口红兴趣"])

@@ -3,6 +3,7 @@
 Whatever the model writes, what comes out is checked: within the channel's limits, no compliance
 violation, facts cited; a draft that fails twice is replaced by the template.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,14 +35,18 @@ def copy_service(demo_root, use_embedder):
     loop.close()
 
 
-@pytest.mark.parametrize("sku,segment,channel,angle", [
-    ("SK-001", {"price_sensitivity": "high"}, "push", "price"),
-    ("AP-004", {"price_sensitivity": "low", "spending_power": "high"}, "popup", "quality"),
-])
+@pytest.mark.parametrize(
+    "sku,segment,channel,angle",
+    [
+        ("SK-001", {"price_sensitivity": "high"}, "push", "price"),
+        ("AP-004", {"price_sensitivity": "low", "spending_power": "high"}, "popup", "quality"),
+    ],
+)
 def test_model_copy_is_checked_and_grounded(copy_service, sku, segment, channel, angle):
     svc, loop = copy_service
-    p = loop.run_until_complete(svc.copy(CopyRequest(merchant="demo", sku=sku, segment=Segment(**segment),
-                                                     phase="pre", channel=channel)))
+    p = loop.run_until_complete(
+        svc.copy(CopyRequest(merchant="demo", sku=sku, segment=Segment(**segment), phase="pre", channel=channel))
+    )
     assert p.angle == angle and p.attempts >= 1  # the model was asked
     assert p.compliance.ok and p.citations
     title = p.title if channel == "push" else None

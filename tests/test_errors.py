@@ -1,4 +1,5 @@
 """One exception tree: every deliberate error is a `LiveRoomError` with a code and an HTTP status."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,10 +26,31 @@ from vision.store import ImageNotFound
 from vision.upload import ImageRejected
 from voice.services import VoiceUnavailable
 
-ALL = [LLMUnavailable, CampaignExists, EventError, BatchTooLarge, AuthError, UploadRejected, UnknownExperiment,
-       DraftRejected, ProvisionError, ChecksumError, BadTimestamp, RundownError, SpeechError, KBImportError,
-       KBError, UnknownMerchant, UnknownVersion, PromptError, ToolError, OCRUnavailable, ImageNotFound,
-       ImageRejected, VoiceUnavailable]
+ALL = [
+    LLMUnavailable,
+    CampaignExists,
+    EventError,
+    BatchTooLarge,
+    AuthError,
+    UploadRejected,
+    UnknownExperiment,
+    DraftRejected,
+    ProvisionError,
+    ChecksumError,
+    BadTimestamp,
+    RundownError,
+    SpeechError,
+    KBImportError,
+    KBError,
+    UnknownMerchant,
+    UnknownVersion,
+    PromptError,
+    ToolError,
+    OCRUnavailable,
+    ImageNotFound,
+    ImageRejected,
+    VoiceUnavailable,
+]
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)

@@ -1,4 +1,5 @@
 """The host console WebSocket and the funnel / clusters / danmaku / rundown endpoints, on the real app."""
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,9 @@ def test_console_gets_a_talking_point_when_a_question_turns_hot(client):
         assert ready["type"] == "ready" and ready["hot_clusters"] == [] and ready["room_id"] == "live1"
         ws.send_text(json.dumps({"type": "context", "sku": "SK-001"}))
         assert frames_until(ws, "context")[-1]["sku"] == "SK-001"
-        for i, q in enumerate(["敏感肌能用吗", "敏感皮可以用吗？", "皮肤敏感能不能用", "我是敏感肌会过敏吗", "敏感肌友好吗"]):
+        for i, q in enumerate(
+            ["敏感肌能用吗", "敏感皮可以用吗？", "皮肤敏感能不能用", "我是敏感肌会过敏吗", "敏感肌友好吗"]
+        ):
             ws.send_text(json.dumps({"type": "danmaku", "viewer_id": f"v{i}", "text": q}))
         s = frames_until(ws, "suggestion")[-1]
         assert s["message"] == "多位观众（5人）关注敏感肌适用性，建议重点讲解"
@@ -61,9 +64,15 @@ def test_console_gets_a_talking_point_when_a_question_turns_hot(client):
 def test_console_rejects_bad_frames_and_stays_up(client):
     with client.websocket_connect("/ws/rooms/live2/host") as ws:
         ws.receive_json()
-        for raw, code in [("not json", "bad_json"), ("[1]", "bad_frame"), ('{"type": "dance"}', "unknown_type"),
-                          ('{"type": "ack"}', "invalid"), ('{"type": "context", "sku": "NOPE"}', "unknown_sku"),
-                          ('{"type": "danmaku", "text": "hi"}', "invalid"), ("x" * 20_000, "frame_too_large")]:
+        for raw, code in [
+            ("not json", "bad_json"),
+            ("[1]", "bad_frame"),
+            ('{"type": "dance"}', "unknown_type"),
+            ('{"type": "ack"}', "invalid"),
+            ('{"type": "context", "sku": "NOPE"}', "unknown_sku"),
+            ('{"type": "danmaku", "text": "hi"}', "invalid"),
+            ("x" * 20_000, "frame_too_large"),
+        ]:
             ws.send_text(raw)
             assert frames_until(ws, "error")[-1]["code"] == code
         ws.send_text('{"type": "ping"}')
@@ -83,13 +92,24 @@ def test_unknown_merchant_is_refused(client):
 
 
 def test_events_feed_the_funnel_and_danmaku_are_triaged(client):
-    evs = [{"type": "enter", "viewer_id": "a", "event_id": "e1"}, {"type": "enter", "viewer_id": "b", "event_id": "e2"},
-           {"type": "product_click", "viewer_id": "a", "sku": "SK-001", "event_id": "e3"},
-           {"type": "purchase", "viewer_id": "a", "sku": "SK-001", "amount": 129, "event_id": "e4"}]
+    evs = [
+        {"type": "enter", "viewer_id": "a", "event_id": "e1"},
+        {"type": "enter", "viewer_id": "b", "event_id": "e2"},
+        {"type": "product_click", "viewer_id": "a", "sku": "SK-001", "event_id": "e3"},
+        {"type": "purchase", "viewer_id": "a", "sku": "SK-001", "amount": 129, "event_id": "e4"},
+    ]
     r = client.post("/api/rooms/f1/room-events", json={"merchant": "demo", "events": evs})
     assert r.status_code == 200 and r.json()["recorded"] == 4 and r.json()["audience"]["accepted"] == 4
-    r = client.post("/api/rooms/f1/danmaku", json={"messages": [
-        {"viewer_id": "a", "text": "多少钱"}, {"viewer_id": "b", "text": "666"}, {"viewer_id": "c", "text": "加V看主页"}]})
+    r = client.post(
+        "/api/rooms/f1/danmaku",
+        json={
+            "messages": [
+                {"viewer_id": "a", "text": "多少钱"},
+                {"viewer_id": "b", "text": "666"},
+                {"viewer_id": "c", "text": "加V看主页"},
+            ]
+        },
+    )
     assert r.json()["kinds"] == {"question": 1, "chatter": 1, "spam": 1}
     f = client.get("/api/rooms/f1/funnel?merchant=demo&minutes=5").json()
     assert len(f["minutes"]) == 5
@@ -101,15 +121,23 @@ def test_events_feed_the_funnel_and_danmaku_are_triaged(client):
 
 
 def test_rundown_validation_endpoint(client):
-    ok = client.post("/api/rundowns/validate?merchant=demo", content=DEMO_RUNDOWN,
-                     headers={"content-type": "application/yaml"}).json()
+    ok = client.post(
+        "/api/rundowns/validate?merchant=demo", content=DEMO_RUNDOWN, headers={"content-type": "application/yaml"}
+    ).json()
     assert ok["segments"] == 12 and "SK-001" in ok["skus"]
     assert not ok["ok"]  # this app's ledger has no campaigns yet: the coupon segments are flagged
     assert {i["path"] for i in ok["issues"]} == {"segments[3].campaign", "segments[7].campaign", "reserve_coupons[0]"}
-    bad = client.post("/api/rundowns/validate", content="segments:\n  - {type: product, sku: NOPE, minutes: 0}\n",
-                      headers={"content-type": "application/yaml"}).json()
+    bad = client.post(
+        "/api/rundowns/validate",
+        content="segments:\n  - {type: product, sku: NOPE, minutes: 0}\n",
+        headers={"content-type": "application/yaml"},
+    ).json()
     assert not bad["ok"] and bad["issues"] == [
-        {"path": "segments[0].minutes", "line": 2, "message": "Input should be greater than 0"}]
-    missing = client.post("/api/rundowns/validate", content="segments:\n  - {type: product, sku: NOPE, minutes: 1}\n",
-                          headers={"content-type": "application/yaml"}).json()
+        {"path": "segments[0].minutes", "line": 2, "message": "Input should be greater than 0"}
+    ]
+    missing = client.post(
+        "/api/rundowns/validate",
+        content="segments:\n  - {type: product, sku: NOPE, minutes: 1}\n",
+        headers={"content-type": "application/yaml"},
+    ).json()
     assert missing["issues"][0]["message"] == "no product 'NOPE' in the knowledge base"

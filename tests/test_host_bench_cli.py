@@ -1,4 +1,5 @@
 """`liveroom bench danmaku` (a short run) and `liveroom host` (bad rundowns, and a short accelerated show)."""
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,10 @@ def test_host_refuses_unknown_skus_unless_told(tmp_path, demo_root, monkeypatch)
     monkeypatch.setenv("LIVEROOM_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("LIVEROOM_EMBED_THREADS", "1")
     rd = tmp_path / "show.yaml"
-    rd.write_text("segments:\n  - {type: product, sku: GONE-1, minutes: 1}\n  - {type: product, sku: SK-001, minutes: 1}\n",
-                  encoding="utf-8")
+    rd.write_text(
+        "segments:\n  - {type: product, sku: GONE-1, minutes: 1}\n  - {type: product, sku: SK-001, minutes: 1}\n",
+        encoding="utf-8",
+    )
     r = CliRunner().invoke(app(), ["host", "--merchant", "demo", "--rundown", str(rd), "--no-simulate"])
     assert r.exit_code == 2 and "no product 'GONE-1' in the knowledge base" in r.output
 
@@ -58,7 +61,8 @@ def test_host_runs_an_accelerated_show(tmp_path, demo_root, monkeypatch):
     monkeypatch.setenv("LIVEROOM_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("LIVEROOM_EMBED_THREADS", "1")
     rd = tmp_path / "show.yaml"
-    rd.write_text("""reserve_coupons: [DEMO-ALL20]
+    rd.write_text(
+        """reserve_coupons: [DEMO-ALL20]
 segments:
   - {type: opening, minutes: 1}
   - {type: product, sku: SK-001, minutes: 3}
@@ -66,10 +70,30 @@ segments:
   - {type: product, sku: GONE-1, minutes: 1}
   - {type: qa, minutes: 2}
   - {type: closing, minutes: 1}
-""", encoding="utf-8")
-    r = CliRunner().invoke(app(), ["host", "--merchant", "demo", "--rundown", str(rd), "--hours", "0.25",
-                                   "--speed", "30", "--viewers", "300", "--allow-missing", "--json", "-q",
-                                   "--sample-every", "60"])
+""",
+        encoding="utf-8",
+    )
+    r = CliRunner().invoke(
+        app(),
+        [
+            "host",
+            "--merchant",
+            "demo",
+            "--rundown",
+            str(rd),
+            "--hours",
+            "0.25",
+            "--speed",
+            "30",
+            "--viewers",
+            "300",
+            "--allow-missing",
+            "--json",
+            "-q",
+            "--sample-every",
+            "60",
+        ],
+    )
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout.strip().splitlines()[-1])
     assert rep["repeated_lines"] == 0 and rep["lines"] > 30 and rep["segment_errors"] == 0

@@ -1,5 +1,6 @@
 """The live funnel (per room, per minute) and its alerts: entry surges with short stays, conversion
 drops, unanswered question clusters, an empty room — each raised once per episode."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """The virtual host on a virtual clock: hot questions first, the script resumes where it stopped, no
 sentence twice, coupons only from real campaigns, and bad input (a sku deleted mid-show, an empty room,
 LLM and TTS failures) never stops the show."""
+
 from __future__ import annotations
 
 import asyncio
@@ -78,8 +79,12 @@ async def test_hot_questions_are_answered_hottest_first(kb, emb, clock):
     burst(room, ["敏感肌能用吗", "敏感皮可以用吗", "我是敏感肌会过敏吗"], 9, prefix="s")
     burst(room, ["保质期多久", "能放多久"], 6, prefix="k")
     await room.clusterer.flush()
-    loop, lines = show(room, "segments:\n  - {type: product, sku: SK-001, minutes: 5}\n", 0.1,
-                       config=LoopConfig(max_answers_per_break=3))
+    loop, lines = show(
+        room,
+        "segments:\n  - {type: product, sku: SK-001, minutes: 5}\n",
+        0.1,
+        config=LoopConfig(max_answers_per_break=3),
+    )
     loop.product = room.snapshot().product("SK-001")
     assert await loop._serve_room(resume=False)
     answers = [ln for ln in lines if ln.kind == "answer"]
@@ -112,7 +117,7 @@ async def test_the_script_resumes_where_it_stopped(kb, emb, clock):
     assert lines[i + 1].at >= lines[i].at + loop.speaker.duration(fourth)
     assert lines[i + 2].kind == "bridge"
     script = [ln.text for ln in lines if ln.kind in ("script", "coupon")]
-    assert script[:len(planned)] == [ln.text for ln in planned]  # in order: nothing skipped, nothing re-said
+    assert script[: len(planned)] == [ln.text for ln in planned]  # in order: nothing skipped, nothing re-said
 
 
 async def test_no_sentence_is_said_twice_in_a_long_show(kb, emb, clock, audience):
@@ -129,10 +134,17 @@ segments:
   - {type: closing, minutes: 1}
 """
     loop, lines = show(room, rd, 2.0)
-    sim = ShowSimulator(room, Timeline(loop.rundown, clock.now(), 2.0), [
-        {"sku": "SK-001", "name": "精华", "category": "护肤", "price": 129},
-        {"sku": "MU-003", "name": "口红", "category": "彩妆", "price": 89}], viewers=80, audience=audience,
-        ingest_every_s=60)
+    sim = ShowSimulator(
+        room,
+        Timeline(loop.rundown, clock.now(), 2.0),
+        [
+            {"sku": "SK-001", "name": "精华", "category": "护肤", "price": 129},
+            {"sku": "MU-003", "name": "口红", "category": "彩妆", "price": 89},
+        ],
+        viewers=80,
+        audience=audience,
+        ingest_every_s=60,
+    )
     room.start()
     task = asyncio.create_task(sim.run())
     report = await loop.run()
@@ -148,10 +160,29 @@ segments:
 
 
 async def test_coupons_are_announced_only_for_real_campaigns(kb, emb, clock, audience):
-    audience.create_campaign("demo", {"campaign_id": "DEMO-OLD", "title": "过期的满100减50", "kind": "amount",
-                                      "amount": 50, "threshold": 100, "budget_count": 10, "status": "ended"})
-    audience.create_campaign("demo", {"campaign_id": "DEMO-SPENT", "title": "已抢光的满50减30", "kind": "amount",
-                                      "amount": 30, "threshold": 50, "budget_count": 1})
+    audience.create_campaign(
+        "demo",
+        {
+            "campaign_id": "DEMO-OLD",
+            "title": "过期的满100减50",
+            "kind": "amount",
+            "amount": 50,
+            "threshold": 100,
+            "budget_count": 10,
+            "status": "ended",
+        },
+    )
+    audience.create_campaign(
+        "demo",
+        {
+            "campaign_id": "DEMO-SPENT",
+            "title": "已抢光的满50减30",
+            "kind": "amount",
+            "amount": 30,
+            "threshold": 50,
+            "budget_count": 1,
+        },
+    )
     audience.upsert_viewers("demo", [{"viewer_id": "lucky"}])
     assert audience.issue("demo", "lucky", "DEMO-SPENT", "k1").ok  # its whole budget
     room = virtual_room(kb, emb.encode, audience, clock)

@@ -1,5 +1,6 @@
 """Rundowns: shape validation with file:line errors, references against the KB and the ledger, the
 24-hour loop timeline."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,16 +58,27 @@ segments:
     assert "show.yaml:9: segments[3].colour: unknown field (check the spelling)" in out
 
 
-@pytest.mark.parametrize("text, message", [
-    ("segments:\n  - {type: qa, minutes: 2}\n  - {type: opening, minutes: 1}\n", "the opening segment must come first"),
-    ("segments:\n  - {type: qa, minutes: 2}\n", "a rundown needs at least one product segment"),
-    ("segments:\n  - {type: closing, minutes: 1}\n  - {type: product, sku: A, minutes: 1}\n",
-     "the closing segment must come last"),
-    ("", "the rundown is empty"),
-    ("- just a list\n", "the rundown must be a mapping with 'segments'"),
-    ("segments: []\n", "segments: List should have at least 1 item"),
-    ("hours: 100\nsegments:\n  - {type: product, sku: A, minutes: 1}\n", "hours: Input should be less than or equal to 72"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "segments:\n  - {type: qa, minutes: 2}\n  - {type: opening, minutes: 1}\n",
+            "the opening segment must come first",
+        ),
+        ("segments:\n  - {type: qa, minutes: 2}\n", "a rundown needs at least one product segment"),
+        (
+            "segments:\n  - {type: closing, minutes: 1}\n  - {type: product, sku: A, minutes: 1}\n",
+            "the closing segment must come last",
+        ),
+        ("", "the rundown is empty"),
+        ("- just a list\n", "the rundown must be a mapping with 'segments'"),
+        ("segments: []\n", "segments: List should have at least 1 item"),
+        (
+            "hours: 100\nsegments:\n  - {type: product, sku: A, minutes: 1}\n",
+            "hours: Input should be less than or equal to 72",
+        ),
+    ],
+)
 def test_structural_rules(text, message):
     assert any(message in o for o in issues(text)), issues(text)
 
@@ -105,7 +117,9 @@ def test_timeline_loops_the_body_for_a_24_hour_show():
 
 
 def test_a_non_looping_rundown_plays_once():
-    rd = parse_rundown("loop: false\nsegments:\n  - {type: product, sku: A, minutes: 2}\n  - {type: closing, minutes: 1}\n")
+    rd = parse_rundown(
+        "loop: false\nsegments:\n  - {type: product, sku: A, minutes: 2}\n  - {type: closing, minutes: 1}\n"
+    )
     slots = Timeline(rd, 100.0, 5).slots()
     assert [s.segment.type for s in slots] == ["product", "closing"]
     assert slots[-1].end == pytest.approx(100 + 180)

@@ -1,4 +1,5 @@
 """Each import format, and bad input rejected with file + row while the active version stays."""
+
 from __future__ import annotations
 
 import csv
@@ -31,10 +32,38 @@ def test_csv_product_sheet_with_chinese_headers(tmp_path, kb):
     p = tmp_path / "sheet.csv"
     with open(p, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["商品编码", "商品名称", "类目", "直播价", "原价", "库存", "规格:面料", "spec:尺码建议",
-                    "selling_points", "faq", "suitable_for", "颜色偏好"])
-        w.writerow(["AP-101", "高腰阔腿裤", "女装", "139", "199", "80", "冰丝", "160cm建议M码",
-                    "垂感好|不易皱", "会起球吗::冰丝面料不易起球|能机洗吗::建议手洗", "梨形身材|小个子", "黑色"])
+        w.writerow(
+            [
+                "商品编码",
+                "商品名称",
+                "类目",
+                "直播价",
+                "原价",
+                "库存",
+                "规格:面料",
+                "spec:尺码建议",
+                "selling_points",
+                "faq",
+                "suitable_for",
+                "颜色偏好",
+            ]
+        )
+        w.writerow(
+            [
+                "AP-101",
+                "高腰阔腿裤",
+                "女装",
+                "139",
+                "199",
+                "80",
+                "冰丝",
+                "160cm建议M码",
+                "垂感好|不易皱",
+                "会起球吗::冰丝面料不易起球|能机洗吗::建议手洗",
+                "梨形身材|小个子",
+                "黑色",
+            ]
+        )
     kb.import_files("m1", [p])
     prod = kb.snapshot("m1").product("AP-101")
     assert prod.price == 139 and prod.list_price == 199 and prod.stock == 80
@@ -56,8 +85,11 @@ def test_xlsx_product_sheet(tmp_path, kb):
 
 
 def test_markdown_documents_are_chunked_with_headings(tmp_path, kb):
-    body = "# 退换货政策\n\n## 七天无理由\n\n" + "签收后7天内可申请无理由退货，商品需保持完好。" * 12 + \
-           "\n\n## 食品例外\n\n食品类商品拆封后不支持无理由退货。\n"
+    body = (
+        "# 退换货政策\n\n## 七天无理由\n\n"
+        + "签收后7天内可申请无理由退货，商品需保持完好。" * 12
+        + "\n\n## 食品例外\n\n食品类商品拆封后不支持无理由退货。\n"
+    )
     (tmp_path / "returns.md").write_text(body, encoding="utf-8")
     (tmp_path / "warranty.txt").write_text("质保说明\n服装类商品有质量问题30天内可换新。", encoding="utf-8")
     kb.import_files("m1", [tmp_path / "returns.md", tmp_path / "warranty.txt"])
@@ -74,8 +106,10 @@ def test_markdown_documents_are_chunked_with_headings(tmp_path, kb):
 def test_qa_pairs_csv_with_optional_sku(tmp_path, kb):
     kb.import_files("m1", [write_json(tmp_path / "p.json", mini_products())])
     p = tmp_path / "qa.csv"
-    p.write_text("question,answer,sku\n发什么快递,默认中通，可备注顺丰到付,\n精华能和面霜一起用吗,可以，先精华后面霜,SK-001\n",
-                 encoding="utf-8")
+    p.write_text(
+        "question,answer,sku\n发什么快递,默认中通，可备注顺丰到付,\n精华能和面霜一起用吗,可以，先精华后面霜,SK-001\n",
+        encoding="utf-8",
+    )
     info = kb.import_files("m1", [p])
     assert info.version == "v0002" and info.products == 3  # merged into the active catalog
     qa = [f for f in kb.snapshot("m1").index.facts if f.kind == "qa"]
@@ -90,8 +124,11 @@ def test_qa_pairs_csv_with_optional_sku(tmp_path, kb):
         ("broken.json", '{"products": [ {"sku": "A"', "invalid JSON at line 1"),
         ("nosku.json", '{"products": [{"name": "x", "price": 1}]}', "row 1 [sku]: missing sku"),
         ("price.json", '{"products": [{"sku": "A", "name": "x", "price": "十九块"}]}', "row 1 [price]: not a number"),
-        ("dup.json", '{"products": [{"sku": "A", "name": "x", "price": 1}, {"sku": "A", "name": "y", "price": 2}]}',
-         "row 2 [sku]: duplicate sku 'A'"),
+        (
+            "dup.json",
+            '{"products": [{"sku": "A", "name": "x", "price": 1}, {"sku": "A", "name": "y", "price": 2}]}',
+            "row 2 [sku]: duplicate sku 'A'",
+        ),
         ("sheet.csv", "sku,name,price\nA,x,1\n,y,2\nC,z,abc\n", "row 3 [sku]: missing sku"),
         ("garbage.csv", b"\x00\x01\x02PK\x03\x04", "binary data"),
         ("broken.xlsx", b"PK\x03\x04 not really a zip", "not a readable .xlsx"),
@@ -100,8 +137,7 @@ def test_qa_pairs_csv_with_optional_sku(tmp_path, kb):
         ("noheader.csv", "name,price\nx,1\n", "no 'sku' column"),
     ],
 )
-def test_bad_input_is_rejected_naming_file_and_row_and_active_version_is_untouched(tmp_path, kb, name, content,
-                                                                                 expect):
+def test_bad_input_is_rejected_naming_file_and_row_and_active_version_is_untouched(tmp_path, kb, name, content, expect):
     good = kb.import_files("m1", [write_json(tmp_path / "p.json", mini_products())])
     _, before = kb.search("m1", "小蓝瓶多少钱", k=3)
     bad = tmp_path / name
@@ -131,11 +167,23 @@ def test_duplicate_sku_across_files_and_csv_non_numeric_price_report_every_row(t
 def test_list_fields_given_as_one_string_import_like_lists(tmp_path, kb):
     """Merchants write `suitable_for` both ways: a list, or one string with 、，,;；| between items."""
     rows = [
-        {"sku": "P-1", "name": "冻干双拼狗粮 2kg", "price": 129, "suitable_for": "大型犬、中型犬，成犬",
-         "not_suitable_for": "幼犬;肾病犬", "aliases": "双拼|冻干粮",
-         "selling_points": "鲜肉含量 70%，冻干颗粒；无谷配方"},
-        {"sku": "P-2", "name": "猫砂 6L", "price": 39, "suitable_for": ["长毛猫", " 短毛猫 "],
-         "not_suitable_for": "", "selling_points": "结团快"},
+        {
+            "sku": "P-1",
+            "name": "冻干双拼狗粮 2kg",
+            "price": 129,
+            "suitable_for": "大型犬、中型犬，成犬",
+            "not_suitable_for": "幼犬;肾病犬",
+            "aliases": "双拼|冻干粮",
+            "selling_points": "鲜肉含量 70%，冻干颗粒；无谷配方",
+        },
+        {
+            "sku": "P-2",
+            "name": "猫砂 6L",
+            "price": 39,
+            "suitable_for": ["长毛猫", " 短毛猫 "],
+            "not_suitable_for": "",
+            "selling_points": "结团快",
+        },
         {"sku": "P-3", "name": "牵引绳", "price": 59, "suitable_for": None},
     ]
     info = kb.import_files("m1", [write_json(tmp_path / "p.json", {"merchant": {"name": "宠物店"}, "products": rows})])

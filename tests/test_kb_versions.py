@@ -1,4 +1,5 @@
 """Versioning: atomic switch under concurrent searches, restore, cache-backed re-imports."""
+
 from __future__ import annotations
 
 import subprocess
@@ -14,7 +15,9 @@ def _price_text(hits) -> set[str]:
 
 
 def test_searches_during_imports_see_one_whole_version(tmp_path, kb):
-    kb.import_files("m1", [write_json(tmp_path / "p.json", mini_products(price=129, extra={"specs": {"容量": "40ml"}}))])
+    kb.import_files(
+        "m1", [write_json(tmp_path / "p.json", mini_products(price=129, extra={"specs": {"容量": "40ml"}}))]
+    )
     # Each version differs in every product fact of SK-001 (price and a spec), so a mix is visible.
     expected: dict[str, set[str]] = {}
     seen: list[tuple[str, list]] = []
@@ -30,8 +33,14 @@ def test_searches_during_imports_see_one_whole_version(tmp_path, kb):
     try:
         for i in range(6):
             price = 100 + i
-            info = kb.import_files("m1", [write_json(tmp_path / f"p{i}.json",
-                                                     mini_products(price=price, extra={"specs": {"容量": f"{41 + i}ml"}}))])
+            info = kb.import_files(
+                "m1",
+                [
+                    write_json(
+                        tmp_path / f"p{i}.json", mini_products(price=price, extra={"specs": {"容量": f"{41 + i}ml"}})
+                    )
+                ],
+            )
             expected[info.version] = {f"{price:g}元", f"{41 + i}ml"}
     finally:
         stop.set()

@@ -1,5 +1,6 @@
 """Protocol edge cases of the LLM client against a scripted OpenAI-compatible endpoint (the real
 model is exercised in test_agent_model.py; this fake only scripts replies the real one can't)."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,16 @@ def _client(handler) -> LLMClient:
 
 
 def _completion(message: dict) -> httpx.Response:
-    return httpx.Response(200, json={"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-                                     "choices": [{"index": 0, "finish_reason": "stop", "message": message}]})
+    return httpx.Response(
+        200,
+        json={
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+        },
+    )
 
 
 async def test_native_tool_calls_are_detected_and_parsed():
@@ -26,9 +35,16 @@ async def test_native_tool_calls_are_detected_and_parsed():
     def handler(req: httpx.Request) -> httpx.Response:
         body = json.loads(req.content)
         seen.append(body)
-        return _completion({"role": "assistant", "content": None, "tool_calls": [
-            {"id": "1", "type": "function", "function": {"name": "lookup_profile", "arguments": "{}"}},
-            {"id": "2", "type": "function", "function": {"name": "get_product", "arguments": "{not json"}}]})
+        return _completion(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "1", "type": "function", "function": {"name": "lookup_profile", "arguments": "{}"}},
+                    {"id": "2", "type": "function", "function": {"name": "get_product", "arguments": "{not json"}},
+                ],
+            }
+        )
 
     c = _client(handler)
     caps = await c.capabilities()
@@ -44,13 +60,19 @@ async def test_text_only_backend_uses_a_json_schema_for_tools():
         if body.get("tools"):
             return _completion({"role": "assistant", "content": '{"name": "get_time"}'})  # tool call as text
         assert body["response_format"]["type"] == "json_object" and "schema" in body["response_format"]
-        return _completion({"role": "assistant", "content": json.dumps(
-            {"calls": [{"name": "search_products", "arguments": {"query": "口红"}}]})})
+        return _completion(
+            {
+                "role": "assistant",
+                "content": json.dumps({"calls": [{"name": "search_products", "arguments": {"query": "口红"}}]}),
+            }
+        )
 
     c = _client(handler)
     assert not (await c.capabilities()).native_tools
-    calls = await c.choose_tools([{"role": "user", "content": "推荐口红"}], [
-        {"type": "function", "function": {"name": "search_products", "parameters": {"type": "object"}}}])
+    calls = await c.choose_tools(
+        [{"role": "user", "content": "推荐口红"}],
+        [{"type": "function", "function": {"name": "search_products", "parameters": {"type": "object"}}}],
+    )
     assert calls[0].name == "search_products" and calls[0].arguments == {"query": "口红"}
 
 
@@ -65,7 +87,11 @@ async def test_invalid_json_and_http_errors_become_llm_unavailable():
 
 
 def test_tool_choice_schema_only_allows_the_given_tools():
-    schema = tool_choice_schema([{"type": "function", "function": {"name": "a", "parameters": {"type": "object"}}},
-                                 {"type": "function", "function": {"name": "b"}}])
+    schema = tool_choice_schema(
+        [
+            {"type": "function", "function": {"name": "a", "parameters": {"type": "object"}}},
+            {"type": "function", "function": {"name": "b"}},
+        ]
+    )
     names = [v["properties"]["name"]["const"] for v in schema["properties"]["calls"]["items"]["anyOf"]]
     assert names == ["a", "b"] and schema["properties"]["calls"]["maxItems"] == 3

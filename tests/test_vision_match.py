@@ -1,4 +1,5 @@
 """Product matching, "not ours", colour variants, OCR and the person gate, on pictures made at test time."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "knowledge" / "demo"
 IMAGES = DEMO / "images"
 
-needs_ocr = pytest.mark.skipif(not ocr.available(), reason="tesseract chi_sim/eng not installed "
-                               "(scripts/install_system_deps.sh)")
+needs_ocr = pytest.mark.skipif(
+    not ocr.available(), reason="tesseract chi_sim/eng not installed (scripts/install_system_deps.sh)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +82,18 @@ def test_score_is_calibrated_and_ordered(index):
 
 def test_catalog_cannot_point_outside_the_image_folders(tmp_path):
     (tmp_path / "X-1.png").write_bytes(b"")
-    p = {"sku": "X-1", "name": "x", "image": "../../../etc/passwd", "images": ["/etc/hostname"],
-         "variants": [{"name": "红", "image": "../secret.png"}]}
+    p = {
+        "sku": "X-1",
+        "name": "x",
+        "image": "../../../etc/passwd",
+        "images": ["/etc/hostname"],
+        "variants": [{"name": "红", "image": "../secret.png"}],
+    }
     assert all(tmp_path in path.parents for _, path in resolve_product_images(p, [tmp_path]))
 
 
 # --- colour variants ------------------------------------------------------------------------------
+
 
 def test_colour_words_and_explicit_colours():
     assert colour_of_text("雾霾蓝") == "#8A9BA8" and colour_of_text("蓝色小碎花") == "#3A6EA5"
@@ -117,6 +125,7 @@ def test_colour_variant_of_a_screenshot(index, products, sku):
 
 
 # --- OCR ------------------------------------------------------------------------------------------
+
 
 def _norm(s: str) -> str:
     return re.sub(r"[^0-9A-Za-z\u3400-\u9fff]", "", s)
@@ -164,6 +173,7 @@ def test_text_matching_names_skus_and_aliases(products):
 
 
 # --- the person gate --------------------------------------------------------------------------------
+
 
 def drawn_face() -> Image.Image:
     im = Image.new("RGB", (400, 400), (90, 120, 160))

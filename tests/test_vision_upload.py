@@ -1,4 +1,5 @@
 """Upload safety (bad and hostile files) and the per-room picture store."""
+
 from __future__ import annotations
 
 import io
@@ -15,6 +16,7 @@ from vision.upload import MAX_SIDE, ImageRejected, sanitize_image
 
 # --- helpers ---------------------------------------------------------------------------------------
 
+
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -29,8 +31,13 @@ def png_stream(width: int, height: int, colour_type: int = 0, extra_chunks: byte
         parts.append(comp.compress(row))
     parts.append(comp.flush())
     ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + extra_chunks + _chunk(b"IDAT", b"".join(parts))
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + extra_chunks
+        + _chunk(b"IDAT", b"".join(parts))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def encoded(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -55,6 +62,7 @@ def rejected(data: bytes) -> ImageRejected:
 
 
 # --- formats and corrupt files ---------------------------------------------------------------------
+
 
 def test_good_jpeg_png_webp_are_reencoded_as_clean_jpeg():
     for fmt in ("JPEG", "PNG", "WEBP"):
@@ -81,10 +89,13 @@ def test_gif_is_rejected_with_a_clear_message():
     assert e.code == "unsupported_format" and "GIF" in e.message and "GIF" in e.viewer_message
 
 
-@pytest.mark.parametrize("svg", [
-    b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(document.cookie)</script></svg>',
-    b'\xef\xbb\xbf  <?xml version="1.0"?>\n<!DOCTYPE svg>\n<svg><script>fetch("//x")</script><rect/></svg>',
-])
+@pytest.mark.parametrize(
+    "svg",
+    [
+        b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(document.cookie)</script></svg>',
+        b'\xef\xbb\xbf  <?xml version="1.0"?>\n<!DOCTYPE svg>\n<svg><script>fetch("//x")</script><rect/></svg>',
+    ],
+)
 def test_svg_with_script_is_rejected_unparsed(svg):
     e = rejected(svg)
     assert e.code == "unsupported_format" and "SVG" in e.message
@@ -112,6 +123,7 @@ def test_size_limits():
 
 
 # --- decompression bombs and huge pictures -------------------------------------------------------
+
 
 def test_decompression_bomb_png_is_rejected_from_its_header():
     data = png_stream(12_000, 12_000)  # 144 megapixels of zeros in ~140 KiB
@@ -158,6 +170,7 @@ def test_fifty_megapixel_jpeg_photo_is_decoded_at_reduced_scale():
 
 # --- metadata ------------------------------------------------------------------------------------
 
+
 def test_exif_gps_is_stripped_and_orientation_applied():
     img = photo(80, 40)
     exif = Image.Exif()
@@ -198,6 +211,7 @@ def test_animated_webp_keeps_first_frame():
 
 
 # --- store -----------------------------------------------------------------------------------------
+
 
 class Clock:
     def __init__(self) -> None:
@@ -250,8 +264,15 @@ def test_store_ttl_and_quota(tmp_path):
     assert [m.image_id for m in store.list_room("r")] == ids[-3:]
 
 
-@pytest.mark.parametrize("room,image_id", [("../etc", "img_aaaaaaaaaaaaaaaa"), ("r", "../../passwd"),
-                                           ("r", "img_../../x"), ("r/../x", "img_aaaaaaaaaaaaaaaa")])
+@pytest.mark.parametrize(
+    "room,image_id",
+    [
+        ("../etc", "img_aaaaaaaaaaaaaaaa"),
+        ("r", "../../passwd"),
+        ("r", "img_../../x"),
+        ("r/../x", "img_aaaaaaaaaaaaaaaa"),
+    ],
+)
 def test_store_rejects_path_tricks(tmp_path, room, image_id):
     store = ImageStore(tmp_path)
     with pytest.raises((ValueError, ImageNotFound)):

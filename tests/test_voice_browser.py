@@ -3,6 +3,7 @@ browser downloads are never used), with a fake microphone playing a WAV made by 
 
 Unmarked (CI runs it): hands-free, a spoken question comes back as a transcript, an answer and
 audio played by the page's AudioWorklet. ``slow``: text chat and push-to-talk."""
+
 from __future__ import annotations
 
 import shutil
@@ -20,11 +21,22 @@ pytestmark = [
 
 
 def launch(p, wav: Path):
-    return p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-        "--headless", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}%noloop",
-        "--disable-background-networking", "--disable-component-update", "--no-first-run",
-        "--autoplay-policy=no-user-gesture-required"])
+    return p.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}%noloop",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--autoplay-policy=no-user-gesture-required",
+        ],
+    )
 
 
 @pytest.fixture()
@@ -55,14 +67,16 @@ def test_browser_asks_by_voice_and_hears_the_answer(served, tmp_path):
             page.goto(f"http://{served}/rooms/r1?lang=en&merchant=demo")
             assert page.title().startswith("LiveRoom")
             page.click("#handsfree")  # a user gesture: the page opens the mic and the voice socket
-            page.wait_for_function("window.liveroom.audioBytesIn > 32000 && window.liveroom.played > 8000",
-                                   timeout=60_000)
+            page.wait_for_function(
+                "window.liveroom.audioBytesIn > 32000 && window.liveroom.played > 8000", timeout=60_000
+            )
             stats = page.evaluate("window.liveroom")
             assert "sea salt" in stats["transcripts"][0].lower()
             assert "72" in stats["answers"][0]
             assert stats["micPeak"] > 1000 and not stats["errors"] and not errors
-            assert {"ready", "started", "transcript", "answer", "bot.started_speaking", "turn.metrics"} <= \
-                set(stats["events"])
+            assert {"ready", "started", "transcript", "answer", "bot.started_speaking", "turn.metrics"} <= set(
+                stats["events"]
+            )
             bubbles = page.locator(".msg.bot").all_inner_texts()
             assert any("72" in b for b in bubbles)
         finally:
@@ -90,8 +104,9 @@ def test_browser_text_chat_and_push_to_talk(served, tmp_path):
             page.mouse.down()
             page.wait_for_timeout(6000)
             page.mouse.up()
-            page.wait_for_function("window.liveroom.transcripts.length > 0 && window.liveroom.audioBytesIn > 0",
-                                   timeout=30_000)
+            page.wait_for_function(
+                "window.liveroom.transcripts.length > 0 && window.liveroom.audioBytesIn > 0", timeout=30_000
+            )
             assert "stock" in page.evaluate("window.liveroom.transcripts[0]").lower()
         finally:
             browser.close()

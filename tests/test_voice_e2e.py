@@ -5,6 +5,7 @@ Unmarked (CI runs them): one WAV made with espeak-ng at test time, transcribed b
 Whisper and answered with speech; bad input and teardown (errors, idle and vanished clients) with
 tasks and threads counted. The rest are ``slow``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,9 @@ from voice.api import ensure_voice_routes
 from voice.services import VoiceServices, get_voice_services
 from voice.stt import StubSTTService
 
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed "
-                                                                            "(scripts/install_voice_deps.sh)")
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="espeak-ng not installed (scripts/install_voice_deps.sh)"
+)
 
 
 def whisper_ready(c) -> bool:
@@ -149,8 +151,11 @@ async def test_bad_input_and_teardown_leave_no_tasks_or_threads(demo_container):
         await answered_session("leaver", leave_mid_answer=True)
 
         # 4. refused before a pipeline exists
-        for query, code in (("lang=fr", "bad_lang"), ("lang=en&merchant=nobody", "unknown_merchant"),
-                            ("lang=en&merchant=../x", "bad_merchant")):
+        for query, code in (
+            ("lang=fr", "bad_lang"),
+            ("lang=en&merchant=nobody", "unknown_merchant"),
+            ("lang=en&merchant=../x", "bad_merchant"),
+        ):
             async with VoiceClient.connect(f"ws://{host}/ws/rooms/r1/voice?{query}") as cl:
                 assert (await cl.wait_for("error")).data["code"] == code
                 await cl.wait_for("closed")
@@ -166,8 +171,10 @@ async def test_bad_input_and_teardown_leave_no_tasks_or_threads(demo_container):
             if vs.sessions == 0 and not leaked and not extra_threads:
                 break
             if time.monotonic() > deadline:
-                pytest.fail(f"left behind: sessions={vs.sessions} tasks={[t.get_name() for t in leaked]} "
-                            f"threads={extra_threads}")
+                pytest.fail(
+                    f"left behind: sessions={vs.sessions} tasks={[t.get_name() for t in leaked]} "
+                    f"threads={extra_threads}"
+                )
             await asyncio.sleep(0.2)
         async with httpx.AsyncClient(base_url=f"http://{host}") as http:
             prom = (await http.get("/metrics")).text

@@ -1,6 +1,7 @@
 """Voice pipeline pieces, each run in a real Pipecat pipeline with Pipecat's test utilities
 (``pipecat.tests.utils.run_test``): the barge-in gate, the end-of-turn strategy, the stub STT,
 espeak-ng TTS, the agent processor on the demo catalog, and the wire-protocol serializer."""
+
 from __future__ import annotations
 
 import asyncio
@@ -58,16 +59,23 @@ def events(frames, kind=None):
 
 # --- barge-in gate ---------------------------------------------------------------------------
 async def test_gate_passes_speech_when_the_bot_is_quiet():
-    down, _ = await run_test(BargeInGate(), frames_to_send=[
-        VADUserStartedSpeakingFrame(), audio(), VADUserStoppedSpeakingFrame()])
+    down, _ = await run_test(
+        BargeInGate(), frames_to_send=[VADUserStartedSpeakingFrame(), audio(), VADUserStoppedSpeakingFrame()]
+    )
     assert [type(f) for f in down] == [VADUserStartedSpeakingFrame, InputAudioRawFrame, VADUserStoppedSpeakingFrame]
 
 
 async def test_gate_pauses_then_resumes_on_a_backchannel():
     gate = BargeInGate(min_barge_in_secs=0.8)
-    down, _ = await run_test(gate, frames_to_send=[
-        BotStartedSpeakingFrame(), VADUserStartedSpeakingFrame(), *[audio() for _ in range(20)],  # 0.4 s
-        VADUserStoppedSpeakingFrame()])
+    down, _ = await run_test(
+        gate,
+        frames_to_send=[
+            BotStartedSpeakingFrame(),
+            VADUserStartedSpeakingFrame(),
+            *[audio() for _ in range(20)],  # 0.4 s
+            VADUserStoppedSpeakingFrame(),
+        ],
+    )
     kinds = [type(f) for f in down if not isinstance(f, InputAudioRawFrame)]
     assert kinds == [BotStartedSpeakingFrame, BotPauseFrame, BotResumeFrame]  # no VAD frame reaches the STT
     assert len(of(down, InputAudioRawFrame)) == 20  # audio still flows (the STT keeps its pre-roll)
@@ -76,9 +84,15 @@ async def test_gate_pauses_then_resumes_on_a_backchannel():
 
 async def test_gate_releases_real_speech_after_the_minimum():
     gate = BargeInGate(min_barge_in_secs=0.4)
-    down, _ = await run_test(gate, frames_to_send=[
-        BotStartedSpeakingFrame(), VADUserStartedSpeakingFrame(), *[audio() for _ in range(30)],
-        VADUserStoppedSpeakingFrame()])
+    down, _ = await run_test(
+        gate,
+        frames_to_send=[
+            BotStartedSpeakingFrame(),
+            VADUserStartedSpeakingFrame(),
+            *[audio() for _ in range(30)],
+            VADUserStoppedSpeakingFrame(),
+        ],
+    )
     seq = [type(f) for f in down]
     start = seq.index(VADUserStartedSpeakingFrame)
     assert seq.index(BotPauseFrame) < start
@@ -89,9 +103,17 @@ async def test_gate_releases_real_speech_after_the_minimum():
 
 async def test_gate_half_duplex_ignores_the_viewer_while_the_bot_speaks():
     gate = BargeInGate(duplex="half")
-    down, _ = await run_test(gate, frames_to_send=[
-        BotStartedSpeakingFrame(), VADUserStartedSpeakingFrame(), *[audio() for _ in range(60)],
-        VADUserStoppedSpeakingFrame(), BotStoppedSpeakingFrame(), VADUserStartedSpeakingFrame()])
+    down, _ = await run_test(
+        gate,
+        frames_to_send=[
+            BotStartedSpeakingFrame(),
+            VADUserStartedSpeakingFrame(),
+            *[audio() for _ in range(60)],
+            VADUserStoppedSpeakingFrame(),
+            BotStoppedSpeakingFrame(),
+            VADUserStartedSpeakingFrame(),
+        ],
+    )
     seq = [type(f) for f in down if not isinstance(f, InputAudioRawFrame)]
     assert seq == [BotStartedSpeakingFrame, BotStoppedSpeakingFrame, VADUserStartedSpeakingFrame]
     assert gate.stats["ignored"] == 1
@@ -109,23 +131,46 @@ def turn_processor(grace: float = 0.0) -> UserTurnProcessor:
 
 
 async def test_turn_starts_on_vad_and_ends_with_the_transcript():
-    down, up = await run_test(turn_processor(), frames_to_send=[
-        VADUserStartedSpeakingFrame(), audio(), VADUserStoppedSpeakingFrame(), SleepFrame(0.1),
-        TranscriptionFrame("how much is the coffee?", "v", "now"), SleepFrame(0.1)])
+    down, up = await run_test(
+        turn_processor(),
+        frames_to_send=[
+            VADUserStartedSpeakingFrame(),
+            audio(),
+            VADUserStoppedSpeakingFrame(),
+            SleepFrame(0.1),
+            TranscriptionFrame("how much is the coffee?", "v", "now"),
+            SleepFrame(0.1),
+        ],
+    )
     seq = [type(f) for f in down]
     assert seq.index(UserStartedSpeakingFrame) < seq.index(TranscriptionFrame) < seq.index(UserStoppedSpeakingFrame)
     assert of(down, InterruptionFrame) and of(up, InterruptionFrame)  # a new turn interrupts the bot
 
 
 async def test_turn_waits_for_every_segment_and_ends_on_no_transcript():
-    down, _ = await run_test(turn_processor(grace=0.05), frames_to_send=[
-        VADUserStartedSpeakingFrame(), VADUserStoppedSpeakingFrame(),  # segment 1
-        VADUserStartedSpeakingFrame(), VADUserStoppedSpeakingFrame(),  # segment 2 (a pause mid-question)
-        SleepFrame(0.1), TranscriptionFrame("how much", "v", "now"), SleepFrame(0.2)])
+    down, _ = await run_test(
+        turn_processor(grace=0.05),
+        frames_to_send=[
+            VADUserStartedSpeakingFrame(),
+            VADUserStoppedSpeakingFrame(),  # segment 1
+            VADUserStartedSpeakingFrame(),
+            VADUserStoppedSpeakingFrame(),  # segment 2 (a pause mid-question)
+            SleepFrame(0.1),
+            TranscriptionFrame("how much", "v", "now"),
+            SleepFrame(0.2),
+        ],
+    )
     assert not of(down, UserStoppedSpeakingFrame)  # one segment still out
-    down, _ = await run_test(turn_processor(grace=0.05), frames_to_send=[
-        VADUserStartedSpeakingFrame(), VADUserStoppedSpeakingFrame(), SleepFrame(0.05), NoTranscriptFrame(),
-        SleepFrame(0.2)])
+    down, _ = await run_test(
+        turn_processor(grace=0.05),
+        frames_to_send=[
+            VADUserStartedSpeakingFrame(),
+            VADUserStoppedSpeakingFrame(),
+            SleepFrame(0.05),
+            NoTranscriptFrame(),
+            SleepFrame(0.2),
+        ],
+    )
     assert len(of(down, UserStartedSpeakingFrame)) == 1 and len(of(down, UserStoppedSpeakingFrame)) == 1
 
 
@@ -137,18 +182,31 @@ async def test_stub_stt_transcribes_a_segment():
         heard.append(len(pcm))
         return "how much is the coffee?"
 
-    down, _ = await run_test(StubSTTService(transcriber, lang="en"), frames_to_send=[
-        *[audio() for _ in range(10)], VADUserStartedSpeakingFrame(), *[audio() for _ in range(25)],
-        VADUserStoppedSpeakingFrame(), SleepFrame(0.1)],
-        pipeline_params=PipelineParams(audio_in_sample_rate=16000))
+    down, _ = await run_test(
+        StubSTTService(transcriber, lang="en"),
+        frames_to_send=[
+            *[audio() for _ in range(10)],
+            VADUserStartedSpeakingFrame(),
+            *[audio() for _ in range(25)],
+            VADUserStoppedSpeakingFrame(),
+            SleepFrame(0.1),
+        ],
+        pipeline_params=PipelineParams(audio_in_sample_rate=16000),
+    )
     assert [f.text for f in of(down, TranscriptionFrame)] == ["how much is the coffee?"]
     assert heard[0] == 35 * 640  # the segment keeps its pre-roll
 
 
 # --- TTS ---------------------------------------------------------------------------------------
 def test_number_and_speech_plan():
-    assert [number_zh(x) for x in ("72", "109", "29.9", "01", "10", "10086")] == \
-        ["七十二", "一百零九", "二十九点九", "零一", "十", "一万零八十六"]
+    assert [number_zh(x) for x in ("72", "109", "29.9", "01", "10", "10086")] == [
+        "七十二",
+        "一百零九",
+        "二十九点九",
+        "零一",
+        "十",
+        "一万零八十六",
+    ]
     zh = plan_speech("海盐巴旦木 500g今晚直播价72元～", "zh")
     assert [s.voice for s in zh] == ["zh"] and "qi1 shi2 er4 yuan2" in zh[0].text and "ke4" in zh[0].text
     en = plan_speech("Tonight's live price for 暖光 海盐巴旦木 500g is ¥72 (regular ¥109).", "en")
@@ -158,12 +216,16 @@ def test_number_and_speech_plan():
 
 
 @needs_espeak
-@pytest.mark.parametrize("lang, text", [("en", "The sea salt almond is 72 yuan tonight."),
-                                        ("zh", "海盐巴旦木今晚直播价72元。")])
+@pytest.mark.parametrize(
+    "lang, text", [("en", "The sea salt almond is 72 yuan tonight."), ("zh", "海盐巴旦木今晚直播价72元。")]
+)
 async def test_espeak_tts_speaks(lang, text):
     ledger = SpeechLedger()
-    down, _ = await run_test(EspeakTTSService(lang=lang, ledger=ledger), frames_to_send=[
-        TTSSpeakFrame(text), SleepFrame(1.0)], pipeline_params=PipelineParams(audio_out_sample_rate=16000))
+    down, _ = await run_test(
+        EspeakTTSService(lang=lang, ledger=ledger),
+        frames_to_send=[TTSSpeakFrame(text), SleepFrame(1.0)],
+        pipeline_params=PipelineParams(audio_out_sample_rate=16000),
+    )
     seq = [type(f) for f in down]
     assert seq.index(TTSStartedFrame) < seq.index(TTSAudioRawFrame) < seq.index(TTSStoppedFrame)
     pcm = b"".join(f.audio for f in of(down, TTSAudioRawFrame))
@@ -187,14 +249,21 @@ def test_speech_ledger_said():
 
 # --- the agent ---------------------------------------------------------------------------------
 def agent_processor(c, lang="en", viewer="v1") -> LiveRoomAgentProcessor:
-    return LiveRoomAgentProcessor(c.agent, merchant="demo", room_id="r1", viewer_id=viewer, lang=lang,
-                                  ledger=SpeechLedger())
+    return LiveRoomAgentProcessor(
+        c.agent, merchant="demo", room_id="r1", viewer_id=viewer, lang=lang, ledger=SpeechLedger()
+    )
 
 
 async def test_agent_processor_answers_a_spoken_question(demo_container):
-    down, _ = await run_test(agent_processor(demo_container), frames_to_send=[
-        UserStartedSpeakingFrame(), TranscriptionFrame("how much is the sea salt almond?", "v1", "now"),
-        UserStoppedSpeakingFrame(), SleepFrame(1.5)])
+    down, _ = await run_test(
+        agent_processor(demo_container),
+        frames_to_send=[
+            UserStartedSpeakingFrame(),
+            TranscriptionFrame("how much is the sea salt almond?", "v1", "now"),
+            UserStoppedSpeakingFrame(),
+            SleepFrame(1.5),
+        ],
+    )
     sentences = [f.text for f in down if type(f) is AggregatedTextFrame]
     assert sentences and "72" in sentences[0]
     seq = [type(f) for f in down]
@@ -207,9 +276,15 @@ async def test_agent_processor_answers_a_spoken_question(demo_container):
 
 
 async def test_agent_processor_ignores_backchannels(demo_container):
-    down, _ = await run_test(agent_processor(demo_container), frames_to_send=[
-        UserStartedSpeakingFrame(), TranscriptionFrame("Mm-hmm.", "v1", "now"), UserStoppedSpeakingFrame(),
-        SleepFrame(0.3)])
+    down, _ = await run_test(
+        agent_processor(demo_container),
+        frames_to_send=[
+            UserStartedSpeakingFrame(),
+            TranscriptionFrame("Mm-hmm.", "v1", "now"),
+            UserStoppedSpeakingFrame(),
+            SleepFrame(0.3),
+        ],
+    )
     assert not [f for f in down if type(f) is AggregatedTextFrame]
     assert events(down, "transcript.ignored")[0]["reason"] == "backchannel"
     assert is_filler("嗯嗯") and is_filler("好的。") and is_filler(" ") and not is_filler("多少钱")
@@ -225,9 +300,18 @@ async def test_interruption_records_the_half_said_answer(demo_container):
         proc.ledger.sent(1.0)
 
     asyncio.get_running_loop().call_later(0.8, played)
-    down, _ = await run_test(proc, frames_to_send=[
-        UserStartedSpeakingFrame(), TranscriptionFrame("how much is the sea salt almond?", "v2", "now"),
-        UserStoppedSpeakingFrame(), SleepFrame(1.0), BotStartedSpeakingFrame(), InterruptionFrame(), SleepFrame(0.1)])
+    down, _ = await run_test(
+        proc,
+        frames_to_send=[
+            UserStartedSpeakingFrame(),
+            TranscriptionFrame("how much is the sea salt almond?", "v2", "now"),
+            UserStoppedSpeakingFrame(),
+            SleepFrame(1.0),
+            BotStartedSpeakingFrame(),
+            InterruptionFrame(),
+            SleepFrame(0.1),
+        ],
+    )
     rec = proc.interrupted[-1]
     full = rec["answer"]
     assert "72" in full and rec["said"] and len(rec["said"]) < len(full) and full.startswith(rec["said"])
@@ -237,8 +321,10 @@ async def test_interruption_records_the_half_said_answer(demo_container):
 
 
 async def test_typed_question_on_the_voice_socket_is_answered(demo_container):
-    down, _ = await run_test(agent_processor(demo_container, viewer="v3"), frames_to_send=[
-        TextQuestionFrame(text="how much is the sea salt almond?"), SleepFrame(1.0)])
+    down, _ = await run_test(
+        agent_processor(demo_container, viewer="v3"),
+        frames_to_send=[TextQuestionFrame(text="how much is the sea salt almond?"), SleepFrame(1.0)],
+    )
     assert "72" in [f.text for f in down if type(f) is AggregatedTextFrame][0]
     assert events(down, "transcript")[0]["source"] == "text"
 
@@ -265,8 +351,9 @@ async def test_serializer_takes_pcm_and_answers_bad_input_with_errors():
     assert await err(json.dumps({"type": "ask", "text": " "})) == "invalid"
     assert await err(json.dumps({"type": "start", "sample_rate": 48000})) == "unsupported_audio"
     assert await err(bytes(640)) == "audio_rejected"  # until a good `start`
-    ok = await ser.deserialize(json.dumps({"type": "start", "sample_rate": 16000, "encoding": "pcm_s16le",
-                                           "channels": 1}))
+    ok = await ser.deserialize(
+        json.dumps({"type": "start", "sample_rate": 16000, "encoding": "pcm_s16le", "channels": 1})
+    )
     assert ok.message["type"] == "started"
     assert isinstance(await ser.deserialize(bytes(640)), InputAudioRawFrame)
     assert isinstance(await ser.deserialize(json.dumps({"type": "interrupt"})), ClientInterruptFrame)
@@ -291,9 +378,12 @@ def test_services_are_chosen_by_configuration(demo_container):
     from voice.config import VoiceSettings
     from voice.services import VoiceServices, VoiceUnavailable
 
-    vs = VoiceServices(demo_container, VoiceSettings(stt="tests.test_voice_pipeline:make_test_stt",
-                                                     stt_options={"text": "hi"},
-                                                     tts="voice.tts:EspeakTTSService"))
+    vs = VoiceServices(
+        demo_container,
+        VoiceSettings(
+            stt="tests.test_voice_pipeline:make_test_stt", stt_options={"text": "hi"}, tts="voice.tts:EspeakTTSService"
+        ),
+    )
     stt = vs.make_stt("zh")
     assert isinstance(stt, StubSTTService) and stt._lang == "zh" and stt._transcriber(b"") == "hi"
     assert isinstance(vs.make_tts("en", SpeechLedger()), EspeakTTSService)

@@ -1,6 +1,7 @@
 """One wire decoder (core/wire.py) behind every socket: the same malformed frame sent to the room
 socket, the host console socket and the voice socket gets the same error code, and the connection
 stays up (docs/protocol.md, "Error codes")."""
+
 from __future__ import annotations
 
 import asyncio
@@ -45,8 +46,9 @@ class _Ask(BaseModel):
     text: str
 
 
-@pytest.mark.parametrize("name, raw, code", MALFORMED + [("invalid", json.dumps({"type": "ask", "text": 5}),
-                                                           wire.INVALID)])
+@pytest.mark.parametrize(
+    "name, raw, code", MALFORMED + [("invalid", json.dumps({"type": "ask", "text": 5}), wire.INVALID)]
+)
 def test_decode_text_codes(name, raw, code):
     with pytest.raises(wire.WireError) as e:
         wire.decode_text(raw, {"ask": _Ask, "ping": None})
@@ -64,8 +66,7 @@ def test_decode_text_ok_binary_and_utf8():
     with pytest.raises(wire.WireError) as e:
         wire.decode_text(b"\xff\xfe", {"ping": None})
     assert e.value.code == wire.BAD_JSON
-    assert wire.error_frame("bad_json", "m", id="q") == {"type": "error", "code": "bad_json", "message": "m",
-                                                         "id": "q"}
+    assert wire.error_frame("bad_json", "m", id="q") == {"type": "error", "code": "bad_json", "message": "m", "id": "q"}
 
 
 # --- the three sockets ------------------------------------------------------------------------
@@ -122,8 +123,10 @@ async def test_voice_socket_gives_the_same_codes_and_stays_up(demo_container):
     ensure_voice_routes(app)
     async with serve_in_loop(app) as host:
         app.state.voice_services = VoiceServices(
-            demo_container, registry=app.state.metrics.registry,
-            stt_factory=lambda lang: StubSTTService(lambda pcm: "", lang=lang))
+            demo_container,
+            registry=app.state.metrics.registry,
+            stt_factory=lambda lang: StubSTTService(lambda pcm: "", lang=lang),
+        )
         async with VoiceClient.connect(f"ws://{host}/ws/rooms/r1/voice?lang=en&merchant=demo&viewer_id=w") as cl:
             await cl.wait_for("ready")
             codes: list[str] = []

@@ -1,4 +1,5 @@
 """lookup_profile and issue_coupon. Both act for the asking viewer only (from the context)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -39,18 +40,29 @@ def audience_tools(profiles: ProfileStore, ledger: CouponLedger) -> list[Tool]:
         if args.campaign_id:
             chosen = next((o for o in offers if o.campaign_id == args.campaign_id), None)
             if chosen is None:  # the model asked for a campaign this viewer can't have
-                return CouponResult(ok=False, code="not_eligible",
-                                    message="这张券你暂时领不了哦，我帮你看看其他可用的优惠～").model_dump()
+                return CouponResult(
+                    ok=False, code="not_eligible", message="这张券你暂时领不了哦，我帮你看看其他可用的优惠～"
+                ).model_dump()
         elif offers:
             chosen = max(offers, key=_offer_value)
         else:
-            return CouponResult(ok=False, code="not_eligible", message="本场暂时没有你可以领取的优惠券哦～").model_dump()
+            return CouponResult(
+                ok=False, code="not_eligible", message="本场暂时没有你可以领取的优惠券哦～"
+            ).model_dump()
         key = f"agent:{ctx.room_id}:{ctx.viewer_id}:{chosen.campaign_id}"
         return ledger.issue(ctx.merchant, ctx.viewer_id, chosen.campaign_id, key).model_dump()
 
     return [
-        Tool("lookup_profile", "Look up the asking viewer's own profile (tier, interests, price sensitivity).",
-             LookupProfileArgs, lookup_profile),
-        Tool("issue_coupon", "Issue the asking viewer an eligible coupon (budget and limits are checked).",
-             IssueCouponArgs, issue_coupon),
+        Tool(
+            "lookup_profile",
+            "Look up the asking viewer's own profile (tier, interests, price sensitivity).",
+            LookupProfileArgs,
+            lookup_profile,
+        ),
+        Tool(
+            "issue_coupon",
+            "Issue the asking viewer an eligible coupon (budget and limits are checked).",
+            IssueCouponArgs,
+            issue_coupon,
+        ),
     ]

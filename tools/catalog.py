@@ -1,4 +1,5 @@
 """search_products and get_product: the agent's read access to the merchant's knowledge base."""
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -32,8 +33,10 @@ def catalog_tools(kb: KnowledgeBase) -> list[Tool]:
                 raise ToolError(f"unknown sku {args.sku!r}")
             skus = {args.sku}
         version, hits = kb.search(ctx.merchant, args.query, k=args.k, skus=skus)
-        return {"version": version, "hits": [h.model_dump(include={"fact_id", "sku", "name", "kind", "text", "score"})
-                                              for h in hits]}
+        return {
+            "version": version,
+            "hits": [h.model_dump(include={"fact_id", "sku", "name", "kind", "text", "score"}) for h in hits],
+        }
 
     def get_product(ctx: ToolContext, args: GetProductArgs) -> dict[str, Any]:
         snap = kb.snapshot(ctx.merchant)
@@ -43,7 +46,11 @@ def catalog_tools(kb: KnowledgeBase) -> list[Tool]:
         return {"version": snap.version, "product": p.model_dump(exclude_none=True)}
 
     return [
-        Tool("search_products", "Search the store's products, FAQs and policies (hybrid retrieval).", SearchArgs,
-             search_products),
+        Tool(
+            "search_products",
+            "Search the store's products, FAQs and policies (hybrid retrieval).",
+            SearchArgs,
+            search_products,
+        ),
         Tool("get_product", "Get one product's price, stock and specs by sku.", GetProductArgs, get_product),
     ]

@@ -3,6 +3,7 @@
 The agent layer depends only on these protocols and pydantic shapes; `audience/` provides the
 SQL-backed implementations. Data flows one way: agent → tools → stores.
 """
+
 from __future__ import annotations
 
 from typing import Literal, Protocol
@@ -45,8 +46,16 @@ class CouponOffer(BaseModel):
 
 class CouponResult(BaseModel):
     ok: bool
-    code: Literal["issued", "already_issued", "not_eligible", "budget_exhausted", "limit_reached",
-                  "unknown_campaign", "expired", "error"]
+    code: Literal[
+        "issued",
+        "already_issued",
+        "not_eligible",
+        "budget_exhausted",
+        "limit_reached",
+        "unknown_campaign",
+        "expired",
+        "error",
+    ]
     message: str  # polite, viewer-facing Chinese sentence
     coupon_id: str | None = None
     offer: CouponOffer | None = None

@@ -4,6 +4,7 @@ registry that validates model-produced arguments before anything runs.
 The viewer id and merchant are never tool arguments: they come from the request context, so a
 model (or a viewer's injected text) cannot ask for someone else's profile or coupons.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -58,8 +59,11 @@ class ToolRegistry:
         if tool is None:
             raise ToolError(f"unknown tool {name!r}")
         try:
-            args = tool.args.model_validate_json(arguments) if isinstance(arguments, str) else \
-                tool.args.model_validate(arguments or {})
+            args = (
+                tool.args.model_validate_json(arguments)
+                if isinstance(arguments, str)
+                else tool.args.model_validate(arguments or {})
+            )
         except ValidationError as e:
             raise ToolError(f"bad arguments for {name}: {e.errors(include_url=False)[:3]}") from e
         return tool.fn(ctx, args)

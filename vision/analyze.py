@@ -6,6 +6,7 @@ colour variant (``vision.colors``), and the person gate (``vision.privacy``). Fa
 (price, stock, specs) never come from here: ``query_text`` turns the analysis into a retrieval query
 for the knowledge base, which stays the only source of product facts.
 """
+
 from __future__ import annotations
 
 import re
@@ -90,9 +91,16 @@ class ImageAnalysis(BaseModel):
         return "\n".join(lines)
 
 
-def analyze_image(image: Image.Image | SanitizedImage, *, products: Sequence[Any],
-                  index: ProductImageIndex | None, viewer_text: str = "", image_id: str | None = None,
-                  run_ocr: bool = True, ephemeral: bool | None = None) -> ImageAnalysis:
+def analyze_image(
+    image: Image.Image | SanitizedImage,
+    *,
+    products: Sequence[Any],
+    index: ProductImageIndex | None,
+    viewer_text: str = "",
+    image_id: str | None = None,
+    run_ocr: bool = True,
+    ephemeral: bool | None = None,
+) -> ImageAnalysis:
     """Everything the offline pipeline can say about one picture. ``ephemeral=None`` decides it here."""
     t0 = time.perf_counter()
     img = image.image if isinstance(image, SanitizedImage) else image.convert("RGB")
@@ -110,10 +118,21 @@ def analyze_image(image: Image.Image | SanitizedImage, *, products: Sequence[Any
     for c in cands:
         if c.score < 0.05:
             continue
-        detail = (f"ORB {c.inliers} inliers, covers {c.coverage:.0%} of the product picture"
-                  if c.inliers else f"perceptual hash distance {c.hash_distance}/64")
-        out.matches.append(ProductMatch(sku=c.sku, name=_name(by_sku.get(c.sku)), score=round(c.score, 4),
-                                        method=c.method, variant=None, detail=detail))
+        detail = (
+            f"ORB {c.inliers} inliers, covers {c.coverage:.0%} of the product picture"
+            if c.inliers
+            else f"perceptual hash distance {c.hash_distance}/64"
+        )
+        out.matches.append(
+            ProductMatch(
+                sku=c.sku,
+                name=_name(by_sku.get(c.sku)),
+                score=round(c.score, 4),
+                method=c.method,
+                variant=None,
+                detail=detail,
+            )
+        )
     best = cands[0] if cands and cands[0].score >= MATCH_THRESHOLD else None
 
     # 2. text in the picture → product (a label photo, a screenshot's title)
@@ -129,8 +148,15 @@ def analyze_image(image: Image.Image | SanitizedImage, *, products: Sequence[Any
         best_text = None  # two products read equally well: not decisive
     for sku, score in text_hits[:2]:
         if score >= 0.6 and not any(m.sku == sku and m.method == "ocr" for m in out.matches):
-            out.matches.append(ProductMatch(sku=sku, name=_name(by_sku.get(sku)), score=round(score, 4),
-                                            method="ocr", detail="product name/sku read in the picture"))
+            out.matches.append(
+                ProductMatch(
+                    sku=sku,
+                    name=_name(by_sku.get(sku)),
+                    score=round(score, 4),
+                    method="ocr",
+                    detail="product name/sku read in the picture",
+                )
+            )
 
     if best is not None:
         out.best_sku = best.sku
@@ -211,6 +237,7 @@ def retrieval_skus(analysis: ImageAnalysis) -> set[str | None] | None:
 
 # --- text → product ---------------------------------------------------------------------------
 
+
 def _norm(s: str) -> str:
     import unicodedata
 
@@ -269,6 +296,7 @@ def _variant_by_text(text: str, product: Any) -> str | None:
 
 # --- variant by colour, inside the matched product region ----------------------------------------
 
+
 def _variant_by_warp(best: Candidate, q: QueryFeatures, index: ProductImageIndex) -> str | None:
     """Warp the picture onto each variant's own picture and compare colours where variants differ."""
     refs = [(i, r) for i, r in enumerate(index.refs) if r.sku == best.sku and r.variant]
@@ -314,6 +342,7 @@ def _variant_by_warp(best: Candidate, q: QueryFeatures, index: ProductImageIndex
 
 # --- helpers ---------------------------------------------------------------------------------------
 
+
 def _get(p: Any, key: str, default: Any = "") -> Any:
     if p is None:
         return default
@@ -332,8 +361,12 @@ def _evidence(a: ImageAnalysis) -> list[str]:
     ev = []
     if a.best_sku and a.matches:
         m = a.matches[0]
-        how = {"orb": "与商品图局部特征匹配", "phash": "与商品图几乎相同", "orb+phash": "与商品图匹配",
-               "ocr": "图中文字写有商品名"}[m.method]
+        how = {
+            "orb": "与商品图局部特征匹配",
+            "phash": "与商品图几乎相同",
+            "orb+phash": "与商品图匹配",
+            "ocr": "图中文字写有商品名",
+        }[m.method]
         v = f"（{a.variant}）" if a.variant else ""
         ev.append(f"图片识别：{a.best_name}{v}，{how}，置信度{m.score:.2f}")
     else:

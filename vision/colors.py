@@ -4,6 +4,7 @@ Variants may carry an explicit colour (``{"name": "02 豆沙", "color": "#B5651D
 don't, the colour is read from the variant's name with a small lexicon (``"雾霾蓝"`` → a grey-blue).
 Distances are CIE76 ΔE in CIELAB (≈2.3 is a just-noticeable difference; >25 is another colour).
 """
+
 from __future__ import annotations
 
 import re
@@ -18,25 +19,79 @@ from PIL import Image
 # Longest key wins ("雾霾蓝" before "蓝"). Values are typical sRGB renderings of the shade words used
 # by Chinese e-commerce listings; a variant's own "color" field always takes precedence.
 COLOUR_WORDS: dict[str, str] = {
-    "奶茶豆沙": "#B7867A", "豆沙": "#B5756B", "暖橘红": "#E0573A", "橘红": "#E0573A", "蜜桃粉": "#F4A6A0",
-    "复古正红": "#B3141E", "正红": "#C8102E", "干枯玫瑰": "#B06A6E", "玫瑰": "#C0566B", "西柚": "#F26D5B",
-    "象牙白": "#F1E3CF", "自然色": "#E5C7A6", "自然": "#E2C2A0", "暖米色": "#D9B48F", "米色": "#E8D9BF",
-    "亮白": "#F3E6D8", "浅棕": "#A47551", "深棕": "#5C3A21", "灰棕": "#7D6B5D", "黑棕": "#3B2A20",
-    "卡其": "#C3B091", "咖啡": "#6F4E37", "复古蓝": "#3D5A80", "浅蓝": "#9CC3E6", "奶油黄": "#F6E3A1",
-    "奶白": "#F4EFE3", "浅紫": "#C7B3E5", "燕麦": "#D8CBB0", "薄荷绿": "#A8E6CF", "藏青": "#1F2A44",
-    "酒红": "#7B1E2B", "雾粉": "#E8C4C4", "雾蓝": "#A3B8CC", "雾霾蓝": "#8A9BA8", "香槟": "#E9D8B4",
-    "驼": "#C19A6B", "灰": "#9A9A9A", "白": "#F7F7F5", "黑": "#1C1C1C", "黄": "#F2C94C", "蓝": "#3A6EA5",
-    "红": "#C8102E", "粉": "#F2A7B5", "绿": "#4CAF50", "紫": "#8E6BBE", "棕": "#7B5230", "橙": "#F28C28",
-    "金": "#D4AF37", "银": "#C0C0C0",
+    "奶茶豆沙": "#B7867A",
+    "豆沙": "#B5756B",
+    "暖橘红": "#E0573A",
+    "橘红": "#E0573A",
+    "蜜桃粉": "#F4A6A0",
+    "复古正红": "#B3141E",
+    "正红": "#C8102E",
+    "干枯玫瑰": "#B06A6E",
+    "玫瑰": "#C0566B",
+    "西柚": "#F26D5B",
+    "象牙白": "#F1E3CF",
+    "自然色": "#E5C7A6",
+    "自然": "#E2C2A0",
+    "暖米色": "#D9B48F",
+    "米色": "#E8D9BF",
+    "亮白": "#F3E6D8",
+    "浅棕": "#A47551",
+    "深棕": "#5C3A21",
+    "灰棕": "#7D6B5D",
+    "黑棕": "#3B2A20",
+    "卡其": "#C3B091",
+    "咖啡": "#6F4E37",
+    "复古蓝": "#3D5A80",
+    "浅蓝": "#9CC3E6",
+    "奶油黄": "#F6E3A1",
+    "奶白": "#F4EFE3",
+    "浅紫": "#C7B3E5",
+    "燕麦": "#D8CBB0",
+    "薄荷绿": "#A8E6CF",
+    "藏青": "#1F2A44",
+    "酒红": "#7B1E2B",
+    "雾粉": "#E8C4C4",
+    "雾蓝": "#A3B8CC",
+    "雾霾蓝": "#8A9BA8",
+    "香槟": "#E9D8B4",
+    "驼": "#C19A6B",
+    "灰": "#9A9A9A",
+    "白": "#F7F7F5",
+    "黑": "#1C1C1C",
+    "黄": "#F2C94C",
+    "蓝": "#3A6EA5",
+    "红": "#C8102E",
+    "粉": "#F2A7B5",
+    "绿": "#4CAF50",
+    "紫": "#8E6BBE",
+    "棕": "#7B5230",
+    "橙": "#F28C28",
+    "金": "#D4AF37",
+    "银": "#C0C0C0",
 }
 _WORDS_BY_LEN = sorted(COLOUR_WORDS, key=len, reverse=True)
 
 # Basic names for describing a colour seen in a picture (not a product fact).
 BASIC_NAMES: dict[str, str] = {
-    "黑色": "#1C1C1C", "深灰色": "#555555", "灰色": "#9A9A9A", "白色": "#F5F5F5", "米色": "#E8D9BF",
-    "红色": "#C8102E", "酒红色": "#7B1E2B", "粉色": "#F2A7B5", "橙色": "#F28C28", "黄色": "#F2C94C",
-    "绿色": "#4CAF50", "青色": "#3FB8AF", "蓝色": "#3A6EA5", "浅蓝色": "#9CC3E6", "藏青色": "#1F2A44",
-    "紫色": "#8E6BBE", "棕色": "#7B5230", "卡其色": "#C3B091", "金色": "#D4AF37",
+    "黑色": "#1C1C1C",
+    "深灰色": "#555555",
+    "灰色": "#9A9A9A",
+    "白色": "#F5F5F5",
+    "米色": "#E8D9BF",
+    "红色": "#C8102E",
+    "酒红色": "#7B1E2B",
+    "粉色": "#F2A7B5",
+    "橙色": "#F28C28",
+    "黄色": "#F2C94C",
+    "绿色": "#4CAF50",
+    "青色": "#3FB8AF",
+    "蓝色": "#3A6EA5",
+    "浅蓝色": "#9CC3E6",
+    "藏青色": "#1F2A44",
+    "紫色": "#8E6BBE",
+    "棕色": "#7B5230",
+    "卡其色": "#C3B091",
+    "金色": "#D4AF37",
 }
 
 _HEX_RE = re.compile(r"^#?([0-9a-fA-F]{6})$")
@@ -156,8 +211,9 @@ def dominant_colours(img: Image.Image, k: int = 5, max_side: int = 96) -> list[S
     return out
 
 
-def nearest_variant_by_palette(swatches: Sequence[Swatch], variants: Iterable[tuple[str, str]],
-                               max_delta_e: float = 22.0) -> tuple[str, float] | None:
+def nearest_variant_by_palette(
+    swatches: Sequence[Swatch], variants: Iterable[tuple[str, str]], max_delta_e: float = 22.0
+) -> tuple[str, float] | None:
     """(variant name, ΔE) of the colour variant closest to a significant swatch, or None."""
     sig = [s for s in swatches if s.fraction >= 0.06] or list(swatches[:1])
     best: tuple[str, float] | None = None

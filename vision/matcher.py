@@ -28,6 +28,7 @@ A query goes through three steps:
    come from ``python -m evals.images --calibrate`` on a calibration split (other seeds than the
    reported eval), threshold set for ≤ 1% false matches there: see docs/images.md.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -117,8 +118,7 @@ class QueryFeatures:
 
 
 def _orb(n: int) -> cv2.ORB:
-    return cv2.ORB_create(nfeatures=n, scaleFactor=1.2, nlevels=8, edgeThreshold=15, patchSize=31,
-                          fastThreshold=12)
+    return cv2.ORB_create(nfeatures=n, scaleFactor=1.2, nlevels=8, edgeThreshold=15, patchSize=31, fastThreshold=12)
 
 
 def _resize_max(img: Image.Image, side: int) -> tuple[Image.Image, float]:
@@ -133,7 +133,9 @@ def _hashes(img: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     return imagehash.phash(img).hash.flatten(), imagehash.dhash(img).hash.flatten()
 
 
-def _features(img: Image.Image, side: int, n: int) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray | None]:
+def _features(
+    img: Image.Image, side: int, n: int
+) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray | None]:
     small, s = _resize_max(img, side)
     rgb = np.asarray(small)
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -340,8 +342,9 @@ class ProductImageIndex:
         # freedom): screenshots, crops, rotations and zooms are exactly that, and chance alignments of
         # unrelated features are far rarer than under a full homography (8). A photo's perspective is
         # absorbed by the 8-px tolerance; the warp used for colour is refined to a homography below.
-        A, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=8.0,
-                                              maxIters=2000, confidence=0.995)
+        A, mask = cv2.estimateAffinePartial2D(
+            src, dst, method=cv2.RANSAC, ransacReprojThreshold=8.0, maxIters=2000, confidence=0.995
+        )
         if A is None or mask is None:
             return Candidate(r.sku, r.variant, 0.0, "orb", inliers=0, good=len(by_ref), ref_index=i)
         inl = mask.ravel().astype(bool)
@@ -354,8 +357,9 @@ class ProductImageIndex:
             Hh, hmask = cv2.findHomography(src[inl], dst[inl], cv2.RANSAC, 4.0)
             if Hh is not None and _sane_homography(Hh, q.gray.shape, r.size) and cov >= 0.25:
                 H = Hh
-        return Candidate(r.sku, r.variant, 0.0, "orb", inliers=n, good=len(by_ref), coverage=cov, ref_index=i,
-                         homography=H)
+        return Candidate(
+            r.sku, r.variant, 0.0, "orb", inliers=n, good=len(by_ref), coverage=cov, ref_index=i, homography=H
+        )
 
 
 _omp_lock = threading.Lock()
@@ -403,8 +407,17 @@ def _search_one_thread(index: faiss.IndexBinary, des: np.ndarray, k: int) -> tup
 def ref_image(sku: str, variant: str | None, path: Path, img: Image.Image) -> RefImage:
     rgb, _, _, pts, des = _features(img, REF_SIDE, REF_FEATURES)
     ph, dh = _hashes(img)
-    return RefImage(sku=sku, variant=variant, path=path, size=(rgb.shape[1], rgb.shape[0]), phash=ph, dhash=dh,
-                    kps=pts, des=des, rgb=rgb)
+    return RefImage(
+        sku=sku,
+        variant=variant,
+        path=path,
+        size=(rgb.shape[1], rgb.shape[0]),
+        phash=ph,
+        dhash=dh,
+        kps=pts,
+        des=des,
+        rgb=rgb,
+    )
 
 
 def _sane_homography(H: np.ndarray, qshape: tuple[int, ...], ref_size: tuple[int, int]) -> bool:
@@ -446,8 +459,12 @@ def _coverage(pts: np.ndarray, size: tuple[int, int]) -> float:
 def _feature_vector(c: Candidate, second_inliers: int) -> tuple[float, ...]:
     ratio = c.inliers / c.good if c.good else 0.0
     # log(coverage): a dozen inliers packed into 3% of the picture (a shared cap, a crimp, a logo) is weak.
-    return (math.log1p(c.inliers), math.log(c.coverage + 0.01), ratio,
-            math.log1p(c.inliers) - math.log1p(second_inliers))
+    return (
+        math.log1p(c.inliers),
+        math.log(c.coverage + 0.01),
+        ratio,
+        math.log1p(c.inliers) - math.log1p(second_inliers),
+    )
 
 
 def _calibrated(x: Sequence[float]) -> float:
@@ -458,6 +475,7 @@ def _calibrated(x: Sequence[float]) -> float:
 
 # --- per-merchant cache ---------------------------------------------------------------------------
 
+
 class IndexCache:
     """One index per (merchant, KB version, picture files); rebuilt only when one of those changes."""
 
@@ -465,7 +483,9 @@ class IndexCache:
         self._lock = threading.Lock()
         self._by_merchant: dict[str, tuple[str, ProductImageIndex]] = {}
 
-    def get(self, merchant: str, version: str, products: Sequence[Any], image_dirs: Sequence[Path]) -> ProductImageIndex:
+    def get(
+        self, merchant: str, version: str, products: Sequence[Any], image_dirs: Sequence[Path]
+    ) -> ProductImageIndex:
         key = version + ":" + ProductImageIndex.signature_of(products, image_dirs)
         with self._lock:
             hit = self._by_merchant.get(merchant)
@@ -478,4 +498,3 @@ class IndexCache:
     def clear(self) -> None:
         with self._lock:
             self._by_merchant.clear()
-

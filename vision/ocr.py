@@ -6,6 +6,7 @@ inversion, upscaling small pictures so strokes are ~3 px, a light unsharp mask. 
 output gives per-word confidences; low-confidence fragments (UI noise, textures) are dropped, and the
 spaces tesseract puts between Chinese characters are removed.
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,8 +28,10 @@ FALLBACK_LANGS = "eng"  # for pictures whose text is (nearly) all Latin
 TIMEOUT_S = 20.0
 MIN_WORD_CONF = 20.0
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_CJK_SPACE_RE = re.compile(rf"(?<=[{_CJK}，。：；！？、（）《》“”])\s+(?=[{_CJK}，。：；！？、（）《》“”0-9A-Za-z¥])|"
-                           rf"(?<=[0-9A-Za-z¥])\s+(?=[{_CJK}])")
+_CJK_SPACE_RE = re.compile(
+    rf"(?<=[{_CJK}，。：；！？、（）《》“”])\s+(?=[{_CJK}，。：；！？、（）《》“”0-9A-Za-z¥])|"
+    rf"(?<=[0-9A-Za-z¥])\s+(?=[{_CJK}])"
+)
 
 
 class OCRUnavailable(Unavailable):
@@ -92,8 +95,13 @@ def clean_text(text: str) -> str:
     return t.strip()
 
 
-def run_ocr(img: Image.Image, langs: str | None = None, psm: int = 6, timeout: float = TIMEOUT_S,
-            min_conf: float = MIN_WORD_CONF) -> OcrResult:
+def run_ocr(
+    img: Image.Image,
+    langs: str | None = None,
+    psm: int = 6,
+    timeout: float = TIMEOUT_S,
+    min_conf: float = MIN_WORD_CONF,
+) -> OcrResult:
     """OCR a picture: ``chi_sim`` first; if what it read is (nearly) all Latin, ``eng`` too, and the more
     confident reading wins. ``psm`` 6 (a block of text) measured best on labels and screenshots."""
     import time
@@ -124,9 +132,26 @@ def _tesseract(pre: Image.Image, scale: float, langs: str, psm: int, timeout: fl
     pre.save(buf, format="PNG")
     env = dict(os.environ, OMP_THREAD_LIMIT="1")
     try:
-        proc = subprocess.run(["tesseract", "stdin", "stdout", "-l", langs, "--psm", str(psm), "--oem", "1",
-                               "-c", "preserve_interword_spaces=1", "tsv"],
-                              input=buf.getvalue(), capture_output=True, timeout=timeout, env=env)
+        proc = subprocess.run(
+            [
+                "tesseract",
+                "stdin",
+                "stdout",
+                "-l",
+                langs,
+                "--psm",
+                str(psm),
+                "--oem",
+                "1",
+                "-c",
+                "preserve_interword_spaces=1",
+                "tsv",
+            ],
+            input=buf.getvalue(),
+            capture_output=True,
+            timeout=timeout,
+            env=env,
+        )
     except subprocess.TimeoutExpired:
         return OcrResult(text="", elapsed_ms=(time.perf_counter() - t0) * 1000)
     if proc.returncode != 0:
@@ -134,8 +159,12 @@ def _tesseract(pre: Image.Image, scale: float, langs: str, psm: int, timeout: fl
     lines = _parse_tsv(proc.stdout.decode("utf-8", errors="replace"), scale, min_conf)
     n = sum(len(l.text) for l in lines)
     conf = sum(l.confidence * len(l.text) for l in lines) / n if n else 0.0
-    return OcrResult(text="\n".join(l.text for l in lines), lines=lines, confidence=conf,
-                     elapsed_ms=(time.perf_counter() - t0) * 1000)
+    return OcrResult(
+        text="\n".join(l.text for l in lines),
+        lines=lines,
+        confidence=conf,
+        elapsed_ms=(time.perf_counter() - t0) * 1000,
+    )
 
 
 def _parse_tsv(tsv: str, scale: float, min_conf: float) -> list[OcrLine]:

@@ -13,6 +13,7 @@ arm) gets no colour read from it (``mostly_skin``): a skin tone is not something
 No face recognition, no age/gender/ethnicity/health inference: there is no code for any of it, and
 ``GUARDRAIL`` is the instruction the agent passes to the model with every picture.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,15 +24,19 @@ import cv2
 import numpy as np
 from PIL import Image
 
-GUARDRAIL = ("图片仅用于识别商品、读取图中文字和商品颜色。不要根据照片推断或评论观众的年龄、性别、民族、"
-             "健康状况、身材、长相等个人特征；涉及肤质、肤色、尺码等问题，请让观众用文字描述自己的情况，"
-             "再依据商品资料回答。")
+GUARDRAIL = (
+    "图片仅用于识别商品、读取图中文字和商品颜色。不要根据照片推断或评论观众的年龄、性别、民族、"
+    "健康状况、身材、长相等个人特征；涉及肤质、肤色、尺码等问题，请让观众用文字描述自己的情况，"
+    "再依据商品资料回答。"
+)
 
 # Words that say the picture is of the viewer (or another person), not of a product.
 _PERSON_RE = re.compile(
     r"(皮肤|肤质|肤色|脸|素颜|痘|斑|皱纹|毛孔|黑眼圈|自拍|照片里的我|我的照片|本人|身材|体型|穿搭|穿上|上身|"
     r"试色|上嘴|上脸|我穿|我戴|我涂|我这|我适合|适合我|我能穿|我能用|显白|显黑|发型|头发|孩子|老公|老婆|"
-    r"妈妈|爸爸|selfie|my skin|my face|my outfit|suit me|on me)", re.I)
+    r"妈妈|爸爸|selfie|my skin|my face|my outfit|suit me|on me)",
+    re.I,
+)
 
 SKIN_FRACTION = 0.5
 

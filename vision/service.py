@@ -1,11 +1,12 @@
 """The one object the agent and the API use for pictures: upload → store → analyse → retrieve.
 
-    vision = VisionService(kb, ImageStore(settings.data_dir / "images"))
-    analysis = vision.ingest("demo", room_id, upload_bytes, viewer_text="这个多少钱")   # may raise ImageRejected
-    version, hits = vision.retrieve("demo", analysis, "这个多少钱")                    # KB facts to cite
-    parts = vision.model_content(room_id, analysis.image_id, "这个多少钱", analysis)   # vision-model message
-    vision.purge_room(room_id)                                                        # end of session
+vision = VisionService(kb, ImageStore(settings.data_dir / "images"))
+analysis = vision.ingest("demo", room_id, upload_bytes, viewer_text="这个多少钱")   # may raise ImageRejected
+version, hits = vision.retrieve("demo", analysis, "这个多少钱")                    # KB facts to cite
+parts = vision.model_content(room_id, analysis.image_id, "这个多少钱", analysis)   # vision-model message
+vision.purge_room(room_id)                                                        # end of session
 """
+
 from __future__ import annotations
 
 import threading
@@ -37,8 +38,9 @@ def default_image_dirs(kb_root: Path, demo_merchant: str = "demo") -> Callable[[
 
 
 class VisionService:
-    def __init__(self, kb: Any, store: ImageStore, image_dirs: Callable[[str], Sequence[Path]] | None = None,
-                 ocr: bool = True):
+    def __init__(
+        self, kb: Any, store: ImageStore, image_dirs: Callable[[str], Sequence[Path]] | None = None, ocr: bool = True
+    ):
         self.kb = kb
         self.store = store
         self.image_dirs = image_dirs or default_image_dirs(Path(kb.root))
@@ -47,8 +49,9 @@ class VisionService:
         self._lock = threading.Lock()
 
     # --- the calls the agent / API make ------------------------------------------------------
-    def ingest(self, merchant: str, room_id: str, data: bytes, viewer_text: str = "",
-               viewer_id: str | None = None) -> ImageAnalysis:
+    def ingest(
+        self, merchant: str, room_id: str, data: bytes, viewer_text: str = "", viewer_id: str | None = None
+    ) -> ImageAnalysis:
         """Sanitise an upload (raises ``ImageRejected``), analyse it, store it (ephemerally if it may
         show a person) and return the analysis with its ``image_id``."""
         clean = sanitize_image(data)
@@ -57,12 +60,19 @@ class VisionService:
         analysis.image_id = stored.image_id
         return analysis
 
-    def analyze(self, merchant: str, image: SanitizedImage | Image.Image, viewer_text: str = "",
-                image_id: str | None = None) -> ImageAnalysis:
+    def analyze(
+        self, merchant: str, image: SanitizedImage | Image.Image, viewer_text: str = "", image_id: str | None = None
+    ) -> ImageAnalysis:
         snap = self.kb.snapshot(merchant)
         index = self.index(merchant)
-        return analyze_image(image, products=snap.catalog.products, index=index, viewer_text=viewer_text,
-                             image_id=image_id, run_ocr=self.ocr)
+        return analyze_image(
+            image,
+            products=snap.catalog.products,
+            index=index,
+            viewer_text=viewer_text,
+            image_id=image_id,
+            run_ocr=self.ocr,
+        )
 
     def analyze_stored(self, merchant: str, room_id: str, image_id: str, viewer_text: str = "") -> ImageAnalysis:
         """Re-analyse a stored picture (a follow-up question about an earlier picture)."""
@@ -80,8 +90,9 @@ class VisionService:
         """``(version, hits)`` from the knowledge base for the picture + words: cite these, not the picture."""
         return self.kb.search(merchant, query_text(analysis, viewer_text), k=k, skus=retrieval_skus(analysis))
 
-    def model_content(self, room_id: str, image_id: str, viewer_text: str,
-                      analysis: ImageAnalysis | None = None, detail: str = "low") -> list[dict[str, Any]]:
+    def model_content(
+        self, room_id: str, image_id: str, viewer_text: str, analysis: ImageAnalysis | None = None, detail: str = "low"
+    ) -> list[dict[str, Any]]:
         """OpenAI-style user content for a vision model: the viewer's words, the offline findings and
         the sanitised picture as a ``data:`` URL (``image_url`` part). Product facts still come from
         retrieval; the findings carry the guardrail."""
@@ -92,8 +103,15 @@ class VisionService:
         parts: list[dict[str, Any]] = [{"type": "text", "text": viewer_text or "（观众发送了一张图片）"}]
         if analysis is not None:
             parts.append({"type": "text", "text": analysis.prompt_block()})
-        parts.append({"type": "image_url", "image_url": {
-            "url": f"data:{meta.mime};base64," + base64.b64encode(data).decode("ascii"), "detail": detail}})
+        parts.append(
+            {
+                "type": "image_url",
+                "image_url": {
+                    "url": f"data:{meta.mime};base64," + base64.b64encode(data).decode("ascii"),
+                    "detail": detail,
+                },
+            }
+        )
         return parts
 
     def purge_room(self, room_id: str) -> int:

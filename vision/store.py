@@ -11,6 +11,7 @@ session ends, by their (shorter) TTL, or when the process exits. Persisted pictu
 ``ttl_seconds`` (``purge_expired``). Ids are random, unguessable and validated on every lookup, so a
 reference cannot address a file outside its room.
 """
+
 from __future__ import annotations
 
 import json
@@ -69,8 +70,14 @@ def new_image_id() -> str:
 
 
 class ImageStore:
-    def __init__(self, root: Path, ttl_seconds: float = DEFAULT_TTL, ephemeral_ttl_seconds: float = EPHEMERAL_TTL,
-                 max_per_room: int = MAX_PER_ROOM, clock=time.time):
+    def __init__(
+        self,
+        root: Path,
+        ttl_seconds: float = DEFAULT_TTL,
+        ephemeral_ttl_seconds: float = EPHEMERAL_TTL,
+        max_per_room: int = MAX_PER_ROOM,
+        clock=time.time,
+    ):
         self.root = Path(root)
         self.ttl = ttl_seconds
         self.ephemeral_ttl = ephemeral_ttl_seconds
@@ -81,14 +88,25 @@ class ImageStore:
         self._mem: dict[str, dict[str, tuple[StoredImage, bytes]]] = {}
 
     # --- writing -------------------------------------------------------------------------
-    def put(self, room_id: str, image: SanitizedImage, *, ephemeral: bool = False,
-            viewer_id: str | None = None) -> StoredImage:
+    def put(
+        self, room_id: str, image: SanitizedImage, *, ephemeral: bool = False, viewer_id: str | None = None
+    ) -> StoredImage:
         check_room_id(room_id)
         now = self._clock()
-        meta = StoredImage(image_id=new_image_id(), room_id=room_id, ephemeral=ephemeral, created_at=now,
-                           expires_at=now + (self.ephemeral_ttl if ephemeral else self.ttl), sha256=image.sha256,
-                           width=image.width, height=image.height, bytes=len(image.data), mime=image.mime,
-                           viewer_id=viewer_id, source_format=image.source_format)
+        meta = StoredImage(
+            image_id=new_image_id(),
+            room_id=room_id,
+            ephemeral=ephemeral,
+            created_at=now,
+            expires_at=now + (self.ephemeral_ttl if ephemeral else self.ttl),
+            sha256=image.sha256,
+            width=image.width,
+            height=image.height,
+            bytes=len(image.data),
+            mime=image.mime,
+            viewer_id=viewer_id,
+            source_format=image.source_format,
+        )
         with self._lock:
             if ephemeral:
                 self._mem.setdefault(room_id, {})[meta.image_id] = (meta, image.data)
@@ -206,8 +224,11 @@ class ImageStore:
         """Oldest pictures go first once a room holds more than ``max_per_room`` (lock held)."""
         mem = self._mem.get(room_id, {})
         d = self.root / room_id
-        disk = [(m.created_at, m.image_id, False) for p in d.glob("img_*.json")
-                if (m := self._read_meta(p)) is not None] if d.is_dir() else []
+        disk = (
+            [(m.created_at, m.image_id, False) for p in d.glob("img_*.json") if (m := self._read_meta(p)) is not None]
+            if d.is_dir()
+            else []
+        )
         items = sorted([(m.created_at, iid, True) for iid, (m, _) in mem.items()] + disk)
         for _, iid, in_mem in items[: max(0, len(items) - self.max_per_room)]:
             if in_mem:

@@ -14,6 +14,7 @@ Order matters (cheapest and safest first):
    orientation applied, alpha flattened on white, downscaled to ``MAX_SIDE``;
 5. re-encode as a fresh baseline JPEG with no metadata at all (EXIF incl. GPS, XMP, ICC, comments).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -94,8 +95,7 @@ def sniff(data: bytes) -> str:
         return "zip"
     if head[:3] == b"\x1f\x8b\x08":
         return "gzip"
-    if head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00" or head[:6] == b"7z\xbc\xaf\x27\x1c" \
-            or head[:4] == b"Rar!":
+    if head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00" or head[:6] == b"7z\xbc\xaf\x27\x1c" or head[:4] == b"Rar!":
         return "archive"
     if head[:4] == b"%PDF":
         return "pdf"
@@ -112,17 +112,26 @@ def sniff(data: bytes) -> str:
 
 
 _REJECT_FORMAT = {
-    "gif": ("unsupported_format", "GIF is not accepted (animated images are not analysed); send a JPEG, PNG or WebP",
-            "暂不支持 GIF 动图，请发送 JPG/PNG 截图或照片"),
-    "svg": ("unsupported_format", "SVG is not accepted (vector files can carry scripts); send a JPEG, PNG or WebP",
-            "暂不支持 SVG 文件，请发送 JPG/PNG 截图或照片"),
+    "gif": (
+        "unsupported_format",
+        "GIF is not accepted (animated images are not analysed); send a JPEG, PNG or WebP",
+        "暂不支持 GIF 动图，请发送 JPG/PNG 截图或照片",
+    ),
+    "svg": (
+        "unsupported_format",
+        "SVG is not accepted (vector files can carry scripts); send a JPEG, PNG or WebP",
+        "暂不支持 SVG 文件，请发送 JPG/PNG 截图或照片",
+    ),
     "xml/html": ("unsupported_format", "markup (XML/HTML) is not an image; send a JPEG, PNG or WebP", None),
     "zip": ("unsupported_format", "archives are not accepted; send a single JPEG, PNG or WebP picture", None),
     "gzip": ("unsupported_format", "compressed archives are not accepted; send a JPEG, PNG or WebP picture", None),
     "archive": ("unsupported_format", "archives are not accepted; send a JPEG, PNG or WebP picture", None),
     "pdf": ("unsupported_format", "PDF is not accepted; send a JPEG, PNG or WebP picture", None),
-    "heif": ("unsupported_format", "HEIC/AVIF is not accepted yet; send a JPEG, PNG or WebP (phones can export JPEG)",
-             "暂不支持 HEIC 格式，请在手机里选择“兼容格式”或发送截图"),
+    "heif": (
+        "unsupported_format",
+        "HEIC/AVIF is not accepted yet; send a JPEG, PNG or WebP (phones can export JPEG)",
+        "暂不支持 HEIC 格式，请在手机里选择“兼容格式”或发送截图",
+    ),
 }
 
 
@@ -134,29 +143,38 @@ def sanitize_image(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES, max_side: 
     if not data:
         raise ImageRejected("empty", "the upload is empty")
     if len(data) > max_bytes:
-        raise ImageRejected("too_large", f"the file is {len(data) / 1048576:.1f} MiB; the limit is "
-                            f"{max_bytes / 1048576:.0f} MiB", "图片太大了，请发送 8MB 以内的图片")
+        raise ImageRejected(
+            "too_large",
+            f"the file is {len(data) / 1048576:.1f} MiB; the limit is {max_bytes / 1048576:.0f} MiB",
+            "图片太大了，请发送 8MB 以内的图片",
+        )
     kind = sniff(data)
     if kind in _REJECT_FORMAT:
         code, msg, vmsg = _REJECT_FORMAT[kind]
         raise ImageRejected(code, msg, vmsg)
     if kind not in ("jpeg", "png", "webp"):
-        raise ImageRejected("unsupported_format", f"unsupported or unrecognised file type ({kind}); "
-                            "send a JPEG, PNG or WebP picture")
+        raise ImageRejected(
+            "unsupported_format", f"unsupported or unrecognised file type ({kind}); send a JPEG, PNG or WebP picture"
+        )
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             im = Image.open(io.BytesIO(data), formats=["JPEG", "PNG", "WEBP"])
         except Image.DecompressionBombError as e:
-            raise ImageRejected("too_many_pixels", f"image dimensions are too large ({e})",
-                                "图片分辨率太高了，请截图或压缩后再发") from None
+            raise ImageRejected(
+                "too_many_pixels", f"image dimensions are too large ({e})", "图片分辨率太高了，请截图或压缩后再发"
+            ) from None
         except Image.DecompressionBombWarning as e:
-            raise ImageRejected("too_many_pixels", f"image dimensions are too large ({e})",
-                                "图片分辨率太高了，请截图或压缩后再发") from None
+            raise ImageRejected(
+                "too_many_pixels", f"image dimensions are too large ({e})", "图片分辨率太高了，请截图或压缩后再发"
+            ) from None
         except Exception as e:  # noqa: BLE001 - any parser failure means "not a valid image"
-            raise ImageRejected("corrupt", f"the file could not be read as a {kind.upper()} image ({type(e).__name__})",
-                                "图片文件已损坏，请重新发送") from None
+            raise ImageRejected(
+                "corrupt",
+                f"the file could not be read as a {kind.upper()} image ({type(e).__name__})",
+                "图片文件已损坏，请重新发送",
+            ) from None
         return _decode(im, data, kind, max_side)
 
 
@@ -166,19 +184,32 @@ def _decode(im: Image.Image, data: bytes, kind: str, max_side: int) -> Sanitized
         raise ImageRejected("unsupported_format", f"unsupported image format {fmt}")
     w, h = im.size
     if w < MIN_DIMENSION or h < MIN_DIMENSION:
-        raise ImageRejected("too_small", f"image is {w}x{h}; at least {MIN_DIMENSION}x{MIN_DIMENSION} is needed",
-                            "图片太小了，看不清，请发清晰一点的图片")
+        raise ImageRejected(
+            "too_small",
+            f"image is {w}x{h}; at least {MIN_DIMENSION}x{MIN_DIMENSION} is needed",
+            "图片太小了，看不清，请发清晰一点的图片",
+        )
     if w > MAX_DIMENSION or h > MAX_DIMENSION:
-        raise ImageRejected("too_many_pixels", f"image is {w}x{h}; sides over {MAX_DIMENSION} px are not accepted",
-                            "图片分辨率太高了，请截图或压缩后再发")
+        raise ImageRejected(
+            "too_many_pixels",
+            f"image is {w}x{h}; sides over {MAX_DIMENSION} px are not accepted",
+            "图片分辨率太高了，请截图或压缩后再发",
+        )
     pixels = w * h
     is_jpeg = fmt in ("JPEG", "MPO")
     if pixels > (MAX_JPEG_PIXELS if is_jpeg else MAX_PIXELS):
         limit = MAX_JPEG_PIXELS if is_jpeg else MAX_PIXELS
-        raise ImageRejected("too_many_pixels", f"image is {w}x{h} ({pixels / 1e6:.0f} MP); the limit for {fmt} is "
-                            f"{limit / 1e6:.0f} MP", "图片分辨率太高了，请截图或压缩后再发")
-    had_meta = bool(im.info.get("exif") or im.info.get("icc_profile") or im.info.get("xmp")
-                    or any(k in im.info for k in ("comment", "XML:com.adobe.xmp", "Raw profile type exif")))
+        raise ImageRejected(
+            "too_many_pixels",
+            f"image is {w}x{h} ({pixels / 1e6:.0f} MP); the limit for {fmt} is {limit / 1e6:.0f} MP",
+            "图片分辨率太高了，请截图或压缩后再发",
+        )
+    had_meta = bool(
+        im.info.get("exif")
+        or im.info.get("icc_profile")
+        or im.info.get("xmp")
+        or any(k in im.info for k in ("comment", "XML:com.adobe.xmp", "Raw profile type exif"))
+    )
     frames = int(getattr(im, "n_frames", 1) or 1)
     downscaled = False
     try:
@@ -195,8 +226,9 @@ def _decode(im: Image.Image, data: bytes, kind: str, max_side: int) -> Sanitized
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageRejected("too_many_pixels", f"image dimensions are too large ({e})") from None
     except Exception as e:  # noqa: BLE001 - truncated data, bad chunks, CRC errors, libjpeg errors
-        raise ImageRejected("corrupt", f"the image data is corrupt or truncated ({type(e).__name__}: {e})",
-                            "图片文件已损坏，请重新发送") from None
+        raise ImageRejected(
+            "corrupt", f"the image data is corrupt or truncated ({type(e).__name__}: {e})", "图片文件已损坏，请重新发送"
+        ) from None
 
     try:
         exif_orientation = im.getexif().get(0x0112, 1)
@@ -217,10 +249,20 @@ def _decode(im: Image.Image, data: bytes, kind: str, max_side: int) -> Sanitized
     blob = out.getvalue()
     clean = Image.open(io.BytesIO(blob))
     clean.load()
-    return SanitizedImage(data=blob, image=clean.convert("RGB"), width=clean.width, height=clean.height,
-                          source_format="JPEG" if is_jpeg else fmt, source_bytes=len(data), source_width=w,
-                          source_height=h, sha256=hashlib.sha256(blob).hexdigest(), downscaled=downscaled,
-                          had_metadata=had_meta or exif_orientation != 1, frames=frames)
+    return SanitizedImage(
+        data=blob,
+        image=clean.convert("RGB"),
+        width=clean.width,
+        height=clean.height,
+        source_format="JPEG" if is_jpeg else fmt,
+        source_bytes=len(data),
+        source_width=w,
+        source_height=h,
+        sha256=hashlib.sha256(blob).hexdigest(),
+        downscaled=downscaled,
+        had_metadata=had_meta or exif_orientation != 1,
+        frames=frames,
+    )
 
 
 def _flatten(im: Image.Image) -> Image.Image:

@@ -6,6 +6,7 @@ A finished viewer turn (its transcripts) becomes a ``ViewerMessage(channel="voic
 an ``answer`` event. An ``InterruptionFrame`` cancels the answer and records what was actually said
 as an interrupted turn in the viewer's conversation memory (``Memory.mark_interrupted``).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -43,9 +44,47 @@ log = logging.getLogger("liveroom.voice")
 
 # Backchannels and fillers: acknowledged, never answered (whatever the bot is doing).
 _FILLERS = {
-    "嗯", "嗯嗯", "嗯哼", "哦", "噢", "喔", "啊", "呃", "额", "对", "对对", "对对对", "好", "好的", "是", "是的", "行", "哈",
-    "哈哈", "mm", "mmm", "mhm", "hmm", "hm", "uh", "um", "uhhuh", "mmhmm", "yeah", "yes", "yep", "ok", "okay",
-    "right", "sure", "oh", "ah", "wow", "thankyou", "thanks", "you",
+    "嗯",
+    "嗯嗯",
+    "嗯哼",
+    "哦",
+    "噢",
+    "喔",
+    "啊",
+    "呃",
+    "额",
+    "对",
+    "对对",
+    "对对对",
+    "好",
+    "好的",
+    "是",
+    "是的",
+    "行",
+    "哈",
+    "哈哈",
+    "mm",
+    "mmm",
+    "mhm",
+    "hmm",
+    "hm",
+    "uh",
+    "um",
+    "uhhuh",
+    "mmhmm",
+    "yeah",
+    "yes",
+    "yep",
+    "ok",
+    "okay",
+    "right",
+    "sure",
+    "oh",
+    "ah",
+    "wow",
+    "thankyou",
+    "thanks",
+    "you",
 }
 
 
@@ -56,9 +95,19 @@ def is_filler(text: str) -> bool:
 
 
 class LiveRoomAgentProcessor(FrameProcessor):
-    def __init__(self, agent: Agent, *, merchant: str, room_id: str, viewer_id: str, lang: str,
-                 ledger: SpeechLedger, on_answer: Callable[[AgentAnswer], None] | None = None,
-                 echo_threshold: float = 85.0, **kwargs):
+    def __init__(
+        self,
+        agent: Agent,
+        *,
+        merchant: str,
+        room_id: str,
+        viewer_id: str,
+        lang: str,
+        ledger: SpeechLedger,
+        on_answer: Callable[[AgentAnswer], None] | None = None,
+        echo_threshold: float = 85.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.agent, self.ledger, self.on_answer = agent, ledger, on_answer
         self.merchant, self.room_id, self.viewer_id, self.lang = merchant, room_id, viewer_id, lang
@@ -143,8 +192,14 @@ class LiveRoomAgentProcessor(FrameProcessor):
         self._task = self.create_task(self._answer(text, self._answer_id), f"{self}::answer")
 
     async def _answer(self, text: str, answer_id: str) -> None:
-        msg = ViewerMessage(merchant=self.merchant, room_id=self.room_id, viewer_id=self.viewer_id, text=text,
-                            lang=self.lang, channel="voice")
+        msg = ViewerMessage(
+            merchant=self.merchant,
+            room_id=self.room_id,
+            viewer_id=self.viewer_id,
+            text=text,
+            lang=self.lang,
+            channel="voice",
+        )
         try:
             await self.push_frame(LLMFullResponseStartFrame())
             async for ev in self.agent.stream(msg):
@@ -156,9 +211,27 @@ class LiveRoomAgentProcessor(FrameProcessor):
                     self._final = ev
                     if self.on_answer:
                         self.on_answer(ev)
-                    await self.push_frame(event("answer.done", id=answer_id, **ev.model_dump(
-                        include={"answer", "citations", "refused", "path", "latency_ms", "first_token_ms", "intent",
-                                 "lang", "label", "kb_version", "flags"})))
+                    await self.push_frame(
+                        event(
+                            "answer.done",
+                            id=answer_id,
+                            **ev.model_dump(
+                                include={
+                                    "answer",
+                                    "citations",
+                                    "refused",
+                                    "path",
+                                    "latency_ms",
+                                    "first_token_ms",
+                                    "intent",
+                                    "lang",
+                                    "label",
+                                    "kb_version",
+                                    "flags",
+                                }
+                            ),
+                        )
+                    )
             await self.push_frame(LLMFullResponseEndFrame())
         except asyncio.CancelledError:
             raise
@@ -189,8 +262,14 @@ class LiveRoomAgentProcessor(FrameProcessor):
             await self._cancel_task()
             self.agent.memory.record(m, r, v, "viewer", self._question)
             self.agent.memory.record(m, r, v, "agent", said, interrupted=True)
-        self.interrupted.append({"id": self._answer_id, "question": self._question, "said": said,
-                                 "answer": self._final.answer if self._final else self._answer_text})
+        self.interrupted.append(
+            {
+                "id": self._answer_id,
+                "question": self._question,
+                "said": said,
+                "answer": self._final.answer if self._final else self._answer_text,
+            }
+        )
         await self.push_frame(event("answer.interrupted", id=self._answer_id, said=said))
         await self._cancel_task()
         self._answer_done()

@@ -1,11 +1,12 @@
 """HTTP/WebSocket routes of the voice channel (a FastAPI router the server includes).
 
-    WS   /ws/rooms/{room_id}/voice?merchant=&lang=zh|en&viewer_id=&duplex=full|half   (docs/voice.md)
-    GET  /rooms/{room_id}?merchant=&lang=      the live-room page: text chat + microphone
-    GET  /static/voice/{file}                  the page's scripts
-    GET  /api/voice/turns?limit=               recent turn traces (latency breakdown per turn)
-    GET  /api/voice/status                     what the voice channel runs on
+WS   /ws/rooms/{room_id}/voice?merchant=&lang=zh|en&viewer_id=&duplex=full|half   (docs/voice.md)
+GET  /rooms/{room_id}?merchant=&lang=      the live-room page: text chat + microphone
+GET  /static/voice/{file}                  the page's scripts
+GET  /api/voice/turns?limit=               recent turn traces (latency breakdown per turn)
+GET  /api/voice/status                     what the voice channel runs on
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,8 @@ router = APIRouter(tags=["voice"])
 _PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-                               "img-src 'self' data:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
-                               "frame-ancestors 'none'; form-action 'self'",
+    "img-src 'self' data:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'",
     "Permissions-Policy": "microphone=(self), camera=(), geolocation=()",
     "X-Frame-Options": "DENY",
 }
@@ -113,11 +114,18 @@ async def voice_turns(request: Request, limit: int = Query(50, ge=1, le=200)) ->
 async def voice_status(request: Request) -> dict:
     vs = await _services(request.app)
     s = vs.settings
-    return {"stt": s.stt if vs.stt_factory is None else "custom", "tts": s.tts if vs.tts_factory is None else "custom",
-            "whisper_loaded": bool(vs.whisper and vs.whisper.model), "whisper_dir": str(vs.whisper_dir()),
-            "espeak": shutil.which("espeak-ng") is not None, "sessions": vs.sessions,
-            "max_sessions": s.max_sessions, "min_barge_in_ms": round(s.min_barge_in_secs * 1000),
-            "vad": {"start_secs": s.vad_start_secs, "stop_secs": s.vad_stop_secs}, "duplex": s.duplex}
+    return {
+        "stt": s.stt if vs.stt_factory is None else "custom",
+        "tts": s.tts if vs.tts_factory is None else "custom",
+        "whisper_loaded": bool(vs.whisper and vs.whisper.model),
+        "whisper_dir": str(vs.whisper_dir()),
+        "espeak": shutil.which("espeak-ng") is not None,
+        "sessions": vs.sessions,
+        "max_sessions": s.max_sessions,
+        "min_barge_in_ms": round(s.min_barge_in_secs * 1000),
+        "vad": {"start_secs": s.vad_start_secs, "stop_secs": s.vad_stop_secs},
+        "duplex": s.duplex,
+    }
 
 
 def ensure_voice_routes(app) -> None:

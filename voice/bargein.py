@@ -13,6 +13,7 @@ output transport stops sending and tells the client to hold playback). Then eith
 With ``duplex="half"`` the viewer is not heard at all while the bot speaks (echo-safe without
 echo cancellation; barge-in only through an explicit ``interrupt`` message).
 """
+
 from __future__ import annotations
 
 import time

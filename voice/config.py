@@ -10,6 +10,7 @@ takes a ``lang`` argument). So switching to a cloud service is a configuration c
     LIVEROOM_VOICE_STT=pipecat.services.deepgram.stt:DeepgramSTTService
     LIVEROOM_VOICE_STT_OPTIONS='{"api_key": "..."}'
 """
+
 from __future__ import annotations
 
 from core.settings import VoiceSettings
@@ -18,5 +19,3 @@ __all__ = ["FRAME_MS", "SAMPLE_RATE", "VoiceSettings"]
 
 SAMPLE_RATE = 16_000  # the wire format, both directions: PCM s16le mono
 FRAME_MS = 20  # what the browser client sends; any size up to MAX_AUDIO_FRAME_BYTES is accepted
-
-

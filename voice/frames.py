@@ -1,4 +1,5 @@
 """LiveRoom's own Pipecat frames (everything else is a stock Pipecat frame)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -8,6 +8,7 @@ client, observes the histograms and appends the trace to the process's recent-tu
 End of speech is estimated server-side as the VAD stop minus the VAD's ``stop_secs`` (the silence
 it waits for); the eval measures the same interval from the client's side.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,20 +42,34 @@ _BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2, 3, 4, 6, 10)
 class VoiceMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         r = self.registry = registry or CollectorRegistry()
-        self.eos_to_first_audio = Histogram("liveroom_voice_eos_to_first_audio_seconds",
-                                            "End of viewer speech to the first bot audio sent", registry=r,
-                                            buckets=_BUCKETS)
+        self.eos_to_first_audio = Histogram(
+            "liveroom_voice_eos_to_first_audio_seconds",
+            "End of viewer speech to the first bot audio sent",
+            registry=r,
+            buckets=_BUCKETS,
+        )
         self.stt = Histogram("liveroom_voice_stt_seconds", "VAD stop to transcript", registry=r, buckets=_BUCKETS)
-        self.agent_first_sentence = Histogram("liveroom_voice_agent_first_sentence_seconds",
-                                              "Turn end to the agent's first sentence", registry=r,
-                                              buckets=_BUCKETS)
-        self.tts_first_byte = Histogram("liveroom_voice_tts_first_byte_seconds",
-                                        "First sentence to the TTS's first audio", registry=r, buckets=_BUCKETS)
-        self.barge_in_pause = Histogram("liveroom_voice_barge_in_pause_seconds",
-                                        "Viewer speech start (VAD) to the bot's audio pausing", registry=r,
-                                        buckets=_BUCKETS)
-        self.barge_ins = Counter("liveroom_voice_barge_ins_total", "Viewer speech over the bot, by outcome",
-                                 ["outcome"], registry=r)
+        self.agent_first_sentence = Histogram(
+            "liveroom_voice_agent_first_sentence_seconds",
+            "Turn end to the agent's first sentence",
+            registry=r,
+            buckets=_BUCKETS,
+        )
+        self.tts_first_byte = Histogram(
+            "liveroom_voice_tts_first_byte_seconds",
+            "First sentence to the TTS's first audio",
+            registry=r,
+            buckets=_BUCKETS,
+        )
+        self.barge_in_pause = Histogram(
+            "liveroom_voice_barge_in_pause_seconds",
+            "Viewer speech start (VAD) to the bot's audio pausing",
+            registry=r,
+            buckets=_BUCKETS,
+        )
+        self.barge_ins = Counter(
+            "liveroom_voice_barge_ins_total", "Viewer speech over the bot, by outcome", ["outcome"], registry=r
+        )
         self.turns = Counter("liveroom_voice_turns_total", "Voice turns answered", registry=r)
         self.sessions = Gauge("liveroom_voice_sessions", "Open voice sessions", registry=r)
         self.errors = Counter("liveroom_voice_errors_total", "Voice error events sent", ["code"], registry=r)
@@ -65,8 +80,16 @@ def _ms(a: float | None, b: float | None) -> float | None:
 
 
 class TurnTracker(BaseObserver):
-    def __init__(self, *, metrics: VoiceMetrics, stop_secs: float, session: dict[str, Any],
-                 sink: deque | None = None, send: Callable[[dict], Any] | None = None, **kwargs):
+    def __init__(
+        self,
+        *,
+        metrics: VoiceMetrics,
+        stop_secs: float,
+        session: dict[str, Any],
+        sink: deque | None = None,
+        send: Callable[[dict], Any] | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.metrics, self.stop_secs, self.session = metrics, stop_secs, session
         self.sink = sink if sink is not None else deque(maxlen=200)
@@ -85,8 +108,10 @@ class TurnTracker(BaseObserver):
         f, now = data.frame, data.timestamp / 1e9
         if f.id in self._seen:  # a frame is pushed again by every processor that passes it on
             return
-        if isinstance(f, (VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame)) \
-                and data.direction != FrameDirection.DOWNSTREAM:
+        if (
+            isinstance(f, (VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame))
+            and data.direction != FrameDirection.DOWNSTREAM
+        ):
             return
         self._seen.add(f.id)
         if len(self._seen) > 4096:
@@ -110,8 +135,12 @@ class TurnTracker(BaseObserver):
             if isinstance(f, TranscriptionFrame):
                 self._transcript = (self._transcript + " " + f.text).strip()
         elif isinstance(f, UserStoppedSpeakingFrame) and data.direction == FrameDirection.DOWNSTREAM:
-            self._turn = {"turn_end": now, "vad_stop": self._vad_stop, "stt_done": self._stt_done,
-                          "transcript": self._transcript}
+            self._turn = {
+                "turn_end": now,
+                "vad_stop": self._vad_stop,
+                "stt_done": self._stt_done,
+                "transcript": self._transcript,
+            }
             self._transcript = ""
         elif isinstance(f, AggregatedTextFrame) and not isinstance(f, TranscriptionFrame):
             if self._turn is not None and "first_sentence" not in self._turn and type(f) is AggregatedTextFrame:
@@ -145,8 +174,12 @@ class TurnTracker(BaseObserver):
         }
         m = self.metrics
         m.turns.inc()
-        for hist, key in ((m.eos_to_first_audio, "eos_to_first_audio_ms"), (m.stt, "stt_ms"),
-                          (m.agent_first_sentence, "agent_first_sentence_ms"), (m.tts_first_byte, "tts_first_byte_ms")):
+        for hist, key in (
+            (m.eos_to_first_audio, "eos_to_first_audio_ms"),
+            (m.stt, "stt_ms"),
+            (m.agent_first_sentence, "agent_first_sentence_ms"),
+            (m.tts_first_byte, "tts_first_byte_ms"),
+        ):
             if trace[key] is not None:
                 hist.observe(trace[key] / 1000)
         self.traces.append(trace)

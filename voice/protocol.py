@@ -7,11 +7,13 @@ Server → client: binary frames of the bot's PCM (same format) and JSON events.
 Bad input never reaches the pipeline: the serializer answers it with an ``error`` event (sent
 straight back through the output transport) and drops it.
 """
+
 from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pipecat.frames.frames import (
     Frame,
@@ -115,15 +117,17 @@ class VoiceSerializer(FrameSerializer):
             return None
         for magic, what in _MAGIC.items():
             if data.startswith(magic):
-                return self._error(wire.NOT_PCM, f"binary frames must be raw PCM s16le {SAMPLE_RATE} Hz mono, "
-                                              f"not {what}")
+                return self._error(
+                    wire.NOT_PCM, f"binary frames must be raw PCM s16le {SAMPLE_RATE} Hz mono, not {what}"
+                )
         if len(data) % 2:
             return self._error(wire.NOT_PCM, "a PCM s16le frame has an even number of bytes")
         if len(data) > MAX_AUDIO_FRAME_BYTES:
             return self._error(wire.FRAME_TOO_LARGE, f"audio frames are at most {MAX_AUDIO_FRAME_BYTES} bytes (1 s)")
         if not self.audio_ok:
-            return self._error("audio_rejected", "audio is ignored until a `start` announces "
-                                                 f"pcm_s16le at {SAMPLE_RATE} Hz, mono")
+            return self._error(
+                "audio_rejected", f"audio is ignored until a `start` announces pcm_s16le at {SAMPLE_RATE} Hz, mono"
+            )
         self.bytes_in += len(data)
         return InputAudioRawFrame(audio=data, sample_rate=SAMPLE_RATE, num_channels=1)
 
@@ -152,7 +156,8 @@ class VoiceSerializer(FrameSerializer):
         if problems:
             self.audio_ok = False
             self._last_error.pop("unsupported_audio", None)
-            return self._error("unsupported_audio", "unsupported audio format: " + "; ".join(problems),
-                               expected=AUDIO_FORMAT)
+            return self._error(
+                "unsupported_audio", "unsupported audio format: " + "; ".join(problems), expected=AUDIO_FORMAT
+            )
         self.audio_ok = True
         return event("started", audio=AUDIO_FORMAT)

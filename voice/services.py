@@ -5,6 +5,7 @@ light Pipecat service objects on top of them. STT and TTS are created by name fr
 ``VoiceSettings`` (``whisper``/``stub``/``espeak``/``piper``/``module:callable``), or by factories
 passed in (tests, the eval).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -80,8 +81,15 @@ def _call_with_lang(factory: Callable[..., Any], options: dict, lang: str) -> An
 
 
 class VoiceServices:
-    def __init__(self, container, settings: VoiceSettings | None = None, *, registry=None,
-                 stt_factory: STTFactory | None = None, tts_factory: TTSFactory | None = None):
+    def __init__(
+        self,
+        container,
+        settings: VoiceSettings | None = None,
+        *,
+        registry=None,
+        stt_factory: STTFactory | None = None,
+        tts_factory: TTSFactory | None = None,
+    ):
         self.container = container
         self.settings = settings or container.settings.voice
         configure_pipecat_logging(self.settings.log_level)
@@ -119,9 +127,13 @@ class VoiceServices:
 
             with self._lock:
                 if self.whisper is None:
-                    self.whisper = WhisperEngine(self.whisper_dir(), compute_type=s.whisper_compute_type,
-                                                 threads=s.whisper_threads, max_new_tokens=s.whisper_max_new_tokens,
-                                                 no_speech_prob=s.whisper_no_speech_prob)
+                    self.whisper = WhisperEngine(
+                        self.whisper_dir(),
+                        compute_type=s.whisper_compute_type,
+                        threads=s.whisper_threads,
+                        max_new_tokens=s.whisper_max_new_tokens,
+                        no_speech_prob=s.whisper_no_speech_prob,
+                    )
             try:
                 self.whisper.load()
             except FileNotFoundError as e:
@@ -157,8 +169,9 @@ class VoiceServices:
         if s.tts == "piper" and lang == "en" and s.piper_voice:
             return piper_tts(s.piper_voice, ledger=ledger)
         if s.tts in ("espeak", "piper"):
-            return EspeakTTSService(lang=lang, voice_en=s.espeak_voice_en, voice_zh=s.espeak_voice_zh,
-                                    rate=s.espeak_rate, ledger=ledger)
+            return EspeakTTSService(
+                lang=lang, voice_en=s.espeak_voice_en, voice_zh=s.espeak_voice_zh, rate=s.espeak_rate, ledger=ledger
+            )
         return _call_with_lang(_import(s.tts), s.tts_options, lang)
 
     def close(self) -> None:

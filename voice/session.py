@@ -1,14 +1,15 @@
 """One viewer's voice session: a Pipecat pipeline on the WebSocket, run by a ``WorkerRunner``.
 
-    transport.input()        PCM frames / control messages (VoiceSerializer)
-    → VADProcessor           Silero (shared ONNX session)
-    → BargeInGate            pause on speech over the bot; resume or release (min-speech rule)
-    → STT                    Whisper (or any Pipecat STT service)
-    → UserTurnProcessor      VAD start → turn (+ InterruptionFrame); segment results → end of turn
-    → LiveRoomAgentProcessor Agent.stream: same tools and guardrails as text
-    → TTS                    espeak-ng (or Piper / any Pipecat TTS service)
-    → transport.output()     real-time paced PCM, events, pause/resume, interruption flush
+transport.input()        PCM frames / control messages (VoiceSerializer)
+→ VADProcessor           Silero (shared ONNX session)
+→ BargeInGate            pause on speech over the bot; resume or release (min-speech rule)
+→ STT                    Whisper (or any Pipecat STT service)
+→ UserTurnProcessor      VAD start → turn (+ InterruptionFrame); segment results → end of turn
+→ LiveRoomAgentProcessor Agent.stream: same tools and guardrails as text
+→ TTS                    espeak-ng (or Piper / any Pipecat TTS service)
+→ transport.output()     real-time paced PCM, events, pause/resume, interruption flush
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -76,34 +77,71 @@ def build_session(ws: WebSocket, info: SessionInfo, services: VoiceServices) -> 
     serializer = VoiceSerializer(on_error=lambda code: services.metrics.errors.labels(code).inc())
     ledger = SpeechLedger()
     params = FastAPIWebsocketParams(
-        audio_in_enabled=True, audio_out_enabled=True, audio_in_sample_rate=SAMPLE_RATE,
-        audio_out_sample_rate=SAMPLE_RATE, audio_out_end_silence_secs=0, serializer=serializer,
-        allowed_origins=[], ws_close_timeout=0.5)
+        audio_in_enabled=True,
+        audio_out_enabled=True,
+        audio_in_sample_rate=SAMPLE_RATE,
+        audio_out_sample_rate=SAMPLE_RATE,
+        audio_out_end_silence_secs=0,
+        serializer=serializer,
+        allowed_origins=[],
+        ws_close_timeout=0.5,
+    )
     transport = LiveRoomWebsocketTransport(ws, params, ledger=ledger)
-    vad = VADProcessor(vad_analyzer=SharedSileroVADAnalyzer(params=VADParams(
-        confidence=s.vad_confidence, start_secs=s.vad_start_secs, stop_secs=s.vad_stop_secs,
-        min_volume=s.vad_min_volume)), audio_idle_timeout=1.0)
+    vad = VADProcessor(
+        vad_analyzer=SharedSileroVADAnalyzer(
+            params=VADParams(
+                confidence=s.vad_confidence,
+                start_secs=s.vad_start_secs,
+                stop_secs=s.vad_stop_secs,
+                min_volume=s.vad_min_volume,
+            )
+        ),
+        audio_idle_timeout=1.0,
+    )
     gate = BargeInGate(min_barge_in_secs=s.min_barge_in_secs, duplex=info.duplex)
     stt = services.make_stt(info.lang)
-    turns = UserTurnProcessor(user_turn_strategies=voice_turn_strategies(s.turn_grace_secs),
-                              user_turn_stop_timeout=s.turn_stop_timeout_secs)
+    turns = UserTurnProcessor(
+        user_turn_strategies=voice_turn_strategies(s.turn_grace_secs), user_turn_stop_timeout=s.turn_stop_timeout_secs
+    )
     metrics = getattr(ws.app.state, "metrics", None)
-    agent = LiveRoomAgentProcessor(c.agent, merchant=info.merchant, room_id=info.room_id, viewer_id=info.viewer_id,
-                                   lang=info.lang, ledger=ledger,
-                                   on_answer=metrics.observe if metrics is not None else None)
+    agent = LiveRoomAgentProcessor(
+        c.agent,
+        merchant=info.merchant,
+        room_id=info.room_id,
+        viewer_id=info.viewer_id,
+        lang=info.lang,
+        ledger=ledger,
+        on_answer=metrics.observe if metrics is not None else None,
+    )
     tts = services.make_tts(info.lang, ledger)
 
     async def send(msg: dict) -> None:
         await transport.output().send_message(OutputTransportMessageUrgentFrame(message=msg))
 
-    tracker = TurnTracker(metrics=services.metrics, stop_secs=s.vad_stop_secs, sink=services.recent_turns,
-                          session={"session_id": info.session_id, "room_id": info.room_id,
-                                   "viewer_id": info.viewer_id, "lang": info.lang}, send=send)
+    tracker = TurnTracker(
+        metrics=services.metrics,
+        stop_secs=s.vad_stop_secs,
+        sink=services.recent_turns,
+        session={
+            "session_id": info.session_id,
+            "room_id": info.room_id,
+            "viewer_id": info.viewer_id,
+            "lang": info.lang,
+        },
+        send=send,
+    )
     pipeline = Pipeline([transport.input(), vad, gate, stt, turns, agent, tts, transport.output()])
     worker = PipelineWorker(
-        pipeline, params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE, audio_out_sample_rate=SAMPLE_RATE),
-        observers=[tracker], enable_rtvi=False, enable_turn_tracking=False, idle_timeout_secs=None,
-        cancel_on_idle_timeout=False, check_dangling_tasks=True, name=f"voice-{info.session_id}")
+        pipeline,
+        params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE, audio_out_sample_rate=SAMPLE_RATE),
+        observers=[tracker],
+        enable_rtvi=False,
+        enable_turn_tracking=False,
+        idle_timeout_secs=None,
+        cancel_on_idle_timeout=False,
+        check_dangling_tasks=True,
+        name=f"voice-{info.session_id}",
+    )
     runner = WorkerRunner(handle_sigint=False, name=f"voice-runner-{info.session_id}")
     return VoiceSession(info, worker, runner, serializer, gate, agent, tracker, transport, ledger)
 
@@ -119,8 +157,9 @@ async def _refuse(ws: WebSocket, services: VoiceServices, code: str, message: st
     await ws.close(code=close_code)
 
 
-async def serve_voice(ws: WebSocket, room_id: str, services: VoiceServices,
-                      on_session: Callable[[VoiceSession], None] | None = None) -> None:
+async def serve_voice(
+    ws: WebSocket, room_id: str, services: VoiceServices, on_session: Callable[[VoiceSession], None] | None = None
+) -> None:
     """Accept, validate, run the pipeline until the client leaves (or idles), tear down."""
     c, s = services.container, services.settings
     q = ws.query_params
@@ -140,8 +179,9 @@ async def serve_voice(ws: WebSocket, room_id: str, services: VoiceServices,
     if version is None:
         return await _refuse(ws, services, "unknown_merchant", f"merchant {merchant!r} has no knowledge base", 1008)
     if services.sessions >= s.max_sessions:
-        return await _refuse(ws, services, "busy", f"{s.max_sessions} voice sessions are already open; "
-                                                   "try again shortly", 1013)
+        return await _refuse(
+            ws, services, "busy", f"{s.max_sessions} voice sessions are already open; try again shortly", 1013
+        )
     services.sessions += 1
     services.metrics.sessions.inc()
     try:
@@ -149,16 +189,35 @@ async def serve_voice(ws: WebSocket, room_id: str, services: VoiceServices,
             await services.ensure_ready()
         except VoiceUnavailable as e:
             return await _refuse(ws, services, "voice_unavailable", str(e), 1011)
-        info = SessionInfo(room_id=room_id, merchant=merchant, viewer_id=viewer_id, lang=lang, duplex=duplex,
-                           session_id=uuid.uuid4().hex[:10])
+        info = SessionInfo(
+            room_id=room_id,
+            merchant=merchant,
+            viewer_id=viewer_id,
+            lang=lang,
+            duplex=duplex,
+            session_id=uuid.uuid4().hex[:10],
+        )
         session = build_session(ws, info, services)
         if on_session is not None:
             on_session(session)
-        await _send_json(ws, {"type": "ready", "session_id": info.session_id, "room_id": room_id,
-                              "merchant": merchant, "kb_version": version, "viewer_id": viewer_id, "lang": lang,
-                              "duplex": duplex, "label": AI_LABEL, "audio": AUDIO_FORMAT, "frame_ms": FRAME_MS,
-                              "max_audio_frame_bytes": MAX_AUDIO_FRAME_BYTES,
-                              "min_barge_in_ms": round(s.min_barge_in_secs * 1000)})
+        await _send_json(
+            ws,
+            {
+                "type": "ready",
+                "session_id": info.session_id,
+                "room_id": room_id,
+                "merchant": merchant,
+                "kb_version": version,
+                "viewer_id": viewer_id,
+                "lang": lang,
+                "duplex": duplex,
+                "label": AI_LABEL,
+                "audio": AUDIO_FORMAT,
+                "frame_ms": FRAME_MS,
+                "max_audio_frame_bytes": MAX_AUDIO_FRAME_BYTES,
+                "min_barge_in_ms": round(s.min_barge_in_secs * 1000),
+            },
+        )
         await _run(session, s.idle_timeout_secs, services)
     finally:
         services.sessions -= 1
@@ -179,9 +238,15 @@ async def _run(session: VoiceSession, idle_timeout: float, services: VoiceServic
             await asyncio.sleep(min(1.0, idle_timeout / 4))
             if time.monotonic() - session.serializer.last_rx > idle_timeout:
                 services.metrics.errors.labels("idle_timeout").inc()
-                await session.transport.output().send_message(OutputTransportMessageUrgentFrame(message={
-                    "type": "error", "code": "idle_timeout",
-                    "message": f"nothing received for {idle_timeout:g} s; closing"}))
+                await session.transport.output().send_message(
+                    OutputTransportMessageUrgentFrame(
+                        message={
+                            "type": "error",
+                            "code": "idle_timeout",
+                            "message": f"nothing received for {idle_timeout:g} s; closing",
+                        }
+                    )
+                )
                 await worker.cancel(reason="idle")
                 return
 

@@ -9,6 +9,7 @@
 
 Both push a ``NoTranscriptFrame`` when a segment held no words, so the turn ends without waiting.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -41,8 +42,15 @@ _LANG = {"zh": Language.ZH, "en": Language.EN}
 class WhisperEngine:
     """A faster-whisper model shared by every session of the process, with its own worker thread."""
 
-    def __init__(self, model_dir: Path | str, *, compute_type: str = "int8", threads: int = 2,
-                 max_new_tokens: int = 48, no_speech_prob: float = 0.6):
+    def __init__(
+        self,
+        model_dir: Path | str,
+        *,
+        compute_type: str = "int8",
+        threads: int = 2,
+        max_new_tokens: int = 48,
+        no_speech_prob: float = 0.6,
+    ):
         self.model_dir = str(model_dir)
         self.compute_type, self.threads = compute_type, threads
         self.max_new_tokens, self.no_speech_prob = max_new_tokens, no_speech_prob
@@ -58,11 +66,23 @@ class WhisperEngine:
                 from faster_whisper import WhisperModel
 
                 t = time.perf_counter()
-                self.model = WhisperModel(self.model_dir, device="cpu", compute_type=self.compute_type,
-                                          cpu_threads=self.threads, num_workers=1, local_files_only=True)
+                self.model = WhisperModel(
+                    self.model_dir,
+                    device="cpu",
+                    compute_type=self.compute_type,
+                    cpu_threads=self.threads,
+                    num_workers=1,
+                    local_files_only=True,
+                )
                 # The first decode of a process is ~3x slower: pay it here, not on a viewer's question.
-                self.model.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32), language="en", beam_size=1,
-                                      max_new_tokens=4, without_timestamps=True, vad_filter=False)
+                self.model.transcribe(
+                    np.zeros(SAMPLE_RATE, dtype=np.float32),
+                    language="en",
+                    beam_size=1,
+                    max_new_tokens=4,
+                    without_timestamps=True,
+                    vad_filter=False,
+                )
                 log.info("Whisper loaded from %s in %.1f s", self.model_dir, time.perf_counter() - t)
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="liveroom-stt")
@@ -72,9 +92,17 @@ class WhisperEngine:
         assert self.model is not None, "WhisperEngine.load() first"
         audio = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
         segments, _ = self.model.transcribe(
-            audio, language=lang, beam_size=1, best_of=1, temperature=0.0,
-            max_new_tokens=self.max_new_tokens, without_timestamps=True, condition_on_previous_text=False,
-            vad_filter=False, initial_prompt=_ZH_PROMPT if lang == "zh" else None)
+            audio,
+            language=lang,
+            beam_size=1,
+            best_of=1,
+            temperature=0.0,
+            max_new_tokens=self.max_new_tokens,
+            without_timestamps=True,
+            condition_on_previous_text=False,
+            vad_filter=False,
+            initial_prompt=_ZH_PROMPT if lang == "zh" else None,
+        )
         return " ".join(s.text.strip() for s in segments if s.no_speech_prob < self.no_speech_prob).strip()
 
     async def transcribe(self, pcm16: bytes, lang: str) -> str:
@@ -104,10 +132,16 @@ class LocalWhisperSTTService(_PrerollMixin, WhisperSTTService):
         self._engine = engine
         self._lang = lang
         self.preroll_secs = preroll_secs
-        super().__init__(settings=WhisperSTTService.Settings(model=engine.model_dir, language=_LANG[lang],
-                                                             no_speech_prob=engine.no_speech_prob),
-                         device="cpu", compute_type=engine.compute_type, trailing_silence_secs=0.3,
-                         ttfs_p99_latency=2.5, **kwargs)
+        super().__init__(
+            settings=WhisperSTTService.Settings(
+                model=engine.model_dir, language=_LANG[lang], no_speech_prob=engine.no_speech_prob
+            ),
+            device="cpu",
+            compute_type=engine.compute_type,
+            trailing_silence_secs=0.3,
+            ttfs_p99_latency=2.5,
+            **kwargs,
+        )
 
     def _load(self):  # the model is the engine's, loaded once per process
         self._model = self._engine.load().model
@@ -132,10 +166,15 @@ class LocalWhisperSTTService(_PrerollMixin, WhisperSTTService):
 class StubSTTService(_PrerollMixin, SegmentedSTTService):
     """An instant STT: ``transcriber(pcm16) -> text`` (empty/None: nothing heard)."""
 
-    def __init__(self, transcriber: Callable[[bytes], str | None], *, lang: str = "en",
-                 preroll_secs: float = 1.0, **kwargs):
-        super().__init__(trailing_silence_secs=0.0, ttfs_p99_latency=0.0,
-                         settings=STTSettings(model="stub", language=_LANG.get(lang)), **kwargs)
+    def __init__(
+        self, transcriber: Callable[[bytes], str | None], *, lang: str = "en", preroll_secs: float = 1.0, **kwargs
+    ):
+        super().__init__(
+            trailing_silence_secs=0.0,
+            ttfs_p99_latency=0.0,
+            settings=STTSettings(model="stub", language=_LANG.get(lang)),
+            **kwargs,
+        )
         self._transcriber = transcriber
         self._lang = lang
         self.preroll_secs = preroll_secs

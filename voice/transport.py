@@ -10,6 +10,7 @@ queue on an ``InterruptionFrame``; on top of that this one
   last chunk, and ``bot.paused`` / ``bot.resumed``,
 - reports what was actually sent to the session's ``SpeechLedger``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -113,5 +114,4 @@ class LiveRoomWebsocketTransport(FastAPIWebsocketTransport):
 
     def __init__(self, websocket, params: FastAPIWebsocketParams, *, ledger: SpeechLedger | None = None):
         super().__init__(websocket, params)
-        self._output = LiveRoomOutputTransport(self, self._client, self._params, ledger=ledger,
-                                               name=self._output_name)
+        self._output = LiveRoomOutputTransport(self, self._client, self._params, ledger=ledger, name=self._output_name)

@@ -6,6 +6,7 @@ Latin runs inside a Chinese answer ("SPF50+") are read by the English voice — 
 an English room, where product names stay Chinese ("暖光 海盐巴旦木"). Each run is one espeak-ng
 process (~15 ms to first audio); runs are streamed in order.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,12 +28,44 @@ ESPEAK_RATE = 22050  # espeak-ng's output sample rate
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _DIGITS = "零一二三四五六七八九"
-_UNITS_ZH = [("mg", "毫克"), ("kg", "公斤"), ("ml", "毫升"), ("mL", "毫升"), ("cm", "厘米"), ("mm", "毫米"),
-             ("g", "克"), ("L", "升"), ("m", "米")]
-_UNITS_EN = [("mg", "milligrams"), ("kg", "kilograms"), ("ml", "milliliters"), ("mL", "milliliters"),
-             ("cm", "centimeters"), ("g", "grams")]
-_PUNCT_PAUSE = {"，": ", ", "、": ", ", "；": "; ", "：": ": ", "。": ". ", "！": "! ", "？": "? ", "～": ", ",
-                "~": ", ", "（": ", ", "）": ", ", "「": " ", "」": " ", "【": " ", "】": " ", "…": ". ", "—": ", "}
+_UNITS_ZH = [
+    ("mg", "毫克"),
+    ("kg", "公斤"),
+    ("ml", "毫升"),
+    ("mL", "毫升"),
+    ("cm", "厘米"),
+    ("mm", "毫米"),
+    ("g", "克"),
+    ("L", "升"),
+    ("m", "米"),
+]
+_UNITS_EN = [
+    ("mg", "milligrams"),
+    ("kg", "kilograms"),
+    ("ml", "milliliters"),
+    ("mL", "milliliters"),
+    ("cm", "centimeters"),
+    ("g", "grams"),
+]
+_PUNCT_PAUSE = {
+    "，": ", ",
+    "、": ", ",
+    "；": "; ",
+    "：": ": ",
+    "。": ". ",
+    "！": "! ",
+    "？": "? ",
+    "～": ", ",
+    "~": ", ",
+    "（": ", ",
+    "）": ", ",
+    "「": " ",
+    "」": " ",
+    "【": " ",
+    "】": " ",
+    "…": ". ",
+    "—": ", ",
+}
 
 
 def _int_zh(n: int) -> str:
@@ -47,8 +80,12 @@ def _int_zh(n: int) -> str:
                 out += "零" if not out.endswith("零") else ""
             continue
         s, zero = "", False
-        for digit, name in ((part // 1000 % 10, "千"), (part // 100 % 10, "百"), (part // 10 % 10, "十"),
-                            (part % 10, "")):
+        for digit, name in (
+            (part // 1000 % 10, "千"),
+            (part // 100 % 10, "百"),
+            (part // 10 % 10, "十"),
+            (part % 10, ""),
+        ):
             if digit:
                 if zero and s:
                     s += "零"
@@ -201,11 +238,23 @@ class SpeechLedger:
 class EspeakTTSService(TTSService):
     """espeak-ng through a subprocess per voice run, streamed as it is produced."""
 
-    def __init__(self, *, lang: str = "zh", voice_en: str = "en-us", voice_zh: str = "cmn-latn-pinyin",
-                 rate: int = 175, ledger: SpeechLedger | None = None, **kwargs):
-        super().__init__(push_start_frame=True, push_stop_frames=True, stop_frame_timeout_s=0.5,
-                         settings=TTSSettings(model="espeak-ng", voice=voice_zh if lang == "zh" else voice_en,
-                                              language=None), **kwargs)
+    def __init__(
+        self,
+        *,
+        lang: str = "zh",
+        voice_en: str = "en-us",
+        voice_zh: str = "cmn-latn-pinyin",
+        rate: int = 175,
+        ledger: SpeechLedger | None = None,
+        **kwargs,
+    ):
+        super().__init__(
+            push_start_frame=True,
+            push_stop_frames=True,
+            stop_frame_timeout_s=0.5,
+            settings=TTSSettings(model="espeak-ng", voice=voice_zh if lang == "zh" else voice_en, language=None),
+            **kwargs,
+        )
         self._lang, self._rate = lang, rate
         self._voices = {"en": voice_en, "zh": voice_zh}
         self._ledger = ledger
@@ -216,8 +265,19 @@ class EspeakTTSService(TTSService):
 
     async def _run_espeak(self, voice: str, text: str) -> AsyncIterator[bytes]:
         proc = await asyncio.create_subprocess_exec(
-            "espeak-ng", "-v", voice, "-s", str(self._rate), "--stdout", "-b", "1", text,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            "espeak-ng",
+            "-v",
+            voice,
+            "-s",
+            str(self._rate),
+            "--stdout",
+            "-b",
+            "1",
+            text,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         self._procs.add(proc)
         try:
             header = b""
@@ -252,8 +312,9 @@ class EspeakTTSService(TTSService):
                     yield chunk
 
         try:
-            async for frame in self._stream_audio_frames_from_iterator(pcm(), in_sample_rate=ESPEAK_RATE,
-                                                                       context_id=context_id):
+            async for frame in self._stream_audio_frames_from_iterator(
+                pcm(), in_sample_rate=ESPEAK_RATE, context_id=context_id
+            ):
                 await self.stop_ttfb_metrics()
                 if self._ledger is not None:
                     self._ledger.add_audio(text, len(frame.audio) / 2 / frame.sample_rate)
@@ -293,5 +354,4 @@ def piper_tts(voice_path: Path, *, ledger: SpeechLedger | None = None, **kwargs)
                 yield f
             log.debug("piper %.0f ms for %r", (time.perf_counter() - t0) * 1000, text)
 
-    return _Piper(settings=PiperTTSService.Settings(voice=voice_path.stem), download_dir=voice_path.parent,
-                  **kwargs)
+    return _Piper(settings=PiperTTSService.Settings(voice=voice_path.stem), download_dir=voice_path.parent, **kwargs)

@@ -5,6 +5,7 @@ has come back from the STT (a transcript or a ``NoTranscriptFrame``), and ``grac
 passed without the viewer speaking again. It needs no STT latency estimate: with Whisper it waits
 exactly as long as the transcript takes, with an instant STT it ends the turn right away.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -85,5 +86,6 @@ class SegmentUserTurnStopStrategy(BaseUserTurnStopStrategy):
 
 def voice_turn_strategies(grace_secs: float = 0.05) -> UserTurnStrategies:
     """VAD starts the turn (and interrupts the bot); the segment results end it."""
-    return UserTurnStrategies(start=[VADUserTurnStartStrategy()],
-                              stop=[SegmentUserTurnStopStrategy(grace_secs=grace_secs)])
+    return UserTurnStrategies(
+        start=[VADUserTurnStartStrategy()], stop=[SegmentUserTurnStopStrategy(grace_secs=grace_secs)]
+    )

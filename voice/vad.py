@@ -3,6 +3,7 @@
 ``SileroVADAnalyzer`` opens an ONNX Runtime session per instance; a session is read-only and
 thread-safe, so every voice session shares one and keeps only its own recurrent state.
 """
+
 from __future__ import annotations
 
 import threading
@@ -43,5 +44,3 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
         self._model = _SharedSileroModel(shared_session())
         self._windows_since_reset = 0
         self._low_confidence_windows = 0
-
-

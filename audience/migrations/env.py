@@ -4,6 +4,7 @@ Used two ways: programmatically by `audience.db.migrate` (which passes an open c
 a locked transaction), and by the alembic CLI via the repo's alembic.ini
 (`alembic upgrade head`), which connects to `LIVEROOM_DATABASE_URL` / the default SQLite file.
 """
+
 from __future__ import annotations
 
 from alembic import context

@@ -1,13 +1,14 @@
 """CLI pieces the `liveroom` command registers:
 
-    liveroom profile show --merchant M VIEWER [--json]
-    liveroom audience seed --merchant demo --viewers 3000
-    liveroom audience rules --merchant M [--set rules.json]
-    liveroom audience audit --merchant M CAMPAIGN
-    liveroom audience migrate
-    liveroom bench coupons --claims 1000 --budget 100 [--workers 4] [--url URL] --json
-    liveroom bench events [--events 50000] [--url URL] --json
+liveroom profile show --merchant M VIEWER [--json]
+liveroom audience seed --merchant demo --viewers 3000
+liveroom audience rules --merchant M [--set rules.json]
+liveroom audience audit --merchant M CAMPAIGN
+liveroom audience migrate
+liveroom bench coupons --claims 1000 --budget 100 [--workers 4] [--url URL] --json
+liveroom bench events [--events 50000] [--url URL] --json
 """
+
 from __future__ import annotations
 
 import json
@@ -42,9 +43,11 @@ def _service():
 
 
 @profile_app.command("show")
-def profile_show(viewer: str = typer.Argument(..., help="viewer id"),
-                 merchant: str = typer.Option(..., "--merchant", "-m"),
-                 as_json: bool = typer.Option(False, "--json")) -> None:
+def profile_show(
+    viewer: str = typer.Argument(..., help="viewer id"),
+    merchant: str = typer.Option(..., "--merchant", "-m"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Show a viewer's profile: tier, interest tags, price sensitivity, products in focus."""
     svc = _service()
     try:
@@ -73,11 +76,13 @@ def profile_show(viewer: str = typer.Argument(..., help="viewer id"),
 
 
 @audience_app.command("seed")
-def seed(merchant: str = typer.Option("demo", "--merchant", "-m"),
-         viewers: int = typer.Option(3000, "--viewers", min=1, max=200_000),
-         seed_: int = typer.Option(7, "--seed"),
-         force: bool = typer.Option(False, "--force", help="Run again even if this seed was applied."),
-         as_json: bool = typer.Option(False, "--json")) -> None:
+def seed(
+    merchant: str = typer.Option("demo", "--merchant", "-m"),
+    viewers: int = typer.Option(3000, "--viewers", min=1, max=200_000),
+    seed_: int = typer.Option(7, "--seed"),
+    force: bool = typer.Option(False, "--force", help="Run again even if this seed was applied."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Synthetic demo audience: viewers, campaigns and one live session of events (idempotent)."""
     from sim.audience import seed_demo
 
@@ -91,14 +96,17 @@ def seed(merchant: str = typer.Option("demo", "--merchant", "-m"),
     elif info.get("skipped"):
         err.print(f"audience seed: {merchant} already seeded ({info['viewers']} viewers, {info['events']} events)")
     else:
-        err.print(f"audience seed: {merchant}: {info['viewers']} viewers, {info['events']} events, "
-                  f"{info['campaigns']} campaigns in {info['elapsed_s']}s")
+        err.print(
+            f"audience seed: {merchant}: {info['viewers']} viewers, {info['events']} events, "
+            f"{info['campaigns']} campaigns in {info['elapsed_s']}s"
+        )
 
 
 @audience_app.command("rules")
-def rules(merchant: str = typer.Option(..., "--merchant", "-m"),
-          set_: Path | None = typer.Option(None, "--set", help="JSON file of overrides (replaces the current)."),
-          ) -> None:
+def rules(
+    merchant: str = typer.Option(..., "--merchant", "-m"),
+    set_: Path | None = typer.Option(None, "--set", help="JSON file of overrides (replaces the current)."),
+) -> None:
     """Show (or set) the merchant's profile rules; prints the effective rules as JSON."""
     svc = _service()
     try:
@@ -144,13 +152,16 @@ def migrate_cmd() -> None:
 
 
 @audience_bench_app.command("coupons")
-def bench_coupons_cmd(claims: int = typer.Option(1000, "--claims", min=1),
-                      budget: int = typer.Option(100, "--budget", min=1),
-                      workers: int = typer.Option(4, "--workers", min=0, help="processes; 0 = threads only"),
-                      threads: int = typer.Option(8, "--threads", min=1, help="threads per worker"),
-                      url: str | None = typer.Option(None, "--url", help="database (default: a temporary "
-                                                        "SQLite file; PostgreSQL: a throwaway schema)"),
-                      as_json: bool = typer.Option(False, "--json")) -> None:
+def bench_coupons_cmd(
+    claims: int = typer.Option(1000, "--claims", min=1),
+    budget: int = typer.Option(100, "--budget", min=1),
+    workers: int = typer.Option(4, "--workers", min=0, help="processes; 0 = threads only"),
+    threads: int = typer.Option(8, "--threads", min=1, help="threads per worker"),
+    url: str | None = typer.Option(
+        None, "--url", help="database (default: a temporary SQLite file; PostgreSQL: a throwaway schema)"
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Concurrent coupon claims against a budget: exactly `budget` issued, 0 duplicates, 0 over limit."""
     res = bench_coupons(claims, budget, workers, url=url, threads=threads)
     if as_json:
@@ -162,12 +173,14 @@ def bench_coupons_cmd(claims: int = typer.Option(1000, "--claims", min=1),
 
 
 @audience_bench_app.command("events")
-def bench_events_cmd(events: int = typer.Option(50_000, "--events", min=100),
-                     viewers: int = typer.Option(2000, "--viewers", min=10),
-                     batch: int = typer.Option(500, "--batch", min=1, max=1000),
-                     probes: int = typer.Option(200, "--probes", min=1),
-                     url: str | None = typer.Option(None, "--url"),
-                     as_json: bool = typer.Option(False, "--json")) -> None:
+def bench_events_cmd(
+    events: int = typer.Option(50_000, "--events", min=100),
+    viewers: int = typer.Option(2000, "--viewers", min=10),
+    batch: int = typer.Option(500, "--batch", min=1, max=1000),
+    probes: int = typer.Option(200, "--probes", min=1),
+    url: str | None = typer.Option(None, "--url"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Event ingest throughput with real-time tag updates, and event→tag latency under load."""
     res = bench_events(events, viewers, batch, url=url, probes=probes)
     if as_json:

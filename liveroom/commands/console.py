@@ -6,6 +6,7 @@
 
 Uses the configured database (``LIVEROOM_DATABASE_URL`` / ``LIVEROOM_DATA_DIR``), like the server.
 """
+
 from __future__ import annotations
 
 import sys
@@ -28,14 +29,20 @@ def _accounts() -> tuple[Accounts, AuditLog, AudienceService]:
 
 
 @console_app.command("add-user")
-def add_user(merchant: str = typer.Option(...), username: str = typer.Option(...),
-             role: str = typer.Option("owner", help="owner | operator | viewer"),
-             password: str = typer.Option(None, help="default: $LIVEROOM_CONSOLE_PASSWORD, else prompted"),
-             display_name: str = typer.Option("")) -> None:
+def add_user(
+    merchant: str = typer.Option(...),
+    username: str = typer.Option(...),
+    role: str = typer.Option("owner", help="owner | operator | viewer"),
+    password: str = typer.Option(None, help="default: $LIVEROOM_CONSOLE_PASSWORD, else prompted"),
+    display_name: str = typer.Option(""),
+) -> None:
     """Create a console user (and the merchant account if it is new)."""
     configured = Settings().console.password
-    pw = password or (configured.get_secret_value() if configured else None) or typer.prompt(
-        "密码", hide_input=True, confirmation_prompt=True)
+    pw = (
+        password
+        or (configured.get_secret_value() if configured else None)
+        or typer.prompt("密码", hide_input=True, confirmation_prompt=True)
+    )
     acc, audit, svc = _accounts()
     try:
         u = acc.create_user(merchant, username, pw, role, display_name)
@@ -49,8 +56,11 @@ def add_user(merchant: str = typer.Option(...), username: str = typer.Option(...
 
 
 @console_app.command("add-token")
-def add_token(merchant: str = typer.Option(...), name: str = typer.Option(...),
-              role: str = typer.Option("operator", help="operator | viewer")) -> None:
+def add_token(
+    merchant: str = typer.Option(...),
+    name: str = typer.Option(...),
+    role: str = typer.Option("operator", help="operator | viewer"),
+) -> None:
     """Create an API token; it is printed once."""
     acc, audit, svc = _accounts()
     try:

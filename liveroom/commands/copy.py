@@ -1,15 +1,16 @@
 """CLI pieces the `liveroom` command registers:
 
-    liveroom copy --merchant M --sku S (--viewer V | --segment '{...}') --phase pre|live|post
-                  --channel push|sms|popup|host [--recall R] [--show rundown.json] [--no-llm] --json
-    liveroom campaign generate --spec campaign.json [--no-llm]      (progress bar; re-run resumes)
-    liveroom campaign generate ID --merchant M                      (resume a stored campaign)
-    liveroom campaign status ID --merchant M [--json]
-    liveroom ab create experiment.json
-    liveroom ab report EXPERIMENT --merchant M --json
-    liveroom ab assign EXPERIMENT VIEWER --merchant M
-    liveroom ab stop EXPERIMENT --merchant M
+liveroom copy --merchant M --sku S (--viewer V | --segment '{...}') --phase pre|live|post
+              --channel push|sms|popup|host [--recall R] [--show rundown.json] [--no-llm] --json
+liveroom campaign generate --spec campaign.json [--no-llm]      (progress bar; re-run resumes)
+liveroom campaign generate ID --merchant M                      (resume a stored campaign)
+liveroom campaign status ID --merchant M [--json]
+liveroom ab create experiment.json
+liveroom ab report EXPERIMENT --merchant M --json
+liveroom ab assign EXPERIMENT VIEWER --merchant M
+liveroom ab stop EXPERIMENT --merchant M
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,10 +26,12 @@ from rich.table import Table
 err = Console(stderr=True)
 out = Console()
 
-ab_app = typer.Typer(help="A/B experiments on copy, coupons and push time: CTR/CVR with significance.",
-                     no_args_is_help=True)
-campaign_app = typer.Typer(help="Batch copy for a campaign (per segment / per viewer, grouped, resumable).",
-                           no_args_is_help=True)
+ab_app = typer.Typer(
+    help="A/B experiments on copy, coupons and push time: CTR/CVR with significance.", no_args_is_help=True
+)
+campaign_app = typer.Typer(
+    help="Batch copy for a campaign (per segment / per viewer, grouped, resumable).", no_args_is_help=True
+)
 
 __all__ = ["copy_command", "ab_app", "campaign_app"]
 
@@ -56,12 +59,14 @@ def copy_command(
     sku: str | None = typer.Option(None, "--sku", help="product sku (or give --show to pick per target)"),
     merchant: str | None = typer.Option(None, "--merchant", "-m"),
     viewer: str | None = typer.Option(None, "--viewer", help="one viewer (profile and coupons from the audience db)"),
-    segment: str | None = typer.Option(None, "--segment",
-                                          help='JSON, e.g. \'{"tier": "铁粉", "price_sensitivity": "high"}\''),
+    segment: str | None = typer.Option(
+        None, "--segment", help='JSON, e.g. \'{"tier": "铁粉", "price_sensitivity": "high"}\''
+    ),
     phase: str = typer.Option("pre", "--phase", help="pre | live | post"),
     channel: str = typer.Option("push", "--channel", help="push | sms | popup | host"),
-    recall: str | None = typer.Option(None, "--recall",
-                                         help="post: cart_unpaid | watched_no_buy | left_early | missed_show"),
+    recall: str | None = typer.Option(
+        None, "--recall", help="post: cart_unpaid | watched_no_buy | left_early | missed_show"
+    ),
     angle: str | None = typer.Option(None, "--angle", help="force: focus | price | member | quality | general"),
     coupon: str = typer.Option("auto", "--coupon", help="auto | none | a coupon campaign id"),
     show: Path | None = typer.Option(None, "--show", help="show rundown JSON (start, segments)"),
@@ -80,9 +85,19 @@ def copy_command(
         raise typer.Exit(2)
     try:
         seg = json.loads(segment) if segment else None
-        req = CopyRequest(merchant=merchant, sku=sku, viewer_id=viewer, segment=seg, phase=phase, channel=channel,
-                          recall=recall, angle=angle, coupon=coupon, use_llm=not no_llm,
-                          show=json.loads(show.read_text(encoding="utf-8")) if show else None)
+        req = CopyRequest(
+            merchant=merchant,
+            sku=sku,
+            viewer_id=viewer,
+            segment=seg,
+            phase=phase,
+            channel=channel,
+            recall=recall,
+            angle=angle,
+            coupon=coupon,
+            use_llm=not no_llm,
+            show=json.loads(show.read_text(encoding="utf-8")) if show else None,
+        )
     except (ValidationError, ValueError) as e:
         err.print(f"[red]error[/red] {e}")
         raise typer.Exit(2)
@@ -108,8 +123,10 @@ def copy_command(
         _print_json(piece.public())
         return
     out.print(piece.text)
-    out.print(f"[dim]angle={piece.angle} source={piece.source} compliance={'ok' if piece.compliance.ok else 'FAIL'} "
-              f"cites={', '.join(c.id for c in piece.citations)}[/dim]")
+    out.print(
+        f"[dim]angle={piece.angle} source={piece.source} compliance={'ok' if piece.compliance.ok else 'FAIL'} "
+        f"cites={', '.join(c.id for c in piece.citations)}[/dim]"
+    )
 
 
 # --- campaigns ---------------------------------------------------------------------------------
@@ -151,8 +168,14 @@ def campaign_generate(
             await _with_llm(c, spec.use_llm)
             show_bar = not quiet and not as_json
             if show_bar:
-                bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                               TimeElapsedColumn(), TimeRemainingColumn(), console=err)
+                bar = Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    TimeRemainingColumn(),
+                    console=err,
+                )
                 tasks: dict[str, int] = {}
 
                 def cb(stage: str, done: int, total: int) -> None:
@@ -179,8 +202,11 @@ def campaign_generate(
 
 
 @campaign_app.command("status")
-def campaign_status(campaign_id: str, merchant: str | None = typer.Option(None, "--merchant", "-m"),
-                    as_json: bool = typer.Option(False, "--json")) -> None:
+def campaign_status(
+    campaign_id: str,
+    merchant: str | None = typer.Option(None, "--merchant", "-m"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """A campaign's status, stats and generated variants."""
     from copywriting.service import service_for
 
@@ -205,8 +231,9 @@ def campaign_status(campaign_id: str, merchant: str | None = typer.Option(None, 
 
 # --- A/B ---------------------------------------------------------------------------------------
 @ab_app.command("create")
-def ab_create(spec_file: Path = typer.Argument(..., help="experiment spec JSON"),
-              as_json: bool = typer.Option(False, "--json")) -> None:
+def ab_create(
+    spec_file: Path = typer.Argument(..., help="experiment spec JSON"), as_json: bool = typer.Option(False, "--json")
+) -> None:
     """Create an experiment (re-creating an identical one is a no-op)."""
     from pydantic import ValidationError
 
@@ -225,8 +252,11 @@ def ab_create(spec_file: Path = typer.Argument(..., help="experiment spec JSON")
 
 
 @ab_app.command("report")
-def ab_report(experiment: str = typer.Argument(...), merchant: str | None = typer.Option(None, "--merchant", "-m"),
-              as_json: bool = typer.Option(False, "--json")) -> None:
+def ab_report(
+    experiment: str = typer.Argument(...),
+    merchant: str | None = typer.Option(None, "--merchant", "-m"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """CTR and CVR per variant with 95% intervals, tests against control, and the stop decision."""
     from copywriting.ab import UnknownExperiment
     from copywriting.service import service_for
@@ -240,17 +270,30 @@ def ab_report(experiment: str = typer.Argument(...), merchant: str | None = type
     if as_json:
         _print_json(rep)
         return
-    t = Table("variant", "exposed", "CTR [95% CI]", "CVR [95% CI]", f"p vs control ({rep['primary_metric']})",
-              title=f"{experiment} ({rep['status']})")
+    t = Table(
+        "variant",
+        "exposed",
+        "CTR [95% CI]",
+        "CVR [95% CI]",
+        f"p vs control ({rep['primary_metric']})",
+        title=f"{experiment} ({rep['status']})",
+    )
     for v in rep["variants"]:
+
         def fmt(r):
             return f"{r['rate']:.2%} [{r['ci'][0]:.2%}, {r['ci'][1]:.2%}]"
+
         p = "" if v["control"] else f"{v['vs_control'][rep['primary_metric']]['p_holm']:.3g} (Holm)"
-        t.add_row(v["name"] + (" (control)" if v["control"] else ""), str(v["exposed"]), fmt(v["ctr"]), fmt(v["cvr"]), p)
+        t.add_row(
+            v["name"] + (" (control)" if v["control"] else ""), str(v["exposed"]), fmt(v["ctr"]), fmt(v["cvr"]), p
+        )
     out.print(t)
     d = rep["decision"]
-    out.print(f"decision: {'STOP' if d['stop'] else 'continue'} — {d['reason']}"
-              + (f", winner {d['winner']}" if d["winner"] else "") + f" ({d['detail']})")
+    out.print(
+        f"decision: {'STOP' if d['stop'] else 'continue'} — {d['reason']}"
+        + (f", winner {d['winner']}" if d["winner"] else "")
+        + f" ({d['detail']})"
+    )
 
 
 @ab_app.command("assign")

@@ -1,8 +1,9 @@
 """`liveroom host` (an unattended show) and `liveroom bench danmaku`. Wired into ``liveroom/cli.py``::
 
-    app.command("host")(host_command)
-    bench_app.command("danmaku")(danmaku_bench_command)
+app.command("host")(host_command)
+bench_app.command("danmaku")(danmaku_bench_command)
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,10 +28,13 @@ def _print_json(obj: object) -> None:
 
 def host_command(
     merchant: str = typer.Option(..., "--merchant", "-m", help="Merchant id (its knowledge base must be imported)."),
-    rundown: Path = typer.Option(..., "--rundown", "-r", help="The show plan (YAML), e.g. knowledge/demo/rundown.yaml."),
+    rundown: Path = typer.Option(
+        ..., "--rundown", "-r", help="The show plan (YAML), e.g. knowledge/demo/rundown.yaml."
+    ),
     hours: float | None = typer.Option(None, "--hours", min=0.01, max=72, help="Show length (default: the rundown's)."),
-    speed: float = typer.Option(1.0, "--speed", min=0.1, max=3600,
-                                help="Show clock speed: 60 = an hour of show per real minute (soak, demos)."),
+    speed: float = typer.Option(
+        1.0, "--speed", min=0.1, max=3600, help="Show clock speed: 60 = an hour of show per real minute (soak, demos)."
+    ),
     room: str | None = typer.Option(None, "--room", help="Room id (default: the rundown's, else 'host')."),
     viewers: int = typer.Option(3000, "--viewers", min=0, max=200_000, help="Simulated audience size (0 = none)."),
     seed: int = typer.Option(7, "--seed"),
@@ -38,11 +42,13 @@ def host_command(
     llm: bool = typer.Option(False, "--llm/--no-llm", help="Start the LLM to reword scripts (never waited for)."),
     tts: bool = typer.Option(False, "--tts/--no-tts", help="Voice the host with espeak-ng (text track always)."),
     audio_out: Path | None = typer.Option(None, "--audio-out", help="With --tts: write the voice to this WAV."),
-    allow_missing: bool = typer.Option(False, "--allow-missing",
-                                       help="Start even if the rundown names unknown skus/campaigns (skipped)."),
+    allow_missing: bool = typer.Option(
+        False, "--allow-missing", help="Start even if the rundown names unknown skus/campaigns (skipped)."
+    ),
     sample_every: float = typer.Option(60.0, "--sample-every", min=1, help="Resource sample period (show seconds)."),
-    serve: int | None = typer.Option(None, "--serve", min=1, max=65535,
-                                        help="Also serve the API on this port (host console: /ws/rooms/ROOM/host)."),
+    serve: int | None = typer.Option(
+        None, "--serve", min=1, max=65535, help="Also serve the API on this port (host console: /ws/rooms/ROOM/host)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the final report as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Don't print the text track."),
 ) -> None:
@@ -58,8 +64,27 @@ def host_command(
     if rd.merchant and rd.merchant != merchant:
         err.print(f"[yellow]warning[/yellow] the rundown is for merchant {rd.merchant!r}, running it for {merchant!r}")
     try:
-        report = asyncio.run(_run_show(rd, rundown.name, merchant, hours, speed, room, viewers, seed, simulate, llm,
-                                       tts, audio_out, allow_missing, sample_every, quiet, check_references, serve))
+        report = asyncio.run(
+            _run_show(
+                rd,
+                rundown.name,
+                merchant,
+                hours,
+                speed,
+                room,
+                viewers,
+                seed,
+                simulate,
+                llm,
+                tts,
+                audio_out,
+                allow_missing,
+                sample_every,
+                quiet,
+                check_references,
+                serve,
+            )
+        )
     except _Fail as e:
         for line in e.lines:
             err.print(f"[red]error[/red] {escape(line)}")
@@ -77,8 +102,25 @@ class _Fail(Exception):
         self.lines = lines
 
 
-async def _run_show(rd, source, merchant, hours, speed, room_id, viewers, seed, simulate, use_llm, use_tts, audio_out,
-                    allow_missing, sample_every, quiet, check_references, serve: int | None = None) -> dict:
+async def _run_show(
+    rd,
+    source,
+    merchant,
+    hours,
+    speed,
+    room_id,
+    viewers,
+    seed,
+    simulate,
+    use_llm,
+    use_tts,
+    audio_out,
+    allow_missing,
+    sample_every,
+    quiet,
+    check_references,
+    serve: int | None = None,
+) -> dict:
     from audience.service import AudienceService
     from core.clock import ScaledClock
     from host.loop import HostLoop
@@ -93,8 +135,12 @@ async def _run_show(rd, source, merchant, hours, speed, room_id, viewers, seed, 
     c = Container()
     try:
         if c.kb.active_version(merchant) is None:
-            raise _Fail([f"merchant {merchant!r} has no knowledge base; import one first: "
-                         f"liveroom kb import --merchant {merchant} knowledge/demo"])
+            raise _Fail(
+                [
+                    f"merchant {merchant!r} has no knowledge base; import one first: "
+                    f"liveroom kb import --merchant {merchant} knowledge/demo"
+                ]
+            )
         snap = c.kb.snapshot(merchant)
     except KBError as e:
         raise _Fail([str(e)]) from None
@@ -102,8 +148,7 @@ async def _run_show(rd, source, merchant, hours, speed, room_id, viewers, seed, 
     svc = AudienceService.from_settings(c.settings, clock=clock.now)
     c.__dict__["audience"] = svc  # the container's tools use the show clock too
     hours = rd.hours if hours is None else hours
-    products = [{"sku": p.sku, "name": p.name, "category": p.category, "price": p.price}
-                for p in snap.catalog.products]
+    products = [{"sku": p.sku, "name": p.name, "category": p.category, "price": p.price} for p in snap.catalog.products]
     if viewers and simulate:
         await asyncio.to_thread(_seed_audience, svc, merchant, viewers, seed, products)
     campaigns = {x.campaign_id: x for x in svc.list_campaigns(merchant)}
@@ -113,8 +158,16 @@ async def _run_show(rd, source, merchant, hours, speed, room_id, viewers, seed, 
     for i in issues:
         err.print(f"[yellow]warning[/yellow] {escape(str(i))} (segment will be skipped)")
 
-    room = HostRoom(merchant, room_id or rd.room or "host", kb=c.kb, embed=c.embedder.encode, audience=svc,
-                    agent=host_agent(c.kb, svc, c.answer_bus), clock=clock, seed=seed)
+    room = HostRoom(
+        merchant,
+        room_id or rd.room or "host",
+        kb=c.kb,
+        embed=c.embedder.encode,
+        audience=svc,
+        agent=host_agent(c.kb, svc, c.answer_bus),
+        clock=clock,
+        seed=seed,
+    )
     tts = None
     audio = None
     if use_tts:
@@ -123,19 +176,35 @@ async def _run_show(rd, source, merchant, hours, speed, room_id, viewers, seed, 
             tts = EspeakSink(audio)
         except (SpeechError, ImportError, OSError) as e:
             err.print(f"[yellow]warning[/yellow] no voice ({escape(str(e))}); text track only")
-    echo = None if quiet else (lambda ln: out.print(f"[dim]{ln.seq:>5}[/dim] [cyan]{ln.kind:<8}[/cyan] "
-                                                    f"{escape(ln.text)}", highlight=False))
+    echo = (
+        None
+        if quiet
+        else (
+            lambda ln: out.print(f"[dim]{ln.seq:>5}[/dim] [cyan]{ln.kind:<8}[/cyan] {escape(ln.text)}", highlight=False)
+        )
+    )
     track = TextTrack(room.bus, echo=echo)
-    speaker = Speaker(clock, track, tts, rd.pace.chars_per_second,
-                      on_failure=lambda e: room.alerts.alert("tts_failed", f"语音合成失败，已切换为字幕：{e}",
-                                                             severity="warning"))
+    speaker = Speaker(
+        clock,
+        track,
+        tts,
+        rd.pace.chars_per_second,
+        on_failure=lambda e: room.alerts.alert("tts_failed", f"语音合成失败，已切换为字幕：{e}", severity="warning"),
+    )
     loop = HostLoop(room, rd, speaker, hours=hours)
     timeline = Timeline(rd, clock.now(), hours)
     sim = ShowSimulator(room, timeline, products, viewers=viewers, seed=seed, audience=svc) if simulate else None
-    sampler = ResourceSampler(clock, sample_every, extra=lambda: {
-        "clusters": len(room.clusterer.clusters), "backlog": room.clusterer.backlog,
-        "embed_cache": len(room.clusterer._cache), "memory_lines": len(loop.memory),
-        "online": room.funnel.online})
+    sampler = ResourceSampler(
+        clock,
+        sample_every,
+        extra=lambda: {
+            "clusters": len(room.clusterer.clusters),
+            "backlog": room.clusterer.backlog,
+            "embed_cache": len(room.clusterer._cache),
+            "memory_lines": len(loop.memory),
+            "online": room.funnel.online,
+        },
+    )
     await _warm_up(room)
     clock.restart()  # show time starts now, not during set-up
     timeline = Timeline(rd, clock.now(), hours)
@@ -202,8 +271,11 @@ async def _warm_up(room) -> None:
     from agent.messages import ViewerMessage
 
     room.embed(["预热"])
-    await room.agent.answer(ViewerMessage(merchant=room.merchant, room_id=room.room_id, viewer_id="warm-up",
-                                          text="敏感肌能用吗", channel="host"))
+    await room.agent.answer(
+        ViewerMessage(
+            merchant=room.merchant, room_id=room.room_id, viewer_id="warm-up", text="敏感肌能用吗", channel="host"
+        )
+    )
     room.answerer.answer(["敏感肌能用吗"], frozenset({"sensitive"}), None, embed=room.embed)
 
 
@@ -239,8 +311,11 @@ def _pcts(xs: list[float]) -> dict:
 
 def _print_report(r: dict) -> None:
     t = Table("", "", title=f"show {r['merchant']}/{r['room_id']}: {r['show_hours']} h in {r['wall_s']} s")
-    t.add_row("lines", f"{r['lines']} ({', '.join(f'{k} {v}' for k, v in r['lines_by_kind'].items())}); "
-                       f"repeated {r['repeated_lines']}")
+    t.add_row(
+        "lines",
+        f"{r['lines']} ({', '.join(f'{k} {v}' for k, v in r['lines_by_kind'].items())}); "
+        f"repeated {r['repeated_lines']}",
+    )
     t.add_row("answered clusters", str(r["answered_clusters"]))
     t.add_row("announcements", ", ".join(a["campaign_id"] for a in r["announcements"]) or "-")
     t.add_row("skipped segments", str(len(r["skipped_segments"])))
@@ -250,8 +325,13 @@ def _print_report(r: dict) -> None:
     t.add_row("replies / coupons issued", f"{r['replies']} / {r['coupons_issued']}")
     t.add_row("funnel", ", ".join(f"{k} {v}" for k, v in r["funnel"].items()))
     res = r["resources"]
-    t.add_row("resources", ", ".join(f"{k} {res[k]['first']}→{res[k]['last']} (max {res[k]['max']})"
-                                     for k in ("rss_mb", "fds", "tasks", "threads")))
+    t.add_row(
+        "resources",
+        ", ".join(
+            f"{k} {res[k]['first']}→{res[k]['last']} (max {res[k]['max']})"
+            for k in ("rss_mb", "fds", "tasks", "threads")
+        ),
+    )
     out.print(t)
 
 

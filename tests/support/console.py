@@ -1,4 +1,5 @@
 """Helpers for tests and demos: an app with the console wired in, accounts, authenticated clients."""
+
 from __future__ import annotations
 
 from console.guard import install_guard
@@ -30,8 +31,11 @@ def login(client, username: str, password: str) -> str:
 
     page = client.get("/console/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    r = client.post("/console/login", data={"username": username, "password": password, "csrf": csrf, "next": ""},
-                    follow_redirects=False)
+    r = client.post(
+        "/console/login",
+        data={"username": username, "password": password, "csrf": csrf, "next": ""},
+        follow_redirects=False,
+    )
     assert r.status_code == 303, (r.status_code, r.text[:300])
     home = client.get(r.headers["location"])
     m = re.search(r'<meta name="csrf-token" content="([^"]+)"', home.text)
@@ -107,8 +111,9 @@ class ServerThread:
         s.bind(("127.0.0.1", 0))
         self.port = s.getsockname()[1]
         s.close()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="on", ws="websockets"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", ws="websockets")
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = None
 

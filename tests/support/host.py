@@ -1,4 +1,5 @@
 """Helpers for tests and benchmarks: a seeded demo audience on any clock, a room on a virtual clock."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,11 +25,25 @@ def demo_audience(db_dir: Path, clock: Any, viewers: int = 200, campaigns: bool 
     return svc
 
 
-def virtual_room(kb: Any, embed: Any, audience: Any = None, clock: VirtualClock | None = None,
-                 config: RoomConfig | None = None, room_id: str = "t") -> HostRoom:
+def virtual_room(
+    kb: Any,
+    embed: Any,
+    audience: Any = None,
+    clock: VirtualClock | None = None,
+    config: RoomConfig | None = None,
+    room_id: str = "t",
+) -> HostRoom:
     """A room on a virtual clock, embedding inline (deterministic, no threads)."""
-    return HostRoom("demo", room_id, kb=kb, embed=embed, audience=audience, clock=clock or VirtualClock(),
-                    config=config, inline_embed=True)
+    return HostRoom(
+        "demo",
+        room_id,
+        kb=kb,
+        embed=embed,
+        audience=audience,
+        clock=clock or VirtualClock(),
+        config=config,
+        inline_embed=True,
+    )
 
 
 def fast_embedder():
