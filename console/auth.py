@@ -27,12 +27,12 @@ from sqlalchemy import Engine, delete, select, update
 from audience.db import read_tx, write_tx
 from console import db as t
 from core.errors import BadRequest
+from core.ids import MERCHANT_RE
 
 Role = Literal["owner", "operator", "viewer"]
 ROLES: tuple[str, ...] = ("viewer", "operator", "owner")  # ascending power
 ROLE_ZH = {"owner": "店主", "operator": "运营", "viewer": "只读"}
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
-MERCHANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SESSION_TTL_S = 12 * 3600
 SESSION_IDLE_S = 4 * 3600
 MIN_PASSWORD = 8

@@ -6,7 +6,6 @@ subscribes to the container's answer bus (agent/bus.py), so it sees the answers 
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 
@@ -18,10 +17,9 @@ from console.audit import AuditLog
 from console.auth import Accounts, LoginLimiter
 from console.kb import KBConsole
 from console.live import AnswerLog, Simulator
+from core.ids import ROOM_RE
 from core.settings import ConsoleSettings
 from prompts.store import PromptStore
-
-ROOM_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class ConsoleService:

@@ -19,9 +19,3 @@ def check_merchant(merchant: str) -> str:
     if not isinstance(merchant, str) or not MERCHANT_RE.match(merchant):
         raise InvalidId(f"invalid merchant id {merchant!r}: use 1-64 letters, digits, '-' or '_'")
     return merchant
-
-
-def check_room(room: str) -> str:
-    if not isinstance(room, str) or not ROOM_RE.match(room):
-        raise InvalidId(f"invalid room id {room!r}: use 1-64 letters, digits, '-' or '_'")
-    return room

@@ -24,13 +24,13 @@ from pathlib import Path
 
 from core.errors import LiveRoomError
 from core.filelock import dir_lock
+from core.ids import MERCHANT_RE
 from knowledge.embedder import Embedder, EmbeddingCache, embed_with_cache
 from knowledge.facts import catalog_facts
 from knowledge.importers import parse_files
 from knowledge.index import HybridIndex, RetrievalParams
 from knowledge.schema import Catalog, Fact, Product, SearchHit, VersionInfo
 
-_MERCHANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -67,7 +67,7 @@ class LoadedVersion:
 
 
 def check_merchant_id(merchant: str) -> str:
-    if not _MERCHANT_RE.match(merchant or ""):
+    if not MERCHANT_RE.match(merchant or ""):
         raise KBError(f"invalid merchant id {merchant!r}: use letters, digits, '-' or '_'")
     return merchant
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.filelock import dir_lock
+from core.ids import MERCHANT_RE
 from prompts.loader import PROMPTS_DIR, REQUIRED_VARS, PromptError, variables
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
-_MERCHANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_PROMPT_CHARS = 8000
 
 # What the console calls each template (templates added to prompts/ later show under their file name).
@@ -137,7 +137,7 @@ class PromptStore:
 
     # --- paths & io --------------------------------------------------------------------------
     def _mdir(self, merchant: str) -> Path:
-        if not isinstance(merchant, str) or not _MERCHANT_RE.match(merchant):
+        if not isinstance(merchant, str) or not MERCHANT_RE.match(merchant):
             raise PromptError(f"invalid merchant id {merchant!r}")
         return self.root / merchant
 

@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.errors import NotFound
+from core.ids import ROOM_RE
 from vision.upload import SanitizedImage
 
-_ROOM_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ID_RE = re.compile(r"^img_[A-Za-z0-9_-]{16,32}$")
 
 DEFAULT_TTL = 24 * 3600
@@ -56,7 +56,7 @@ class StoredImage:
 
 
 def check_room_id(room_id: str) -> str:
-    if not isinstance(room_id, str) or not _ROOM_RE.match(room_id):
+    if not isinstance(room_id, str) or not ROOM_RE.match(room_id):
         raise ValueError(f"invalid room id {room_id!r}: use letters, digits, '-' or '_' (max 64)")
     return room_id
 
