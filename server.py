@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, Field
@@ -23,7 +25,10 @@ from pydantic import BaseModel, Field
 from agent.bus import AnsweredEvent
 from agent.guardrails import AI_LABEL
 from agent.messages import AgentAnswer, AnswerDelta, ViewerMessage
+from audience.access import RateLimited, Viewer, WrongMerchant, new_anonymous_key
+from audience.identity import InvalidToken
 from core import wire
+from core.abuse import client_ip
 from core.errors import LiveRoomError
 from core.settings import Settings
 from knowledge.store import KBError, UnknownMerchant
@@ -68,12 +73,40 @@ class Metrics:
 
 async def _liveroom_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, LiveRoomError)
-    return JSONResponse({"error": exc.to_dict(), "detail": exc.message}, status_code=exc.http_status)
+    headers = {}
+    retry = getattr(exc, "retry_after", None)
+    if retry is not None:
+        headers["Retry-After"] = str(retry)
+    if exc.http_status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="liveroom"'
+    return JSONResponse({"error": exc.to_dict(), "detail": exc.message}, status_code=exc.http_status, headers=headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 without echoing the input back (a 60 MB body must not come back as a 60 MB error)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": [str(x)[:64] for x in e.get("loc", ())][:8], "msg": str(e.get("msg", ""))[:200], "type": e.get("type")}
+        for e in exc.errors()[:10]
+    ]
+    return JSONResponse(
+        {"error": {"code": "invalid_request", "message": "request does not match the schema"}, "detail": errors},
+        status_code=422,
+    )
+
+
+async def _too_deep(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": "bad_request", "message": "JSON nested too deep"}, "detail": "JSON nested too deep"},
+        status_code=400,
+    )
 
 
 def install_error_handler(app: FastAPI) -> None:
     """The one place a deliberate error becomes an HTTP answer: its stable code and status."""
     app.add_exception_handler(LiveRoomError, _liveroom_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RecursionError, _too_deep)
 
 
 def create_app(container: Container | None = None, start_llm: bool | None = None) -> FastAPI:
@@ -154,9 +187,20 @@ def get_container(request: Request) -> Container:
     return request.app.state.container
 
 
+ANON_COOKIE = "lr_viewer"  # an anonymous viewer's session: a random key the server chose
+_ANON_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
 class AskRequest(BaseModel):
-    merchant: str | None = Field(default=None, description="defaults to LIVEROOM_DEFAULT_MERCHANT")
-    viewer_id: str = Field(default="anonymous", min_length=1, max_length=64)
+    merchant: str | None = Field(
+        default=None, max_length=64, description="optional: must be the room's merchant (403 otherwise)"
+    )
+    viewer_token: str | None = Field(
+        default=None, max_length=2048, description="signed viewer token (docs/integration.md); none = anonymous"
+    )
+    viewer_id: str | None = Field(
+        default=None, min_length=1, max_length=64, description="ignored: the viewer is who the token says"
+    )
     text: str = Field(default="", max_length=5000)
     image_id: str | None = Field(default=None, max_length=64)
     lang: Literal["zh", "en"] | None = None
@@ -168,17 +212,48 @@ class WsAsk(AskRequest):
     id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12], max_length=64)
 
 
-def _message(c: Container, room_id: str, req: AskRequest, channel: str) -> ViewerMessage:
+def _message(c: Container, room_id: str, req: AskRequest, channel: str, viewer: Viewer) -> ViewerMessage:
     return ViewerMessage(
-        merchant=req.merchant or c.settings.default_merchant,
+        merchant=viewer.merchant,
         room_id=room_id,
-        viewer_id=req.viewer_id,
+        viewer_id=viewer.viewer_id,
+        verified=viewer.verified,
         text=req.text,
         image_id=req.image_id,
         lang=req.lang,
         context_sku=req.context_sku,
         channel=channel,
     )
+
+
+def public_tool_calls(ans: AgentAnswer, viewer: Viewer) -> list[dict[str, Any]]:
+    """What a viewer may see of the tools behind an answer: which ran, not what they returned — the
+    profile lookup's fields never leave; a coupon's details only go to its verified owner."""
+    out: list[dict[str, Any]] = []
+    for tc in ans.tool_calls:
+        call: dict[str, Any] = {"name": tc.name, "ok": tc.ok, "by": tc.by}
+        if tc.name == "issue_coupon" and isinstance(tc.result, dict):
+            r = tc.result
+            keep = ("ok", "code", "message", "coupon_id", "offer") if viewer.verified else ("ok", "code", "message")
+            call["result"] = {k: r.get(k) for k in keep}
+        out.append(call)
+    return out
+
+
+def public_answer(ans: AgentAnswer, viewer: Viewer) -> dict[str, Any]:
+    """An answer as it may leave on a public channel (HTTP ask, the room socket, /v1)."""
+    d = ans.model_dump(exclude={"tool_calls"})
+    d["tool_calls"] = public_tool_calls(ans, viewer)
+    d["viewer"] = viewer.public()
+    return d
+
+
+def _peer_ip(c: Container, peer: Any, headers: Any) -> str:
+    return client_ip(peer[0] if peer else "", headers, c.settings.access.proxies())
+
+
+def _anon_key(raw: str | None) -> str | None:
+    return raw if raw and _ANON_KEY_RE.match(raw) else None
 
 
 def _routes(app: FastAPI) -> None:
@@ -190,33 +265,63 @@ def _routes(app: FastAPI) -> None:
     async def metrics(request: Request) -> PlainTextResponse:
         return PlainTextResponse(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/api/rooms/{room_id}/ask", response_model=AgentAnswer)
+    @app.post("/api/rooms/{room_id}/ask")
     async def ask(
-        room_id: str, req: AskRequest, request: Request, c: Container = Depends(get_container)
-    ) -> AgentAnswer:
+        room_id: str,
+        req: AskRequest,
+        request: Request,
+        merchant: str | None = None,
+        c: Container = Depends(get_container),
+    ) -> JSONResponse:
+        """Ask in a room. The merchant is the room's; the viewer is verified by ``viewer_token`` (body, or
+        the ``X-Viewer-Token`` header) or else anonymous (a server-assigned id in the ``lr_viewer`` cookie)."""
+        access = c.access
+        named = req.merchant or merchant
+        room = await asyncio.to_thread(access.room, room_id, named_merchant=named, origin=request.headers.get("origin"))
+        access.limit("questions", ip=_peer_ip(c, request.client, request.headers), room_id=room.room_id)
+        token = req.viewer_token or request.headers.get("x-viewer-token")
+        anon = _anon_key(request.cookies.get(ANON_COOKIE))
+        fresh = None
+        if not token and anon is None:
+            anon = fresh = new_anonymous_key()
+        viewer = await asyncio.to_thread(access.viewer, room, token, anon)
         try:
-            ans = await c.agent.answer(_message(c, room_id, req, "http"))
+            ans = await c.agent.answer(_message(c, room.room_id, req, "http", viewer))
         except UnknownMerchant as e:
             raise HTTPException(404, str(e)) from e
         except KBError as e:
             raise HTTPException(400, str(e)) from e
-        return ans
+        resp = JSONResponse(public_answer(ans, viewer))
+        if fresh:
+            resp.set_cookie(ANON_COOKIE, fresh, max_age=30 * 86400, httponly=True, samesite="lax")
+        return resp
 
     @app.post("/api/rooms/{room_id}/images")
     async def upload_image(
         room_id: str,
         request: Request,
         merchant: str | None = None,
-        viewer_id: str = "anonymous",
+        token: str | None = None,
         text: str = "",
         c: Container = Depends(get_container),
     ) -> dict[str, Any]:
-        """Upload a viewer's picture (raw JPEG/PNG/WebP body). Returns its ``image_id`` (pass it with
-        the question) and the offline analysis."""
+        """Upload a viewer's picture (raw JPEG/PNG/WebP body) to a registered, open room. Returns its
+        ``image_id`` (pass it with the question) and the offline analysis."""
         from vision import MAX_UPLOAD_BYTES, ImageRejected
 
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > MAX_UPLOAD_BYTES:
+        access = c.access
+        room = await asyncio.to_thread(
+            access.room, room_id, named_merchant=merchant, origin=request.headers.get("origin")
+        )
+        access.limit("uploads", ip=_peer_ip(c, request.client, request.headers), room_id=room.room_id)
+        viewer = await asyncio.to_thread(
+            access.viewer,
+            room,
+            token or request.headers.get("x-viewer-token"),
+            _anon_key(request.cookies.get(ANON_COOKIE)),
+        )
+        declared = request.headers.get("content-length") or "0"
+        if not declared.isdigit() or int(declared) > MAX_UPLOAD_BYTES:
             raise HTTPException(413, f"image larger than {MAX_UPLOAD_BYTES // (1 << 20)} MiB")
         body = bytearray()
         async for chunk in request.stream():  # count what arrives, whatever the header claimed
@@ -225,7 +330,7 @@ def _routes(app: FastAPI) -> None:
                 raise HTTPException(413, f"image larger than {MAX_UPLOAD_BYTES // (1 << 20)} MiB")
         try:
             a = await asyncio.to_thread(
-                c.vision.ingest, merchant or c.settings.default_merchant, room_id, bytes(body), text[:200], viewer_id
+                c.vision.ingest, room.merchant, room.room_id, bytes(body), text[:200], viewer.viewer_id
             )
         except ImageRejected as e:
             return JSONResponse(
@@ -255,7 +360,44 @@ def _routes(app: FastAPI) -> None:
 async def _serve_socket(ws: WebSocket, room_id: str) -> None:
     c: Container = ws.app.state.container
     metrics: Metrics = ws.app.state.metrics
-    merchant = ws.query_params.get("merchant") or c.settings.default_merchant
+    access = c.access
+    q = ws.query_params
+    ip = _peer_ip(c, ws.client, ws.headers)
+    try:
+        room = await asyncio.to_thread(
+            access.room, room_id, named_merchant=q.get("merchant"), origin=ws.headers.get("origin")
+        )
+        access.limit("sockets", ip=ip)
+        # The connection's viewer: ?token= (verified), else anonymous — bound to the session cookie when
+        # the browser sends one, else to this connection alone.
+        conn_viewer = await asyncio.to_thread(
+            access.viewer, room, q.get("token"), _anon_key(ws.cookies.get(ANON_COOKIE)) or new_anonymous_key()
+        )
+    except LiveRoomError as e:
+        await ws.accept()
+        metrics.ws_errors.labels(e.code).inc()
+        extra = e.detail if isinstance(e.detail, dict) else {}
+        await ws.send_text(json.dumps(wire.error_frame(e.code, e.message, **extra), ensure_ascii=False))
+        await ws.close(code=1013 if isinstance(e, RateLimited) else 1008)
+        return
+    if not access.open_sockets.acquire(ip):
+        await ws.accept()
+        metrics.ws_errors.labels("rate_limited").inc()
+        frame = wire.error_frame("rate_limited", "too many open connections from this address", retry_after=10)
+        await ws.send_text(json.dumps(frame, ensure_ascii=False))
+        await ws.close(code=1013)
+        return
+    try:
+        await _serve_room_socket(ws, c, metrics, room, conn_viewer, ip)
+    finally:
+        access.open_sockets.release(ip)
+
+
+async def _serve_room_socket(
+    ws: WebSocket, c: Container, metrics: Metrics, room: Any, conn_viewer: Viewer, ip: str
+) -> None:
+    access = c.access
+    merchant = room.merchant
     await ws.accept()
     send_lock = asyncio.Lock()
     tasks: set[asyncio.Task] = set()
@@ -265,19 +407,18 @@ async def _serve_socket(ws: WebSocket, room_id: str) -> None:
         async with send_lock:
             await ws.send_text(json.dumps(obj, ensure_ascii=False))
 
-    async def error(code: str, message: str, req_id: str | None = None) -> None:
+    async def error(code: str, message: str, req_id: str | None = None, **extra: Any) -> None:
         metrics.ws_errors.labels(code).inc()
-        await send(wire.error_frame(code, message, id=req_id))
+        await send(wire.error_frame(code, message, id=req_id, **extra))
 
-    async def run(req: WsAsk) -> None:
+    async def run(req: WsAsk, viewer: Viewer) -> None:
         try:
-            msg = _message(c, room_id, req, "text").model_copy(update={"merchant": req.merchant or merchant})
-            async for ev in c.agent.stream(msg):
+            async for ev in c.agent.stream(_message(c, room.room_id, req, "ws", viewer)):
                 if isinstance(ev, AnswerDelta):
                     await send({"type": "answer.delta", "id": req.id, "index": ev.index, "text": ev.text})
                 else:
                     metrics.observe(ev)
-                    await send({"type": "answer.done", "id": req.id, **ev.model_dump()})
+                    await send({"type": "answer.done", "id": req.id, **public_answer(ev, viewer)})
         except UnknownMerchant as e:
             await error("unknown_merchant", str(e), req.id)
         except (WebSocketDisconnect, RuntimeError):
@@ -296,11 +437,12 @@ async def _serve_socket(ws: WebSocket, room_id: str) -> None:
         await send(
             {
                 "type": "ready",
-                "room_id": room_id,
+                "room_id": room.room_id,
                 "merchant": merchant,
                 "kb_version": version,
                 "label": AI_LABEL,
                 "max_frame_bytes": MAX_FRAME_BYTES,
+                "viewer": conn_viewer.public(),
             }
         )
         while True:
@@ -315,10 +457,26 @@ async def _serve_socket(ws: WebSocket, room_id: str) -> None:
             if kind == "ping":
                 await send({"type": "pong", "t": time.time()})
                 continue
+            if req.merchant and req.merchant != merchant:
+                await error("wrong_merchant", "this room belongs to another merchant", req.id)
+                continue
+            try:
+                access.limit("questions", ip=ip, room_id=room.room_id)
+                viewer = (
+                    await asyncio.to_thread(access.viewer, room, req.viewer_token, None)
+                    if req.viewer_token
+                    else conn_viewer
+                )
+            except RateLimited as e:
+                await error(e.code, e.message, req.id, retry_after=e.retry_after)
+                continue
+            except InvalidToken as e:
+                await error(e.code, e.message, req.id, reason=e.reason)
+                continue
             if len(tasks) >= MAX_INFLIGHT_PER_SOCKET:
                 await error("busy", "too many questions in flight on this connection", req.id)
                 continue
-            t = asyncio.create_task(run(req))
+            t = asyncio.create_task(run(req, viewer))
             tasks.add(t)
             t.add_done_callback(tasks.discard)
     except WebSocketDisconnect:
@@ -336,9 +494,10 @@ class ChatMessage(BaseModel):
 
 class ChatRequest(BaseModel):
     model: str = "liveroom"
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=200)
     stream: bool = False
-    user: str | None = Field(default=None, max_length=64)
+    user: str | None = Field(default=None, max_length=64)  # the integration's own id for the end user
+    viewer_token: str | None = Field(default=None, max_length=2048)  # a signed viewer token (verified)
 
 
 def _openai_routes(app: FastAPI) -> None:
@@ -348,6 +507,19 @@ def _openai_routes(app: FastAPI) -> None:
 
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest, request: Request, c: Container = Depends(get_container)):
+        """The agent as an OpenAI-compatible model. Needs a merchant API token of role ``agent``
+        (``Authorization: Bearer lrk_…``), which fixes the merchant. The end user is anonymous unless the
+        request carries their viewer token (``viewer_token`` or ``X-Viewer-Token``)."""
+        principal = request.scope.get("state", {}).get("principal")
+        if principal is None or not principal.merchant:  # the guard lets nothing else through
+            raise HTTPException(401, "an API token of role agent is required")
+        merchant = principal.merchant
+        named = request.headers.get("x-liveroom-merchant")
+        if named and named != merchant:
+            raise WrongMerchant("this API token belongs to another merchant")
+        room_id = request.headers.get("x-liveroom-room") or "openai"
+        if room_id != "openai":
+            await asyncio.to_thread(c.access.room, room_id, named_merchant=merchant)
         # Only the last user message is the viewer's question; client-sent system messages are ignored
         # (the agent's own instructions cannot be replaced through this endpoint).
         user_msgs = [m for m in req.messages if m.role == "user"]
@@ -357,11 +529,25 @@ def _openai_routes(app: FastAPI) -> None:
         text = (
             content
             if isinstance(content, str)
-            else " ".join(p.get("text", "") for p in content or [] if isinstance(p, dict) and p.get("type") == "text")
+            else " ".join(
+                str(p.get("text", "")) for p in content or [] if isinstance(p, dict) and p.get("type") == "text"
+            )
         )
-        merchant = request.headers.get("x-liveroom-merchant") or c.settings.default_merchant
+        try:
+            if c.kb.active_version(merchant) is None:
+                raise HTTPException(404, f"merchant {merchant!r} has no knowledge base")
+        except KBError as e:
+            raise HTTPException(404, str(e)) from e
+        token = req.viewer_token or request.headers.get("x-viewer-token")
+        anon_key = f"v1:{principal.token_id}:{req.user}" if req.user else new_anonymous_key()
+        viewer = await asyncio.to_thread(c.access.integration_viewer, merchant, room_id, token, anon_key)
         msg = ViewerMessage(
-            merchant=merchant, room_id="openai", viewer_id=req.user or "openai-client", text=text[:5000], channel="v1"
+            merchant=merchant,
+            room_id=room_id,
+            viewer_id=viewer.viewer_id,
+            verified=viewer.verified,
+            text=text[:5000],
+            channel="v1",
         )
         cid = "chatcmpl-" + uuid.uuid4().hex[:20]
         created = int(time.time())
@@ -370,6 +556,7 @@ def _openai_routes(app: FastAPI) -> None:
                 ans = await c.agent.answer(msg)
             except UnknownMerchant as e:
                 raise HTTPException(404, str(e)) from e
+            pub = public_answer(ans, viewer)
             return JSONResponse(
                 {
                     "id": cid,
@@ -383,7 +570,7 @@ def _openai_routes(app: FastAPI) -> None:
                             "message": {"role": "assistant", "content": f"{ans.answer}【{AI_LABEL}】"},
                         }
                     ],
-                    "liveroom": ans.model_dump(include={"citations", "refused", "path", "tool_calls"}),
+                    "liveroom": {k: pub[k] for k in ("citations", "refused", "path", "tool_calls", "viewer")},
                 }
             )
 

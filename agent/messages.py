@@ -23,6 +23,9 @@ class ViewerMessage(BaseModel):
     context_sku: str | None = Field(default=None, max_length=64, description="the product on screen right now")
     lang: Literal["zh", "en"] | None = None  # None = detect
     channel: Channel = "ws"  # given by the caller; labels the answer on the answer bus (agent/bus.py)
+    # Set by the channel when a signed viewer token vouched for ``viewer_id`` (audience/identity.py).
+    # Only a verified viewer's profile, memory and coupons are used; anonymous ids are server-assigned.
+    verified: bool = False
 
     @field_validator("channel", mode="before")
     @classmethod

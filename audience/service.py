@@ -58,6 +58,7 @@ class AudienceService(CouponMixin):
         self._rules: dict[str, tuple[float, AudienceRules, Decay]] = {}
         self._rules_lock = threading.Lock()
         self._fault: Callable[[str], None] | None = None  # crash-test hook (see tests)
+        self._known: set[tuple[str, str]] = set()  # viewers ensure_viewer has seen exist
         # SQLite allows one writer at a time anyway; queueing this process's writers on a lock wakes the
         # next one as soon as the last commits (SQLite's busy handler would poll with sleeps instead).
         self._local_writer = threading.Lock() if self.engine.dialect.name == "sqlite" else None
@@ -131,6 +132,32 @@ class AudienceService(CouponMixin):
         return r
 
     # --- viewers & products ----------------------------------------------------------------
+    def ensure_viewer(self, merchant: str, viewer_id: str) -> bool:
+        """Create a viewer the store has never seen (a verified viewer on first contact), with
+        defaults; an existing one is left as it is. True if it was created."""
+        check_merchant(merchant)
+        key = (merchant, viewer_id)
+        if key in self._known:
+            return False
+        now = self.clock()
+        q = insert_for(self.engine)(t.viewers).values(
+            merchant=merchant, viewer_id=viewer_id, member=False, created_at=now, updated_at=now
+        )
+        ins = insert_for(self.engine)
+        with self._write() as conn:
+            n = conn.execute(q.on_conflict_do_nothing(index_elements=["merchant", "viewer_id"])).rowcount
+            conn.execute(
+                ins(t.profiles)
+                .values(
+                    merchant=merchant, viewer_id=viewer_id, state="", tier="路过", ref_ts=0.0, events=0, updated_at=now
+                )
+                .on_conflict_do_nothing()
+            )
+        if len(self._known) > 100_000:
+            self._known.clear()
+        self._known.add(key)
+        return bool(n)
+
     def upsert_viewers(self, merchant: str, viewers: Iterable[ViewerIn | dict]) -> int:
         check_merchant(merchant)
         vs = [v if isinstance(v, ViewerIn) else ViewerIn.model_validate(v) for v in viewers]

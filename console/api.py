@@ -794,6 +794,15 @@ async def prompt_restore(
 class RoomIn(BaseModel):
     room_id: str = Field(min_length=1, max_length=64)
     title: str = Field("", max_length=128)
+    rundown: str = Field("", max_length=256)
+    allowed_origins: list[str] = Field(default_factory=list, max_length=20)
+
+
+class RoomPatch(BaseModel):
+    title: str | None = Field(None, max_length=128)
+    status: Literal["open", "closed"] | None = None
+    rundown: str | None = Field(None, max_length=256)
+    allowed_origins: list[str] | None = Field(None, max_length=20)
 
 
 @private_router.get(API + "/rooms")
@@ -804,10 +813,41 @@ async def rooms_list(merchant: MerchantId, c: Console) -> list[dict]:
 @private_router.post(API + "/rooms", status_code=201)
 async def rooms_create(merchant: MerchantId, body: RoomIn, request: Request, who: Who, c: Console) -> dict:
     try:
-        room = await run_in_threadpool(c.create_room, merchant, body.room_id, body.title, who.actor)
+        room = await run_in_threadpool(
+            lambda: c.create_room(
+                merchant,
+                body.room_id,
+                body.title,
+                who.actor,
+                rundown=body.rundown,
+                allowed_origins=body.allowed_origins,
+            )
+        )
     except ValueError as e:
         raise HTTPException(409 if "占用" in str(e) else 422, str(e)) from None
     await run_in_threadpool(_audit, c, merchant, who, "room.create", body.room_id, None, room, request)
+    return room
+
+
+@private_router.patch(API + "/rooms/{room_id}")
+async def rooms_update(
+    merchant: MerchantId, room_id: str, body: RoomPatch, request: Request, who: Who, c: Console
+) -> dict:
+    """Close (or reopen) a room, retitle it, set its rundown or the origins allowed to embed it."""
+    before = await run_in_threadpool(c.room, merchant, room_id)
+    if before is None:
+        raise HTTPException(404, "直播间不存在")
+    try:
+        room = await run_in_threadpool(
+            lambda: c.update_room(
+                merchant, room_id, title=body.title, rundown=body.rundown, allowed_origins=body.allowed_origins
+            )
+        )
+        if body.status is not None:
+            room = await run_in_threadpool(c.set_room_status, merchant, room_id, body.status)
+    except ValueError as e:
+        raise HTTPException(422, str(e)) from None
+    await run_in_threadpool(_audit, c, merchant, who, "room.update", room_id, before, room, request)
     return room
 
 
@@ -983,7 +1023,8 @@ async def users_update(
 
 class TokenIn(BaseModel):
     name: str = Field(min_length=1, max_length=64)
-    role: Literal["operator", "viewer"] = "operator"
+    # "agent": only for the agent as an OpenAI-compatible model (/v1/chat/completions), nothing else
+    role: Literal["operator", "viewer", "agent"] = "operator"
 
 
 @private_router.get(API + "/tokens")
@@ -1020,6 +1061,33 @@ async def tokens_revoke(merchant: MerchantId, token_id: str, request: Request, w
         _audit, c, merchant, who, "token.revoke", tok["name"], {"revoked": False}, {"revoked": True}, request
     )
     return tok
+
+
+# --- viewer verification: the secret the merchant's backend signs viewer tokens with (owner only) ---
+@private_router.get(API + "/viewer-secret")
+async def viewer_secret_info(merchant: MerchantId, c: Console) -> dict:
+    info = await run_in_threadpool(c.container.viewer_tokens.info, merchant)
+    return info or {"secret_id": None}
+
+
+@private_router.post(API + "/viewer-secret", status_code=201)
+async def viewer_secret_rotate(merchant: MerchantId, request: Request, who: Who, c: Console) -> dict:
+    """Create the viewer-token secret, or rotate it (the previous one keeps verifying for a grace
+    period). The secret is in this response only."""
+    before = await run_in_threadpool(c.container.viewer_tokens.info, merchant)
+    info, secret = await run_in_threadpool(c.container.viewer_tokens.rotate, merchant, who.actor)
+    await run_in_threadpool(
+        _audit,
+        c,
+        merchant,
+        who,
+        "viewer_secret.rotate" if before else "viewer_secret.create",
+        info["secret_id"],
+        {"secret_id": before["secret_id"]} if before else None,
+        {"secret_id": info["secret_id"]},
+        request,
+    )
+    return info | {"secret": secret}
 
 
 @private_router.get(API + "/audit")

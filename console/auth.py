@@ -45,7 +45,14 @@ class AuthError(BadRequest):
     code = "auth_error"
 
 
+# An "agent" API token only calls the agent as an OpenAI-compatible model (/v1/chat/completions):
+# it is below every console role, so the guard refuses it everywhere else.
+TOKEN_ROLES = ("operator", "viewer", "agent")
+
+
 def role_at_least(role: str, need: str) -> bool:
+    if role not in ROLES or need not in ROLES:
+        return False
     return ROLES.index(role) >= ROLES.index(need)
 
 
@@ -289,8 +296,8 @@ class Accounts:
 
     # --- API tokens ------------------------------------------------------------------------
     def create_token(self, merchant: str, name: str, role: str, created_by: str) -> tuple[dict, str]:
-        if role not in ("operator", "viewer"):
-            raise AuthError("令牌角色只能是 operator 或 viewer")
+        if role not in TOKEN_ROLES:
+            raise AuthError("令牌角色只能是 operator、viewer 或 agent")
         name = (name or "").strip()[:64]
         if not name:
             raise AuthError("请填写令牌名称")

@@ -85,16 +85,7 @@ audit = Table(
     Index(None, "merchant", "at"),
 )
 
-rooms = Table(
-    "con_rooms",
-    metadata,
-    Column("room_id", String(64), primary_key=True),  # globally unique: the public room URL has no merchant
-    Column("merchant", String(M), nullable=False),
-    Column("title", String(128), nullable=False),
-    Column("created_by", String(96), nullable=False),
-    Column("created_at", Float, nullable=False),
-    Index(None, "merchant"),
-)
+from audience.rooms import rooms  # noqa: E402,F401 - the room registry's table (created by audience/rooms.py)
 
 feedback = Table(
     "con_feedback",

@@ -57,7 +57,6 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/rooms/{room_id}"): "the public live-room page (text chat + microphone)",
     ("GET", "/static/voice/{name}"): "scripts of the public live-room page",
     ("GET", "/v1/models"): "OpenAI-compatible model list (static)",
-    ("POST", "/v1/chat/completions"): "the agent as an OpenAI-compatible model: a viewer-side channel",
     ("GET", "/openapi.json"): "API description (no data)",
     ("GET", "/docs"): "API documentation page",
     ("GET", "/docs/oauth2-redirect"): "API documentation page",
@@ -66,6 +65,20 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("POST", "/console/login"): "the console's login form (rate-limited, CSRF double-submit)",
     ("GET", "/console/static/{path:path}"): "the console's scripts, styles and fonts",
 }
+
+# Integration channels that need a merchant API token of role "agent" (which also fixes the merchant).
+AGENT_ROUTES: dict[tuple[str, str], str] = {
+    ("POST", "/v1/chat/completions"): "the agent as an OpenAI-compatible model, for a merchant's integration",
+}
+
+# Body limits of the public (and agent-key) routes, by route: what a viewer may send. The public routes
+# check who is asking themselves (audience/access.py); the guard only bounds what they have to read.
+PUBLIC_BODY_LIMITS: dict[tuple[str, str], str] = {
+    ("POST", "/api/rooms/{room_id}/ask"): "max_ask_body",
+    ("POST", "/v1/chat/completions"): "max_v1_body",
+    ("POST", "/console/login"): "max_ask_body",
+}
+STREAMED_PUBLIC = {("POST", "/api/rooms/{room_id}/images")}  # reads (and caps) its own raw body
 
 # Cross-merchant operational data: the platform admin token (LIVEROOM_CONSOLE_ADMIN_TOKEN) only.
 OPS: dict[tuple[str, str], str] = {
@@ -140,7 +153,7 @@ READ_ONLY_POSTS = re.compile(
 
 
 def required_role(method: str, path: str) -> str:
-    if path.startswith("/console/api/") and re.search(r"/(users|tokens)(/|$)", path):
+    if path.startswith("/console/api/") and re.search(r"/(users|tokens|viewer-secret)(/|$)", path):
         return "owner"
     if path.startswith("/console/api/") and "/audit" in path:
         return "operator"
@@ -220,12 +233,14 @@ def match_route(app, scope) -> tuple[RouteEntry | None, dict]:
 
 
 def classify(method: str, path: str, params: dict) -> str:
-    """public | ops | scoped | principal | unclassified"""
+    """public | ops | agent | scoped | principal | unclassified"""
     key = (method, path)
     if key in PUBLIC:
         return "public"
     if key in OPS:
         return "ops"
+    if key in AGENT_ROUTES:
+        return "agent"
     if any(p in params or "{" + p + "}" in path for p in SCOPE_PARAMS):
         return "scoped"
     if key in PRINCIPAL_ROUTES:
@@ -257,6 +272,11 @@ class Guard:
         rpath = route.path
         kind = classify(method, rpath, params)
         if kind == "public":
+            if not is_ws and method in UNSAFE:
+                bounded = await self._bounded_body(fastapi_app, scope, receive, send, method, rpath)
+                if bounded is None:
+                    return
+                receive = bounded
             await self.app(scope, receive, send)
             return
         console = get_console(fastapi_app)
@@ -287,6 +307,18 @@ class Guard:
             return
         if principal.kind == "admin":
             await deny(403, "平台管理员令牌只能访问运维接口")
+            return
+        if kind == "agent":
+            if principal.kind != "token" or principal.role != "agent":
+                await deny(403, "需要 agent 权限的商家 API 令牌")
+                return
+            scope.setdefault("state", {})["principal"] = principal
+            bounded = await self._bounded_body(fastapi_app, scope, receive, send, method, rpath)
+            if bounded is not None:
+                await self.app(scope, bounded, send)
+            return
+        if principal.role not in ("viewer", "operator", "owner"):  # an "agent" token: /v1 only
+            await deny(403, "该令牌只能用于 /v1/chat/completions")
             return
         if kind == "unclassified":
             log.error("route %s %s is not classified in console.guard: denied", method, rpath)
@@ -353,19 +385,29 @@ class Guard:
             await deny(413, f"请求体过大（上限 {limit // (1024 * 1024)} MB）")
             return
         if "merchant" not in params and not rpath.startswith("/console"):
-            ctype = headers.get("content-type", "")
-            if method in UNSAFE and ("json" in ctype or not ctype):
+            if method in UNSAFE:
+                # The body's merchant is checked whatever the Content-Type says: media types compare
+                # case-insensitively, and a body that is not JSON under a non-JSON type is refused (415)
+                # rather than passed to a handler that might parse it anyway.
                 try:
                     body = await _read_body(receive, limit)
                 except _TooLarge:
                     await deny(413, f"请求体过大（上限 {limit // (1024 * 1024)} MB）")
                     return
-                bm = _body_merchant(body)
+                try:
+                    data = _json_body(body)
+                except _Unparsable:
+                    if body.strip() and not is_json_media_type(headers.get("content-type", "")):
+                        await deny(415, "请求体必须是 JSON（Content-Type: application/json）")
+                    else:
+                        await deny(400, "请求体不是有效的 JSON")
+                    return
+                bm = _body_merchant_of(data)
                 if bm is not None and bm != principal.merchant:
                     await deny(403, "无权向其他商家写入数据")
                     return
                 if bm is None:
-                    new = _with_body_merchant(body, principal.merchant)
+                    new = _with_body_merchant_of(data, body, principal.merchant)
                     if new is not body:
                         body = new
                         scope["headers"] = [
@@ -424,6 +466,30 @@ class Guard:
                 )
             except Exception:  # noqa: BLE001
                 log.exception("audit write failed")
+
+    async def _bounded_body(self, fastapi_app, scope, receive, send, method: str, rpath: str):
+        """Read a public route's body up to its limit (413 over it) and hand it on; None if refused."""
+        if (method, rpath) in STREAMED_PUBLIC:
+            from vision import MAX_UPLOAD_BYTES
+
+            length = _headers(scope).get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > MAX_UPLOAD_BYTES):
+                await self._deny(scope, receive, send, 413, "请求体过大", False)
+                return None
+            return receive
+        field = PUBLIC_BODY_LIMITS.get((method, rpath), "max_ask_body")
+        access = getattr(getattr(getattr(fastapi_app, "state", None), "container", None), "settings", None)
+        limit = getattr(access.access, field) if access is not None else 16 * 1024
+        length = _headers(scope).get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await self._deny(scope, receive, send, 413, f"请求体过大（上限 {limit // 1024} KB）", False)
+            return None
+        try:
+            body = await _read_body(receive, limit)
+        except _TooLarge:
+            await self._deny(scope, receive, send, 413, f"请求体过大（上限 {limit // 1024} KB）", False)
+            return None
+        return _replay(body, receive)
 
     async def _query_merchant(self, scope, principal: Principal, deny) -> bool:
         """``?merchant=`` must be the caller's; when absent it is set to the caller's."""
@@ -548,22 +614,38 @@ def _replay(body: bytes, receive):
     return recv
 
 
-def _body_merchant(body: bytes) -> str | None:
-    """The "merchant" of a JSON object body (None: absent, not JSON, or not an object)."""
+class _Unparsable(Exception):
+    pass
+
+
+_NOTHING = object()
+
+
+def is_json_media_type(ctype: str) -> bool:
+    """``application/json`` or ``application/*+json``, compared case-insensitively, parameters ignored
+    (``Application/JSON; charset=UTF-8`` is JSON — the way FastAPI itself reads it)."""
+    media = ctype.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _json_body(body: bytes) -> Any:
+    """The parsed body (``_NOTHING`` for an empty one); ``_Unparsable`` if it is not JSON (including
+    JSON nested too deep to parse)."""
+    if not body.strip():
+        return _NOTHING
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise _Unparsable() from None
+
+
+def _body_merchant_of(data: Any) -> str | None:
     if isinstance(data, dict) and "merchant" in data and data["merchant"] is not None:
         return str(data["merchant"])
     return None
 
 
-def _with_body_merchant(body: bytes, merchant: str) -> bytes:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return body
+def _with_body_merchant_of(data: Any, body: bytes, merchant: str | None) -> bytes:
     if not isinstance(data, dict):
         return body
     data["merchant"] = merchant

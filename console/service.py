@@ -17,7 +17,6 @@ from console.audit import AuditLog
 from console.auth import Accounts, LoginLimiter
 from console.kb import KBConsole
 from console.live import AnswerLog, Simulator
-from core.ids import ROOM_RE
 from core.settings import ConsoleSettings
 from prompts.store import PromptStore
 
@@ -37,62 +36,65 @@ class ConsoleService:
         self.answers = AnswerLog()  # every answer of the app, from the container's answer bus
         self._unsubscribe = container.answer_bus.subscribe(self.answers.on_answer)
         self.simulators: dict[tuple[str, str], Simulator] = {}
-        self._room_cache: dict[str, tuple[float, str | None]] = {}
 
     def close(self) -> None:
         """Stop listening to the container's answer bus (the app is shutting down)."""
         self._unsubscribe()
 
-    # --- rooms -------------------------------------------------------------------------------
+    # --- rooms (the container's registry: audience/rooms.py) ---------------------------------
+    @property
+    def registry(self):
+        return self.container.rooms
+
     def room_merchant(self, room_id: str) -> str | None:
-        hit = self._room_cache.get(room_id)
-        now = time.monotonic()
-        if hit and now - hit[0] < 5:
-            return hit[1]
-        with read_tx(self.engine) as conn:
-            m = conn.execute(select(t.rooms.c.merchant).where(t.rooms.c.room_id == room_id)).scalar()
-        if len(self._room_cache) > 10_000:
-            self._room_cache.clear()
-        self._room_cache[room_id] = (now, m)
-        return m
+        return self.registry.merchant_of(room_id)
+
+    def _room_out(self, r) -> dict:
+        return {
+            "room_id": r.room_id,
+            "title": r.title,
+            "status": r.status,
+            "rundown": r.rundown,
+            "allowed_origins": list(r.allowed_origins),
+            "created_at": r.created_at,
+            "created_by": r.created_by,
+            "closed_at": r.closed_at,
+            "url": f"/rooms/{r.room_id}",
+        }
 
     def rooms(self, merchant: str) -> list[dict]:
-        with read_tx(self.engine) as conn:
-            rows = conn.execute(
-                select(t.rooms).where(t.rooms.c.merchant == merchant).order_by(t.rooms.c.created_at.desc())
-            ).all()
         return [
-            {
-                "room_id": r.room_id,
-                "title": r.title,
-                "created_at": r.created_at,
-                "created_by": r.created_by,
-                "simulator": self.simulator_view(merchant, r.room_id),
-            }
-            for r in rows
+            {**self._room_out(r), "simulator": self.simulator_view(merchant, r.room_id)}
+            for r in self.registry.list(merchant)
         ]
 
     def room(self, merchant: str, room_id: str) -> dict | None:
-        with read_tx(self.engine) as conn:
-            r = conn.execute(
-                select(t.rooms).where(t.rooms.c.merchant == merchant, t.rooms.c.room_id == room_id)
-            ).first()
-        return {"room_id": r.room_id, "title": r.title, "created_at": r.created_at} if r else None
+        r = self.registry.of(merchant, room_id)
+        return self._room_out(r) if r else None
 
-    def create_room(self, merchant: str, room_id: str, title: str, actor: str) -> dict:
-        if not ROOM_RE.match(room_id or ""):
-            raise ValueError("直播间ID只能包含字母、数字、- 和 _（1-64位）")
-        title = (title or "").strip()[:128] or room_id
-        with write_tx(self.engine) as conn:
-            if conn.execute(select(t.rooms.c.room_id).where(t.rooms.c.room_id == room_id)).first():
-                raise ValueError(f"直播间ID {room_id} 已被占用")
-            conn.execute(
-                t.rooms.insert().values(
-                    room_id=room_id, merchant=merchant, title=title, created_by=actor, created_at=time.time()
-                )
-            )
-        self._room_cache.pop(room_id, None)
-        return self.room(merchant, room_id)
+    def create_room(
+        self,
+        merchant: str,
+        room_id: str,
+        title: str,
+        actor: str,
+        *,
+        rundown: str = "",
+        allowed_origins: list[str] | None = None,
+    ) -> dict:
+        from core.errors import Conflict
+
+        try:
+            r = self.registry.create(merchant, room_id, title, actor, rundown=rundown, allowed_origins=allowed_origins)
+        except Conflict as e:
+            raise ValueError(e.message) from None
+        return self._room_out(r)
+
+    def set_room_status(self, merchant: str, room_id: str, status: str) -> dict:
+        return self._room_out(self.registry.set_status(merchant, room_id, status))
+
+    def update_room(self, merchant: str, room_id: str, **kw) -> dict:
+        return self._room_out(self.registry.update(merchant, room_id, **kw))
 
     # --- reviews (thumbs-down) ---------------------------------------------------------------
     def file_feedback(self, merchant: str, room_id: str, ans, reason: str, actor: str) -> dict:

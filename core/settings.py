@@ -88,6 +88,30 @@ class ConsoleSettings(BaseModel):
         return "*" in allowed or merchant in allowed
 
 
+class AccessSettings(BaseModel):
+    """`LIVEROOM_ACCESS_*`: who may ask on the public channels, and how often (docs/integration.md)."""
+
+    # Viewer tokens (audience/identity.py).
+    token_max_ttl_s: float = 7 * 24 * 3600  # tokens whose exp is further away are refused
+    token_leeway_s: float = 30  # clock skew allowed on exp/nbf/iat
+    secret_grace_s: float = 600  # a rotated-out viewer-token secret keeps verifying this long
+    # Abuse limits: events per minute (0 = no limit). Per viewer, the agent's own limiter applies too.
+    questions_per_ip: int = 60
+    questions_per_room: int = 3000
+    uploads_per_ip: int = 10
+    uploads_per_room: int = 300
+    sockets_per_ip: int = 30  # new socket connections per minute
+    open_sockets_per_ip: int = 20  # at once
+    # Body limits on the public routes (bytes); image uploads have their own (vision.MAX_UPLOAD_BYTES).
+    max_ask_body: int = 16 * 1024
+    max_v1_body: int = 256 * 1024
+    # Proxies whose X-Forwarded-For is believed (addresses or CIDRs, comma-separated); none by default.
+    trusted_proxies: str = ""
+
+    def proxies(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LIVEROOM_", env_file=".env", extra="ignore", env_nested_delimiter="_", env_nested_max_split=1
@@ -123,6 +147,7 @@ class Settings(BaseSettings):
 
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
 
     def kb_dir(self) -> Path:
         return self.data_dir / "kb"

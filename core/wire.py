@@ -60,6 +60,8 @@ def decode_text(
         raise WireError(BAD_JSON, "a text frame must be UTF-8") from None
     except json.JSONDecodeError as e:
         raise WireError(BAD_JSON, f"invalid JSON: {e.msg} at {e.pos}") from None
+    except RecursionError:  # "[[[[…" thousands deep: not a danmaku
+        raise WireError(BAD_JSON, "invalid JSON: nested too deep") from None
     if not isinstance(data, dict):
         raise WireError(BAD_FRAME, "a frame is a JSON object with a 'type'")
     req_id = data.get("id") if isinstance(data.get("id"), str) else None

@@ -12,8 +12,12 @@ from functools import cached_property
 from agent.bus import AnswerBus
 from agent.core import Agent, AgentConfig
 from agent.embedded import EmbeddedLLMServer
+from agent.intent_model import IntentModel
 from agent.llm import LLMClient
 from agent.memory import Memory
+from audience.access import ViewerAccess
+from audience.identity import ViewerTokens
+from audience.rooms import RoomRegistry
 from audience.service import AudienceService
 from core.settings import Settings
 from knowledge.embedder import Embedder, UseEmbedder
@@ -47,6 +51,29 @@ class Container:
     def audience(self) -> AudienceService:
         """The SQL-backed viewer, event, profile and coupon service."""
         return AudienceService.from_settings(self.settings)
+
+    @cached_property
+    def rooms(self) -> RoomRegistry:
+        """Live rooms and their merchants (created in the console or with `liveroom rooms create`)."""
+        return RoomRegistry(self.audience.engine)
+
+    @cached_property
+    def viewer_tokens(self) -> ViewerTokens:
+        """Per-merchant viewer-token secrets: who may vouch for a viewer."""
+        a = self.settings.access
+        return ViewerTokens(
+            self.audience.engine, grace_s=a.secret_grace_s, max_ttl_s=a.token_max_ttl_s, leeway_s=a.token_leeway_s
+        )
+
+    @cached_property
+    def access(self) -> ViewerAccess:
+        """The public channels' gate: the room's merchant, the viewer (verified or anonymous), abuse limits."""
+        return ViewerAccess(self.rooms, self.viewer_tokens, self.audience, self.settings.access)
+
+    @cached_property
+    def intent_model(self) -> IntentModel:
+        """The learned question classifier, trained from the packaged labelled set (cached on disk)."""
+        return IntentModel.load_or_train(self.embedder, cache_dir=self.settings.cache_dir / "intent")
 
     @cached_property
     def profiles(self) -> ProfileStore:
@@ -88,6 +115,7 @@ class Container:
             self.kb, self.tools, self.llm, self.memory, self.agent_config, vision=self.vision, answers=self.answer_bus
         )
         agent.prompt_store = self.prompts  # merchants' published prompt overrides
+        agent.intent_model = self.intent_model
         return agent
 
     async def start_llm(self) -> LLMClient:

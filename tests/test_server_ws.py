@@ -9,10 +9,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server import MAX_FRAME_BYTES, create_app
+from tests.support.access import agent_key, open_room
 
 
 @pytest.fixture()
 def client(demo_container):
+    open_room(demo_container, "r1", "demo")
     with TestClient(create_app(demo_container, start_llm=False)) as c:
         yield c
 
@@ -83,21 +85,27 @@ def test_other_connections_in_the_room_survive_a_bad_client(client):
         assert "72" in _until_done(good, "g")[-1]["answer"]
 
 
-def test_unknown_merchant_is_an_error_frame(client):
+def test_another_merchant_named_in_an_ask_is_an_error_frame(client):
+    """The room's merchant answers; an ask naming another merchant is refused (the socket stays up)."""
     with client.websocket_connect("/ws/rooms/r1?merchant=demo") as ws:
         ws.receive_json()
         ws.send_text(json.dumps({"type": "ask", "id": "m", "merchant": "nobody", "text": "hi"}))
         err = _until_done(ws, "m")[-1]
-        assert err["type"] == "error" and err["code"] == "unknown_merchant"
+        assert err["type"] == "error" and err["code"] == "wrong_merchant"
+        ws.send_text(json.dumps({"type": "ask", "id": "ok", "text": "满多少包邮"}))
+        assert _until_done(ws, "ok")[-1]["type"] == "answer.done"
 
 
 def test_ask_endpoint_and_openai_compatible_endpoint(client):
     r = client.post("/api/rooms/r1/ask", json={"viewer_id": "a1", "text": "小蓝瓶多少钱"})
     assert r.status_code == 200 and "129" in r.json()["answer"]
     r = client.post("/api/rooms/r1/ask", json={"merchant": "nobody", "text": "hi"})
-    assert r.status_code == 404
+    assert r.status_code == 403 and r.json()["error"]["code"] == "wrong_merchant"
+    assert client.post("/api/rooms/no-such-room/ask", json={"text": "hi"}).status_code == 404
+    key = agent_key(client.app)
     r = client.post(
         "/v1/chat/completions",
+        headers=key,
         json={
             "model": "liveroom",
             "user": "o1",
@@ -113,6 +121,7 @@ def test_ask_endpoint_and_openai_compatible_endpoint(client):
     with client.stream(
         "POST",
         "/v1/chat/completions",
+        headers=key,
         json={"stream": True, "user": "o2", "messages": [{"role": "user", "content": "满多少包邮"}]},
     ) as s:
         text = "".join(s.iter_text())

@@ -1,4 +1,5 @@
-"""lookup_profile and issue_coupon. Both act for the asking viewer only (from the context)."""
+"""lookup_profile and issue_coupon. Both act for the asking viewer only (from the context), and only
+for a verified one: an anonymous viewer has no profile and gets "登录后可领券" instead of a coupon."""
 
 from __future__ import annotations
 
@@ -27,8 +28,23 @@ def _offer_value(o: CouponOffer) -> float:
     return (1 - (o.discount or 1.0)) * 100  # compare a 9折 with ¥10 off on a ¥100 basket
 
 
+LOGIN_REQUIRED = {
+    "zh": "登录后可领券哦～登录后再跟我说一声就能领。",
+    "en": "Please log in to claim a coupon — then just ask me again.",
+}
+
+
+def login_required(lang: str = "zh") -> dict[str, Any]:
+    """What an anonymous viewer gets instead of a coupon (in the room's language)."""
+    return CouponResult(
+        ok=False, code="login_required", message=LOGIN_REQUIRED.get(lang, LOGIN_REQUIRED["zh"])
+    ).model_dump()
+
+
 def audience_tools(profiles: ProfileStore, ledger: CouponLedger) -> list[Tool]:
     def lookup_profile(ctx: ToolContext, args: LookupProfileArgs) -> dict[str, Any]:
+        if not ctx.is_verified:  # anonymous: nobody's profile (a typed-in id is not who is asking)
+            return {"known": False, "verified": False}
         view = profiles.lookup(ctx.merchant, ctx.viewer_id)
         if view is None:
             return {"known": False}
@@ -36,6 +52,8 @@ def audience_tools(profiles: ProfileStore, ledger: CouponLedger) -> list[Tool]:
         return {"known": True, **ProfileView.model_validate(view.model_dump()).model_dump()}
 
     def issue_coupon(ctx: ToolContext, args: IssueCouponArgs) -> dict[str, Any]:
+        if not ctx.is_verified:  # coupons only into a verified viewer's own account
+            return login_required(ctx.lang)
         offers = ledger.eligible_offers(ctx.merchant, ctx.viewer_id, args.sku)
         if args.campaign_id:
             chosen = next((o for o in offers if o.campaign_id == args.campaign_id), None)

@@ -54,6 +54,7 @@ class CouponResult(BaseModel):
         "limit_reached",
         "unknown_campaign",
         "expired",
+        "login_required",
         "error",
     ]
     message: str  # polite, viewer-facing Chinese sentence

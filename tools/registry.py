@@ -15,6 +15,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ValidationError
 
 from core.errors import BadRequest
+from core.ids import is_anonymous
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,17 @@ class ToolContext:
     viewer_id: str
     room_id: str = "default"
     request_id: str = ""
+    # Whether the channel verified who the viewer is (a signed viewer token). None = the caller did not
+    # say: then only a server-assigned anonymous id (core.ids.ANON_PREFIX) counts as unverified.
+    verified: bool | None = None
+    lang: str = "zh"  # the room's language, for the tools' viewer-facing messages
+
+    @property
+    def is_verified(self) -> bool:
+        """May this viewer's own data (profile, coupons, memory) be used? Only for a verified viewer."""
+        if self.verified is not None:
+            return self.verified and not is_anonymous(self.viewer_id)
+        return not is_anonymous(self.viewer_id)
 
 
 class ToolError(BadRequest):

@@ -106,9 +106,11 @@ class LiveRoomAgentProcessor(FrameProcessor):
         ledger: SpeechLedger,
         on_answer: Callable[[AgentAnswer], None] | None = None,
         echo_threshold: float = 85.0,
+        verified: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.verified = verified  # a viewer token vouched for viewer_id (voice/session.py)
         self.agent, self.ledger, self.on_answer = agent, ledger, on_answer
         self.merchant, self.room_id, self.viewer_id, self.lang = merchant, room_id, viewer_id, lang
         self.echo_threshold = echo_threshold
@@ -196,6 +198,7 @@ class LiveRoomAgentProcessor(FrameProcessor):
             merchant=self.merchant,
             room_id=self.room_id,
             viewer_id=self.viewer_id,
+            verified=self.verified,
             text=text,
             lang=self.lang,
             channel="voice",

@@ -32,6 +32,8 @@ from pipecat.workers.runner import WorkerRunner
 from starlette.websockets import WebSocketState
 
 from agent.guardrails import AI_LABEL
+from core.abuse import client_ip
+from core.errors import LiveRoomError
 from knowledge.store import KBError
 from voice.agent_processor import LiveRoomAgentProcessor
 from voice.bargein import BargeInGate
@@ -55,6 +57,7 @@ class SessionInfo:
     lang: str
     duplex: str
     session_id: str
+    verified: bool = False
 
 
 @dataclass
@@ -109,6 +112,7 @@ def build_session(ws: WebSocket, info: SessionInfo, services: VoiceServices) -> 
         merchant=info.merchant,
         room_id=info.room_id,
         viewer_id=info.viewer_id,
+        verified=info.verified,
         lang=info.lang,
         ledger=ledger,
         on_answer=metrics.observe if metrics is not None else None,
@@ -163,10 +167,27 @@ async def serve_voice(
     """Accept, validate, run the pipeline until the client leaves (or idles), tear down."""
     c, s = services.container, services.settings
     q = ws.query_params
-    merchant = q.get("merchant") or c.settings.default_merchant
     lang = q.get("lang") or s.default_lang
     duplex = q.get("duplex") or s.duplex
-    viewer_id = (q.get("viewer_id") or f"voice-{uuid.uuid4().hex[:8]}")[:64]
+    # Who is asking (audience/access.py): the merchant is the room's (404 unknown/closed room, 403 another
+    # merchant named); ?token= makes the viewer verified, else anonymous (a client's ?viewer_id= is ignored).
+    access = c.access
+    peer = ws.client[0] if ws.client else ""
+    ip = client_ip(peer, ws.headers, c.settings.access.proxies())
+    try:
+        room = await asyncio.to_thread(
+            access.room, room_id, named_merchant=q.get("merchant"), origin=ws.headers.get("origin")
+        )
+        access.limit("sockets", ip=ip)
+        viewer = await asyncio.to_thread(access.viewer, room, q.get("token"), None)
+    except LiveRoomError as e:
+        await ws.accept()
+        extra = e.detail if isinstance(e.detail, dict) else {}
+        services.metrics.errors.labels(e.code).inc()
+        await _send_json(ws, {"type": "error", "code": e.code, "message": e.message, **extra})
+        await ws.close(code=1013 if e.code == "rate_limited" else 1008)
+        return
+    merchant, viewer_id = room.merchant, viewer.viewer_id
     await ws.accept()
     if lang not in ("zh", "en"):
         return await _refuse(ws, services, "bad_lang", f"lang must be zh or en, not {lang!r}", 1008)
@@ -196,6 +217,7 @@ async def serve_voice(
             lang=lang,
             duplex=duplex,
             session_id=uuid.uuid4().hex[:10],
+            verified=viewer.verified,
         )
         session = build_session(ws, info, services)
         if on_session is not None:
@@ -209,6 +231,7 @@ async def serve_voice(
                 "merchant": merchant,
                 "kb_version": version,
                 "viewer_id": viewer_id,
+                "verified": viewer.verified,
                 "lang": lang,
                 "duplex": duplex,
                 "label": AI_LABEL,
