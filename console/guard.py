@@ -110,6 +110,12 @@ PRINCIPAL_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/console/logout"): "self",
 }
 
+# Principal routes whose body is not JSON (and whose handler takes the merchant from ?merchant= only):
+# route → the media types passed on uninspected. Any other non-JSON body on a write is refused (415).
+RAW_BODY_ROUTES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("POST", "/api/rundowns/validate"): ("application/yaml", "application/x-yaml", "text/yaml", "text/plain"),
+}
+
 # Outside the console, handlers take the merchant from ``?merchant=`` or a JSON body's "merchant" (host,
 # copywriting, the events batch) and default to LIVEROOM_DEFAULT_MERCHANT when it is missing. So for every
 # authenticated route without {merchant} in its path: a ``merchant`` given in the query or a JSON object
@@ -394,8 +400,10 @@ class Guard:
                 except _TooLarge:
                     await deny(413, f"请求体过大（上限 {limit // (1024 * 1024)} MB）")
                     return
+                media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+                raw_ok = media in RAW_BODY_ROUTES.get((method, rpath), ())
                 try:
-                    data = _json_body(body)
+                    data = _NOTHING if raw_ok else _json_body(body)
                 except _Unparsable:
                     if body.strip() and not is_json_media_type(headers.get("content-type", "")):
                         await deny(415, "请求体必须是 JSON（Content-Type: application/json）")

@@ -109,4 +109,5 @@ def demo_container(demo_root, use_embedder, tmp_path):
 
     c = Container(Settings(data_dir=demo_root, llm_autostart=False))
     c.__dict__["embedder"] = use_embedder  # share the loaded encoder across tests
+    c.rooms.ensure("demo", "r1", "demo room", "test")  # public channels answer only in registered rooms
     return c

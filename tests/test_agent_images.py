@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server import create_app
+from tests.support.access import open_room
 from tests.test_vision_e2e import screenshot_png
 
 
@@ -25,6 +26,7 @@ def demo_container(demo_root, use_embedder):
 
 @pytest.fixture(scope="module")
 def client(demo_container):
+    open_room(demo_container, "img-room", "demo")
     with TestClient(create_app(demo_container, start_llm=False)) as c:
         yield c
 

@@ -13,6 +13,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from agent.bus import AnswerBus, AnsweredEvent
 from agent.messages import AgentAnswer, ViewerMessage
+from tests.support.access import agent_key, open_room, viewer_token
 from tests.support.console import FakeLLM, console_app, grant, make_container
 from voice.agent_processor import LiveRoomAgentProcessor
 from voice.tts import SpeechLedger
@@ -22,6 +23,8 @@ from voice.tts import SpeechLedger
 def world(tmp_path, demo_root, use_embedder):
     llm = FakeLLM()
     c = make_container(tmp_path, demo_root, use_embedder, llm=llm)
+    for room in ("r-voice", "r-text"):
+        open_room(c, room, "demo")
     with TestClient(console_app(c)) as client:
         grant(client, "demo", "viewer")  # an API token of merchant demo; the rooms it reads are claimed
         yield c, client, llm
@@ -63,17 +66,26 @@ def test_voice_and_v1_answers_reach_the_live_log_and_metrics(world):
         )
     )
     # /v1: a recommendation (the model path) and a price question (the fast path), streamed and not
+    key = agent_key(client.app) | {"x-liveroom-merchant": "demo"}
     r = client.post(
         "/v1/chat/completions",
-        headers={"x-liveroom-merchant": "demo"},
-        json={"user": "o1", "messages": [{"role": "user", "content": "推荐一款适合干皮的护肤品"}]},
+        headers=key,
+        json={
+            "viewer_token": viewer_token(c, "o1"),
+            "messages": [{"role": "user", "content": "推荐一款适合干皮的护肤品"}],
+        },
     )
     assert r.status_code == 200, r.text
     v1_answer = r.json()["choices"][0]["message"]["content"]
     with client.stream(
         "POST",
         "/v1/chat/completions",
-        json={"stream": True, "user": "o2", "messages": [{"role": "user", "content": "海盐巴旦木多少钱"}]},
+        headers=key,
+        json={
+            "stream": True,
+            "viewer_token": viewer_token(c, "o2"),
+            "messages": [{"role": "user", "content": "海盐巴旦木多少钱"}],
+        },
     ) as s:
         assert "data: [DONE]" in "".join(s.iter_text())
 
@@ -103,12 +115,14 @@ def test_ws_and_http_answers_are_logged_once_with_their_channel(world):
     """The danmaku socket and the HTTP ask endpoint: one log entry and one count per answer (no tap
     in the guard any more, and no route counting on its own)."""
     c, client, _ = world
-    with client.websocket_connect("/ws/rooms/r-text?merchant=demo") as ws:
+    with client.websocket_connect(f"/ws/rooms/r-text?merchant=demo&token={viewer_token(c, 'w1')}") as ws:
         assert ws.receive_json()["type"] == "ready"
-        ws.send_json({"type": "ask", "id": "q1", "viewer_id": "w1", "text": "海盐巴旦木多少钱"})
+        ws.send_json({"type": "ask", "id": "q1", "text": "海盐巴旦木多少钱"})
         while ws.receive_json()["type"] != "answer.done":
             pass
-    r = client.post("/api/rooms/r-text/ask", json={"merchant": "demo", "viewer_id": "h1", "text": "小蓝瓶多少钱"})
+    r = client.post(
+        "/api/rooms/r-text/ask", json={"merchant": "demo", "viewer_token": viewer_token(c, "h1"), "text": "小蓝瓶多少钱"}
+    )
     assert r.status_code == 200
     live = _live(client, "r-text")
     assert sorted((a["channel"], a["viewer_id"]) for a in live) == [("http", "h1"), ("ws", "w1")]

@@ -151,12 +151,14 @@ async def test_bad_input_and_teardown_leave_no_tasks_or_threads(demo_container):
         await answered_session("leaver", leave_mid_answer=True)
 
         # 4. refused before a pipeline exists
-        for query, code in (
-            ("lang=fr", "bad_lang"),
-            ("lang=en&merchant=nobody", "unknown_merchant"),
-            ("lang=en&merchant=../x", "bad_merchant"),
+        for room, query, code in (
+            ("r1", "lang=fr", "bad_lang"),
+            ("r1", "lang=en&merchant=nobody", "wrong_merchant"),  # the room's merchant is the merchant
+            ("r1", "lang=en&merchant=../x", "wrong_merchant"),
+            ("no-such-room", "lang=en", "room_not_found"),
+            ("r1", "lang=en&token=forged", "invalid_token"),
         ):
-            async with VoiceClient.connect(f"ws://{host}/ws/rooms/r1/voice?{query}") as cl:
+            async with VoiceClient.connect(f"ws://{host}/ws/rooms/{room}/voice?{query}") as cl:
                 assert (await cl.wait_for("error")).data["code"] == code
                 await cl.wait_for("closed")
         vs.settings.max_sessions = 0

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from core import wire
 from host.api import router as host_router
 from server import create_app
+from tests.support.access import open_room
 from tests.support.console import grant
 from tests.support.host import fast_embedder
 
@@ -79,6 +80,7 @@ def client(demo_container, tmp_path):
     app = create_app(demo_container, start_llm=False)
     if not any(getattr(r, "path", "") == "/ws/rooms/{room_id}/host" for r in app.routes):
         app.include_router(host_router)
+    open_room(demo_container, "r1", "demo")
     with TestClient(app) as c:
         grant(c)
         yield c
@@ -119,6 +121,7 @@ async def test_voice_socket_gives_the_same_codes_and_stays_up(demo_container):
     from voice.services import VoiceServices
     from voice.stt import StubSTTService
 
+    open_room(demo_container, "r1", "demo")
     app = create_app(demo_container, start_llm=False)
     ensure_voice_routes(app)
     async with serve_in_loop(app) as host:
