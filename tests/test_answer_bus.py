@@ -121,7 +121,8 @@ def test_ws_and_http_answers_are_logged_once_with_their_channel(world):
         while ws.receive_json()["type"] != "answer.done":
             pass
     r = client.post(
-        "/api/rooms/r-text/ask", json={"merchant": "demo", "viewer_token": viewer_token(c, "h1"), "text": "小蓝瓶多少钱"}
+        "/api/rooms/r-text/ask",
+        json={"merchant": "demo", "viewer_token": viewer_token(c, "h1"), "text": "小蓝瓶多少钱"},
     )
     assert r.status_code == 200
     live = _live(client, "r-text")
