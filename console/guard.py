@@ -405,7 +405,8 @@ class Guard:
                 try:
                     data = _NOTHING if raw_ok else _json_body(body)
                 except _Unparsable:
-                    if body.strip() and not is_json_media_type(headers.get("content-type", "")):
+                    ctype = headers.get("content-type", "")
+                    if ctype and not is_json_media_type(ctype):
                         await deny(415, "请求体必须是 JSON（Content-Type: application/json）")
                     else:
                         await deny(400, "请求体不是有效的 JSON")
