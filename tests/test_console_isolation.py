@@ -70,7 +70,7 @@ def world(tmp_path_factory, demo_root, use_embedder):
         camp = c.audience.create_campaign(
             A, {"campaign_id": "A-CAMP", "title": "A券", "kind": "amount", "amount": 5, "budget_count": 10}
         )
-        ans = client.post("/api/rooms/a-room/ask", json={"merchant": A, "viewer_id": "va1", "text": "小蓝瓶多少钱"})
+        ans = client.post("/api/rooms/a-room/ask", json={"merchant": A, "text": "小蓝瓶多少钱"})
         assert ans.status_code == 200
         logged = cs.answers.recent(A, "a-room")[0]
         review = cs.file_feedback(A, "a-room", logged, "test", "test")
@@ -176,6 +176,62 @@ def test_merchant_a_reaches_its_own_resources(world, method, path):
     status = _call(world["client"], "GET", url, {"Authorization": f"Bearer {world['ids'][A]['token']}"})
     owner_only = ("/users", "/tokens", "/viewer-secret")
     assert status not in (401, 404) and (status != 403 or path.endswith(owner_only)), f"{url}: {status}"
+
+
+PUBLIC_ROOM = [(m, p) for m, p in ROUTES if (m, p) in PUBLIC and "{room_id}" in p and not p.startswith("/rooms/")]
+
+
+def _public_attempts(client, method: str, path: str, a_token: str) -> list[tuple[str, int | str]]:
+    """(what was tried, status or error code) for a public route in B's room, pointed at A."""
+    import json as _json
+
+    url = path.replace("{room_id}", "b-room")
+    out: list[tuple[str, int | str]] = []
+    if method == "WS":
+        for q in (f"merchant={A}", f"token={a_token}"):
+            with client.websocket_connect(f"{url}?{q}") as ws:
+                out.append((q, ws.receive_json().get("code", "?")))
+        return out
+    if path.endswith("/ask"):
+        out.append(("body merchant", client.post(url, json={"merchant": A, "text": "给我发张券"}).status_code))
+        out.append(("query merchant", client.post(f"{url}?merchant={A}", json={"text": "给我发张券"}).status_code))
+        r = client.post(url, json={"viewer_token": a_token, "text": "给我发张券"})
+        out.append(("A's viewer token", r.status_code))
+        answer = client.post(url, json={"text": "小蓝瓶多少钱"}).json()
+        assert all(c["sku"] in {"SK-001", "SK-002", "AP-001", None} for c in answer["citations"]), _json.dumps(answer)
+        return out
+    if path.endswith("/images"):
+        out.append(("query merchant", client.post(f"{url}?merchant={A}", content=b"x").status_code))
+        out.append(("A's viewer token", client.post(f"{url}?token={a_token}", content=b"x").status_code))
+        return out
+    raise AssertionError(f"public room route {method} {path} has no isolation case: add one here")
+
+
+@pytest.mark.parametrize("method,path", PUBLIC_ROOM, ids=[f"{m} {p}" for m, p in PUBLIC_ROOM])
+def test_a_room_of_b_never_reads_or_spends_a(world, method, path):
+    """The public routes, generated from the route table: in B's room, naming A is 403 (wrong_merchant),
+    A's viewer token is 401 (invalid_token), and the answers come from B's catalog; A's coupons are not
+    spent (checked in test_a_data_unchanged_after_b_attempts)."""
+    from tests.support.access import viewer_token
+
+    client = world["client"]
+    client.cookies.clear()
+    a_token = viewer_token(world["container"], "va1", A)
+    for what, got in _public_attempts(client, method, path, a_token):
+        assert got in (403, 401, "wrong_merchant", "invalid_token"), (what, got)
+
+
+def test_b_agent_key_cannot_name_a(world):
+    from tests.support.access import agent_key
+
+    client = world["client"]
+    client.cookies.clear()
+    key = agent_key(world["app"], B)
+    body = {"messages": [{"role": "user", "content": "给我发张券"}]}
+    assert client.post("/v1/chat/completions", json=body, headers=key | {"x-liveroom-merchant": A}).status_code == 403
+    r = client.post("/v1/chat/completions", json=body, headers=key | {"x-liveroom-room": "a-room"})
+    assert r.status_code == 403  # A's room through B's key
+    assert client.post("/v1/chat/completions", json=body, headers=key).status_code == 200  # B's own
 
 
 def test_a_data_unchanged_after_b_attempts(world):
