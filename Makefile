@@ -10,8 +10,12 @@ PYTEST_ARGS ?=
 
 .PHONY: run test test-all lint setup system-deps models demo-kb evals bench clean
 
+ROOM        ?= $(MERCHANT)-room
+
 run: setup system-deps models demo-kb
 	$(BIN)/liveroom audience seed --merchant $(MERCHANT) --viewers 3000
+	@# Public channels answer only in registered rooms: the demo room (prints its URL).
+	$(BIN)/liveroom rooms create --merchant $(MERCHANT) --room $(ROOM) --title "演示直播间" --if-missing
 	$(BIN)/liveroom serve
 
 test: lint system-deps models

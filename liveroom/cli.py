@@ -27,6 +27,7 @@ app.add_typer(bench_app, name="bench")
 err = Console(stderr=True)
 out = Console()
 
+from liveroom.commands.access import rooms_app, viewers_app  # noqa: E402
 from liveroom.commands.audience import audience_app, audience_bench_app, profile_app  # noqa: E402
 from liveroom.commands.console import console_app  # noqa: E402
 from liveroom.commands.copy import ab_app, copy_command  # noqa: E402
@@ -37,6 +38,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(console_app, name="console")
 app.add_typer(profile_app, name="profile")
 app.add_typer(audience_app, name="audience")
+app.add_typer(rooms_app, name="rooms")
+app.add_typer(viewers_app, name="viewers")
 bench_app.registered_commands.extend(audience_bench_app.registered_commands)  # bench coupons / bench events
 app.command("host")(host_command)
 app.command("copy")(copy_command)
@@ -241,7 +244,7 @@ def _answer_once(merchant: str, viewer: str, question: str, use_llm: bool):
             if use_llm:
                 await c.start_llm()
             return await c.agent.answer(
-                ViewerMessage(merchant=merchant, viewer_id=viewer, text=question, channel="api")
+                ViewerMessage(merchant=merchant, viewer_id=viewer, verified=True, text=question, channel="api")
             )
         finally:
             await c.aclose()
@@ -308,7 +311,9 @@ def chat(
                 if not q.strip():
                     continue
                 out.print("助理> ", end="")
-                async for ev in c.agent.stream(ViewerMessage(merchant=merchant, viewer_id=viewer, text=q)):
+                async for ev in c.agent.stream(
+                    ViewerMessage(merchant=merchant, viewer_id=viewer, verified=True, text=q)
+                ):
                     if isinstance(ev, AnswerDelta):
                         out.print(ev.text, end="", highlight=False)
                     else:
