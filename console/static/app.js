@@ -472,8 +472,20 @@ async function loadRooms() {
   for (const r of rooms) {
     tb.append(el("tr", { data: { room: r.room_id } }, el("td", {}, el("b", { text: r.title })), el("td", {}, el("code", { text: r.room_id })),
       el("td", { text: fmtTime(r.created_at) }), el("td", {}, r.simulator.running ? el("span", { class: "badge on", text: "运行中" }) : "—"),
-      el("td", {}, el("a", { href: `/console/m/${encodeURIComponent(MERCHANT)}/rooms/${encodeURIComponent(r.room_id)}`, text: "打开看板" }))));
+      el("td", {}, el("a", { href: `/console/m/${encodeURIComponent(MERCHANT)}/rooms/${encodeURIComponent(r.room_id)}`, text: "打开看板" }), " ", roomStatus(r))));
   }
+}
+
+function roomStatus(r) {
+  // closed rooms answer nobody on the public channels (404); reopening is one click
+  const wrap = el("span", {}, el("span", { class: "badge" + (r.status === "closed" ? " bad" : " on"), text: r.status === "closed" ? "已关闭" : "开放" }));
+  if (CAN_WRITE) {
+    const b = el("button", { class: "small", type: "button", text: r.status === "closed" ? "重新开放" : "关闭" });
+    const next = r.status === "closed" ? "open" : "closed";
+    b.addEventListener("click", guard(async () => { await api(`rooms/${encodeURIComponent(r.room_id)}`, { method: "PATCH", json: { status: next } }); await loadRooms(); }));
+    wrap.append(" ", b);
+  }
+  return wrap;
 }
 
 function initRooms() {
@@ -625,8 +637,13 @@ async function loadTeam() {
       const cell = el("td", {});
       if (t.revoked) cell.append(el("span", { class: "badge bad", text: "已吊销" }));
       else { const b = el("button", { class: "small", type: "button", text: "吊销" }); twoStep(b, "确认吊销？", async () => { await api(`tokens/${t.token_id}`, { method: "DELETE" }); await loadTeam(); }); cell.append(b); }
-      tt.append(el("tr", {}, el("td", { text: t.name }), el("td", { text: t.role === "viewer" ? "只读" : "读写" }), el("td", { text: fmtTime(t.created_at) }), el("td", { text: fmtTime(t.last_used) }), cell));
+      tt.append(el("tr", {}, el("td", { text: t.name }), el("td", { text: t.role === "viewer" ? "只读" : t.role === "agent" ? "agent（/v1）" : "读写" }), el("td", { text: fmtTime(t.created_at) }), el("td", { text: fmtTime(t.last_used) }), cell));
     }
+  }
+  if (body.dataset.owner === "1" && $("#viewer-secret-info")) {
+    const vs = await api("viewer-secret");
+    $("#viewer-secret-info").textContent = vs.secret_id ? `当前密钥 ${vs.secret_id}（${fmtTime(vs.created_at)} 创建）` : "还没有密钥";
+    $("#viewer-secret-rotate").textContent = vs.secret_id ? "轮换密钥" : "生成密钥";
   }
   if (CAN_WRITE) {
     const log = await api("audit?limit=100");
@@ -655,6 +672,13 @@ function initTeam() {
     box.classList.remove("hidden");
     box.append("令牌只显示这一次，请立即复制保存：", el("code", { id: "token-value", text: t.token }));
     $("#token-name").value = "";
+    await loadTeam();
+  }));
+  $("#viewer-secret-rotate")?.addEventListener("click", guard(async () => {
+    const v = await api("viewer-secret", { method: "POST" });
+    const box = clear($("#viewer-secret-value"));
+    box.classList.remove("hidden");
+    box.append(`密钥只显示这一次（kid ${v.secret_id}），请保存在你的服务器端：`, el("code", { id: "viewer-secret", text: v.secret }));
     await loadTeam();
   }));
 }

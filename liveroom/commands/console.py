@@ -59,7 +59,7 @@ def add_user(
 def add_token(
     merchant: str = typer.Option(...),
     name: str = typer.Option(...),
-    role: str = typer.Option("operator", help="operator | viewer"),
+    role: str = typer.Option("operator", help="operator | viewer | agent (/v1/chat/completions only)"),
 ) -> None:
     """Create an API token; it is printed once."""
     acc, audit, svc = _accounts()
