@@ -413,6 +413,8 @@ async def kb_upload(
                     out.write(chunk)
             if size == 0:
                 raise kbmod.UploadRejected(f"{name} 是空文件")
+            if name.endswith(".xlsx"):
+                await run_in_threadpool(kbmod.check_xlsx, d / name)  # archive caps + a time-limited trial parse
     except kbmod.UploadRejected as e:
         c.kb.discard(merchant, upload_id)
         status = 413 if "上限" in str(e) else 415 if "类型" in str(e) or "不是" in str(e) else 400

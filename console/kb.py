@@ -120,6 +120,72 @@ def safe_filename(name: str) -> str:
     return stem + suffix
 
 
+# An .xlsx is a zip of XML: a 1 MB upload can inflate to gigabytes. Caps checked from the archive's
+# directory (zipfile refuses to inflate a member past its declared size), then a trial parse of the first
+# sheet in a child process with a time and memory limit, before the import parses it in this one.
+MAX_XLSX_UNCOMPRESSED = 64 * 1024 * 1024
+MAX_XLSX_RATIO = 100  # per member, for members over 1 MiB inflated
+MAX_XLSX_MEMBERS = 2000
+MAX_SHEET_ROWS = 100_000
+MAX_SHEET_CELLS = 2_000_000
+XLSX_PARSE_TIMEOUT_S = 20.0
+XLSX_PARSE_MEMORY = 1024 * 1024 * 1024
+
+_TRIAL_PARSE = r"""
+import sys, openpyxl
+rows = cells = 0
+wb = openpyxl.load_workbook(sys.argv[1], read_only=True, data_only=True)
+for r in wb.worksheets[0].iter_rows(values_only=True):
+    rows += 1
+    cells += len(r)
+    if rows > int(sys.argv[2]) or cells > int(sys.argv[3]):
+        sys.exit(3)
+"""
+
+
+def check_xlsx(path: Path) -> None:
+    """Refuse an .xlsx whose archive is a bomb, or whose first sheet is too big or too slow to read."""
+    import subprocess
+    import sys
+    import zipfile
+
+    name = path.name
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise UploadRejected(f"{name}：不是有效的 .xlsx 文件") from None
+    if len(infos) > MAX_XLSX_MEMBERS:
+        raise UploadRejected(f"{name}：压缩包内文件过多（上限 {MAX_XLSX_MEMBERS}）")
+    total = sum(i.file_size for i in infos)
+    if total > MAX_XLSX_UNCOMPRESSED:
+        raise UploadRejected(f"{name}：解压后超过 {MAX_XLSX_UNCOMPRESSED // (1024 * 1024)} MB 上限")
+    for i in infos:
+        if i.file_size > 1024 * 1024 and i.file_size > MAX_XLSX_RATIO * max(1, i.compress_size):
+            raise UploadRejected(f"{name}：压缩比异常（{i.filename}），疑似压缩炸弹，超过上限")
+
+    def limits() -> None:  # in the child: no more memory than this, no more CPU than the timeout
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (XLSX_PARSE_MEMORY, XLSX_PARSE_MEMORY))
+        cpu = int(XLSX_PARSE_TIMEOUT_S) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+
+    try:
+        r = subprocess.run(
+            [sys.executable, "-c", _TRIAL_PARSE, str(path), str(MAX_SHEET_ROWS), str(MAX_SHEET_CELLS)],
+            capture_output=True,
+            timeout=XLSX_PARSE_TIMEOUT_S,
+            preexec_fn=limits,  # noqa: PLW1509 - no threads are started between fork and exec
+        )
+    except subprocess.TimeoutExpired:
+        raise UploadRejected(f"{name}：表格解析超时（{XLSX_PARSE_TIMEOUT_S:g} 秒），超过上限") from None
+    if r.returncode == 3:
+        raise UploadRejected(f"{name}：表格超过 {MAX_SHEET_ROWS} 行或 {MAX_SHEET_CELLS} 个单元格的上限")
+    if r.returncode != 0:
+        raise UploadRejected(f"{name}：不是有效的 .xlsx 文件（无法解析）")
+
+
 def sniff(name: str, head: bytes) -> None:
     """The content must match the extension (an .xlsx is a zip; everything else is text)."""
     if name.endswith(".xlsx"):
