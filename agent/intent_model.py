@@ -25,7 +25,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import BinaryIO, Literal, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -222,25 +222,32 @@ class IntentModel:
 
     def _save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                self._write(f)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _write(self, f: BinaryIO) -> None:
         vocab: dict[str, int] = self._vec.vocabulary_
-        grams = np.empty(len(vocab), dtype=object)
+        grams = [""] * len(vocab)
         for g, i in vocab.items():
             grams[i] = g
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                grams=np.asarray(grams.tolist(), dtype=np.str_),
-                idf=np.asarray(self._vec.idf_, dtype=np.float64),
-                icoef=self._icoef,
-                iint=self._iint,
-                iclasses=np.asarray(self.classes, dtype=np.str_),
-                dcoef=self._dcoef,
-                dint=self._dint,
-                dclasses=np.asarray(self._dclasses, dtype=np.str_),
-                weights=np.asarray([self._emb_w, self._char_w, self._dir_emb_w], dtype=np.float64),
-            )
-        os.replace(tmp, path)
+        np.savez(
+            f,
+            grams=np.asarray(grams, dtype=np.str_),
+            idf=np.asarray(self._vec.idf_, dtype=np.float64),
+            icoef=self._icoef,
+            iint=self._iint,
+            iclasses=np.asarray(self.classes, dtype=np.str_),
+            dcoef=self._dcoef,
+            dint=self._dint,
+            dclasses=np.asarray(self._dclasses, dtype=np.str_),
+            weights=np.asarray([self._emb_w, self._char_w, self._dir_emb_w], dtype=np.float64),
+        )
 
     @classmethod
     def _load(cls, path: Path, embedder: Embedder) -> IntentModel:
