@@ -142,9 +142,9 @@ async def login(
         return again(429, f"登录尝试过于频繁，请 {int(wait) + 1} 秒后再试", wait)
     user = await run_in_threadpool(c.accounts.authenticate, username, password)
     if user is None:
-        c.limiter.failed(username or "-")
+        c.limiter.failed(username or "-", _ip(request))
         return again(401, "用户名或密码错误")
-    c.limiter.succeeded(username)
+    c.limiter.succeeded(username, _ip(request))
     old = request.cookies.get(SESSION_COOKIE)
     if old:  # never keep a session id from before the login (fixation)
         await run_in_threadpool(c.accounts.end_session, old)

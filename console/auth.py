@@ -94,12 +94,15 @@ class Principal:
 
 
 class LoginLimiter:
-    """Sliding windows: attempts per client IP, failures per username. In-process (one per worker)."""
+    """Sliding windows: attempts per client IP, failures per (username, client IP). In-process (one per
+    worker). Failures count per (user, IP) so that nobody can lock an account for everyone by failing on
+    purpose from their own address; guessing from one address is still stopped after ``per_user``. The IP
+    is the socket peer (behind a proxy: set LIVEROOM_ACCESS_TRUSTED_PROXIES so the server sees clients)."""
 
     def __init__(self, per_ip: int = 20, ip_window_s: float = 300, per_user: int = 5, user_window_s: float = 900):
         self.per_ip, self.ip_window_s, self.per_user, self.user_window_s = per_ip, ip_window_s, per_user, user_window_s
         self._ip: dict[str, deque] = {}
-        self._user: dict[str, deque] = {}
+        self._user: dict[tuple[str, str], deque] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -113,10 +116,11 @@ class LoginLimiter:
         with self._lock:
             qi = self._ip.setdefault(ip, deque())
             self._trim(qi, now, self.ip_window_s)
-            qu = self._user.setdefault(username.lower(), deque())
-            self._trim(qu, now, self.user_window_s)
-            if len(qu) >= self.per_user:
-                return max(1.0, self.user_window_s - (now - qu[0]))
+            qu = self._user.get((username.lower(), ip))
+            if qu is not None:
+                self._trim(qu, now, self.user_window_s)
+                if len(qu) >= self.per_user:
+                    return max(1.0, self.user_window_s - (now - qu[0]))
             if len(qi) >= self.per_ip:
                 return max(1.0, self.ip_window_s - (now - qi[0]))
             qi.append(now)
@@ -124,15 +128,18 @@ class LoginLimiter:
                 self._ip.clear()
             return 0.0
 
-    def failed(self, username: str) -> None:
+    def failed(self, username: str, ip: str = "") -> None:
         with self._lock:
-            self._user.setdefault(username.lower(), deque()).append(time.monotonic())
+            self._user.setdefault((username.lower(), ip), deque()).append(time.monotonic())
             if len(self._user) > 50_000:
                 self._user.clear()
 
-    def succeeded(self, username: str) -> None:
+    def succeeded(self, username: str, ip: str | None = None) -> None:
+        """A good login clears that address's failures (``ip=None``: every address's)."""
+        u = username.lower()
         with self._lock:
-            self._user.pop(username.lower(), None)
+            for key in [k for k in self._user if k[0] == u and (ip is None or k[1] == ip)]:
+                self._user.pop(key, None)
 
 
 class Accounts:

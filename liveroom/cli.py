@@ -230,6 +230,9 @@ def serve(host: str | None = None, port: int | None = None) -> None:
         port=port or s.port,
         log_level="info",
         ws_max_size=1 << 20,
+        # X-Forwarded-For only from the proxies configured (none by default: the socket peer is the client)
+        proxy_headers=bool(s.access.proxies()),
+        forwarded_allow_ips=",".join(s.access.proxies()) or None,
     )
 
 

@@ -73,6 +73,22 @@ def test_login_is_rate_limited_per_username(env):
     assert lim.check("5.6.7.8", "u9") == 0
 
 
+def test_failed_logins_lock_a_username_only_from_that_address():
+    """Five wrong passwords from one address stop guessing from there, but do not lock the account for
+    its owner elsewhere (issue 14: anyone could lock any username for 15 minutes)."""
+    from console.auth import LoginLimiter
+
+    lim = LoginLimiter(per_ip=1000, per_user=5)
+    for _ in range(5):
+        assert lim.check("6.6.6.6", "boss") == 0
+        lim.failed("boss", "6.6.6.6")
+    assert lim.check("6.6.6.6", "boss") > 0  # the attacker's address is stopped
+    assert lim.check("1.1.1.1", "boss") == 0  # the owner, elsewhere, is not
+    assert lim.check("6.6.6.6", "Boss") > 0  # usernames compare case-insensitively
+    lim.succeeded("boss", "1.1.1.1")
+    assert lim.check("6.6.6.6", "boss") > 0  # a good login elsewhere does not clear the attacker's window
+
+
 def test_login_form_needs_its_csrf_cookie_and_next_is_local(env):
     client = fresh(env)
     r = client.post(
