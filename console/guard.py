@@ -396,9 +396,12 @@ class Guard:
                 # case-insensitively, and a body that is not JSON under a non-JSON type is refused (415)
                 # rather than passed to a handler that might parse it anyway.
                 try:
-                    body = await _read_body(receive, limit)
+                    body = await _read_body(receive, limit, None if limit <= MAX_BODY else 120.0)
                 except _TooLarge:
                     await deny(413, f"请求体过大（上限 {limit // (1024 * 1024)} MB）")
+                    return
+                except _TooSlow:
+                    await deny(408, "请求体发送超时")
                     return
                 media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
                 raw_ok = media in RAW_BODY_ROUTES.get((method, rpath), ())
@@ -498,6 +501,9 @@ class Guard:
         except _TooLarge:
             await self._deny(scope, receive, send, 413, f"请求体过大（上限 {limit // 1024} KB）", False)
             return None
+        except _TooSlow:
+            await self._deny(scope, receive, send, 408, "请求体发送超时", False)
+            return None
         return _replay(body, receive)
 
     async def _query_merchant(self, scope, principal: Principal, deny) -> bool:
@@ -594,10 +600,22 @@ def _same_origin(origin: str, scope, headers: dict[str, str]) -> bool:
     return bool(o.netloc) and o.netloc.lower() == host.lower()
 
 
-async def _read_body(receive, limit: int) -> bytes:
+BODY_READ_TIMEOUT_S = 15.0  # a client trickling its body byte by byte is cut off (408)
+
+
+class _TooSlow(Exception):
+    pass
+
+
+async def _read_body(receive, limit: int, timeout_s: float | None = None) -> bytes:
     chunks, size = [], 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + (BODY_READ_TIMEOUT_S if timeout_s is None else timeout_s)
     while True:
-        msg = await receive()
+        try:
+            msg = await asyncio.wait_for(receive(), max(0.001, deadline - loop.time()))
+        except TimeoutError:
+            raise _TooSlow() from None
         if msg["type"] != "http.request":
             break
         chunk = msg.get("body", b"")

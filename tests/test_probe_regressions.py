@@ -251,3 +251,36 @@ def test_odd_inputs_get_4xx_not_500(world):
         assert ws.receive_json()["type"] == "pong"
     # images only to registered rooms
     assert client.post("/api/rooms/never-created/images", content=b"x").status_code == 404
+
+
+# --- no read timeout: slow clients held connections open (low) ----------------------------------------
+async def test_a_body_trickled_too_slowly_is_cut_off(world, monkeypatch):
+    import asyncio
+
+    from console import guard
+
+    monkeypatch.setattr(guard, "BODY_READ_TIMEOUT_S", 0.2)
+    sent: list[dict] = []
+
+    async def receive():  # a client that never finishes its body
+        await asyncio.sleep(3600)
+
+    async def send(msg):
+        sent.append(msg)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/rooms/a-room/ask",
+        "raw_path": b"/api/rooms/a-room/ask",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+        "client": ("9.9.9.9", 1234),
+        "server": ("testserver", 80),
+        "scheme": "http",
+        "http_version": "1.1",
+        "app": world["app"],
+    }
+    await asyncio.wait_for(guard.Guard(world["app"].router)(scope, receive, send), 5)
+    assert sent[0]["status"] == 408
