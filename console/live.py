@@ -423,6 +423,7 @@ class Simulator:
                             merchant=self.merchant,
                             room_id=self.room_id,
                             viewer_id=vid,
+                            verified=True,  # the merchant's own simulated (seeded) viewers
                             text=text,
                             context_sku=on_screen.sku,
                             channel="sim",
