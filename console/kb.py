@@ -81,6 +81,7 @@ _MESSAGES = [
     (re.compile(r"^binary data where text was expected.*$"), "文件内容不是文本（可能已损坏或类型不对）"),
     (re.compile(r"^not valid UTF-8 or GB18030 text$"), "文本编码无法识别（请用 UTF-8 或 GBK）"),
     (re.compile(r"^not a readable \.xlsx workbook.*$"), "不是有效的 .xlsx 文件"),
+    (re.compile(r"^formula cell.*$"), "单元格以 = 开头（表格公式），请改成纯文本"),
     (re.compile(r"^expected \{.*$"), 'JSON 结构应为 {"merchant": {...}, "products": [...]}'),
 ]
 

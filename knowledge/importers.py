@@ -120,6 +120,7 @@ def _parse_one(path: Path, issues: list[ImportIssue]) -> _Fragment:
     if suffix in TABLE_SUFFIXES:
         header, rows = _read_table(path)
         fields = [_ALIAS_TO_FIELD.get(h.strip().lower(), h.strip()) for h in header]
+        rows = _without_formula_rows(path, fields, rows, issues)
         if "question" in fields and "answer" in fields:
             return _parse_qa_rows(path, fields, rows, issues)
         if "sku" not in fields:
@@ -179,6 +180,30 @@ def _validate_product(path: Path, row: int, raw: Any, issues: list[ImportIssue])
                 msg = f"not a number: {err.get('input')!r}"
             issues.append(ImportIssue(file=path.name, row=row, field=field, message=msg))
         return None
+
+
+# A spreadsheet formula in a cell ("=HYPERLINK(…)", "+cmd(…)", "@SUM(…)"): published, it would be repeated to
+# viewers and run again in whoever opens an export. Such rows are refused with a per-row error.
+_FORMULA_RE = re.compile(r"^[\s]*(=|[+\-@]\s*[A-Za-z_][A-Za-z0-9_.]*\s*\()")
+
+
+def _without_formula_rows(
+    path: Path, fields: list[str], rows: list[tuple[int, list[str]]], issues: list[ImportIssue]
+) -> list[tuple[int, list[str]]]:
+    kept = []
+    for line, cells in rows:
+        bad = [j for j, c in enumerate(cells) if c and _FORMULA_RE.match(c)]
+        if not bad:
+            kept.append((line, cells))
+            continue
+        for j in bad:
+            field = fields[j] if j < len(fields) else None
+            issues.append(
+                ImportIssue(
+                    file=path.name, row=line, field=field, message="formula cell: a cell may not start with '='"
+                )
+            )
+    return kept
 
 
 def _read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
