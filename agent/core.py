@@ -11,29 +11,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent import fastpath
+import numpy as np
+
+from agent import compose, understand
 from agent.bus import AnswerBus, AnsweredEvent
-from agent.fastpath import Draft
+from agent.compose import Draft
 from agent.grounding import numbers
 from agent.guardrails import RateLimiter, check_sentence
 from agent.llm import LLMClient, LLMUnavailable
-from agent.memory import Memory
+from agent.memory import Memory, ViewerState
 from agent.messages import AgentAnswer, AnswerDelta, Citation, ToolCallRecord, ViewerMessage
 from agent.triage import Triage, triage
+from agent.understand import Direction
 from knowledge.schema import Fact, Product, SearchHit
+from knowledge.lexicon import CatalogLexicon
 from knowledge.store import KnowledgeBase, LoadedVersion
+from knowledge.text import normalize
 from prompts import loader as prompts
 from tools.registry import ToolContext, ToolError, ToolRegistry
 
 log = logging.getLogger("liveroom.agent")
 
-FAST_INTENTS = ("coupon", "compare", "price", "stock", "policy", "suitability", "spec")
+# Intents answered about a product: a follow-up without a product name continues the one in focus.
+_PRODUCT_INTENTS = ("price", "stock", "detail", "suitability", "compare")
 _SENT_END = "。！？!?；;\n"
 
 
@@ -43,6 +50,7 @@ class AgentConfig:
     llm_max_tokens: int = 90
     planner: Literal["rules", "llm", "auto"] = "auto"  # auto: the model plans only with native tool calls
     rephrase_budget_ms: int = 0  # >0: let the LLM rephrase fast answers within this budget
+    smalltalk_budget_ms: int = 900  # chit-chat may come from the LLM if it is ready within this; else a set reply
     rate: tuple[int, float] = (6, 10.0)  # messages per seconds, per viewer
     llm_timeout_s: float = 20.0
     vision_model: bool = False  # the LLM endpoint accepts image_url content: send it the picture too
@@ -61,6 +69,10 @@ class _Turn:
     flags: list[str] = field(default_factory=list)
     image: Any = None  # vision.ImageAnalysis of the viewer's picture, when one was sent
     question: str = ""  # what coverage is checked against (a follow-up carries the previous question)
+    parsed: understand.Parsed | None = None
+    lex: CatalogLexicon | None = None
+    qvec: np.ndarray | None = None
+    runner_up: str = ""  # the classifier's second reading, tried when the first finds nothing
 
 
 class Agent:
@@ -80,6 +92,8 @@ class Agent:
         self.prompt_store: Any = None  # merchants' published prompt overrides (prompts/store.py)
         self.memory = memory if memory is not None else Memory()  # an empty Memory is falsy (__len__)
         self.config = config or AgentConfig()
+        self.intent_model: Any = None  # agent.intent_model.IntentModel; the container loads it
+        self._lexicons: dict[tuple[str, str], CatalogLexicon] = {}
         self.limiter = RateLimiter(rate=self.config.rate[0], per=self.config.rate[1], burst=self.config.rate[0])
 
     # --- public -------------------------------------------------------------------------
@@ -144,38 +158,24 @@ class Agent:
                 yield done(self._finish(turn, Draft(err, refused=True), "fast", "image"))
                 return
         state = self.memory.get(msg.merchant, msg.room_id, msg.viewer_id)
-        intent = tri.primary
-        if intent == "other" and tri.followup and state.last_intent in FAST_INTENTS:
-            intent, turn.question = state.last_intent, f"{state.last_question} {tri.text}"
-        self._retrieve(turn, intent)
-        if intent in FAST_INTENTS or tri.injection or self.llm is None:
-            draft = await self._fast(turn, intent)
-            draft = await self._maybe_rephrase(turn, draft)
-            text = self._guard_whole(turn, draft)
-            first.append((time.perf_counter() - t0) * 1000)
-            yield AnswerDelta(text=text, index=0)
-            yield done(self._finish(turn, Draft(text, draft.facts, draft.refused), "fast", intent))
-            return
-
-        sentences: list[str] = []
-        try:
-            async for sentence in self._llm_sentences(turn, intent):
-                if not first:
-                    first.append((time.perf_counter() - t0) * 1000)
-                sentences.append(sentence)
-                yield AnswerDelta(text=sentence, index=len(sentences) - 1)
-        except (TimeoutError, LLMUnavailable) as e:
-            log.warning("LLM path failed (%s); falling back to facts", e)
-            turn.flags.append("llm_unavailable")
-        if not sentences:
-            draft = await self._fast(turn, intent)
-            text = self._guard_whole(turn, draft)
-            first.append((time.perf_counter() - t0) * 1000)
-            yield AnswerDelta(text=text, index=0)
-            yield done(self._finish(turn, Draft(text, draft.facts, draft.refused), "fast", intent))
-            return
-        text = "".join(sentences)
-        yield done(self._finish(turn, Draft(text, self._cited(turn, text)), "llm", intent))
+        if not msg.lang:  # a language-neutral message ("K84多少", "ok") keeps the viewer's language
+            lang = turn.lang = tri.lang if _decisive_lang(tri.text) or not state.lang else state.lang
+        self._understand(turn, state)
+        intent = turn.parsed.intent if turn.parsed else "detail"
+        if intent == "chitchat" and self.llm is not None and not tri.injection and self.config.smalltalk_budget_ms > 0:
+            sentences = await self._small_talk(turn)
+            if sentences:
+                text = "".join(sentences)
+                first.append((time.perf_counter() - t0) * 1000)
+                yield AnswerDelta(text=text, index=0)
+                yield done(self._finish(turn, Draft(text), "llm", intent))
+                return
+        draft = await self._compose(turn, intent)
+        draft = await self._maybe_rephrase(turn, draft)
+        text = self._guard_whole(turn, draft)
+        first.append((time.perf_counter() - t0) * 1000)
+        yield AnswerDelta(text=text, index=0)
+        yield done(self._finish(turn, Draft(text, draft.facts, draft.refused), "fast", intent))
 
     # --- retrieval and tools --------------------------------------------------------------
     def _call(self, turn: _Turn, name: str, args: dict[str, Any], by: Literal["rules", "llm"] = "rules") -> Any:
@@ -215,67 +215,135 @@ class Agent:
         )
         return None
 
-    def _retrieve(self, turn: _Turn, intent: str) -> None:
+    # --- understanding ----------------------------------------------------------------------
+    def lexicon(self, snap: LoadedVersion) -> CatalogLexicon:
+        """The catalog lexicon of one KB version, built on first use and kept while it is live."""
+        key = (snap.merchant, snap.version)
+        lex = self._lexicons.get(key)
+        if lex is None:
+            lex = CatalogLexicon(snap.catalog.products)
+            self._lexicons = {k: v for k, v in self._lexicons.items() if k[0] != snap.merchant}
+            self._lexicons[key] = lex
+        return lex
+
+    def _classify(self, turn: _Turn, text: str, qvec: np.ndarray | None) -> tuple[str, float, Direction | None]:
+        if self.intent_model is not None:
+            pred = self.intent_model.predict(text, qvec)
+            ranked = sorted(pred.proba.items(), key=lambda kv: -kv[1])
+            if len(ranked) > 1 and ranked[1][1] >= 0.12:
+                turn.runner_up = ranked[1][0]
+            return pred.intent, pred.confidence, pred.direction
+        return _rule_intent(text), 0.5, None
+
+    def _understand(self, turn: _Turn, state: ViewerState) -> None:
         tri, snap = turn.tri, turn.snap
+        lex = self.lexicon(snap)
+        turn.lex = lex
+        text = tri.text
+        qvec = self.kb.embedder.encode([text])[0] if text else None
+        turn.qvec = qvec
+        intent, conf, direction = self._classify(turn, text, qvec)
+        if tri.injection and intent in ("chitchat", "greeting", "noise"):
+            intent = "injection"
+        focus = [p for s in state.focus if (p := snap.product(s)) is not None]
+        # A short follow-up ("那大号呢", "黑色的呢", "and the other one?") continues the last question.
+        followup = tri.followup or (len(text) <= 8 and intent in ("chitchat", "noise", "greeting"))
+        if followup and focus and state.last_intent in _PRODUCT_INTENTS and intent in ("chitchat", "noise", "greeting"):
+            intent = state.last_intent
+        query = text
         if turn.image is not None:
             from vision.analyze import query_text
 
-            a = turn.image
-            args = {"query": query_text(a, tri.text)[:200], "k": 8}
-            if a.best_sku and snap.product(a.best_sku):
-                args["sku"] = a.best_sku
-            result = self._call(turn, "search_products", args)
-            turn.hits = [SearchHit.model_validate(h) for h in (result or {}).get("hits", [])]
-            best = snap.product(a.best_sku) if a.best_sku else None
-            turn.products = [best] if best else []
-            turn.question = turn.question or tri.text
-            return
-        turn.question = turn.question or tri.text
-        state = self.memory.get(turn.msg.merchant, turn.msg.room_id, turn.msg.viewer_id)
-        named = {k: v for k, v in snap.index.matcher.match(tri.text).items() if not k.startswith("doc:") and v >= 0.5}
-        query = tri.text
-        focus = [prod for s in state.focus if (prod := snap.product(s)) is not None]
-        # "敏感肌能用吗" / "那大号呢?" right after talking about a product are about that product.
-        use_focus = (
-            not named
-            and bool(focus)
-            and intent not in ("policy", "greeting")
-            and (tri.followup or intent in ("price", "stock", "spec", "suitability"))
-        )
-        if use_focus:
-            query = f"{focus[0].name} {turn.question}"
-        result = self._call(turn, "search_products", {"query": query[:200], "k": 8})
+            query = query_text(turn.image, text)
+        args: dict[str, Any] = {"query": query[:200], "k": 10}
+        if turn.image is not None and turn.image.best_sku and snap.product(turn.image.best_sku):
+            args["sku"] = turn.image.best_sku
+        result = self._call(turn, "search_products", args)
         turn.hits = [SearchHit.model_validate(h) for h in (result or {}).get("hits", [])]
-        if intent == "policy" and not any(h.kind in ("doc", "qa") and not h.sku for h in turn.hits[:3]):
-            # "拆封的面霜能退吗" names a product but asks about the store's rules.
-            store = self._call(turn, "search_products", {"query": query[:200], "k": 5, "scope": "store"})
+        prefer = focus[0].category if focus else None
+        q = understand.parse(text, turn.lang, intent, conf, snap, lex, turn.hits, direction, prefer, qvec)
+        # What the question is about decides between a product's own spec and the store's policy:
+        # "保修多久" about a named product with a warranty spec is that spec, not the repair policy.
+        store_attr = any((a := lex.book.get(x)) is not None and a.scope == "store" for x in q.attributes[:1])
+        if q.intent == "detail" and store_attr and not q.named:
+            q.intent = "policy"
+        if q.intent == "policy" and q.named and q.products:
+            if any(lex.keys_for(q.products[0].sku, a) for a in q.attributes):
+                q.intent = "detail"
+        if q.pair and q.intent in ("price", "detail", "stock", "suitability", "recommend"):
+            q.intent = "compare"  # "mini和一万的差多少钱": two products named, whatever the wording
+        elif q.intent in ("detail", "suitability", "price") and "stock" in q.attributes[:1]:
+            q.intent = "stock"
+        elif q.intent in ("detail", "suitability") and "price" in q.attributes[:1]:
+            q.intent = "price"
+        if (
+            q.intent in ("detail", "suitability")
+            and not focus
+            and not any(m.why for m in q.mentions)
+            and not q.attributes
+        ):
+            q.intent = "recommend"  # a need with no product in it ("颈椎不好 电脑太低"): suggest one
+        elif q.intent == "recommend" and q.named and _specific(q):
+            q.intent = "detail"  # "静音鼠标用什么电池": about one product the viewer named
+        if turn.image is not None:
+            best = snap.product(turn.image.best_sku) if turn.image.best_sku else None
+            q.products, q.named = ([best], True) if best else ([], False)
+        elif not q.named and focus and q.intent in _PRODUCT_INTENTS:
+            q.products = self._from_focus(q, focus, lex, snap)
+            q.variants = {p.sku: v for p in q.products if (v := lex.variant_in(p.sku, text)) is not None}
+        elif not q.named and turn.msg.context_sku and snap.product(turn.msg.context_sku):
+            q.products = [p for p in [snap.product(turn.msg.context_sku)] if p is not None]
+        if q.intent == "policy" or any((a := lex.book.get(x)) is not None and a.scope == "store" for x in q.attributes):
+            store = self._call(turn, "search_products", {"query": query[:200], "k": 6, "scope": "store"})
             turn.hits = [SearchHit.model_validate(h) for h in (store or {}).get("hits", [])] + turn.hits
-        skus = sorted(named, key=lambda s: -named[s])
-        if not skus and use_focus:
-            skus = [focus[0].sku]
-        if not skus and turn.msg.context_sku and snap.product(turn.msg.context_sku):
-            skus = [turn.msg.context_sku]
-        if not skus and turn.hits and turn.hits[0].sku:
-            skus = [turn.hits[0].sku]
-        turn.products = [p for p in (snap.product(s) for s in skus[:2]) if p is not None]
+        turn.parsed = q
+        log.debug(
+            "parsed %r intent=%s attrs=%s dir=%s products=%s named=%s mentions=%s",
+            text, q.intent, q.attributes, q.direction, [p.sku for p in q.products], q.named,
+            [(m.sku, m.score, m.why) for m in q.mentions[:4]],
+        )
+        turn.products = q.products
+        turn.question = text
 
-    # --- fast path ------------------------------------------------------------------------
-    async def _fast(self, turn: _Turn, intent: str) -> Draft:
-        snap, lang, q = turn.snap, turn.lang, turn.question or turn.tri.text
-        p = turn.products[0] if turn.products else None
-        if turn.image is not None and not turn.products:
+    def _from_focus(
+        self, q: understand.Parsed, focus: list[Product], lex: CatalogLexicon, snap: LoadedVersion
+    ) -> list[Product]:
+        """The product in focus, or its sibling the follow-up points at ("那大号呢", "2米的呢")."""
+        here = focus[0]
+        siblings = [
+            m
+            for m in understand.score_products(q.text, snap, lex, [], here.category)
+            if m.sku != here.sku and lex.entries[m.sku].category == here.category and any(
+                w.startswith(("qty", "code", "variant", "name")) for w in m.why
+            )
+        ]
+        if lex.variant_in(here.sku, q.text) is None and siblings and siblings[0].score >= 0.5:
+            sib = snap.product(siblings[0].sku)
+            if sib is not None:
+                return [sib, here] if q.intent == "compare" else [sib]
+        if q.intent == "compare" and len(focus) >= 2:
+            return focus[:2]
+        return [here] + [p for p in q.products if p.sku != here.sku][:1]
+
+    # --- composition ------------------------------------------------------------------------
+    async def _compose(self, turn: _Turn, intent: str) -> Draft:
+        snap, lang = turn.snap, turn.lang
+        q, lex = turn.parsed, turn.lex
+        assert q is not None and lex is not None
+        p = q.products[0] if q.products else None
+        if turn.image is not None and p is None:
             text = (
                 "I couldn't find the product in this picture in our store."
                 if lang == "en"
                 else "图里的商品没有在咱们店里找到哦～可以发商品名字，我帮你查查相近的。"
             )
             return Draft(text, refused=True)
-        if turn.image is not None and p is not None and intent not in FAST_INTENTS:  # "这个有吗?" + picture
-            d = fastpath.price_answer(snap, p, lang)
+        if turn.image is not None and p is not None and intent not in _PRODUCT_INTENTS:  # "这个有吗?" + picture
+            d = compose.price(snap, p, lang)
             variant = f"（{turn.image.variant}）" if turn.image.variant else ""
             lead = f"This looks like {p.name}{variant}. " if lang == "en" else f"图里是{p.name}{variant}，"
             return Draft(lead + d.text.replace(p.name, "", 1).lstrip("，"), d.facts)
-        if turn.tri.injection and intent not in FAST_INTENTS:
+        if intent == "injection" or (turn.tri.injection and intent not in _PRODUCT_INTENTS):
             text = (
                 "I can only help with questions about our products and store."
                 if lang == "en"
@@ -284,38 +352,78 @@ class Agent:
             return Draft(text, refused=True)
         if intent == "coupon":
             return self._coupon(turn)
-        if intent == "greeting":
+        if intent == "noise":
+            return Draft("Sorry, I didn't catch that — could you say it again?" if lang == "en" else "没听清，能再说一遍吗？", refused=True)
+        if intent in ("greeting", "chitchat"):
             text = (
                 "Welcome! Ask me anything about tonight's products."
                 if lang == "en"
                 else "欢迎来到直播间～有想了解的商品随时问我！"
             )
             return Draft(text)
-        if intent == "policy" or (p is None and intent in FAST_INTENTS):
-            d = fastpath.policy_answer(snap, q, turn.hits, lang)
-            return d if not d.refused else fastpath.not_found(lang)
-        if intent == "compare" and len(turn.products) >= 2:
-            return fastpath.compare_answer(snap, turn.products, q, lang)
-        if p is None:
-            return fastpath.not_found(lang)
-        if intent == "price":
-            return fastpath.price_answer(snap, p, lang)
-        if intent == "stock":
-            d = fastpath.stock_answer(snap, p, lang)
-            return d if not d.refused else fastpath.not_found(lang, fastpath.price_answer(snap, p, lang))
-        if intent in ("spec", "suitability", "compare"):
-            d = fastpath.detail_answer(snap, p, q, turn.hits, lang)
-            return d if not d.refused else fastpath.not_found(lang, fastpath.price_answer(snap, p, lang))
+        if intent == "profile":
+            return self._profile(turn)
+        if intent == "policy":
+            return compose.policy(snap, lex, q, turn.hits, turn.qvec, self.kb.embedder.encode)
         if intent == "recommend":
-            if not any(c.name == "lookup_profile" for c in turn.calls):
-                self._call(turn, "lookup_profile", {})  # recommendations are personal
-            if turn.products and turn.tri.intents[1:]:  # "黄皮粉底液选哪个色号": a detail of a named product
-                d = fastpath.detail_answer(snap, p, q, turn.hits, lang)
-                if not d.refused:
-                    return d
-            return self._recommend_from_facts(turn)
-        d = fastpath.detail_answer(snap, p, q, turn.hits, lang)
-        return d if not d.refused else fastpath.not_found(lang, fastpath.price_answer(snap, p, lang))
+            return self._recommend(turn)
+        if intent == "compare":
+            if len(q.products) >= 2:
+                return compose.compare(snap, lex, q, q.products)
+            if p is not None:
+                variants = [v for v in p.variant_list() if v.name and normalize(v.name) in normalize(q.text)]
+                if len(variants) >= 2 and all(v.price is not None for v in variants[:2]):
+                    d = compose.detail(snap, lex, q, p, turn.qvec)  # "茶轴和红轴有啥区别" may be a FAQ
+                    if not d.refused and d.facts and d.facts[0].kind in ("faq", "qa"):
+                        return d
+                    return self._variant_compare(turn, p, variants[:2])
+                return compose.detail(snap, lex, q, p, turn.qvec)
+            return compose.not_found(lang)
+        if p is None:
+            if any((a := lex.book.get(x)) is not None and a.scope == "store" for x in q.attributes):
+                return compose.policy(snap, lex, q, turn.hits, turn.qvec, self.kb.embedder.encode)
+            return compose.not_found(lang)
+        variant = q.variants.get(p.sku)
+        if intent == "price":
+            return compose.price(snap, p, lang, variant)
+        if intent == "stock":
+            return compose.stock(snap, p, lang, variant)
+        d = compose.detail(snap, lex, q, p, turn.qvec)
+        if d.refused and not q.attributes and turn.runner_up in ("price", "stock") and not understand.residual(
+            q.text, lex, [p]
+        ):
+            # Nothing in the catalog answers it as a detail; the classifier's next reading ("…多少") does.
+            return compose.price(snap, p, lang, variant) if turn.runner_up == "price" else compose.stock(snap, p, lang, variant)
+        if d.refused and not q.attributes and any(h.kind in ("doc", "qa") and not h.sku for h in turn.hits[:3]):
+            pol = compose.policy(snap, lex, q, turn.hits, turn.qvec, self.kb.embedder.encode)
+            return pol if not pol.refused else d
+        return d
+
+    def _variant_compare(self, turn: _Turn, p: Product, variants: list[Any]) -> Draft:
+        vf = {f.key: f for f in turn.snap.index.facts_of(p.sku) if f.kind == "variant"}
+        a, b = variants
+        facts = [vf[v.name] for v in variants if v.name in vf]
+        if turn.lang == "en":
+            return Draft(f"{p.name}: {a.name} ¥{a.price:g}, {b.name} ¥{b.price:g}.", facts)
+        return Draft(f"{p.name}{a.name}直播价{a.price:g}元，{b.name}直播价{b.price:g}元。", facts)
+
+    def _recommend(self, turn: _Turn) -> Draft:
+        q, lex, snap = turn.parsed, turn.lex, turn.snap
+        assert q is not None and lex is not None
+        prof = self._call(turn, "lookup_profile", {}) or {}
+        interests = [t["tag"] for t in prof.get("interest_tags", [])][:2] if prof.get("known") else []
+        cats = set(q.categories) or {lex.entries[p.sku].category for p in q.products[:1] if p.sku in lex.entries}
+        pool = [e.product for e in lex.entries.values() if not cats or e.category in cats]
+        return compose.recommend(snap, lex, q, pool, turn.hits, turn.qvec, interests if not cats else ())
+
+    def _profile(self, turn: _Turn) -> Draft:
+        prof = self._call(turn, "lookup_profile", {}) or {}
+        if not prof.get("known"):
+            return compose.not_found(turn.lang)
+        tier = str(prof.get("tier") or "")
+        if turn.lang == "en":
+            return Draft(f"Your membership tier is {tier}." if tier else "I can't see your membership right now.")
+        return Draft(f"你现在的会员等级是{tier}～" if tier else "暂时查不到你的会员信息哦～")
 
     def _coupon(self, turn: _Turn) -> Draft:
         sku = turn.products[0].sku if turn.products else None
@@ -331,22 +439,6 @@ class Agent:
                 return Draft(f"Done! A coupon '{o['title']}' is in your account.")
             return Draft(f"已经给你发了一张「{o['title']}」，{value}，{cond}，下单时自动抵扣～")
         return Draft(res.get("message") or "这张券暂时领不了哦～", refused=True)
-
-    def _recommend_from_facts(self, turn: _Turn) -> Draft:
-        prof = next((c.result for c in turn.calls if c.name == "lookup_profile" and c.ok), None) or {}
-        hits = turn.hits
-        tags = [t["tag"].replace("兴趣", "") for t in prof.get("interest_tags", [])][:2] if prof.get("known") else []
-        if tags:
-            r = self._call(turn, "search_products", {"query": " ".join(tags + [turn.tri.text])[:200], "k": 5})
-            hits = [SearchHit.model_validate(h) for h in (r or {}).get("hits", [])] or hits
-        p = next((turn.snap.product(h.sku) for h in hits if h.sku and turn.snap.product(h.sku)), None)
-        if p is None:
-            return fastpath.not_found(turn.lang)
-        sp = p.selling_points[0] if p.selling_points else ""
-        facts = [f for f in turn.snap.index.facts if f.sku == p.sku and f.kind in ("price", "selling_point")][:2]
-        if turn.lang == "en":
-            return Draft(f"You might like {p.name}: ¥{p.price:g} tonight.", facts)
-        return Draft(f"推荐你看看{p.name}，直播价{p.price:g}元" + (f"，{sp}" if sp else "") + "。", facts)
 
     async def _maybe_rephrase(self, turn: _Turn, draft: Draft) -> Draft:
         """Optionally let the LLM make a fast answer sound more natural — within a hard time budget,
@@ -435,6 +527,43 @@ class Agent:
 
     def _use_llm_planner(self, native: bool) -> bool:
         return self.config.planner == "llm" or (self.config.planner == "auto" and native)
+
+    async def _small_talk(self, turn: _Turn) -> list[str]:
+        """Chit-chat from the model, if it is ready within the budget: no facts are given, so any
+        number, product claim or promise it makes is dropped by the sentence checks."""
+        assert self.llm is not None
+        system = self._system_prompt(turn)
+        msgs = [
+            {"role": "system", "content": system},
+            {
+                "role": "user",
+                "content": "观众在闲聊，用一句友好的话回应（不超过25字，不提价格、数字、商品功效或任何承诺）：\n"
+                + turn.tri.text.replace("【", "[").replace("】", "]")
+                + ("\n(Answer in English.)" if turn.lang == "en" else ""),
+            },
+        ]
+        out: list[str] = []
+
+        async def run() -> None:
+            assert self.llm is not None
+            buf = ""
+            stream = self.llm.stream(msgs, max_tokens=40)
+            async with aclosing(stream):  # type: ignore[type-var]
+                async for delta in stream:
+                    buf += delta
+                    while (cut := next((i for i, ch in enumerate(buf) if ch in _SENT_END), -1)) >= 0:
+                        sentence, buf = buf[: cut + 1], buf[cut + 1 :]
+                        if kept := self._guard_sentence(turn, sentence, [], system, None):
+                            out.append(kept)
+                            return
+            if buf.strip() and (kept := self._guard_sentence(turn, buf, [], system, None)):
+                out.append(kept)
+
+        try:
+            await asyncio.wait_for(run(), self.config.smalltalk_budget_ms / 1000)
+        except (TimeoutError, LLMUnavailable):
+            turn.flags.append("smalltalk_budget")
+        return out[:1]
 
     async def _llm_sentences(self, turn: _Turn, intent: str) -> AsyncIterator[str]:
         assert self.llm is not None
@@ -527,7 +656,7 @@ class Agent:
             turn.flags += res.flags
             if res.text:
                 kept.append(res.text)
-        return "".join(kept) or fastpath.not_found(turn.lang).text
+        return "".join(kept) or compose.not_found(turn.lang).text
 
     @staticmethod
     def _data_texts(turn: _Turn) -> list[str]:
@@ -556,6 +685,8 @@ class Agent:
         m = turn.msg
         state = self.memory.get(m.merchant, m.room_id, m.viewer_id)
         state.last_intent, state.last_question = intent, turn.tri.text
+        if _decisive_lang(turn.tri.text) or not state.lang:
+            state.lang = turn.lang
         self.memory.record(m.merchant, m.room_id, m.viewer_id, "viewer", turn.tri.text, skus)
         self.memory.record(m.merchant, m.room_id, m.viewer_id, "agent", draft.text)
         return AgentAnswer(
@@ -581,3 +712,27 @@ def _split_sentences(text: str) -> list[str]:
     if cur.strip():
         out.append(cur)
     return out
+
+
+_EN_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def _decisive_lang(text: str) -> bool:
+    """Whether a message says which language the viewer uses (Chinese characters, or English words
+    beyond a product code)."""
+    return bool(re.search(r"[\u4e00-\u9fff]", text)) or len(_EN_WORD.findall(text)) >= 2
+
+
+def _specific(q: understand.Parsed) -> bool:
+    """The viewer named one product (not just a kind of product) clearly ahead of the rest."""
+    ms = q.mentions
+    if not ms or not any(w.startswith(("name:1", "code", "qty", "variant")) for w in ms[0].why):
+        return False
+    return len(ms) == 1 or ms[1].score < 0.7 * ms[0].score
+
+
+def _rule_intent(text: str) -> str:
+    """Used only when no intent model is loaded (tests of other layers)."""
+    t = triage(text)
+    mapping = {"spec": "detail", "greeting": "greeting", "other": "detail"}
+    return mapping.get(t.primary, t.primary)

@@ -55,6 +55,14 @@ def product_facts(p: Product) -> list[Fact]:
                 id=f"{p.sku}:stock", kind="stock", text=f"{head}库存{p.stock}件", key="库存", value=str(p.stock), **base
             )
         )
+    for i, var in enumerate(p.variant_list()):
+        bits = [f"{head}可选{var.name}"]
+        if var.price is not None:
+            bits.append(f"{var.name}直播价{fmt_price(var.price)}元")
+        if var.stock is not None:
+            bits.append(f"{var.name}库存{var.stock}件")
+        value = fmt_price(var.price) if var.price is not None else None
+        facts.append(Fact(id=f"{p.sku}:variant:{i}", kind="variant", text="，".join(bits), key=var.name, value=value, **base))
     for k, v in p.specs.items():
         facts.append(Fact(id=f"{p.sku}:spec:{k}", kind="spec", text=f"{head}{k}：{v}", key=k, value=v, **base))
     for i, sp in enumerate(p.selling_points):

@@ -153,6 +153,7 @@ class HybridIndex:
     ):
         self.facts = facts
         self._by_id = {f.id: f for f in facts}
+        self._row = {f.id: i for i, f in enumerate(facts)}
         self._by_sku: dict[str, list[int]] = {}  # entity key (sku or doc:<id>) → fact rows
         doc_names: dict[str, list[str]] = {}
         for i, f in enumerate(facts):
@@ -176,6 +177,19 @@ class HybridIndex:
 
     def fact(self, fact_id: str) -> Fact | None:
         return self._by_id.get(fact_id)
+
+    def facts_of(self, key: str) -> list[Fact]:
+        """All facts of one product (sku) or store document (``doc:<id>``), in catalog order."""
+        return [self.facts[i] for i in self._by_sku.get(key, ())]
+
+    def similarity(self, qvec: np.ndarray, fact_ids: Sequence[str]) -> list[float]:
+        """Cosine similarity of a (normalised) query vector to each fact (0.0 for unknown ids)."""
+        rows = [self._row.get(i, -1) for i in fact_ids]
+        known = [r for r in rows if r >= 0]
+        if not known or len(self._vecs) == 0:
+            return [0.0] * len(rows)
+        sims = dict(zip(known, (self._vecs[known] @ qvec.astype(np.float32)).tolist()))
+        return [float(sims.get(r, 0.0)) for r in rows]
 
     def search(
         self,

@@ -28,6 +28,15 @@ class FAQItem(BaseModel):
     a: str = Field(min_length=1)
 
 
+class Variant(BaseModel):
+    """A colour/size/capacity option of a product, with its own price when it differs."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1)
+    price: float | None = Field(default=None, ge=0)
+    stock: int | None = Field(default=None, ge=0)
+
+
 class Merchant(BaseModel):
     model_config = ConfigDict(extra="allow")
     id: str | None = None
@@ -52,6 +61,19 @@ class Product(BaseModel):
     faq: list[FAQItem] = Field(default_factory=list)
     suitable_for: list[str] = Field(default_factory=list)
     not_suitable_for: list[str] = Field(default_factory=list)
+
+    def variant_list(self) -> list[Variant]:
+        """``variants`` as merchants write them (kept as an extra field so it round-trips): a list of
+        {name, price, stock} objects, a list of names, or one string of names. Unusable items are skipped."""
+        raw = (self.model_extra or {}).get("variants")
+        items = _as_list(raw, _SHORT_ITEM_SEP) if isinstance(raw, str) else raw
+        out: list[Variant] = []
+        for v in items if isinstance(items, list) else []:
+            try:
+                out.append(Variant(name=v) if isinstance(v, str) else Variant.model_validate(v))
+            except ValueError:
+                continue
+        return out
 
     @field_validator("sku", "name", mode="before")
     @classmethod
@@ -111,7 +133,7 @@ class Catalog(BaseModel):
         return None
 
 
-FactKind = Literal["summary", "price", "stock", "spec", "selling_point", "faq", "suitable", "not_suitable", "doc", "qa"]
+FactKind = Literal["summary", "price", "stock", "variant", "spec", "selling_point", "faq", "suitable", "not_suitable", "doc", "qa"]
 
 
 class Fact(BaseModel):

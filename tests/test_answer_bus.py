@@ -65,14 +65,14 @@ def test_voice_and_v1_answers_reach_the_live_log_and_metrics(world):
             ],
         )
     )
-    # /v1: a recommendation (the model path) and a price question (the fast path), streamed and not
+    # /v1: small talk (the model path) and a price question (the composed path), streamed and not
     key = agent_key(client.app) | {"x-liveroom-merchant": "demo"}
     r = client.post(
         "/v1/chat/completions",
         headers=key,
         json={
             "viewer_token": viewer_token(c, "o1"),
-            "messages": [{"role": "user", "content": "推荐一款适合干皮的护肤品"}],
+            "messages": [{"role": "user", "content": "主播今天心情怎么样呀"}],
         },
     )
     assert r.status_code == 200, r.text

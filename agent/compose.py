@@ -1,0 +1,433 @@
+"""Grounded answers composed in code, one per question type — no model call, nothing invented.
+
+Each composer takes the parsed question and the catalog, picks the facts that answer it and renders a
+short live-room sentence in the viewer's language, citing exactly the facts it used. When the catalog
+does not hold the answer the composer says so (``refused``) instead of offering a nearby fact as one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agent.understand import Parsed, residual
+from knowledge.attributes import parse_quantities
+from knowledge.facts import fmt_price
+from knowledge.lexicon import CatalogLexicon
+from knowledge.schema import Fact, Product, SearchHit, Variant
+from knowledge.store import LoadedVersion
+from knowledge.text import normalize
+
+log = logging.getLogger("liveroom.agent")
+
+FAQ_MIN = 0.5  # share of the question's topic words a FAQ/fact must cover to answer it
+DENSE_FAQ_MIN = 0.62  # cosine of question vs. fact for cross-language FAQ matches
+_SENT = re.compile(r"[^。！？!?\n]+[。！？!?]?")
+
+
+@dataclass
+class Draft:
+    text: str
+    facts: list[Fact] = field(default_factory=list)
+    refused: bool = False
+
+
+def short(text: str, limit: int = 70) -> str:
+    if len(text) <= limit:
+        return text
+    cut = max(text.rfind(p, 0, limit) for p in "。！？；，,.")
+    return text[: cut + 1] if cut > 10 else text[:limit] + "…"
+
+
+def _of(snap: LoadedVersion, sku: str, kinds: set[str]) -> list[Fact]:
+    return [f for f in snap.index.facts_of(sku) if f.kind in kinds]
+
+
+def _cov(terms: Sequence[str], text: str) -> float:
+    if not terms:
+        return 0.0
+    blob = normalize(text)
+    return sum(1 for t in terms if t in blob) / len(terms)
+
+
+def render_fact(f: Fact) -> str:
+    """One fact as a spoken/written clause (also used by the virtual host)."""
+    if f.kind == "spec":
+        return f"{f.key}{'' if (f.value or '')[:1].isdigit() else '是'}{f.value}。"
+    if f.kind in ("faq", "qa"):
+        return f.value or f.text
+    if f.kind == "suitable":
+        return f"适合{f.value}。"
+    if f.kind == "not_suitable":
+        return f"不建议{f.value}使用。"
+    return (f.value or f.text).rstrip("。") + "。"
+
+
+def not_found(lang: str, what: str = "", known: Draft | None = None) -> Draft:
+    if lang == "en":
+        text = "Good question — that isn't in our product info, I'll check with the host and get back to you."
+        if known and known.text:
+            text += " What I can tell you: " + known.text
+    else:
+        text = (f"资料里没有写{what}，" if what else "这个问题") + "我先记下，稍后请主播帮你确认哦～"
+        if known and known.text:
+            text += "我能告诉你的是：" + known.text
+    return Draft(text, known.facts if known else [], refused=True)
+
+
+# --- price and stock ---------------------------------------------------------------------------
+def price(snap: LoadedVersion, p: Product, lang: str, variant: Variant | None = None) -> Draft:
+    facts = _of(snap, p.sku, {"price"})
+    vfacts = {f.key: f for f in _of(snap, p.sku, {"variant"})}
+    amount = p.price
+    label = p.name
+    if variant is not None and variant.price is not None:
+        amount, label = variant.price, f"{p.name}（{variant.name}）"
+        facts = [vfacts[variant.name]] if variant.name in vfacts else facts
+    if lang == "en":
+        text = f"Tonight's live price for {label} is ¥{fmt_price(amount)}"
+        if variant is None and p.list_price and p.list_price > p.price:
+            text += f" (regular ¥{fmt_price(p.list_price)})"
+        text += "."
+    else:
+        text = f"{label}今晚直播价{fmt_price(amount)}元"
+        if variant is None and p.list_price and p.list_price > p.price:
+            text += f"，日常价{fmt_price(p.list_price)}元"
+        text += "。"
+    if variant is None:
+        # Options priced differently from the headline price are named, so nobody pays a surprise.
+        other = [v for v in p.variant_list() if v.price is not None and abs(v.price - p.price) > 1e-9]
+        if other:
+            facts += [vfacts[v.name] for v in other if v.name in vfacts]
+            bits = [f"{v.name} ¥{fmt_price(v.price or 0)}" for v in other[:3]]
+            text += (" Options: " if lang == "en" else "其中") + "，".join(bits) + ("." if lang == "en" else "。")
+    stock_n = variant.stock if variant is not None and variant.stock is not None else p.stock
+    if stock_n == 0:
+        facts += _of(snap, p.sku, {"stock"})
+        text += " It is sold out right now." if lang == "en" else "目前缺货，已经售罄啦。"
+    return Draft(text, facts)
+
+
+def stock(snap: LoadedVersion, p: Product, lang: str, variant: Variant | None = None) -> Draft:
+    n = variant.stock if variant is not None and variant.stock is not None else p.stock
+    facts = _of(snap, p.sku, {"variant"} if variant is not None and variant.stock is not None else {"stock"})
+    if n is None or not facts:
+        return not_found(lang, "库存" if lang != "en" else "", price(snap, p, lang, variant))
+    name = p.name + (f"（{variant.name}）" if variant else "")
+    if lang == "en":
+        return Draft(f"{name} is sold out right now." if n == 0 else f"{name}: {n} in stock right now.", facts)
+    return Draft(f"{name}目前缺货，已经售罄啦。" if n == 0 else f"{name}现在有货，库存{n}件。", facts)
+
+
+# --- one product's details -----------------------------------------------------------------------
+def _attr_label(lex: CatalogLexicon, attr: str, lang: str) -> str:
+    a = lex.book.get(attr)
+    if a is None:
+        return ""
+    names = a.names_en if lang == "en" else a.names_zh
+    return names[0] if names else ""
+
+
+def _detail_candidates(
+    snap: LoadedVersion, lex: CatalogLexicon, q: Parsed, p: Product, qvec: np.ndarray | None
+) -> list[tuple[float, Fact]]:
+    t = normalize(q.text)
+    facts = snap.index.facts_of(p.sku)
+    out: list[tuple[float, Fact]] = []
+    asked = [a for a in q.attributes if a not in ("price", "stock")]
+    terms = residual(q.text, lex, [p])
+    # Topic words beyond the attribute's own names ("有app吗" next to a connectivity word): a spec of
+    # the attribute that covers none of them does not answer the question.
+    names = [normalize(n) for a in asked if (attr := lex.book.get(a)) for n in attr.names_zh + attr.names_en]
+    extra = [t for t in terms if not any(t in n for n in names)]
+    for rank, a in enumerate(asked):
+        for k in lex.keys_for(p.sku, a):
+            f = next((x for x in facts if x.kind == "spec" and x.key == k), None)
+            if f is not None:
+                # "敏感肌能用吗": a skin-type spec that doesn't mention 敏感肌 does not answer it.
+                need = terms if q.intent == "suitability" else extra
+                fits = not need or _cov(need, f.text) > 0
+                out.append(((1.2 - 0.05 * rank) if fits else 0.4, f))
+    for f in facts:
+        if f.kind == "spec" and f.key and len(f.key) >= 2 and normalize(f.key) in t:
+            out.append((1.25, f))
+    kinds = {"faq", "qa", "selling_point", "suitable", "not_suitable", "spec"}
+    if q.variants:
+        kinds.add("variant")
+    pool = [f for f in facts if f.kind in kinds]
+    sims = snap.index.similarity(qvec, [f.id for f in pool]) if qvec is not None else [0.0] * len(pool)
+    for f, sim in zip(pool, sims):
+        if f.kind in ("faq", "qa"):
+            cov = max(_cov(terms, f.key or ""), 0.8 * _cov(terms, f.text))
+        elif f.kind in ("suitable", "not_suitable"):
+            items = (f.value or "").split("、")
+            cov = max((_cov(terms, it) for it in items), default=0.0)
+            cov = max(cov, _cov([x for it in items for x in residual(it, lex)], q.text) * 0.9)
+        else:
+            cov = _cov(terms, f.text)
+        score = cov
+        if q.intent == "suitability" and f.kind in ("suitable", "not_suitable", "faq", "qa") and cov > 0:
+            score += 0.3
+        if f.kind in ("faq", "qa") and sim >= DENSE_FAQ_MIN:
+            score = max(score, sim + 0.2)
+        if score >= FAQ_MIN:
+            out.append((score, f))
+    out.sort(key=lambda x: -x[0])
+    return out
+
+
+def detail(snap: LoadedVersion, lex: CatalogLexicon, q: Parsed, p: Product, qvec: np.ndarray | None) -> Draft:
+    """Spec, FAQ or suitability of one product: the fact that answers the question, or an honest
+    'not in our info' naming what was asked."""
+    cands = _detail_candidates(snap, lex, q, p, qvec)
+    if not cands:
+        asked = [a for a in q.attributes if a not in ("price", "stock")]
+        what = _attr_label(lex, asked[0], q.lang) if asked else ""
+        # Say what is known instead: the price, never a neighbouring fact passed off as the answer.
+        return not_found(q.lang, f"{p.name}的{what}" if what and q.lang != "en" else "", price(snap, p, q.lang))
+    best = cands[0][1]
+    body = render_fact(best)
+    if q.intent == "suitability" and best.kind in ("suitable", "not_suitable"):
+        body = _suitability_sentence(best, q, lex)
+    if q.lang == "en":
+        return Draft(f"About {p.name}: {short(body, 90)}", [best])
+    return Draft(f"{p.name}：{short(body)}", [best])
+
+
+def _suitability_sentence(f: Fact, q: Parsed, lex: CatalogLexicon) -> str:
+    items = (f.value or "").split("、")
+    terms = residual(q.text, lex)
+    hit = max(items, key=lambda it: _cov(terms, it)) if items else f.value or ""
+    if f.kind == "not_suitable":
+        return f"不建议{hit}使用。"
+    return f"适合{hit}。"
+
+
+# --- comparisons -------------------------------------------------------------------------------
+def _value_number(v: str) -> float | None:
+    qs = [x for x in parse_quantities(v) if x.dimension]
+    if qs:
+        return max(x.base for x in qs)
+    nums = re.findall(r"\d+(?:\.\d+)?", v)
+    return float(nums[-1]) if nums else None
+
+
+def _spec_fact(snap: LoadedVersion, sku: str, key: str) -> Fact | None:
+    return next((f for f in snap.index.facts_of(sku) if f.kind == "spec" and f.key == key), None)
+
+
+def compare(snap: LoadedVersion, lex: CatalogLexicon, q: Parsed, prods: Sequence[Product]) -> Draft:
+    """Both values of the asked attribute and which wins in the asked direction; with no attribute
+    asked, the price and the specs in which they differ."""
+    a, b = prods[0], prods[1]
+    lang = q.lang
+    asked = q.attributes[0] if q.attributes else None
+    rows: list[tuple[str, str, str, Fact | None, Fact | None]] = []  # (label, value a, value b, fact a, fact b)
+    price_asked = asked == "price" or (asked is None and re.search(r"钱|价|贵|便宜|price|cost|cheap", q.text, re.I))
+    if asked and asked not in ("price", "stock"):
+        for ka in lex.keys_for(a.sku, asked):
+            kb = next((k for k in lex.keys_for(b.sku, asked) if k == ka), None) or next(
+                iter(lex.keys_for(b.sku, asked)), None
+            )
+            if kb:
+                rows.append((ka, a.specs[ka], b.specs[kb], _spec_fact(snap, a.sku, ka), _spec_fact(snap, b.sku, kb)))
+                break
+    if not rows and not price_asked:
+        shared = [k for k in a.specs if k in b.specs and a.specs[k] != b.specs[k]]
+        if not shared:  # siblings that name the same thing differently: pair by attribute
+            for ka in a.specs:
+                for attr in lex.attributes_of(a.sku, ka):
+                    kb = next(iter(lex.keys_for(b.sku, attr)), None)
+                    if kb and a.specs[ka] != b.specs[kb]:
+                        shared.append(ka)
+                        break
+        for k in shared[:2]:
+            kb = k if k in b.specs else next(iter(lex.keys_for(b.sku, lex.attributes_of(a.sku, k)[0])), k)
+            if kb in b.specs:
+                rows.append((k, a.specs[k], b.specs[kb], _spec_fact(snap, a.sku, k), _spec_fact(snap, b.sku, kb)))
+    va, vb = q.variants.get(a.sku), q.variants.get(b.sku)
+    pa = va.price if va and va.price is not None else a.price
+    pb = vb.price if vb and vb.price is not None else b.price
+    na = a.name + (f"（{va.name}）" if va else "")
+    nb = b.name + (f"（{vb.name}）" if vb else "")
+    facts: list[Fact] = _of(snap, a.sku, {"price", "variant"}) + _of(snap, b.sku, {"price", "variant"})
+    for _, _, _, fa, fb in rows:
+        facts += [f for f in (fa, fb) if f is not None]
+    winner = None
+    direction = q.direction
+    attr_for_winner = asked
+    if rows:
+        label, xa, xb, _, _ = rows[0]
+        if direction is None:
+            attrs = lex.attributes_of(a.sku, label)
+            attr_for_winner = attr_for_winner or (attrs[0] if attrs else None)
+            book_attr = lex.book.get(attr_for_winner) if attr_for_winner else None
+            direction = book_attr.better if book_attr else None
+        na_, nb_ = _value_number(xa), _value_number(xb)
+        if direction and na_ is not None and nb_ is not None and na_ != nb_:
+            winner = na if (na_ > nb_) == (direction == "more") else nb
+    elif price_asked and pa != pb:
+        winner = na if (pa < pb) == (direction != "more") else nb
+    if lang == "en":
+        parts = [f"{na}: ¥{fmt_price(pa)}" + "".join(f", {r[0]} {r[1]}" for r in rows)]
+        parts.append(f"{nb}: ¥{fmt_price(pb)}" + "".join(f", {r[0]} {r[2]}" for r in rows))
+        text = "; ".join(parts) + "."
+        if winner:
+            text += f" {winner} comes out ahead on {'price' if not rows else rows[0][0]}."
+        return Draft(text, facts)
+    parts = [f"{na}直播价{fmt_price(pa)}元" + "".join(f"，{r[0]}{r[1]}" for r in rows)]
+    parts.append(f"{nb}直播价{fmt_price(pb)}元" + "".join(f"，{r[0]}{r[2]}" for r in rows))
+    text = "；".join(parts) + "。"
+    if winner:
+        word = _direction_word(lex, attr_for_winner if rows else "price", direction, rows[0][0] if rows else "价格")
+        text += f"{winner}{word}。"
+    return Draft(text, facts)
+
+
+def _direction_word(lex: CatalogLexicon, attr: str | None, direction: str | None, label: str) -> str:
+    a = lex.book.get(attr) if attr else None
+    words = (a.more_words if direction == "more" else a.less_words) if a else []
+    word = next((w for w in words if w.startswith("更") and len(w) <= 4), None)
+    if word:
+        return word
+    return f"的{label}{'更高' if direction == 'more' else '更低'}"
+
+
+# --- recommendations ---------------------------------------------------------------------------
+def recommend(
+    snap: LoadedVersion,
+    lex: CatalogLexicon,
+    q: Parsed,
+    candidates: Sequence[Product],
+    hits: Sequence[SearchHit],
+    qvec: np.ndarray | None = None,
+    interests: Sequence[str] = (),
+) -> Draft:
+    """Rank candidates by the viewer's stated need against who each suits, its selling points and specs,
+    and say why with one fact of the chosen product."""
+    if not candidates:
+        return not_found(q.lang)
+    terms = residual(q.text, lex) + [t for i in interests for t in residual(i, lex)]
+    retrieved: dict[str, float] = {}
+    for h in hits:
+        if h.sku and h.sku not in retrieved:
+            retrieved[h.sku] = 0.8 ** len(retrieved)
+    asked = next((a for a in q.attributes if a != "stock"), None)
+    scored: list[tuple[float, Product, Fact | None]] = []
+    values: dict[str, float] = {}
+    if asked and q.direction:
+        for p in candidates:
+            if asked == "price":
+                values[p.sku] = p.price
+            else:
+                k = next(iter(lex.keys_for(p.sku, asked)), None)
+                v = _value_number(p.specs[k]) if k else None
+                if v is not None:
+                    values[p.sku] = v
+    for p in candidates:
+        own = snap.index.facts_of(p.sku)
+        facts = [f for f in own if f.kind in ("suitable", "selling_point", "spec", "faq", "summary")]
+        ns = [f for f in own if f.kind == "not_suitable"]
+        sims = snap.index.similarity(qvec, [f.id for f in facts + ns]) if qvec is not None else [0.0] * (len(facts) + len(ns))
+        best_f, best_c = None, 0.0
+        for f, sim in zip(facts, sims):
+            c = _cov(terms, f.value or f.text) * (1.2 if f.kind == "suitable" else 1.0) + max(0.0, sim - 0.35)
+            if c > best_c and f.kind != "summary":
+                best_f, best_c = f, c
+            elif c > best_c:
+                best_c = c
+        penalty = max((_cov(terms, f.value or "") + max(0.0, sim - 0.35) for f, sim in zip(ns, sims[len(facts) :])), default=0.0)
+        s = best_c + 0.3 * retrieved.get(p.sku, 0.0) - 0.8 * penalty + 0.15 * _cov(terms, p.name)
+        if values and p.sku in values:
+            order = sorted(values.values(), reverse=q.direction == "more")
+            s += 0.8 * (1.0 - order.index(values[p.sku]) / max(1, len(order) - 1))
+            k = "价格" if asked == "price" else next(iter(lex.keys_for(p.sku, asked or "")), None)
+            if k and k != "价格":
+                best_f = _spec_fact(snap, p.sku, k) or best_f
+        scored.append((s, p, best_f))
+    scored.sort(key=lambda x: -x[0])
+    s, p, reason = scored[0]
+    facts = _of(snap, p.sku, {"price"}) + ([reason] if reason else [])
+    why = render_fact(reason).rstrip("。") if reason else (p.selling_points[0] if p.selling_points else "")
+    mark = _distinctive_spec(snap, p, candidates)
+    if mark is not None and mark != reason:
+        facts.append(mark)
+        why = "，".join(x for x in (why, render_fact(mark).rstrip("。")) if x)
+    if q.lang == "en":
+        return Draft(f"I'd suggest {p.name}: ¥{fmt_price(p.price)} tonight" + (f" — {why}." if why else "."), facts)
+    return Draft(f"推荐你看看{p.name}，直播价{fmt_price(p.price)}元" + (f"，{short(why, 40)}" if why else "") + "。", facts)
+
+
+def _distinctive_spec(snap: LoadedVersion, p: Product, pool: Sequence[Product]) -> Fact | None:
+    """The first spec of ``p`` whose value no sibling of its category shares: what sets it apart."""
+    sibs = [x for x in pool if x.sku != p.sku and x.category == p.category]
+    for k, v in p.specs.items():
+        if sibs and all(x.specs.get(k) not in (None, v) for x in sibs if k in x.specs) and any(k in x.specs for x in sibs):
+            return _spec_fact(snap, p.sku, k)
+    return None
+
+
+# --- store policies ------------------------------------------------------------------------------
+def policy(
+    snap: LoadedVersion,
+    lex: CatalogLexicon,
+    q: Parsed,
+    hits: Sequence[SearchHit],
+    qvec: np.ndarray | None,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
+) -> Draft:
+    """The store document sentence (or store Q&A) that answers the question, scored by the question's
+    topic words and the store attributes it names (shipping, returns …) with their everyday names."""
+    terms = residual(q.text, lex)
+    store_names: list[str] = []
+    for a in q.attributes:
+        attr = lex.book.get(a)
+        if attr is not None and attr.scope == "store":
+            store_names += [normalize(n) for n in attr.names_zh + attr.names_en if len(n) >= 2]
+    # A topic word that is one of the asked attribute's everyday names ("快递", "香港") is covered by a
+    # sentence using any of its names ("顺丰", "港澳台").
+    alias_terms = {t for t in terms if any(t in n for n in store_names)}
+    cands = [f for h in hits if (f := snap.fact(h.fact_id)) is not None and (f.kind == "doc" or (f.kind == "qa" and not f.sku))]
+    if not cands:
+        return not_found(q.lang)
+    cands = cands[:8]
+    sims = snap.index.similarity(qvec, [f.id for f in cands]) if qvec is not None else [0.0] * len(cands)
+    split = {
+        f.id: [s.strip().lstrip("-•* ").strip() for s in _SENT.findall(f.value or f.text) if s.strip()]
+        if f.kind == "doc"
+        else [f.value or f.text]
+        for f in cands
+    }
+    # Sentence-level meaning: "能发香港吗" is answered by "港澳台和海外暂不发货" without sharing a word.
+    ssim: dict[str, float] = {}
+    if embed is not None and qvec is not None:
+        todo = [x for x in dict.fromkeys(s for ss in split.values() for s in ss) if x not in lex.sentence_vectors]
+        if todo:
+            for x, v in zip(todo, embed(todo)):
+                lex.sentence_vectors[x] = v
+        ssim = {x: float(lex.sentence_vectors[x] @ qvec) for ss in split.values() for x in ss}
+    best: tuple[float, str, Fact] | None = None
+    trace: list[tuple[float, str]] = []
+    for rank, (f, sim) in enumerate(zip(cands, sims)):
+        body = f.value or f.text
+        for s in split[f.id]:
+            ns = normalize(s)
+            named = sum(1 for n in store_names if n and n in ns)
+            c = (
+                sum(1 for t in terms if t in ns or (t in alias_terms and named)) / len(terms) if terms else 0.0
+            )
+            score = c + 0.3 * min(named, 1) + 0.3 * sim + 1.2 * max(0.0, ssim.get(s, 0.0) - 0.3) - 0.02 * rank
+            if f.kind == "qa":
+                score = max(score, _cov(terms, f.key or "") + 0.3 * sim)
+            trace.append((round(score, 3), f"c={c:.2f} n={named} sim={sim:.2f} ss={ssim.get(s, 0):.2f} {s[:30]}"))
+            if best is None or score > best[0]:
+                best = (score, s if f.kind == "doc" else body, f)
+    log.debug("policy %r terms=%s: %s", q.text, terms, sorted(trace, reverse=True)[:4])
+    if best is None or best[0] < 0.45:
+        return not_found(q.lang)
+    prefix = "Store policy: " if q.lang == "en" else ""
+    return Draft(prefix + short(best[1], 80), [best[2]])

@@ -1,0 +1,285 @@
+"""A viewer question read against the merchant's catalog: intent, product(s), variant, attribute, direction.
+
+The intent comes from a learned classifier (agent/intent_model.py) when one is loaded, else from the
+rule triage; products, variants and attributes are resolved from the catalog lexicon built at import
+(knowledge/lexicon.py) and the cross-category attribute book (knowledge/data/attributes.json).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from knowledge.attributes import Quantity, parse_quantities
+from knowledge.lexicon import CatalogLexicon, Mention
+from knowledge.schema import Product, SearchHit, Variant
+from knowledge.store import LoadedVersion
+from knowledge.text import normalize
+
+Direction = Literal["more", "less"]
+# "A和B", "A还是B", "A vs B", "A跟B比": where a comparison's two sides meet.
+_JOIN = re.compile(r"\s*(?:和|跟|与|还是|对比|相比|比起|\bvs\.?|\bversus\b|\bor\b|\band\b|/|、)\s*", re.I)
+_PLURAL = re.compile(r"(两|几|三|这两|那两|2)\s*(款|个|种|只|台|根|条|双|件|瓶|盒|袋)|哪个|哪款|哪一款|哪种|which", re.I)
+
+
+@lru_cache(maxsize=1)
+def function_words() -> tuple[list[str], set[str]]:
+    data = json.loads((Path(__file__).parent / "data" / "function_words.json").read_text(encoding="utf-8"))
+    return sorted(data["zh"], key=len, reverse=True), set(data["en"])
+
+
+@dataclass
+class Parsed:
+    text: str
+    lang: str
+    intent: str
+    confidence: float = 0.0
+    attributes: list[str] = field(default_factory=list)  # attribute ids asked about, best first
+    direction: Direction | None = None
+    products: list[Product] = field(default_factory=list)  # best first; two or more for comparisons
+    variants: dict[str, Variant] = field(default_factory=dict)  # sku → the variant the viewer named
+    categories: list[str] = field(default_factory=list)
+    quantities: list[Quantity] = field(default_factory=list)
+    named: bool = False  # the viewer named a product (wins over the product in focus)
+    pair: bool = False  # "A和B…": each side named its own product — a comparison whatever the wording
+    mentions: list[Mention] = field(default_factory=list)
+
+
+def residual(text: str, lex: CatalogLexicon, products: list[Product] = ()) -> list[str]:  # type: ignore[assignment]
+    """CJK bigrams and Latin words left once product words, category words and function words are
+    removed: what the viewer asks about."""
+    t = normalize(text)
+    for p in products:
+        for n in [p.name, p.series, *p.aliases, p.sku, p.category]:
+            for part in re.split(r"\s+", normalize(n or "")):
+                if len(part) >= 2:
+                    t = t.replace(part, " ")
+    for w in sorted(lex.category_words, key=len, reverse=True):
+        t = t.replace(w, " ")
+    zh, en = function_words()
+    for w in zh:
+        t = t.replace(w, " ")
+    out: list[str] = []
+    for run in re.findall(r"[\u4e00-\u9fff]+", t):
+        if len(run) >= 2:
+            out.extend(run[i : i + 2] for i in range(len(run) - 1))
+    out.extend(w for w in re.findall(r"[a-z][a-z0-9]+", t) if w not in en and len(w) >= 2)
+    return out
+
+
+def _strip_names(text: str, products: Sequence[Product]) -> str:
+    """Blank out the parts of the text that are the named products' own names ("降噪耳机" in
+    "降噪耳机和lite哪个续航长" names the product, it is not the attribute asked about)."""
+    grams = {g for p in products for n in [p.name, p.series, *p.aliases] for g in _ngrams(normalize(n or ""))}
+    t = normalize(text)
+    keep = [True] * len(t)
+    for n in (4, 3, 2):
+        for i in range(len(t) - n + 1):
+            if t[i : i + n] in grams:
+                keep[i : i + n] = [False] * n
+    return "".join(ch if k else " " for ch, k in zip(t, keep))
+
+
+def _ngrams(text: str) -> set[str]:
+    out: set[str] = set()
+    for run in re.findall(r"[\u4e00-\u9fff]+", text):
+        for n in (2, 3, 4):
+            out.update(run[i : i + n] for i in range(len(run) - n + 1))
+    return out
+
+
+def _hit_scores(hits: list[SearchHit]) -> dict[str, float]:
+    """Dense+BM25 retrieval's opinion of which product is meant: 1.0 for the first, decaying."""
+    out: dict[str, float] = {}
+    for h in hits:
+        if h.sku and h.sku not in out:
+            out[h.sku] = 0.7 ** len(out)
+    return out
+
+
+DENSE_NAME_MIN = 0.38  # question ↔ product summary cosine that counts as naming it (English over Chinese)
+DENSE_NAME_MARGIN = 0.05
+
+
+def dense_names(snap: LoadedVersion, qvec: np.ndarray | None) -> dict[str, float]:
+    """The product a question names by meaning when no word of its name is in it ("the sea salt almond"
+    over a Chinese catalog): its summary is clearly the closest."""
+    if qvec is None or not snap.catalog.products:
+        return {}
+    skus = [p.sku for p in snap.catalog.products]
+    sims = snap.index.similarity(qvec, [f"{s}:summary" for s in skus])
+    ranked = sorted(zip(sims, skus), reverse=True)
+    top, sku = ranked[0]
+    second = ranked[1][0] if len(ranked) > 1 else 0.0
+    return {sku: top} if top >= DENSE_NAME_MIN and top - second >= DENSE_NAME_MARGIN else {}
+
+
+def score_products(
+    text: str,
+    snap: LoadedVersion,
+    lex: CatalogLexicon,
+    hits: list[SearchHit],
+    prefer_category: str | None = None,
+    dense: dict[str, float] | None = None,
+) -> list[Mention]:
+    """Every product the text may refer to, scored from names, codes, quantities, variants, category
+    words, pinyin and retrieval. Highest first; only products with some evidence."""
+    named = snap.index.matcher.match(text)
+    cats = lex.categories_in(text)
+    qties = parse_quantities(text, lex.book)
+    retrieved = _hit_scores(hits)
+    out: list[Mention] = []
+    for sku, e in lex.entries.items():
+        why: list[str] = []
+        s = 0.0
+        if (v := named.get(sku, 0.0)) > 0:
+            s += v
+            why.append(f"name:{v:.2f}")
+        said, unsaid = lex.codes_in(sku, text)
+        if said:
+            s += 0.45 * said
+            why.append(f"code:{said}")
+        in_name, in_spec = lex.quantity_matches(sku, qties)
+        if in_name or in_spec:
+            s += 0.6 * in_name + 0.25 * in_spec
+            why.append(f"qty:{in_name}/{in_spec}")
+        if lex.variant_in(sku, text) is not None:
+            s += 0.5
+            why.append("variant")
+        if e.category and e.category in cats:
+            s += 0.5 * cats[e.category]
+            why.append("category")
+        elif prefer_category and e.category == prefer_category:
+            s += 0.3
+        if lex.pinyin_hit(sku, text):
+            s += 0.6
+            why.append("pinyin")
+        if dense and sku in dense:
+            s += 0.6
+            why.append(f"dense:{dense[sku]:.2f}")
+        if s <= 0 and sku not in retrieved:
+            continue
+        s += 0.35 * retrieved.get(sku, 0.0)
+        s -= 0.06 * unsaid  # the plain model over the Pro when the viewer says neither
+        if cats and e.category and e.category not in cats:
+            s -= 0.3  # the viewer said which kind of product
+        out.append(Mention(sku, round(s, 4), why))
+    out.sort(key=lambda m: -m.score)
+    return out
+
+
+def _evidence(m: Mention) -> bool:
+    return any(not w.startswith("category") for w in m.why)
+
+
+def resolve(
+    text: str,
+    snap: LoadedVersion,
+    lex: CatalogLexicon,
+    hits: list[SearchHit],
+    intent: str,
+    prefer_category: str | None = None,
+    dense: dict[str, float] | None = None,
+) -> tuple[list[Product], bool, list[Mention], bool]:
+    """(products best first, whether the viewer named one, the scored mentions, whether two sides of a
+    comparison each named a product)."""
+    ms = score_products(text, snap, lex, hits, prefer_category, dense)
+    named = bool(ms) and _evidence(ms[0]) and ms[0].score >= 0.5
+    pair = _sides(text, snap, lex, hits, prefer_category, 0.4 if intent == "compare" else 0.6)
+    if len(pair) >= 2 and intent in ("compare", "price", "detail", "stock", "suitability", "recommend"):
+        return pair, True, ms, True
+    if intent == "compare":
+        strong = [m for m in ms if m.score >= 0.5 and (not ms or m.score >= 0.45 * ms[0].score)]
+        prods = [p for m in strong if (p := snap.product(m.sku)) is not None]
+        return prods[:4], named, ms, False
+    prods = [p for m in ms[:4] if m.score >= 0.25 and (p := snap.product(m.sku)) is not None]
+    return prods, named, ms, False
+
+
+def _sides(
+    text: str, snap: LoadedVersion, lex: CatalogLexicon, hits: list[SearchHit], prefer: str | None, floor: float
+) -> list[Product]:
+    """"A和B…" / "A还是B": the best product of each side, the left side read in the right side's
+    category ("一万和两万的充电宝" — the 一万 is a power bank too). Empty unless each side names one."""
+    sides = [s for s in _JOIN.split(text) if s and s.strip()]
+    if len(sides) < 2:
+        return []
+    picked: list[Product] = []
+    right = score_products(sides[-1], snap, lex, hits, prefer)
+    right = [m for m in right if _evidence(m)]
+    cat = lex.entries[right[0].sku].category if right else prefer
+    for i, side in enumerate(sides):
+        cand = right if i == len(sides) - 1 else score_products(side, snap, lex, hits, cat)
+        cand = [m for m in cand if _evidence(m) and m.score >= floor]
+        for m in cand:
+            p = snap.product(m.sku)
+            if p is not None and p not in picked:
+                picked.append(p)
+                break
+        else:
+            return []
+    return picked
+
+
+def parse(
+    text: str,
+    lang: str,
+    intent: str,
+    confidence: float,
+    snap: LoadedVersion,
+    lex: CatalogLexicon,
+    hits: list[SearchHit],
+    model_direction: Direction | None = None,
+    prefer_category: str | None = None,
+    qvec: np.ndarray | None = None,
+) -> Parsed:
+    book = lex.book
+    quantities = parse_quantities(text, book)
+    # "两万毫安的多少钱": a quantity with its unit names the product, it is not what is asked about.
+    bare = text
+    for qt in sorted((x for x in quantities if x.unit), key=lambda x: -x.span[0]):
+        bare = bare[: qt.span[0]] + " " + bare[qt.span[1] :]
+    prods, named, ms, pair = resolve(text, snap, lex, hits, intent, prefer_category, dense_names(snap, qvec))
+    bare = _strip_names(bare, prods[:2] if named else [])
+    attrs = [a for a, _ in book.mentioned(bare)]
+    directions = book.direction(bare)
+    direction: Direction | None = model_direction
+    if directions:
+        a, direction = directions[0]
+        if a not in attrs:
+            attrs.insert(0, a)
+    # Spec keys the viewer spelled out ("防水等级", "蓝牙版本") name attributes the book may not know.
+    t = normalize(text)
+    keys = {k for e in lex.entries.values() for k in e.product.specs if len(k) >= 2 and normalize(k) in t}
+    for k in sorted(keys, key=len, reverse=True):
+        for e in lex.entries.values():
+            for a in lex.attributes_of(e.product.sku, k):
+                if a not in attrs:
+                    attrs.append(a)
+    variants = {p.sku: v for p in prods if (v := lex.variant_in(p.sku, text)) is not None}
+    return Parsed(
+        text=text,
+        lang=lang,
+        intent=intent,
+        confidence=confidence,
+        attributes=attrs,
+        direction=direction,
+        products=prods,
+        variants=variants,
+        categories=list(lex.categories_in(text)),
+        quantities=quantities,
+        named=named,
+        pair=pair,
+        mentions=ms,
+    )
+
+
+def plural(text: str) -> bool:
+    return bool(_PLURAL.search(text))

@@ -1,0 +1,184 @@
+"""What a merchant's catalog teaches about how viewers refer to its products, built once per KB version.
+
+Nothing here names a product or category: everything is read from the catalog itself.
+- category words: name fragments that are (nearly) only used by one category's products, so "充电头"
+  points at the chargers and "猫砂" at the litter without anybody listing them;
+- codes: the letter/digit tokens that tell siblings apart (Pro, mini, K84), and whether a name carries a
+  token the viewer did not say (a viewer who says "两万毫安的" means the plain one, not the Pro);
+- quantities: the numbers with units in names, specs and variants ("10000mAh", "2m", "65W") so
+  "两万毫安" or "2米那根" resolve by value, not by spelling;
+- spec attributes: which cross-category attribute (knowledge/data/attributes.json) each spec is about;
+- pinyin of category words and names, for "chongdianbao" or initials.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from pypinyin import Style, lazy_pinyin
+
+from knowledge.attributes import AttributeBook, Quantity, load_attributes, parse_quantities
+from knowledge.schema import Product, Variant
+from knowledge.text import normalize
+
+_CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
+_CODE = re.compile(r"[a-z]+\d*[a-z]*|\d+[a-z]+\d*")
+_LATIN_WORD = re.compile(r"[a-z]{3,}")
+
+
+def _grams(text: str, lo: int = 2, hi: int = 4) -> set[str]:
+    out: set[str] = set()
+    for run in _CJK_RUN.findall(text):
+        for n in range(lo, hi + 1):
+            out.update(run[i : i + n] for i in range(len(run) - n + 1))
+    return out
+
+
+def _pinyin(text: str) -> tuple[str, str]:
+    syl = [s for s in lazy_pinyin(text, errors="ignore") if s]
+    ini = [s for s in lazy_pinyin(text, style=Style.FIRST_LETTER, errors="ignore") if s]
+    return "".join(syl), "".join(ini)
+
+
+@dataclass
+class Entry:
+    product: Product
+    names: list[str]  # normalised name, series, aliases
+    codes: set[str]  # distinguishing letter/digit tokens of the name and aliases
+    name_qty: list[Quantity]
+    spec_qty: list[Quantity]
+    variants: list[Variant]
+    category: str
+    pinyin: set[str] = field(default_factory=set)  # full pinyin of names/aliases
+
+
+@dataclass
+class Mention:
+    sku: str
+    score: float
+    why: list[str] = field(default_factory=list)
+
+
+def _same_value(q: Quantity, p: Quantity) -> bool:
+    if q.dimension and p.dimension:
+        return q.dimension == p.dimension and abs(q.base - p.base) <= 0.01 * max(abs(p.base), 1e-9)
+    # A bare number ("5000的", "两万") matches the value as the product writes it.
+    return abs(q.value - p.value) <= 0.01 * max(abs(p.value), 1e-9)
+
+
+class CatalogLexicon:
+    def __init__(self, products: Sequence[Product], book: AttributeBook | None = None):
+        self.book = book or load_attributes()
+        self.entries: dict[str, Entry] = {}
+        self.sentence_vectors: dict[str, np.ndarray] = {}  # store-document sentences, embedded on first use
+        code_count: Counter[str] = Counter()
+        for p in products:
+            names = [normalize(x) for x in [p.name, p.series, *p.aliases] if x]
+            codes = {c for n in [normalize(p.name), *(normalize(a) for a in p.aliases)] for c in _CODE.findall(n)}
+            name_qty = [q for q in parse_quantities(p.name, self.book) if q.dimension]
+            spec_qty = [q for v in p.specs.values() for q in parse_quantities(v, self.book) if q.dimension]
+            pys = {_pinyin(n)[0] for n in names if _CJK_RUN.search(n)}
+            e = Entry(p, names, codes, name_qty, spec_qty, p.variant_list(), normalize(p.category or ""), pys)
+            self.entries[p.sku] = e
+            code_count.update(codes)
+        # A code on (nearly) every product is the brand, not a distinguishing mark.
+        common = {c for c, n in code_count.items() if n > max(2, len(products) // 2)}
+        for e in self.entries.values():
+            e.codes -= common
+            e.codes = {c for c in e.codes if not any(u.symbol.lower() == c for u in self.book.units)}
+        self.category_words = self._category_words(products)
+        self.spec_attrs: dict[tuple[str, str], list[str]] = {
+            (p.sku, k): self.book.for_spec(k, v) for p in products for k, v in p.specs.items()
+        }
+        self.category_pinyin: dict[str, str] = {}
+        for w, cat in self.category_words.items():
+            full, ini = _pinyin(w)
+            if len(full) >= 6:
+                self.category_pinyin[full] = cat
+            if len(ini) >= 3:
+                self.category_pinyin.setdefault(ini, cat)
+
+    # --- building ----------------------------------------------------------------------------
+    def _category_words(self, products: Sequence[Product]) -> dict[str, str]:
+        """n-grams of names/aliases/categories that (nearly) only one category uses → that category."""
+        by_cat: dict[str, Counter[str]] = defaultdict(Counter)
+        for p in products:
+            cat = normalize(p.category or "")
+            if not cat:
+                continue
+            grams: set[str] = set()
+            for text in [p.category, p.name, p.series, *p.aliases]:
+                grams |= _grams(normalize(text or ""))
+            by_cat[cat].update(grams)
+        total: Counter[str] = Counter()
+        for c in by_cat.values():
+            total.update(c)
+        out: dict[str, str] = {}
+        for cat, counts in by_cat.items():
+            out[cat] = cat
+            for g, n in counts.items():
+                if n / total[g] >= 0.8 and (n >= 2 or len(g) >= 3) and g not in out:
+                    out[g] = cat
+        return out
+
+    # --- reading a question --------------------------------------------------------------------
+    def categories_in(self, text: str) -> dict[str, float]:
+        """Categories the text refers to, by their words (longest word wins) or their pinyin."""
+        t = normalize(text)
+        out: dict[str, float] = {}
+        for w, cat in self.category_words.items():
+            if w in t:
+                out[cat] = max(out.get(cat, 0.0), min(1.0, 0.5 + 0.2 * len(w)))
+        for word in _LATIN_WORD.findall(t):
+            for py, cat in self.category_pinyin.items():
+                if len(word) >= 3 and (word == py or (len(word) >= 6 and word in py) or (len(py) >= 6 and py in word)):
+                    out[cat] = max(out.get(cat, 0.0), 0.8)
+        return out
+
+    def variant_in(self, sku: str, text: str) -> Variant | None:
+        e = self.entries.get(sku)
+        if e is None:
+            return None
+        t = normalize(text)
+        best: Variant | None = None
+        for v in e.variants:
+            n = normalize(v.name)
+            hit = n in t or (len(n) >= 3 and any(g in t for g in _grams(n, 2, 2) if g not in e.names[0]))
+            if hit and (best is None or len(n) > len(best.name)):
+                best = v
+        return best
+
+    def quantity_matches(self, sku: str, qties: Sequence[Quantity]) -> tuple[int, int]:
+        """(# question quantities matched by the product's name, # matched only by its specs/variants)."""
+        e = self.entries[sku]
+        in_name = in_spec = 0
+        for q in qties:
+            if any(_same_value(q, p) for p in e.name_qty):
+                in_name += 1
+            elif any(_same_value(q, p) for p in e.spec_qty):
+                in_spec += 1
+        return in_name, in_spec
+
+    def codes_in(self, sku: str, text: str) -> tuple[int, int]:
+        """(# of the product's distinguishing codes the text says, # it does not)."""
+        e = self.entries[sku]
+        t = normalize(text)
+        said = {c for c in e.codes if re.search(rf"(?<![a-z0-9]){re.escape(c)}(?![a-z0-9])", t)}
+        return len(said), len(e.codes - said)
+
+    def pinyin_hit(self, sku: str, text: str) -> bool:
+        words = [w for w in _LATIN_WORD.findall(normalize(text)) if len(w) >= 6]
+        return any(w in py or py in w for w in words for py in self.entries[sku].pinyin if len(py) >= 6)
+
+    def attributes_of(self, sku: str, key: str) -> list[str]:
+        return self.spec_attrs.get((sku, key), [])
+
+    def keys_for(self, sku: str, attribute: str) -> list[str]:
+        e = self.entries.get(sku)
+        if e is None:
+            return []
+        return [k for k in e.product.specs if attribute in self.spec_attrs.get((sku, k), [])]
