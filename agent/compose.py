@@ -8,6 +8,7 @@ does not hold the answer the composer says so (``refused``) instead of offering 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ log = logging.getLogger("liveroom.agent")
 
 FAQ_MIN = 0.5  # share of the question's topic words a FAQ/fact must cover to answer it
 DENSE_FAQ_MIN = 0.62  # cosine of question vs. fact for cross-language FAQ matches
+DENSE_SPEC_MIN = 0.66  # … and for a spec the question describes in other words ("烟酰胺浓度" → 主要成分)
 _SENT = re.compile(r"[^。！？!?\n]+[。！？!?]?")
 
 
@@ -48,10 +50,18 @@ def _of(snap: LoadedVersion, sku: str, kinds: set[str]) -> list[Fact]:
 
 
 def _cov(terms: Sequence[str], text: str) -> float:
+    """Share of the question's topic words a text contains; a longer word half-counts when only part
+    of it is there ("戴过" vs "使用过" no, "坐地铁" vs "地铁" yes)."""
     if not terms:
         return 0.0
     blob = normalize(text)
-    return sum(1 for t in terms if t in blob) / len(terms)
+    got = 0.0
+    for t in terms:
+        if t in blob:
+            got += 1.0
+        elif len(t) >= 3 and any(t[i : i + 2] in blob for i in range(len(t) - 1)):
+            got += 0.5
+    return got / len(terms)
 
 
 def render_fact(f: Fact) -> str:
@@ -151,7 +161,8 @@ def _detail_candidates(
                 # "敏感肌能用吗": a skin-type spec that doesn't mention 敏感肌 does not answer it.
                 need = terms if q.intent == "suitability" else extra
                 fits = not need or _cov(need, f.text) > 0
-                out.append(((1.2 - 0.05 * rank) if fits else 0.4, f))
+                # Several specs of the attribute ("面料", "填充物"): the one sharing the question's words.
+                out.append(((1.2 - 0.05 * rank + 0.1 * _cov(terms, f.text)) if fits else 0.4, f))
     for f in facts:
         if f.kind == "spec" and f.key and len(f.key) >= 2 and normalize(f.key) in t:
             out.append((1.25, f))
@@ -160,6 +171,7 @@ def _detail_candidates(
         kinds.add("variant")
     pool = [f for f in facts if f.kind in kinds]
     sims = snap.index.similarity(qvec, [f.id for f in pool]) if qvec is not None else [0.0] * len(pool)
+    lexical_blind = q.lang == "en" or not re.search(r"[\u4e00-\u9fff]", " ".join(terms)) and not terms
     for f, sim in zip(pool, sims):
         if f.kind in ("faq", "qa"):
             cov = max(_cov(terms, f.key or ""), 0.8 * _cov(terms, f.text))
@@ -172,8 +184,13 @@ def _detail_candidates(
         score = cov
         if q.intent == "suitability" and f.kind in ("suitable", "not_suitable", "faq", "qa") and cov > 0:
             score += 0.3
-        if f.kind in ("faq", "qa") and sim >= DENSE_FAQ_MIN:
-            score = max(score, sim + 0.2)
+        # Meaning alone answers only where words cannot be compared (English over Chinese facts, or a
+        # question whose topic words were all product words): in Chinese, "孕妇能用吗" must find 孕妇.
+        if lexical_blind:
+            if f.kind in ("faq", "qa") and sim >= DENSE_FAQ_MIN:
+                score = max(score, sim + 0.2)
+            elif f.kind == "spec" and sim >= DENSE_SPEC_MIN:
+                score = max(score, sim)
         if score >= FAQ_MIN:
             out.append((score, f))
     out.sort(key=lambda x: -x[0])
@@ -410,6 +427,12 @@ def policy(
             for x, v in zip(todo, embed(todo)):
                 lex.sentence_vectors[x] = v
         ssim = {x: float(lex.sentence_vectors[x] @ qvec) for ss in split.values() for x in ss}
+    # Topic words weigh by how rare they are in the store's documents: "能用港币付款吗" is about 港币,
+    # which no document mentions, more than about 付款, which several do.
+    all_sents = [normalize(x) for ss in split.values() for x in ss]
+    n_sents = max(1, len(all_sents))
+    weight = {t: math.log(1 + n_sents / (1 + sum(1 for x in all_sents if t in x))) for t in terms}
+    total_w = sum(weight.values()) or 1.0
     best: tuple[float, str, Fact] | None = None
     trace: list[tuple[float, str]] = []
     for rank, (f, sim) in enumerate(zip(cands, sims)):
@@ -417,9 +440,9 @@ def policy(
         for s in split[f.id]:
             ns = normalize(s)
             named = sum(1 for n in store_names if n and n in ns)
-            c = (
-                sum(1 for t in terms if t in ns or (t in alias_terms and named)) / len(terms) if terms else 0.0
-            )
+            c = sum(weight[t] for t in terms if t in ns or (t in alias_terms and named)) / total_w if terms else 0.0
+            if c < 0.4 and not (f.kind == "qa" and _cov(terms, f.key or "") >= 0.5) and ssim.get(s, 0.0) < 0.55:
+                continue  # most of what was asked is not in this sentence, nor is its meaning
             score = c + 0.3 * min(named, 1) + 0.3 * sim + 1.2 * max(0.0, ssim.get(s, 0.0) - 0.3) - 0.02 * rank
             if f.kind == "qa":
                 score = max(score, _cov(terms, f.key or "") + 0.3 * sim)

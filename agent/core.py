@@ -270,6 +270,11 @@ class Agent:
         if q.intent == "policy" and q.named and q.products:
             if any(lex.keys_for(q.products[0].sku, a) for a in q.attributes):
                 q.intent = "detail"
+        asks_spec = bool(q.products) and any(
+            a not in ("price", "stock") and lex.keys_for(q.products[0].sku, a) for a in q.attributes
+        )
+        if q.intent == "price" and "price" not in q.attributes and asks_spec:
+            q.intent = "detail"  # "短款裙长多少": the number asked for is a spec, not the price
         if q.pair and q.intent in ("price", "detail", "stock", "suitability", "recommend"):
             q.intent = "compare"  # "mini和一万的差多少钱": two products named, whatever the wording
         elif q.intent in ("detail", "suitability", "price") and "stock" in q.attributes[:1]:
@@ -283,8 +288,8 @@ class Agent:
             and not q.attributes
         ):
             q.intent = "recommend"  # a need with no product in it ("颈椎不好 电脑太低"): suggest one
-        elif q.intent == "recommend" and q.named and _specific(q):
-            q.intent = "detail"  # "静音鼠标用什么电池": about one product the viewer named
+        elif q.intent in ("recommend", "policy") and q.named and _specific(q) and (asks_spec or q.intent == "recommend"):
+            q.intent = "detail"  # "静音鼠标用什么电池", "欧包能放几天": about one product the viewer named
         if turn.image is not None:
             best = snap.product(turn.image.best_sku) if turn.image.best_sku else None
             q.products, q.named = ([best], True) if best else ([], False)
@@ -383,6 +388,9 @@ class Agent:
             if any((a := lex.book.get(x)) is not None and a.scope == "store" for x in q.attributes):
                 return compose.policy(snap, lex, q, turn.hits, turn.qvec, self.kb.embedder.encode)
             return compose.not_found(lang)
+        if not (q.named or turn.image is not None or turn.msg.context_sku or q.categories or self._had_focus(turn)):
+            # Nothing in the question points at a product: guessing one would answer a question not asked.
+            return compose.not_found(lang)
         variant = q.variants.get(p.sku)
         if intent == "price":
             return compose.price(snap, p, lang, variant)
@@ -398,6 +406,9 @@ class Agent:
             pol = compose.policy(snap, lex, q, turn.hits, turn.qvec, self.kb.embedder.encode)
             return pol if not pol.refused else d
         return d
+
+    def _had_focus(self, turn: _Turn) -> bool:
+        return bool(self.memory.get(turn.msg.merchant, turn.msg.room_id, turn.msg.viewer_id).focus)
 
     def _variant_compare(self, turn: _Turn, p: Product, variants: list[Any]) -> Draft:
         vf = {f.key: f for f in turn.snap.index.facts_of(p.sku) if f.kind == "variant"}

@@ -8,12 +8,13 @@ rule triage; products, variants and attributes are resolved from the catalog lex
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -52,25 +53,43 @@ class Parsed:
     mentions: list[Mention] = field(default_factory=list)
 
 
-def residual(text: str, lex: CatalogLexicon, products: list[Product] = ()) -> list[str]:  # type: ignore[assignment]
-    """CJK bigrams and Latin words left once product words, category words and function words are
-    removed: what the viewer asks about."""
-    t = normalize(text)
-    for p in products:
-        for n in [p.name, p.series, *p.aliases, p.sku, p.category]:
-            for part in re.split(r"\s+", normalize(n or "")):
-                if len(part) >= 2:
-                    t = t.replace(part, " ")
-    for w in sorted(lex.category_words, key=len, reverse=True):
-        t = t.replace(w, " ")
+@lru_cache(maxsize=1)
+def _segmenter() -> Any:
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+_LEADING = set("能可会要想还都也就再")
+
+
+def words(text: str) -> list[str]:
+    """Chinese words (jieba's dictionary segmentation) and Latin words of a text, normalised."""
+    return [w for w in (x.strip() for x in _segmenter().lcut(normalize(text))) if w]
+
+
+def residual(text: str, lex: CatalogLexicon, products: Sequence[Product] = ()) -> list[str]:
+    """The words left once product names, category words, numbers and function words are removed:
+    what the viewer asks about ("衣服开线了怎么办" → 开线)."""
+    names = " ".join(normalize(n or "") for p in products for n in [p.name, p.series, *p.aliases, p.sku, p.category])
     zh, en = function_words()
-    for w in zh:
-        t = t.replace(w, " ")
+    zh_set = set(zh)
+    for qt in sorted(parse_quantities(text), key=lambda x: -x.span[0]):  # "7天无理由": 7天 is not a topic
+        text = text[: qt.span[0]] + " " + text[qt.span[1] :]
     out: list[str] = []
-    for run in re.findall(r"[\u4e00-\u9fff]+", t):
-        if len(run) >= 2:
-            out.extend(run[i : i + 2] for i in range(len(run) - 1))
-    out.extend(w for w in re.findall(r"[a-z][a-z0-9]+", t) if w not in en and len(w) >= 2)
+    for w in words(text):
+        while len(w) >= 2 and w[0] in _LEADING and re.fullmatch(r"[\u4e00-\u9fff]+", w):
+            w = w[1:]  # "能发", "还能退": the modal verb is not the topic
+        if re.fullmatch(r"[\d.%]+|[^\w]+", w) or w in zh_set or w in en:
+            continue
+        if re.fullmatch(r"[\u4e00-\u9fff]+", w):
+            if len(w) < 2 or (names and w in names) or w in lex.category_words:
+                continue
+        elif len(w) < 2 or (names and w in names.split()):
+            continue
+        out.append(w)
     return out
 
 
@@ -176,7 +195,15 @@ def score_products(
 
 
 def _evidence(m: Mention) -> bool:
-    return any(not w.startswith("category") for w in m.why)
+    """Something beyond the kind of product: a name (not one shared character), code, quantity,
+    variant, pinyin or a clear meaning match."""
+    for w in m.why:
+        if w.startswith("name:"):
+            if float(w[5:]) >= 0.3:
+                return True
+        elif not w.startswith("category"):
+            return True
+    return False
 
 
 def resolve(
@@ -249,6 +276,8 @@ def parse(
     prods, named, ms, pair = resolve(text, snap, lex, hits, intent, prefer_category, dense_names(snap, qvec))
     bare = _strip_names(bare, prods[:2] if named else [])
     attrs = [a for a, _ in book.mentioned(bare)]
+    # Store topics may carry a number ("7天无理由", "满99包邮"): read them on the whole text.
+    attrs += [a for a, _ in book.mentioned(text) if a not in attrs and (x := book.get(a)) is not None and x.scope == "store"]
     directions = book.direction(bare)
     direction: Direction | None = model_direction
     if directions:
