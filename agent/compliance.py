@@ -9,6 +9,8 @@ Rules (each violation names its rule so a merchant sees why a line was changed):
   日常价 that is not the list price, a live or 到手 price that is not the real one, a discount (X折,
   省X元, 满X减Y) that is wrong. Checked only when the caller passes the real figures (``prices``).
 Merchants extend the word lists through ``ComplianceRules`` (``extended`` or ``from_overrides``).
+These rules are part of the one claim checker, ``agent.claims.ClaimChecker``, which every outgoing
+sentence passes; its own keys share the merchant's overrides file and are ignored here.
 """
 
 from __future__ import annotations
@@ -218,8 +220,9 @@ class ComplianceRules:
         """A merchant's additions over the defaults: ``{"absolute": [...], "medical": [...], "scarcity":
         [regex, ...], "low_stock_terms": [...], "allow": [...], "low_stock": 10}``. Raises ValueError."""
         base = base or DEFAULT_RULES
-        o = dict(overrides or {})
-        unknown = set(o) - {"absolute", "medical", "scarcity", "low_stock_terms", "allow", "low_stock"}
+        # the same file carries the claim checker's lists (agent/claims.py): not ours to read
+        o = {k: v for k, v in (overrides or {}).items() if k not in CLAIM_RULE_KEYS or k == "allow"}
+        unknown = set(o) - COMPLIANCE_KEYS
         if unknown:
             raise ValueError(f"unknown compliance rule keys {sorted(unknown)}")
         lists = {}
@@ -248,6 +251,42 @@ class ComplianceRules:
 
 
 DEFAULT_RULES = ComplianceRules()
+COMPLIANCE_KEYS = frozenset({"absolute", "medical", "scarcity", "low_stock_terms", "allow", "low_stock"})
+# Keys of agent/claims.py's ClaimRules, which share a merchant's overrides file with these rules.
+CLAIM_RULE_KEYS = frozenset(
+    {
+        "action",
+        "action_en",
+        "action_tools",
+        "policy_concepts",
+        "promise_patterns",
+        "promise_en_patterns",
+        "contact_patterns",
+        "contact_en_patterns",
+        "ranking_patterns",
+        "ranking_en_patterns",
+        "other_viewer_patterns",
+        "other_viewer_count_patterns",
+        "other_viewer_en_patterns",
+        "leak_patterns",
+        "leak_en_patterns",
+        "product_offer_patterns",
+        "echo_request_patterns",
+        "medical_terms",
+        "disease_terms",
+        "cure_terms",
+        "medical_safe_terms",
+        "politics_terms",
+        "politics_weak_terms",
+        "stance_terms",
+        "religion_terms",
+        "generic_words",
+        "brands",
+        "common_phrases",
+        "allow",
+        "number_ignore_tools",
+    }
+)
 _SENTENCE_RE = re.compile(r"[^。！？!?；;\n]+[。！？!?；;\n]*")
 
 

@@ -1,6 +1,8 @@
 """Every check a copy passes before it is used, whoever wrote it (model or template):
 length per channel, compliance (absolute / medical / scarcity / price), every number backed by a fact,
-the product named, and the chosen angle in the lead.
+the product named, the chosen angle in the lead, and the one claim checker every outgoing sentence
+passes (``agent.claims``: action and promise claims, contact, medical, ranking, brands, politics,
+other viewers, prompt leaks), sentence by sentence with ``source="copy"``.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ import re
 from dataclasses import dataclass, field
 
 from agent import compliance
+from agent.claims import ClaimChecker, ClaimContext, ClaimRules, numbers
 from agent.compliance import ComplianceRules, Violation
-from agent.grounding import numbers
+from agent.messages import ToolCallRecord
 from copywriting.channels import SMS_OPT_OUT, assemble, length_issues, sms_signature
 from copywriting.facts import Material
 from copywriting.schema import Citation
@@ -174,27 +177,70 @@ def allowed_numbers(m: Material, facts: list[Fact]) -> set[str]:
     return allowed
 
 
+_CHECKERS: dict[int, tuple[object, ClaimChecker]] = {}
+_COMPLIANCE_RULES = ("absolute", "medical", "scarcity", "price")
+
+
+def claim_checker(rules: ComplianceRules | ClaimRules) -> ClaimChecker:
+    """The claim checker for these rules (a merchant's compliance rules extend its compliance part)."""
+    hit = _CHECKERS.get(id(rules))
+    if hit is None or hit[0] is not rules:
+        claim_rules = rules if isinstance(rules, ClaimRules) else ClaimRules(compliance=rules)
+        if len(_CHECKERS) > 64:
+            _CHECKERS.clear()
+        hit = (rules, ClaimChecker(claim_rules))
+        _CHECKERS[id(rules)] = hit
+    return hit[1]
+
+
+def claim_issues(content: str, m: Material, cited: list[Fact], allowed: set[str], checker: ClaimChecker) -> list[str]:
+    """What the claim checker drops in the copy, sentence by sentence (compliance and numbers are reported
+    by their own checks above, so only the other rules are listed here)."""
+    known = [Fact(id="copy:known", kind="doc", text=m.known_text)] if m.known_text else []
+    ctx = ClaimContext(
+        facts=tuple(cited + known),
+        tool_calls=(ToolCallRecord(name="copy_data", arguments={}, result=" ".join(sorted(allowed))),),
+        catalog_names=names(m) + [n for n in (m.product.series, m.product.category, m.shop) if n],
+        real_stock=m.stock,
+        prices=m.price_facts(cited),
+        source="copy",
+    )
+    out: list[str] = []
+    for s in compliance.sentences(content):
+        for f in checker.check(s, ctx).flags:
+            rule = f.split(":")[1]
+            if rule not in _COMPLIANCE_RULES and rule != "number":
+                out.append(f)
+    return list(dict.fromkeys(out))
+
+
 def check(
     m: Material,
     angle: str,
     channel: str,
     title: str | None,
     body: str,
-    rules: ComplianceRules,
+    rules: ComplianceRules | ClaimRules,
     *,
     extra_citations: list[Citation] = (),
     recall: str | None = None,
 ) -> Verdict:
+    """``rules``: the merchant's compliance rules, or its claim rules (which carry them)."""
+    comp = rules.compliance if isinstance(rules, ClaimRules) else rules
     v = Verdict()
     v.issues += length_issues(channel, m.shop, title, body)
     full = assemble(channel, m.shop, title, body)
     content = f"{title or ''}。{body}"
     v.facts = used_facts(content, m)
     cited = material_facts(m)  # the model saw these; any of them backs a number or a price claim
-    v.violations = compliance.check(content, rules, real_stock=m.stock, prices=m.price_facts(cited))
-    bad_nums = numbers(content) - allowed_numbers(m, cited)
+    v.violations = compliance.check(content, comp, real_stock=m.stock, prices=m.price_facts(cited))
+    allowed = allowed_numbers(m, cited)
+    bad_nums = numbers(content) - allowed
     if bad_nums:
         v.issues.append(f"numbers not in the facts: {sorted(bad_nums)}")
+    dropped = claim_issues(content, m, cited, allowed, claim_checker(rules))
+    if dropped:
+        v.issues.append(f"claim checker: {dropped}")
     if not any(n in full for n in names(m)):
         v.issues.append("the product is not named")
     if "购物车" in content and recall != "cart_unpaid":

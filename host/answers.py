@@ -1,5 +1,6 @@
 """Grounded answers for question clusters, composed from KB facts in code (the agent's fast-path
-composers), checked by ``agent.compliance``. Milliseconds, no model call: used for the console's
+composers), checked by the one claim checker (``agent.claims``: compliance, numbers, actions, contact,
+medical, ranking, politics, other viewers …). Milliseconds, no model call: used for the console's
 talking points and for the host's spoken answers when the agent itself can't answer.
 """
 
@@ -13,8 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agent import compliance, fastpath
+from agent.claims import ClaimChecker, ClaimContext, default_checker
 from agent.fastpath import render_fact  # re-exported for host modules
-from agent.grounding import ungrounded_numbers
+from agent.messages import ToolCallRecord
 from audience.coupons import describe
 from knowledge.schema import Fact, Product, SearchHit
 from knowledge.store import LoadedVersion
@@ -69,20 +71,39 @@ def price_facts(
     return compliance.PriceFacts.from_product(p, offers, texts)
 
 
+_COMPLIANCE_RULES = ("absolute", "medical", "scarcity", "price")
+
+
 def guard(
-    text: str, p: Product | None, facts: Sequence[Fact], offers: Sequence[CouponOffer] = (), extra: Sequence[str] = ()
+    text: str,
+    p: Product | None,
+    facts: Sequence[Fact],
+    offers: Sequence[CouponOffer] = (),
+    extra: Sequence[str] = (),
+    *,
+    checker: ClaimChecker | None = None,
 ) -> str:
-    """Compliance (absolute terms, medical claims, scarcity, price claims against the real figures) and
-    number grounding, sentence by sentence; what can't be fixed is dropped. Returns "" if nothing is left."""
+    """Every host line through ``agent.claims.ClaimChecker`` (source ``host``): compliance (absolute terms,
+    medical claims, scarcity, price claims against the real figures) rewrites or drops sentences; any
+    other rule (an ungrounded number, an action or promise claim, contact, ranking, other viewers …) drops
+    the whole line. ``extra``: real room data that may ground numbers (the order counter, stock).
+    Returns "" if nothing is left."""
     if not text:
         return ""
-    out, _ = compliance.enforce(text, real_stock=p.stock if p else None, prices=price_facts(p, offers, facts))
-    if not out:
-        return ""
     offer_texts = [f"{o.title} {describe(o)} {o.amount or ''} {o.threshold or ''}" for o in offers]
-    if ungrounded_numbers(out, list(facts), "", list(extra) + offer_texts):
+    names = [n for n in ([p.name, p.series, p.category, *p.aliases] if p else []) if n]
+    ctx = ClaimContext(
+        facts=tuple(facts),
+        tool_calls=(ToolCallRecord(name="room_data", arguments={}, result=[*extra, *offer_texts]),),
+        catalog_names=names,
+        real_stock=p.stock if p else None,
+        prices=price_facts(p, offers, facts),
+        source="host",
+    )
+    v = (checker or default_checker()).check_text(text, ctx)
+    if any(f.split(":")[1] not in _COMPLIANCE_RULES for f in v.flags):
         return ""
-    return out
+    return v.text
 
 
 _TOPIC_SPEC_KEYS = {
