@@ -70,6 +70,8 @@ def render_fact(f: Fact) -> str:
         return f"{f.key}{'' if (f.value or '')[:1].isdigit() else '是'}{f.value}。"
     if f.kind in ("faq", "qa"):
         return f.value or f.text
+    if f.kind == "variant":
+        return f"{f.key}直播价{f.value}元。" if f.value else f"可选{f.key}。"
     if f.kind == "suitable":
         return f"适合{f.value}。"
     if f.kind == "not_suitable":
@@ -166,6 +168,11 @@ def _detail_candidates(
     for f in facts:
         if f.kind == "spec" and f.key and len(f.key) >= 2 and normalize(f.key) in t:
             out.append((1.25, f))
+    # A spec filed under another key that still states the asked attribute ("电池": "…续航约40小时").
+    said = [normalize(n) for n in names if len(n) >= 2 and re.search(r"[\u4e00-\u9fff]", n)]
+    for f in facts:
+        if f.kind == "spec" and not any(f is g for _, g in out) and any(n in normalize(f.value or "") for n in said):
+            out.append((1.0, f))
     kinds = {"faq", "qa", "selling_point", "suitable", "not_suitable", "spec"}
     if q.variants:
         kinds.add("variant")
@@ -441,6 +448,8 @@ def policy(
             ns = normalize(s)
             named = sum(1 for n in store_names if n and n in ns)
             c = sum(weight[t] for t in terms if t in ns or (t in alias_terms and named)) / total_w if terms else 0.0
+            if q.lang == "en" or not terms:  # words cannot be compared: meaning decides
+                c = max(c, 1.6 * (ssim.get(s, 0.0) - 0.2))
             if c < 0.4 and not (f.kind == "qa" and _cov(terms, f.key or "") >= 0.5) and ssim.get(s, 0.0) < 0.55:
                 continue  # most of what was asked is not in this sentence, nor is its meaning
             score = c + 0.3 * min(named, 1) + 0.3 * sim + 1.2 * max(0.0, ssim.get(s, 0.0) - 0.3) - 0.02 * rank

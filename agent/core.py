@@ -264,9 +264,28 @@ class Agent:
         q = understand.parse(text, turn.lang, intent, conf, snap, lex, turn.hits, direction, prefer, qvec)
         # What the question is about decides between a product's own spec and the store's policy:
         # "保修多久" about a named product with a warranty spec is that spec, not the repair policy.
+        # A follow-up that asks nothing new ("Lite耳机呢", "茶轴的呢", "and the 10000 one?") repeats the
+        # last question about whatever it names.
+        asks_new = bool(understand.residual(text, lex, q.products[:1] + focus[:1]))
+        if followup and state.last_intent in _PRODUCT_INTENTS and not q.attributes and not asks_new and q.intent != "compare":
+            q.intent = state.last_intent
+            q.attributes = list(state.last_attributes)
+        # "和K104比哪个重" after talking about the K84: the named product against the one in focus.
+        if q.intent == "compare" and focus and not q.pair and q.named:
+            other = next((p for p in q.products if p.sku != focus[0].sku), None)
+            if other is not None:
+                q.products = [focus[0], other]
+                q.pair = True
         store_attr = any((a := lex.book.get(x)) is not None and a.scope == "store" for x in q.attributes[:1])
-        if q.intent == "detail" and store_attr and not q.named:
+        any_store = any((a := lex.book.get(x)) is not None and a.scope == "store" for x in q.attributes)
+        about = q.products[0] if q.named and q.products else (focus[0] if focus else None)
+        own_spec = about is not None and any(
+            a not in ("price", "stock") and lex.keys_for(about.sku, a) for a in q.attributes
+        )
+        if q.intent in ("detail", "price", "stock") and (store_attr or any_store) and not q.named and not own_spec:
             q.intent = "policy"
+        elif q.intent == "policy" and own_spec and (q.named or followup):
+            q.intent = "detail"  # "保修多久" right after a product with its own warranty spec
         if q.intent == "policy" and q.named and q.products:
             if any(lex.keys_for(q.products[0].sku, a) for a in q.attributes):
                 q.intent = "detail"
@@ -293,10 +312,11 @@ class Agent:
         if turn.image is not None:
             best = snap.product(turn.image.best_sku) if turn.image.best_sku else None
             q.products, q.named = ([best], True) if best else ([], False)
-        elif not q.named and focus and q.intent in _PRODUCT_INTENTS:
+        elif not q.named and focus and q.intent in _PRODUCT_INTENTS and not q.pair:
             q.products = self._from_focus(q, focus, lex, snap)
             q.variants = {p.sku: v for p in q.products if (v := lex.variant_in(p.sku, text)) is not None}
-        elif not q.named and turn.msg.context_sku and snap.product(turn.msg.context_sku):
+        elif turn.msg.context_sku and snap.product(turn.msg.context_sku) and not (q.named and _specific(q)):
+            # "这个裙子多长" with a dress on screen: the one on screen, unless another is named outright.
             q.products = [p for p in [snap.product(turn.msg.context_sku)] if p is not None]
         if q.intent == "policy" or any((a := lex.book.get(x)) is not None and a.scope == "store" for x in q.attributes):
             store = self._call(turn, "search_products", {"query": query[:200], "k": 6, "scope": "store"})
@@ -322,7 +342,15 @@ class Agent:
                 w.startswith(("qty", "code", "variant", "name")) for w in m.why
             )
         ]
-        if lex.variant_in(here.sku, q.text) is None and siblings and siblings[0].score >= 0.5:
+        # Of the siblings the words fit, the one closest to the product in focus ("水光礼盒小号" → "那大号呢"
+        # is the 水光 gift box's big size, not another gift box's).
+        def kin(sku: str) -> float:
+            a, b = understand.name_grams(here.name), understand.name_grams(lex.entries[sku].product.name)
+            return len(a & b) / max(1, len(a | b))
+
+        siblings = [m for m in siblings if m.score >= 0.5]
+        siblings.sort(key=lambda m: -(m.score + 0.8 * kin(m.sku)))
+        if lex.variant_in(here.sku, q.text) is None and siblings:
             sib = snap.product(siblings[0].sku)
             if sib is not None:
                 return [sib, here] if q.intent == "compare" else [sib]
@@ -696,6 +724,8 @@ class Agent:
         m = turn.msg
         state = self.memory.get(m.merchant, m.room_id, m.viewer_id)
         state.last_intent, state.last_question = intent, turn.tri.text
+        if turn.parsed is not None:
+            state.last_attributes = list(turn.parsed.attributes)
         if _decisive_lang(turn.tri.text) or not state.lang:
             state.lang = turn.lang
         self.memory.record(m.merchant, m.room_id, m.viewer_id, "viewer", turn.tri.text, skus)

@@ -25,6 +25,7 @@ class ViewerState:
     focus: list[str] = field(default_factory=list)  # skus, most recent first
     last_intent: str = ""  # so "那面霜呢?" inherits "孕妇能用吗" from the turn before
     last_question: str = ""
+    last_attributes: list[str] = field(default_factory=list)  # what the last question asked about
     lang: str = ""  # the viewer's language so far: a short "多少钱" after English questions stays English
     touched: float = field(default_factory=time.monotonic)
 

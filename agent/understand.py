@@ -114,6 +114,10 @@ def _ngrams(text: str) -> set[str]:
     return out
 
 
+def name_grams(name: str) -> set[str]:
+    return _ngrams(normalize(name))
+
+
 def _hit_scores(hits: list[SearchHit]) -> dict[str, float]:
     """Dense+BM25 retrieval's opinion of which product is meant: 1.0 for the first, decaying."""
     out: dict[str, float] = {}
@@ -219,6 +223,12 @@ def resolve(
     comparison each named a product)."""
     ms = score_products(text, snap, lex, hits, prefer_category, dense)
     named = bool(ms) and _evidence(ms[0]) and ms[0].score >= 0.5
+    if not named and ms and not re.search(r"[\u4e00-\u9fff]", text) and hits and hits[0].sku == ms[0].sku:
+        # English over a Chinese catalog: words cannot match, so retrieval's first product is the reading —
+        # if the question has a noun of its own ("the sunscreen"), not just "how much is it?".
+        attr_words = {w for a in lex.book.attributes for n in a.names_en for w in n.lower().split()}
+        nouns = [w for w in residual(text, lex) if w not in attr_words]
+        named = bool(nouns) and ms[0].score >= 0.3
     pair = _sides(text, snap, lex, hits, prefer_category, 0.4 if intent == "compare" else 0.6)
     if len(pair) >= 2 and intent in ("compare", "price", "detail", "stock", "suitability", "recommend"):
         return pair, True, ms, True
