@@ -175,11 +175,11 @@ async def serve_voice(
     peer = ws.client[0] if ws.client else ""
     ip = client_ip(peer, ws.headers, c.settings.access.proxies())
     try:
-        room = await asyncio.to_thread(
-            access.room, room_id, named_merchant=q.get("merchant"), origin=ws.headers.get("origin")
-        )
+        # once per connection, in the loop: a cached room read and an HMAC check (no worker thread that
+        # would outlive the session)
+        room = access.room(room_id, named_merchant=q.get("merchant"), origin=ws.headers.get("origin"))
         access.limit("sockets", ip=ip)
-        viewer = await asyncio.to_thread(access.viewer, room, q.get("token"), None)
+        viewer = access.viewer(room, q.get("token"), None)
     except LiveRoomError as e:
         await ws.accept()
         extra = e.detail if isinstance(e.detail, dict) else {}
