@@ -26,7 +26,9 @@ def dotenv_dir(tmp_path, monkeypatch):
         'LIVEROOM_VOICE_STT_OPTIONS={"lang": "zh"}\n'
         "LIVEROOM_VOICE_VAD_STOP_SECS=0.4\n"
         "LIVEROOM_CONSOLE_SIMULATOR=shop-a,shop-b\n"
-        "LIVEROOM_CONSOLE_ADMIN_TOKEN=t0ken-from-dotenv-xxxxxxxxxxxx\n",
+        "LIVEROOM_CONSOLE_ADMIN_TOKEN=t0ken-from-dotenv-xxxxxxxxxxxx\n"
+        "LIVEROOM_ACCESS_QUESTIONS_PER_IP=7\n"
+        "LIVEROOM_ACCESS_TRUSTED_PROXIES=10.0.0.0/8, 192.168.1.1\n",
         encoding="utf-8",
     )
     monkeypatch.chdir(tmp_path)
@@ -42,6 +44,7 @@ def test_dotenv_fields_of_every_area_are_read(dotenv_dir):
     assert s.console.simulator_allowed("shop-b") and not s.console.simulator_allowed("demo")
     assert s.console.admin_token.get_secret_value() == "t0ken-from-dotenv-xxxxxxxxxxxx"
     assert "t0ken" not in repr(s)  # secrets do not leak into logs
+    assert s.access.questions_per_ip == 7 and s.access.proxies() == ["10.0.0.0/8", "192.168.1.1"]
 
 
 def test_env_var_beats_dotenv(dotenv_dir, monkeypatch):
