@@ -170,6 +170,8 @@ LOW_STOCK_TERMS = [
     "库存告急",
 ]
 
+_MEASURED_BOUND = re.compile(r"最(高|大|长|低|小|多|少|快)[\u4e00-\u9fff]{0,4}?(可达|约|为|是)?\s*[\d.]+\s*[a-zA-Z%\u4e00-\u9fff]{0,3}")
+
 # Safe rewrites for the common absolute phrasings; anything else with a banned term is dropped.
 _REWRITES = [
     (re.compile(r"(全网|史上)?最低(价)?"), "优惠价"),
@@ -272,6 +274,7 @@ CLAIM_RULE_KEYS = frozenset(
         "leak_en_patterns",
         "product_offer_patterns",
         "echo_request_patterns",
+        "implied_efficacy_patterns",
         "medical_terms",
         "disease_terms",
         "cure_terms",
@@ -524,6 +527,9 @@ def check(
         sc = s
         for a in rules.allow:
             sc = sc.replace(a, " " * len(a))
+        # A superlative that bounds a measurement ("最高15cm", "最大输出65W", "最长续航30小时") states a
+        # spec, not a ranking: blank it before looking for absolute terms.
+        sc = _MEASURED_BOUND.sub(lambda m: " " * len(m.group(0)), sc)
         for term in rules.absolute:
             if term in sc and not (term == "第一" and re.search(r"第一(次|步|件事|天|期|批|时间|眼|印象)", sc)):
                 if term == "最新" and "最新款" not in sc:

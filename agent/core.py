@@ -13,7 +13,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -24,6 +24,8 @@ from agent import compose, understand
 from agent.bus import AnswerBus, AnsweredEvent
 from agent.compose import Draft
 from agent.grounding import numbers
+from agent import compliance
+from agent.claims import ClaimChecker, ClaimContext, default_checker
 from agent.guardrails import RateLimiter, check_sentence
 from agent.llm import LLMClient, LLMUnavailable
 from agent.memory import Memory, ViewerState
@@ -93,6 +95,8 @@ class Agent:
         self.memory = memory if memory is not None else Memory()  # an empty Memory is falsy (__len__)
         self.config = config or AgentConfig()
         self.intent_model: Any = None  # agent.intent_model.IntentModel; the container loads it
+        # The claim checker with the merchant's own additions (the container reads their overrides file).
+        self.claims_for: Callable[[str], ClaimChecker] = lambda merchant: default_checker()
         self._lexicons: dict[tuple[str, str], CatalogLexicon] = {}
         self.limiter = RateLimiter(rate=self.config.rate[0], per=self.config.rate[1], burst=self.config.rate[0])
 
@@ -157,6 +161,12 @@ class Agent:
                 yield AnswerDelta(text=err, index=0)
                 yield done(self._finish(turn, Draft(err, refused=True), "fast", "image"))
                 return
+        screened = self.claims_for(msg.merchant).screen(tri.text, lang)
+        if screened is not None:  # system-prompt requests, politics, other viewers' data: a fixed reply
+            turn.flags.append(f"screen:{screened.rule}")
+            yield AnswerDelta(text=screened.reply, index=0)
+            yield done(self._finish(turn, Draft(screened.reply, refused=True), "fast", "screened"))
+            return
         state = self.memory.get(msg.merchant, msg.room_id, msg.viewer_id)
         if not msg.lang:  # a language-neutral message ("K84多少", "ok") keeps the viewer's language
             lang = turn.lang = tri.lang if _decisive_lang(tri.text) or not state.lang else state.lang
@@ -674,24 +684,47 @@ class Agent:
             if out and (emitted + len(out) <= self.config.max_chars * 1.5 or not emitted):
                 yield out
 
+    def _claim_context(
+        self, turn: _Turn, facts: list[Fact], source: Literal["composed", "llm"], secrets: Sequence[str] = ()
+    ) -> ClaimContext:
+        """Everything one turn's sentences may be checked against: this turn's facts and tool results,
+        the catalog's names, the real stock and prices of the product talked about."""
+        # Price claims are checked against the product's real prices when the answer is about one product;
+        # an answer naming several is checked number by number against all their facts.
+        skus = {f.sku for f in facts if f.sku}
+        p = turn.products[0] if turn.products and skus <= {turn.products[0].sku} else None
+        return ClaimContext(
+            question=turn.tri.text,
+            facts=tuple(facts),
+            tool_calls=tuple(turn.calls),
+            catalog_names=turn.lex.names if turn.lex is not None else (),
+            secrets=tuple(secrets),
+            real_stock=p.stock if p is not None else None,
+            prices=compliance.PriceFacts.from_product(p, (), [f.text for f in facts]) if p is not None else None,
+            lang=turn.lang,
+            source=source,
+        )
+
     def _guard_sentence(
         self, turn: _Turn, sentence: str, facts: list[Fact], system: str, real_stock: int | None
     ) -> str:
+        """One model-written sentence through the claim checker; "" when it must not be said."""
         sentence = sentence.strip()
         if not sentence:
             return ""
-        res = check_sentence(sentence, facts, turn.tri.text, [system], real_stock, self._data_texts(turn))
+        ctx = self._claim_context(turn, facts, "llm", [system])
+        res = check_sentence(sentence, ctx=ctx, checker=self.claims_for(turn.msg.merchant))
         turn.flags += res.flags
         return res.text
 
     def _guard_whole(self, turn: _Turn, draft: Draft) -> str:
-        """Fast-path text comes from facts, but facts are merchant-written: check them too."""
-        real_stock = turn.products[0].stock if turn.products else None
+        """Composed text comes from facts, but facts are merchant-written: the same checker, sentence by
+        sentence; what fails is dropped."""
+        ctx = self._claim_context(turn, draft.facts + self._facts_for_llm(turn, 8), "composed")
+        checker = self.claims_for(turn.msg.merchant)
         kept = []
         for s in _split_sentences(draft.text):
-            res = check_sentence(
-                s, draft.facts + self._facts_for_llm(turn, 8), turn.tri.text, [], real_stock, self._data_texts(turn)
-            )
+            res = check_sentence(s, ctx=ctx, checker=checker)
             turn.flags += res.flags
             if res.text:
                 kept.append(res.text)

@@ -91,6 +91,8 @@ class CatalogLexicon:
             e.codes -= common
             e.codes = {c for c in e.codes if not any(u.symbol.lower() == c for u in self.book.units)}
         self.category_words = self._category_words(products)
+        # Every name the catalog gives its products: the claim checker's list of real products.
+        self.names: frozenset[str] = frozenset(n for p in products for n in [p.name, p.series, *p.aliases] if n)
         self.spec_attrs: dict[tuple[str, str], list[str]] = {
             (p.sku, k): self.book.for_spec(k, v) for p in products for k, v in p.specs.items()
         }

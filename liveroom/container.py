@@ -10,6 +10,7 @@ import logging
 from functools import cached_property
 
 from agent.bus import AnswerBus
+from agent.claims import checker_for
 from agent.core import Agent, AgentConfig
 from agent.embedded import EmbeddedLLMServer
 from agent.intent_model import IntentModel
@@ -116,6 +117,8 @@ class Container:
         )
         agent.prompt_store = self.prompts  # merchants' published prompt overrides
         agent.intent_model = self.intent_model
+        overrides = self.settings.data_dir / "compliance"
+        agent.claims_for = lambda merchant: checker_for(overrides / f"{merchant}.json")
         return agent
 
     async def start_llm(self) -> LLMClient:
