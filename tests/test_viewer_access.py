@@ -331,3 +331,13 @@ async def test_voice_socket_anonymous_bad_and_valid_tokens(world):
         assert ready["verified"] is True and ready["viewer_id"] == "voice-viewer"
         assert "已经给你发了" in done["answer"] and _issued(c) == before + 1
         assert (A, "voice-viewer") in spy.asked
+
+
+def test_the_room_page_exists_only_for_open_rooms(world):
+    client = world["client"]
+    client.cookies.clear()
+    assert client.get("/rooms/a-room").status_code == 200
+    assert client.get("/rooms/nowhere").status_code == 404
+    world["c"].rooms.ensure(A, "page-closed", "t", "test")
+    world["c"].rooms.close(A, "page-closed")
+    assert client.get("/rooms/page-closed").status_code == 404

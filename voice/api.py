@@ -1,7 +1,7 @@
 """HTTP/WebSocket routes of the voice channel (a FastAPI router the server includes).
 
-WS   /ws/rooms/{room_id}/voice?merchant=&lang=zh|en&viewer_id=&duplex=full|half   (docs/voice.md)
-GET  /rooms/{room_id}?merchant=&lang=      the live-room page: text chat + microphone
+WS   /ws/rooms/{room_id}/voice?lang=zh|en&token=&duplex=full|half   (docs/voice.md, docs/integration.md)
+GET  /rooms/{room_id}?lang=&token=         the live-room page of a registered, open room: text chat + microphone
 GET  /static/voice/{file}                  the page's scripts
 GET  /api/voice/turns?limit=               recent turn traces (latency breakdown per turn)
 GET  /api/voice/status                     what the voice channel runs on
@@ -87,6 +87,11 @@ def _warm_in_background(app) -> None:
 
 @router.get("/rooms/{room_id}", response_class=HTMLResponse, include_in_schema=False)
 async def room_page(room_id: str, request: Request) -> HTMLResponse:
+    container = getattr(request.app.state, "container", None)
+    if container is not None:  # only registered, open rooms have a page (their sockets answer 404 otherwise)
+        room = container.rooms.get(room_id)
+        if room is None or not room.open:
+            raise HTTPException(404, "直播间不存在或已关闭")
     page = web_dir(request) / "room.html"
     if not page.is_file():
         raise HTTPException(404, "the browser client (web/room.html) is not installed")

@@ -21,9 +21,13 @@
     events: [], transcripts: [], answers: [], errors: [], metrics: [],
   };
   const wsBase = (location.protocol === "https:" ? "wss://" : "ws://") + location.host;
+  // A logged-in viewer: the embedding site passes the viewer token its backend minted (docs/integration.md);
+  // without one the server treats the page as an anonymous viewer (viewer_id is only a hint it ignores).
+  const viewerToken = q.get("token") || "";
   const mq = (extra) => {
     const p = new URLSearchParams({viewer_id: viewerId, ...extra});
     if (merchant) p.set("merchant", merchant);
+    if (viewerToken) p.set("token", viewerToken);
     return p.toString();
   };
 
