@@ -284,3 +284,25 @@ async def test_a_body_trickled_too_slowly_is_cut_off(world, monkeypatch):
     }
     await asyncio.wait_for(guard.Guard(world["app"].router)(scope, receive, send), 5)
     assert sent[0]["status"] == 408
+
+
+@pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None, reason="espeak-ng not installed")
+async def test_voice_questions_count_against_the_same_limits(tmp_path, demo_root, use_embedder):
+    from sim.voice_clips import VoiceClient, serve_in_loop
+    from tests.test_voice_e2e import app_for, install, stub
+
+    c = make_container(tmp_path, demo_root, use_embedder)
+    c.settings.access.questions_per_ip = 1
+    open_room(c, "v-busy", A)
+    app = app_for(c)
+    async with serve_in_loop(app) as host:
+        install(app, c, stt_factory=stub({"text": ""}))
+        async with VoiceClient.connect(f"ws://{host}/ws/rooms/v-busy/voice?lang=zh") as cl:
+            await cl.wait_for("ready", timeout=15)
+            t0 = time.monotonic()
+            await cl.send_json({"type": "ask", "text": "包邮吗"})
+            await cl.wait_for("answer.done", since=t0, timeout=20)
+            t1 = time.monotonic()
+            await cl.send_json({"type": "ask", "text": "几天发货"})
+            err = (await cl.wait_for("error", since=t1, timeout=10)).data
+            assert err["code"] == "rate_limited" and err["retry_after"] >= 1

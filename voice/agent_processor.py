@@ -35,6 +35,7 @@ from rapidfuzz import fuzz
 
 from agent.core import Agent
 from agent.messages import AgentAnswer, AnswerDelta, ViewerMessage
+from core.errors import LiveRoomError
 from knowledge.store import UnknownMerchant
 from voice.frames import AnswerTurnFrame, NoTranscriptFrame, TextQuestionFrame
 from voice.protocol import error_event, event
@@ -107,10 +108,12 @@ class LiveRoomAgentProcessor(FrameProcessor):
         on_answer: Callable[[AgentAnswer], None] | None = None,
         echo_threshold: float = 85.0,
         verified: bool = False,
+        limit: Callable[[], None] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.verified = verified  # a viewer token vouched for viewer_id (voice/session.py)
+        self.limit = limit  # the room's abuse limits per question (raises core.errors.LiveRoomError)
         self.agent, self.ledger, self.on_answer = agent, ledger, on_answer
         self.merchant, self.room_id, self.viewer_id, self.lang = merchant, room_id, viewer_id, lang
         self.echo_threshold = echo_threshold
@@ -204,6 +207,13 @@ class LiveRoomAgentProcessor(FrameProcessor):
             channel="voice",
         )
         try:
+            if self.limit is not None:
+                try:
+                    self.limit()
+                except LiveRoomError as e:
+                    extra = e.detail if isinstance(e.detail, dict) else {}
+                    await self.push_frame(error_event(e.code, e.message, id=answer_id, **extra))
+                    return
             await self.push_frame(LLMFullResponseStartFrame())
             async for ev in self.agent.stream(msg):
                 if isinstance(ev, AnswerDelta):

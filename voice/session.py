@@ -58,6 +58,7 @@ class SessionInfo:
     duplex: str
     session_id: str
     verified: bool = False
+    client_ip: str = ""  # for the per-IP question limit ("" = none)
 
 
 @dataclass
@@ -113,6 +114,9 @@ def build_session(ws: WebSocket, info: SessionInfo, services: VoiceServices) -> 
         room_id=info.room_id,
         viewer_id=info.viewer_id,
         verified=info.verified,
+        limit=(lambda: c.access.limit("questions", ip=info.client_ip, room_id=info.room_id))
+        if info.client_ip
+        else None,
         lang=info.lang,
         ledger=ledger,
         on_answer=metrics.observe if metrics is not None else None,
@@ -218,6 +222,7 @@ async def serve_voice(
             duplex=duplex,
             session_id=uuid.uuid4().hex[:10],
             verified=viewer.verified,
+            client_ip=ip or "-",
         )
         session = build_session(ws, info, services)
         if on_session is not None:
