@@ -23,7 +23,7 @@ import numpy as np
 from agent import compose, understand
 from agent.bus import AnswerBus, AnsweredEvent
 from agent.compose import Draft
-from agent.grounding import numbers
+from agent.claims import numbers
 from agent import compliance
 from agent.claims import ClaimChecker, ClaimContext, default_checker
 from agent.guardrails import RateLimiter, check_sentence
@@ -53,6 +53,9 @@ class AgentConfig:
     planner: Literal["rules", "llm", "auto"] = "auto"  # auto: the model plans only with native tool calls
     rephrase_budget_ms: int = 0  # >0: let the LLM rephrase fast answers within this budget
     smalltalk_budget_ms: int = 900  # chit-chat may come from the LLM if it is ready within this; else a set reply
+    # Let the model write recommendations (a strong OpenAI-compatible endpoint); off on the embedded
+    # default, where answers are composed in code and the model only small-talks.
+    llm_writes: bool = False
     rate: tuple[int, float] = (6, 10.0)  # messages per seconds, per viewer
     llm_timeout_s: float = 20.0
     vision_model: bool = False  # the LLM endpoint accepts image_url content: send it the picture too
@@ -75,6 +78,7 @@ class _Turn:
     lex: CatalogLexicon | None = None
     qvec: np.ndarray | None = None
     runner_up: str = ""  # the classifier's second reading, tried when the first finds nothing
+    proba: dict[str, float] = field(default_factory=dict)  # the classifier's reading of every intent
 
 
 class Agent:
@@ -170,6 +174,8 @@ class Agent:
         state = self.memory.get(msg.merchant, msg.room_id, msg.viewer_id)
         if not msg.lang:  # a language-neutral message ("K84多少", "ok") keeps the viewer's language
             lang = turn.lang = tri.lang if _decisive_lang(tri.text) or not state.lang else state.lang
+        if (snap.merchant, snap.version) not in self._lexicons:
+            await self.prepare(msg.merchant)
         self._understand(turn, state)
         intent = turn.parsed.intent if turn.parsed else "detail"
         if intent == "chitchat" and self.llm is not None and not tri.injection and self.config.smalltalk_budget_ms > 0:
@@ -179,6 +185,23 @@ class Agent:
                 first.append((time.perf_counter() - t0) * 1000)
                 yield AnswerDelta(text=text, index=0)
                 yield done(self._finish(turn, Draft(text), "llm", intent))
+                return
+        if intent == "recommend" and self.llm is not None and self.config.llm_writes and not tri.injection:
+            # A strong configured model may write recommendations itself; every sentence still passes the
+            # claim checker, and with nothing usable in time the composed answer goes.
+            sentences: list[str] = []
+            try:
+                async for sentence in self._llm_sentences(turn, intent):
+                    if not first:
+                        first.append((time.perf_counter() - t0) * 1000)
+                    sentences.append(sentence)
+                    yield AnswerDelta(text=sentence, index=len(sentences) - 1)
+            except (TimeoutError, LLMUnavailable) as e:
+                log.warning("LLM path failed (%s); composing from facts", e)
+                turn.flags.append("llm_unavailable")
+            if sentences:
+                text = "".join(sentences)
+                yield done(self._finish(turn, Draft(text, self._cited(turn, text)), "llm", intent))
                 return
         draft = await self._compose(turn, intent)
         draft = await self._maybe_rephrase(turn, draft)
@@ -236,12 +259,20 @@ class Agent:
             self._lexicons[key] = lex
         return lex
 
+    async def prepare(self, merchant: str) -> None:
+        """Build the merchant's lexicon off the event loop (a large catalog takes seconds), so the first
+        viewer question does not wait on it."""
+        snap = self.kb.snapshot(merchant)
+        if (snap.merchant, snap.version) not in self._lexicons:
+            await asyncio.to_thread(self.lexicon, snap)
+
     def _classify(self, turn: _Turn, text: str, qvec: np.ndarray | None) -> tuple[str, float, Direction | None]:
         if self.intent_model is not None:
             pred = self.intent_model.predict(text, qvec)
             ranked = sorted(pred.proba.items(), key=lambda kv: -kv[1])
             if len(ranked) > 1 and ranked[1][1] >= 0.12:
                 turn.runner_up = ranked[1][0]
+            turn.proba = dict(pred.proba)
             return pred.intent, pred.confidence, pred.direction
         return _rule_intent(text), 0.5, None
 
@@ -317,6 +348,16 @@ class Agent:
             and not q.attributes
         ):
             q.intent = "recommend"  # a need with no product in it ("颈椎不好 电脑太低"): suggest one
+        elif (
+            q.intent in ("detail", "compare")
+            and not q.pair
+            and not _specific(q)
+            and not (q.intent == "compare" and focus)
+            and (turn.proba.get("recommend", 0.0) >= 0.2 or (q.intent == "compare" and q.categories))
+            and sum(1 for m in q.mentions if m.score >= 0.5 and understand.has_evidence(m)) < 2
+        ):
+            # "床头想放个充电的", "哪个鼠标最轻": a need or a superlative over a kind of product, not one product
+            q.intent = "recommend"
         elif q.intent in ("recommend", "policy") and q.named and _specific(q) and (asks_spec or q.intent == "recommend"):
             q.intent = "detail"  # "静音鼠标用什么电池", "欧包能放几天": about one product the viewer named
         if turn.image is not None:
@@ -461,7 +502,12 @@ class Agent:
         assert q is not None and lex is not None
         prof = self._call(turn, "lookup_profile", {}) or {}
         interests = [t["tag"] for t in prof.get("interest_tags", [])][:2] if prof.get("known") else []
-        cats = set(q.categories) or {lex.entries[p.sku].category for p in q.products[:1] if p.sku in lex.entries}
+        # Recommend within the kind of product the viewer said ("耳机", or a named product's kind); a need
+        # with no product words ("自驾游充电用啥") is matched against the whole catalog.
+        worded = bool(q.mentions) and any(w.startswith(("name:", "code", "qty", "variant")) for w in q.mentions[0].why)
+        cats = set(q.categories) or (
+            {lex.entries[p.sku].category for p in q.products[:1] if p.sku in lex.entries} if worded else set()
+        )
         pool = [e.product for e in lex.entries.values() if not cats or e.category in cats]
         return compose.recommend(snap, lex, q, pool, turn.hits, turn.qvec, interests if not cats else ())
 

@@ -198,6 +198,10 @@ def score_products(
     return out
 
 
+def has_evidence(m: Mention) -> bool:
+    return _evidence(m)
+
+
 def _evidence(m: Mention) -> bool:
     """Something beyond the kind of product: a name (not one shared character), code, quantity,
     variant, pinyin or a clear meaning match."""

@@ -102,6 +102,9 @@ class AccessSettings(BaseModel):
     uploads_per_room: int = 300
     sockets_per_ip: int = 30  # new socket connections per minute
     open_sockets_per_ip: int = 20  # at once
+    # Distinct verified viewers one device (session cookie / connection) may present per hour: cycling
+    # through many accounts from one browser to collect their coupons is refused (429).
+    viewers_per_device: int = 5
     # Body limits on the public routes (bytes); image uploads have their own (vision.MAX_UPLOAD_BYTES).
     max_ask_body: int = 16 * 1024
     max_v1_body: int = 256 * 1024
@@ -132,6 +135,7 @@ class Settings(BaseSettings):
     llm_ctx: int = 4096
     llm_port: int = 0  # 0 = pick a free loopback port
     llm_vision: bool = False  # the OpenAI-compatible endpoint accepts image_url content
+    llm_writes: bool = False  # a strong endpoint may write recommendations (claim-checked); else composed
     llm_autostart: bool = True  # the server starts the LLM backend in the background at start-up
 
     # Sentence encoder threads. One: whenever another process (the LLM server) holds a core, a second

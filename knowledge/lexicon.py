@@ -81,8 +81,7 @@ class CatalogLexicon:
             codes = {c for n in [normalize(p.name), *(normalize(a) for a in p.aliases)] for c in _CODE.findall(n)}
             name_qty = [q for q in parse_quantities(p.name, self.book) if q.dimension]
             spec_qty = [q for v in p.specs.values() for q in parse_quantities(v, self.book) if q.dimension]
-            pys = {_pinyin(n)[0] for n in names if _CJK_RUN.search(n)}
-            e = Entry(p, names, codes, name_qty, spec_qty, p.variant_list(), normalize(p.category or ""), pys)
+            e = Entry(p, names, codes, name_qty, spec_qty, p.variant_list(), normalize(p.category or ""))
             self.entries[p.sku] = e
             code_count.update(codes)
         # A code on (nearly) every product is the brand, not a distinguishing mark.
@@ -96,13 +95,20 @@ class CatalogLexicon:
         self.spec_attrs: dict[tuple[str, str], list[str]] = {
             (p.sku, k): self.book.for_spec(k, v) for p in products for k, v in p.specs.items()
         }
-        self.category_pinyin: dict[str, str] = {}
-        for w, cat in self.category_words.items():
-            full, ini = _pinyin(w)
-            if len(full) >= 6:
-                self.category_pinyin[full] = cat
-            if len(ini) >= 3:
-                self.category_pinyin.setdefault(ini, cat)
+        self._category_pinyin: dict[str, str] | None = None  # built on the first Latin-letter question
+
+    @property
+    def category_pinyin(self) -> dict[str, str]:
+        if self._category_pinyin is None:
+            out: dict[str, str] = {}
+            for w, cat in self.category_words.items():
+                full, ini = _pinyin(w)
+                if len(full) >= 6:
+                    out[full] = cat
+                if len(ini) >= 3:
+                    out.setdefault(ini, cat)
+            self._category_pinyin = out
+        return self._category_pinyin
 
     # --- building ----------------------------------------------------------------------------
     def _category_words(self, products: Sequence[Product]) -> dict[str, str]:
@@ -174,7 +180,12 @@ class CatalogLexicon:
 
     def pinyin_hit(self, sku: str, text: str) -> bool:
         words = [w for w in _LATIN_WORD.findall(normalize(text)) if len(w) >= 6]
-        return any(w in py or py in w for w in words for py in self.entries[sku].pinyin if len(py) >= 6)
+        if not words:
+            return False
+        e = self.entries[sku]
+        if not e.pinyin:
+            e.pinyin = {_pinyin(n)[0] for n in e.names if _CJK_RUN.search(n)}
+        return any(w in py or py in w for w in words for py in e.pinyin if len(py) >= 6)
 
     def attributes_of(self, sku: str, key: str) -> list[str]:
         return self.spec_attrs.get((sku, key), [])

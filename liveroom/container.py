@@ -110,6 +110,8 @@ class Container:
 
     @cached_property
     def agent(self) -> Agent:
+        if self.settings.llm_writes:
+            self.agent_config.llm_writes = True
         if self.settings.llm_vision:
             self.agent_config.vision_model = True
         agent = Agent(
