@@ -282,9 +282,9 @@ def _routes(app: FastAPI) -> None:
         token = req.viewer_token or request.headers.get("x-viewer-token")
         anon = _anon_key(request.cookies.get(ANON_COOKIE))
         fresh = None
-        if not token and anon is None:
+        if anon is None:  # the session cookie: an anonymous viewer's id, and the device for verified ones
             anon = fresh = new_anonymous_key()
-        viewer = await asyncio.to_thread(access.viewer, room, token, anon)
+        viewer = await asyncio.to_thread(access.viewer, room, token, anon, anon)
         try:
             ans = await c.agent.answer(_message(c, room.room_id, req, "http", viewer))
         except UnknownMerchant as e:
@@ -370,9 +370,8 @@ async def _serve_socket(ws: WebSocket, room_id: str) -> None:
         access.limit("sockets", ip=ip)
         # The connection's viewer: ?token= (verified), else anonymous — bound to the session cookie when
         # the browser sends one, else to this connection alone.
-        conn_viewer = await asyncio.to_thread(
-            access.viewer, room, q.get("token"), _anon_key(ws.cookies.get(ANON_COOKIE)) or new_anonymous_key()
-        )
+        device = _anon_key(ws.cookies.get(ANON_COOKIE)) or new_anonymous_key()
+        conn_viewer = await asyncio.to_thread(access.viewer, room, q.get("token"), device, device)
     except LiveRoomError as e:
         await ws.accept()
         metrics.ws_errors.labels(e.code).inc()
@@ -388,13 +387,13 @@ async def _serve_socket(ws: WebSocket, room_id: str) -> None:
         await ws.close(code=1013)
         return
     try:
-        await _serve_room_socket(ws, c, metrics, room, conn_viewer, ip)
+        await _serve_room_socket(ws, c, metrics, room, conn_viewer, ip, device)
     finally:
         access.open_sockets.release(ip)
 
 
 async def _serve_room_socket(
-    ws: WebSocket, c: Container, metrics: Metrics, room: Any, conn_viewer: Viewer, ip: str
+    ws: WebSocket, c: Container, metrics: Metrics, room: Any, conn_viewer: Viewer, ip: str, device: str
 ) -> None:
     access = c.access
     merchant = room.merchant
@@ -463,7 +462,7 @@ async def _serve_room_socket(
             try:
                 access.limit("questions", ip=ip, room_id=room.room_id)
                 viewer = (
-                    await asyncio.to_thread(access.viewer, room, req.viewer_token, None)
+                    await asyncio.to_thread(access.viewer, room, req.viewer_token, None, device)
                     if req.viewer_token
                     else conn_viewer
                 )

@@ -21,7 +21,7 @@ from typing import Any
 
 from audience.identity import InvalidToken, ViewerTokens
 from audience.rooms import Room, RoomRegistry
-from core.abuse import Gauge, Windows
+from core.abuse import Distinct, Gauge, Windows
 from core.errors import Forbidden, LiveRoomError
 from core.ids import anonymous_id
 from core.settings import AccessSettings
@@ -76,6 +76,7 @@ class ViewerAccess:
             "sockets/ip": Windows(s.sockets_per_ip, 60),
         }
         self.open_sockets = Gauge(s.open_sockets_per_ip)
+        self.device_viewers = Distinct(s.viewers_per_device, 3600)
 
     # --- the room ------------------------------------------------------------------------------
     def room(self, room_id: str, *, named_merchant: str | None = None, origin: str | None = None) -> Room:
@@ -87,11 +88,16 @@ class ViewerAccess:
         return room
 
     # --- the viewer ----------------------------------------------------------------------------
-    def viewer(self, room: Room, token: str | None, anon_key: str | None) -> Viewer:
+    def viewer(self, room: Room, token: str | None, anon_key: str | None, device: str | None = None) -> Viewer:
         """Verified from ``token`` (``InvalidToken`` if it is bad), else anonymous from ``anon_key``
-        (the connection's or session cookie's random key; a fresh one if None)."""
+        (the connection's or session cookie's random key; a fresh one if None). ``device`` (the session
+        cookie or connection key) may present only so many distinct verified viewers an hour."""
         if token:
             v = self.tokens.verify(token, merchant=room.merchant, room=room.room_id)
+            if device:
+                wait = self.device_viewers.admit(f"{room.merchant}:{device}", v.viewer_id)
+                if wait:
+                    raise RateLimited("different viewers on this device", wait)
             self.audience.ensure_viewer(room.merchant, v.viewer_id)
             return Viewer(room.merchant, room.room_id, v.viewer_id, True)
         return Viewer(room.merchant, room.room_id, anonymous_id(anon_key or new_anonymous_key()), False)

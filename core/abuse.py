@@ -40,6 +40,34 @@ class Windows:
             return 0.0
 
 
+class Distinct:
+    """At most ``limit`` distinct values per key within ``window_s`` (e.g. verified viewers per device)."""
+
+    def __init__(self, limit: int, window_s: float, max_keys: int = 100_000) -> None:
+        self.limit, self.window_s, self.max_keys = limit, window_s, max_keys
+        self._seen: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, key: str, value: str, now: float | None = None) -> float:
+        """0.0 if ``value`` is (or may become) one of ``key``'s values, else seconds until a slot frees."""
+        if self.limit <= 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            seen = self._seen.get(key)
+            if seen is None:
+                if len(self._seen) >= self.max_keys:
+                    self._seen.clear()
+                seen = self._seen[key] = {}
+            for v, t in list(seen.items()):
+                if now - t >= self.window_s:
+                    del seen[v]
+            if value in seen or len(seen) < self.limit:
+                seen[value] = now
+                return 0.0
+            return max(1.0, self.window_s - (now - min(seen.values())))
+
+
 class Gauge:
     """Concurrent things (open sockets) per key, at most ``limit`` each."""
 

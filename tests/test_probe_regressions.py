@@ -306,3 +306,42 @@ async def test_voice_questions_count_against_the_same_limits(tmp_path, demo_root
             await cl.send_json({"type": "ask", "text": "几天发货"})
             err = (await cl.wait_for("error", since=t1, timeout=10)).data
             assert err["code"] == "rate_limited" and err["retry_after"] >= 1
+
+
+def test_one_device_cycling_through_verified_viewers_is_limited(world):
+    """Coupon claims are also limited per device: one session cookie (or one socket) presenting a sixth
+    distinct verified viewer within the hour is refused, so even a leaked token minter cannot be cycled
+    from one browser."""
+    c, client = world["c"], world["client"]
+    client.cookies.clear()
+    codes = [
+        client.post(
+            "/api/rooms/b-room/ask", json={"text": "包邮吗", "viewer_token": viewer_token(c, f"cyc-{i}", B)}
+        ).status_code
+        for i in range(6)
+    ]
+    assert codes == [200] * 5 + [429]
+    # the same viewers again from that device are fine; another device is not affected
+    assert (
+        client.post(
+            "/api/rooms/b-room/ask", json={"text": "包邮吗", "viewer_token": viewer_token(c, "cyc-0", B)}
+        ).status_code
+        == 200
+    )
+    client.cookies.clear()
+    r = client.post("/api/rooms/b-room/ask", json={"text": "包邮吗", "viewer_token": viewer_token(c, "cyc-5", B)})
+    assert r.status_code == 200
+    client.cookies.clear()
+    with client.websocket_connect("/ws/rooms/b-room") as ws:  # one socket (no cookie) = one device
+        ws.receive_json()
+        got = []
+        for i in range(6):
+            ws.send_text(
+                json.dumps(
+                    {"type": "ask", "id": f"w{i}", "text": "包邮吗", "viewer_token": viewer_token(c, f"ws-{i}", B)}
+                )
+            )
+            while (f := ws.receive_json()).get("id") != f"w{i}" or f["type"] not in ("answer.done", "error"):
+                pass
+            got.append(f["type"] if f["type"] == "answer.done" else f["code"])
+        assert got == ["answer.done"] * 5 + ["rate_limited"]
