@@ -95,9 +95,20 @@ def start_server(data_dir: Path, port: int, llm: bool) -> subprocess.Popen:
         "LIVEROOM_DATA_DIR": str(data_dir),
         "LIVEROOM_LLM_AUTOSTART": "true" if llm else "false",
         "LIVEROOM_DEFAULT_MERCHANT": "demo",
+        # every simulated viewer connects from 127.0.0.1: lift the per-address abuse limits for the load test
+        "LIVEROOM_ACCESS_QUESTIONS_PER_IP": "0",
+        "LIVEROOM_ACCESS_QUESTIONS_PER_ROOM": "0",
+        "LIVEROOM_ACCESS_SOCKETS_PER_IP": "0",
+        "LIVEROOM_ACCESS_OPEN_SOCKETS_PER_IP": "0",
     }
     subprocess.run(
         [sys.executable, "-m", "liveroom.cli", "kb", "import", "-m", "demo", "-q", str(ROOT / "knowledge" / "demo")],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(  # public channels answer only in registered rooms
+        [sys.executable, "-m", "liveroom.cli", "rooms", "create", "--merchant", "demo", "--room", "bench"],
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
@@ -126,7 +137,7 @@ async def run(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         proc = start_server(Path(tmp), port, args.llm_share > 0)
         try:
-            url = f"ws://127.0.0.1:{port}/ws/rooms/bench?merchant=demo"
+            url = f"ws://127.0.0.1:{port}/ws/rooms/bench"
             out: list = []
             errors: list = []
             t0 = time.monotonic()
