@@ -414,6 +414,8 @@ def policy(
             store_names += [normalize(n) for n in attr.names_zh + attr.names_en if len(n) >= 2]
     # A topic word that is one of the asked attribute's everyday names ("快递", "香港") is covered by a
     # sentence using any of its names ("顺丰", "港澳台").
+    if q.by_sound:  # "byma": the words are pinyin; the attribute's own names are what was asked
+        terms = []
     alias_terms = {t for t in terms if any(t in n for n in store_names)}
     cands = [f for h in hits if (f := snap.fact(h.fact_id)) is not None and (f.kind == "doc" or (f.kind == "qa" and not f.sku))]
     if not cands:
@@ -448,7 +450,9 @@ def policy(
             ns = normalize(s)
             named = sum(1 for n in store_names if n and n in ns)
             c = sum(weight[t] for t in terms if t in ns or (t in alias_terms and named)) / total_w if terms else 0.0
-            if q.lang == "en" or not terms:  # words cannot be compared: meaning decides
+            if q.by_sound:
+                c = min(1.0, 0.5 * named)
+            elif q.lang == "en" or not terms:  # words cannot be compared: meaning decides
                 c = max(c, 1.6 * (ssim.get(s, 0.0) - 0.2))
             if c < 0.4 and not (f.kind == "qa" and _cov(terms, f.key or "") >= 0.5) and ssim.get(s, 0.0) < 0.55:
                 continue  # most of what was asked is not in this sentence, nor is its meaning

@@ -174,6 +174,9 @@ class Agent:
         state = self.memory.get(msg.merchant, msg.room_id, msg.viewer_id)
         if not msg.lang:  # a language-neutral message ("K84多少", "ok") keeps the viewer's language
             lang = turn.lang = tri.lang if _decisive_lang(tri.text) or not state.lang else state.lang
+            latin = re.findall(r"[A-Za-z]+", tri.text)
+            if lang == "en" and latin and sum(map(understand.is_pinyin, latin)) * 2 >= len(latin):
+                lang = turn.lang = "zh"  # "chongdianbao 1w多少": Chinese typed in pinyin
         if (snap.merchant, snap.version) not in self._lexicons:
             await self.prepare(msg.merchant)
         self._understand(turn, state)
@@ -305,6 +308,10 @@ class Agent:
         q = understand.parse(text, turn.lang, intent, conf, snap, lex, turn.hits, direction, prefer, qvec)
         # What the question is about decides between a product's own spec and the store's policy:
         # "保修多久" about a named product with a warranty spec is that spec, not the repair policy.
+        if q.intent in ("noise", "chitchat", "greeting") and q.by_sound and not tri.injection:
+            # "byma", "fsmkd", "包油吗": an abbreviated or misspelt question about a known attribute
+            a0 = lex.book.get(q.attributes[0])
+            q.intent = "policy" if a0 is not None and a0.scope == "store" else "detail"
         # A follow-up that asks nothing new ("Lite耳机呢", "茶轴的呢", "and the 10000 one?") repeats the
         # last question about whatever it names.
         asks_new = bool(understand.residual(text, lex, q.products[:1] + focus[:1]))
@@ -369,8 +376,13 @@ class Agent:
         elif turn.msg.context_sku and snap.product(turn.msg.context_sku) and not (q.named and _specific(q)):
             # "这个裙子多长" with a dress on screen: the one on screen, unless another is named outright.
             q.products = [p for p in [snap.product(turn.msg.context_sku)] if p is not None]
+        if q.by_sound and not turn.msg.lang:
+            turn.lang = q.lang = "zh"  # pinyin initials are Chinese
         if q.intent == "policy" or any((a := lex.book.get(x)) is not None and a.scope == "store" for x in q.attributes):
-            store = self._call(turn, "search_products", {"query": query[:200], "k": 6, "scope": "store"})
+            store_query = query
+            if q.by_sound and (a0 := lex.book.get(q.attributes[0])) is not None:
+                store_query = " ".join(a0.names_zh[:4])  # search by what the pinyin spells, not the letters
+            store = self._call(turn, "search_products", {"query": store_query[:200], "k": 6, "scope": "store"})
             turn.hits = [SearchHit.model_validate(h) for h in (store or {}).get("hits", [])] + turn.hits
         turn.parsed = q
         log.debug(

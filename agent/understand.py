@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from knowledge.attributes import Quantity, parse_quantities
+from knowledge.attributes import AttributeBook, Quantity, parse_quantities
 from knowledge.lexicon import CatalogLexicon, Mention
 from knowledge.schema import Product, SearchHit, Variant
 from knowledge.store import LoadedVersion
@@ -50,6 +50,7 @@ class Parsed:
     quantities: list[Quantity] = field(default_factory=list)
     named: bool = False  # the viewer named a product (wins over the product in focus)
     pair: bool = False  # "A和B…": each side named its own product — a comparison whatever the wording
+    by_sound: bool = False  # the attribute was read from pinyin or a homophone typo, not from its words
     mentions: list[Mention] = field(default_factory=list)
 
 
@@ -112,6 +113,73 @@ def _ngrams(text: str) -> set[str]:
         for n in (2, 3, 4):
             out.update(run[i : i + n] for i in range(len(run) - n + 1))
     return out
+
+
+def _build_pinyin_index(book: AttributeBook) -> tuple[dict[tuple[str, ...], str], dict[str, str]]:
+    """Attribute names by their syllables (homophone typos: "包油吗" is "包邮吗") and by their initials,
+    also with the last syllable spelt out ("byma", "fsmkd"): how danmaku abbreviate."""
+    from pypinyin import lazy_pinyin
+
+    full: dict[tuple[str, ...], str] = {}
+    initials: dict[str, str] = {}
+    for a in book.attributes:
+        for n in a.names_zh:
+            if len(n) < 3 or not re.fullmatch(r"[\u4e00-\u9fff]+", n):
+                continue
+            syl = tuple(lazy_pinyin(n))
+            full.setdefault(syl, a.id)
+            ini = "".join(x[0] for x in syl)
+            initials.setdefault(ini, a.id)
+            initials.setdefault(ini[:-1] + syl[-1], a.id)
+    return full, initials
+
+
+def pinyin_attributes(text: str, lex: CatalogLexicon) -> list[str]:
+    """Attributes a question names only by sound (three syllables or more) or by pinyin initials."""
+    from pypinyin import lazy_pinyin
+
+    if lex.pinyin_attributes is None:
+        lex.pinyin_attributes = _build_pinyin_index(lex.book)
+    full, initials = lex.pinyin_attributes
+    out: list[str] = []
+    t = normalize(text)
+    for run in re.findall(r"[\u4e00-\u9fff]{3,}", t):
+        syl = tuple(lazy_pinyin(run))
+        for n in range(min(len(syl), 6), 2, -1):
+            for i in range(len(syl) - n + 1):
+                a = full.get(syl[i : i + n])
+                if a is not None and a not in out:
+                    out.append(a)
+    for word in re.findall(r"(?<![a-z])[a-z]{3,8}(?![a-z])", t):
+        if word in initials and initials[word] not in out:
+            out.append(initials[word])
+    return out
+
+
+@lru_cache(maxsize=1)
+def _syllables() -> frozenset[str]:
+    """Every toneless pinyin syllable (from pypinyin's own dictionary)."""
+    from pypinyin.constants import PINYIN_DICT
+    from pypinyin.style import convert
+
+    return frozenset(
+        convert(x, style=0, strict=False) for v in PINYIN_DICT.values() for x in v.split(",") if x
+    )
+
+
+def is_pinyin(word: str) -> bool:
+    """A Latin word that spells two or more pinyin syllables ("chongdianbao"), i.e. Chinese typed
+    without the IME, not English."""
+    w = word.lower()
+    if len(w) < 5 or not w.isalpha():
+        return False
+    syl = _syllables()
+    ok = [0] + [-1] * len(w)  # ok[i]: fewest syllables spelling w[:i], -1 if none
+    for i in range(1, len(w) + 1):
+        for j in range(max(0, i - 6), i):
+            if ok[j] >= 0 and w[j:i] in syl and (ok[i] < 0 or ok[j] + 1 < ok[i]):
+                ok[i] = ok[j] + 1
+    return ok[len(w)] >= 2
 
 
 def name_grams(name: str) -> set[str]:
@@ -290,6 +358,7 @@ def parse(
     prods, named, ms, pair = resolve(text, snap, lex, hits, intent, prefer_category, dense_names(snap, qvec))
     bare = _strip_names(bare, prods[:2] if named else [])
     attrs = [a for a, _ in book.mentioned(bare)]
+    by_sound = not attrs and bool(attrs := pinyin_attributes(bare, lex))
     # Store topics may carry a number ("7天无理由", "满99包邮"): read them on the whole text.
     attrs += [a for a, _ in book.mentioned(text) if a not in attrs and (x := book.get(a)) is not None and x.scope == "store"]
     directions = book.direction(bare)
@@ -320,6 +389,7 @@ def parse(
         quantities=quantities,
         named=named,
         pair=pair,
+        by_sound=by_sound,
         mentions=ms,
     )
 

@@ -17,6 +17,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from pypinyin import Style, lazy_pinyin
@@ -75,6 +76,7 @@ class CatalogLexicon:
         self.book = book or load_attributes()
         self.entries: dict[str, Entry] = {}
         self.sentence_vectors: dict[str, np.ndarray] = {}  # store-document sentences, embedded on first use
+        self.pinyin_attributes: Any = None  # agent.understand's attribute-name pinyin index, built on first use
         code_count: Counter[str] = Counter()
         for p in products:
             names = [normalize(x) for x in [p.name, p.series, *p.aliases] if x]
