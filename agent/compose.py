@@ -356,7 +356,11 @@ def recommend(
         own = snap.index.facts_of(p.sku)
         facts = [f for f in own if f.kind in ("suitable", "selling_point", "spec", "faq", "summary")]
         ns = [f for f in own if f.kind == "not_suitable"]
-        sims = snap.index.similarity(qvec, [f.id for f in facts + ns]) if qvec is not None else [0.0] * (len(facts) + len(ns))
+        sims = (
+            snap.index.similarity(qvec, [f.id for f in facts + ns])
+            if qvec is not None
+            else [0.0] * (len(facts) + len(ns))
+        )
         best_f, best_c = None, 0.0
         for f, sim in zip(facts, sims):
             c = _cov(terms, f.value or f.text) * (1.2 if f.kind == "suitable" else 1.0) + max(0.0, sim - 0.35)
@@ -364,7 +368,9 @@ def recommend(
                 best_f, best_c = f, c
             elif c > best_c:
                 best_c = c
-        penalty = max((_cov(terms, f.value or "") + max(0.0, sim - 0.35) for f, sim in zip(ns, sims[len(facts) :])), default=0.0)
+        penalty = max(
+            (_cov(terms, f.value or "") + max(0.0, sim - 0.35) for f, sim in zip(ns, sims[len(facts) :])), default=0.0
+        )
         s = best_c + 0.3 * retrieved.get(p.sku, 0.0) - 0.8 * penalty + 0.15 * _cov(terms, p.name)
         if values and p.sku in values:
             order = sorted(values.values(), reverse=q.direction == "more")
@@ -383,14 +389,20 @@ def recommend(
         why = "，".join(x for x in (why, render_fact(mark).rstrip("。")) if x)
     if q.lang == "en":
         return Draft(f"I'd suggest {p.name}: ¥{fmt_price(p.price)} tonight" + (f" — {why}." if why else "."), facts)
-    return Draft(f"推荐你看看{p.name}，直播价{fmt_price(p.price)}元" + (f"，{short(why, 40)}" if why else "") + "。", facts)
+    return Draft(
+        f"推荐你看看{p.name}，直播价{fmt_price(p.price)}元" + (f"，{short(why, 40)}" if why else "") + "。", facts
+    )
 
 
 def _distinctive_spec(snap: LoadedVersion, p: Product, pool: Sequence[Product]) -> Fact | None:
     """The first spec of ``p`` whose value no sibling of its category shares: what sets it apart."""
     sibs = [x for x in pool if x.sku != p.sku and x.category == p.category]
     for k, v in p.specs.items():
-        if sibs and all(x.specs.get(k) not in (None, v) for x in sibs if k in x.specs) and any(k in x.specs for x in sibs):
+        if (
+            sibs
+            and all(x.specs.get(k) not in (None, v) for x in sibs if k in x.specs)
+            and any(k in x.specs for x in sibs)
+        ):
             return _spec_fact(snap, p.sku, k)
     return None
 
@@ -417,7 +429,11 @@ def policy(
     if q.by_sound:  # "byma": the words are pinyin; the attribute's own names are what was asked
         terms = []
     alias_terms = {t for t in terms if any(t in n for n in store_names)}
-    cands = [f for h in hits if (f := snap.fact(h.fact_id)) is not None and (f.kind == "doc" or (f.kind == "qa" and not f.sku))]
+    cands = [
+        f
+        for h in hits
+        if (f := snap.fact(h.fact_id)) is not None and (f.kind == "doc" or (f.kind == "qa" and not f.sku))
+    ]
     if not cands:
         return not_found(q.lang)
     cands = cands[:8]

@@ -27,7 +27,9 @@ from knowledge.text import normalize
 Direction = Literal["more", "less"]
 # "A和B", "A还是B", "A vs B", "A跟B比": where a comparison's two sides meet.
 _JOIN = re.compile(r"\s*(?:和|跟|与|还是|对比|相比|比起|\bvs\.?|\bversus\b|\bor\b|\band\b|/|、)\s*", re.I)
-_PLURAL = re.compile(r"(两|几|三|这两|那两|2)\s*(款|个|种|只|台|根|条|双|件|瓶|盒|袋)|哪个|哪款|哪一款|哪种|which", re.I)
+_PLURAL = re.compile(
+    r"(两|几|三|这两|那两|2)\s*(款|个|种|只|台|根|条|双|件|瓶|盒|袋)|哪个|哪款|哪一款|哪种|which", re.I
+)
 
 
 @lru_cache(maxsize=1)
@@ -159,11 +161,12 @@ def pinyin_attributes(text: str, lex: CatalogLexicon) -> list[str]:
 @lru_cache(maxsize=1)
 def _syllables() -> frozenset[str]:
     """Every toneless pinyin syllable (from pypinyin's own dictionary)."""
+    from pypinyin import Style
     from pypinyin.constants import PINYIN_DICT
     from pypinyin.style import convert
 
     return frozenset(
-        convert(x, style=0, strict=False) for v in PINYIN_DICT.values() for x in v.split(",") if x
+        convert(x, style=Style.NORMAL, strict=False) for v in PINYIN_DICT.values() for x in v.split(",") if x
     )
 
 
@@ -315,7 +318,7 @@ def resolve(
 def _sides(
     text: str, snap: LoadedVersion, lex: CatalogLexicon, hits: list[SearchHit], prefer: str | None, floor: float
 ) -> list[Product]:
-    """"A和B…" / "A还是B": the best product of each side, the left side read in the right side's
+    """ "A和B…" / "A还是B": the best product of each side, the left side read in the right side's
     category ("一万和两万的充电宝" — the 一万 is a power bank too). Empty unless each side names one."""
     sides = [s for s in _JOIN.split(text) if s and s.strip()]
     if len(sides) < 2:
@@ -360,7 +363,9 @@ def parse(
     attrs = [a for a, _ in book.mentioned(bare)]
     by_sound = not attrs and bool(attrs := pinyin_attributes(bare, lex))
     # Store topics may carry a number ("7天无理由", "满99包邮"): read them on the whole text.
-    attrs += [a for a, _ in book.mentioned(text) if a not in attrs and (x := book.get(a)) is not None and x.scope == "store"]
+    attrs += [
+        a for a, _ in book.mentioned(text) if a not in attrs and (x := book.get(a)) is not None and x.scope == "store"
+    ]
     directions = book.direction(bare)
     direction: Direction | None = model_direction
     if directions:

@@ -62,7 +62,9 @@ def product_facts(p: Product) -> list[Fact]:
         if var.stock is not None:
             bits.append(f"{var.name}库存{var.stock}件")
         value = fmt_price(var.price) if var.price is not None else None
-        facts.append(Fact(id=f"{p.sku}:variant:{i}", kind="variant", text="，".join(bits), key=var.name, value=value, **base))
+        facts.append(
+            Fact(id=f"{p.sku}:variant:{i}", kind="variant", text="，".join(bits), key=var.name, value=value, **base)
+        )
     for k, v in p.specs.items():
         facts.append(Fact(id=f"{p.sku}:spec:{k}", kind="spec", text=f"{head}{k}：{v}", key=k, value=v, **base))
     for i, sp in enumerate(p.selling_points):

@@ -133,7 +133,9 @@ class Catalog(BaseModel):
         return None
 
 
-FactKind = Literal["summary", "price", "stock", "variant", "spec", "selling_point", "faq", "suitable", "not_suitable", "doc", "qa"]
+FactKind = Literal[
+    "summary", "price", "stock", "variant", "spec", "selling_point", "faq", "suitable", "not_suitable", "doc", "qa"
+]
 
 
 class Fact(BaseModel):

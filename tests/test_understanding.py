@@ -91,7 +91,9 @@ def ask(c: Container, text: str, viewer: str = "v1") -> str:
         ("28cm炒锅能用铁铲吗", "木铲", "32cm"),
     ],
 )
-def test_resolves_products_by_quantity_code_and_variant(kitchen: Container, question: str, want: str, not_want: str) -> None:
+def test_resolves_products_by_quantity_code_and_variant(
+    kitchen: Container, question: str, want: str, not_want: str
+) -> None:
     a = ask(kitchen, question)
     assert want in a and not_want not in a, a
 
@@ -104,7 +106,9 @@ def test_comparison_gives_both_values_and_the_winner(kitchen: Container) -> None
 
 def test_unlisted_attribute_is_answered_honestly(kitchen: Container) -> None:
     a = asyncio.run(
-        kitchen.agent.answer(ViewerMessage(merchant="kt", room_id="r1", viewer_id="v2", text="水壶是哪里产的", channel="sim"))
+        kitchen.agent.answer(
+            ViewerMessage(merchant="kt", room_id="r1", viewer_id="v2", text="水壶是哪里产的", channel="sim")
+        )
     )
     assert a.refused and "产地" in a.answer or a.refused, a.answer
 
