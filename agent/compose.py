@@ -79,6 +79,31 @@ def render_fact(f: Fact) -> str:
     return (f.value or f.text).rstrip("。") + "。"
 
 
+def key_label(lex: CatalogLexicon, sku: str, key: str, lang: str) -> str:
+    """A spec key as the viewer's language names it: the attribute's English name for English answers
+    ("重量" → "weight"), the merchant's own key otherwise."""
+    if lang != "en":
+        return key
+    for a in lex.attributes_of(sku, key):
+        attr = lex.book.get(a)
+        if attr is not None and attr.names_en:
+            return attr.names_en[0]
+    return key
+
+
+def render_fact_en(f: Fact, lex: CatalogLexicon) -> str:
+    """An English clause for a fact; values stay as the merchant wrote them."""
+    if f.kind == "spec" and f.sku and f.key:
+        return f"{key_label(lex, f.sku, f.key, 'en')}: {f.value}."
+    if f.kind == "variant":
+        return f"{f.key}: ¥{f.value}." if f.value else f"available in {f.key}."
+    if f.kind == "suitable":
+        return f"suits {f.value}."
+    if f.kind == "not_suitable":
+        return f"not recommended for {f.value}."
+    return render_fact(f)
+
+
 def not_found(lang: str, what: str = "", known: Draft | None = None) -> Draft:
     if lang == "en":
         text = "Good question — that isn't in our product info, I'll check with the host and get back to you."
@@ -218,7 +243,7 @@ def detail(snap: LoadedVersion, lex: CatalogLexicon, q: Parsed, p: Product, qvec
     if q.intent == "suitability" and best.kind in ("suitable", "not_suitable"):
         body = _suitability_sentence(best, q, lex)
     if q.lang == "en":
-        return Draft(f"About {p.name}: {short(body, 90)}", [best])
+        return Draft(f"About {p.name}: {short(render_fact_en(best, lex), 90)}", [best])
     return Draft(f"{p.name}：{short(body)}", [best])
 
 
@@ -297,11 +322,12 @@ def compare(snap: LoadedVersion, lex: CatalogLexicon, q: Parsed, prods: Sequence
     elif price_asked and pa != pb:
         winner = na if (pa < pb) == (direction != "more") else nb
     if lang == "en":
-        parts = [f"{na}: ¥{fmt_price(pa)}" + "".join(f", {r[0]} {r[1]}" for r in rows)]
-        parts.append(f"{nb}: ¥{fmt_price(pb)}" + "".join(f", {r[0]} {r[2]}" for r in rows))
+        labels = [key_label(lex, a.sku, r[0], "en") for r in rows]
+        parts = [f"{na}: ¥{fmt_price(pa)}" + "".join(f", {lb} {r[1]}" for lb, r in zip(labels, rows))]
+        parts.append(f"{nb}: ¥{fmt_price(pb)}" + "".join(f", {lb} {r[2]}" for lb, r in zip(labels, rows)))
         text = "; ".join(parts) + "."
         if winner:
-            text += f" {winner} comes out ahead on {'price' if not rows else rows[0][0]}."
+            text += f" {winner} comes out ahead on {'price' if not rows else labels[0]}."
         return Draft(text, facts)
     parts = [f"{na}直播价{fmt_price(pa)}元" + "".join(f"，{r[0]}{r[1]}" for r in rows)]
     parts.append(f"{nb}直播价{fmt_price(pb)}元" + "".join(f"，{r[0]}{r[2]}" for r in rows))
