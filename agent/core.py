@@ -303,7 +303,9 @@ class Agent:
         result = self._call(turn, "search_products", args)
         turn.hits = [SearchHit.model_validate(h) for h in (result or {}).get("hits", [])]
         prefer = focus[0].category if focus else None
-        q = understand.parse(text, turn.lang, intent, conf, snap, lex, turn.hits, direction, prefer, qvec)
+        q = understand.parse(
+            text, turn.lang, intent, conf, snap, lex, turn.hits, direction, prefer, qvec, focus[0].name if focus else ""
+        )
         # What the question is about decides between a product's own spec and the store's policy:
         # "保修多久" about a named product with a warranty spec is that spec, not the repair policy.
         if q.intent in ("noise", "chitchat", "greeting") and q.by_sound and not tri.injection:

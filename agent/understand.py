@@ -222,6 +222,7 @@ def score_products(
     hits: list[SearchHit],
     prefer_category: str | None = None,
     dense: dict[str, float] | None = None,
+    near: set[str] | None = None,
 ) -> list[Mention]:
     """Every product the text may refer to, scored from names, codes, quantities, variants, category
     words, pinyin and retrieval. Highest first; only products with some evidence."""
@@ -252,6 +253,11 @@ def score_products(
             why.append("category")
         elif prefer_category and e.category == prefer_category:
             s += 0.3
+        if near and s > 0:
+            # A follow-up's words fit several siblings: the one sharing most of the focus product's name
+            # ("水光礼盒小号" → "那大号呢" is the 水光 box's big size).
+            g = name_grams(e.product.name)
+            s += 0.5 * len(g & near) / max(1, len(g | near))
         if lex.pinyin_hit(sku, text):
             s += 0.6
             why.append("pinyin")
@@ -293,10 +299,11 @@ def resolve(
     intent: str,
     prefer_category: str | None = None,
     dense: dict[str, float] | None = None,
+    near: set[str] | None = None,
 ) -> tuple[list[Product], bool, list[Mention], bool]:
     """(products best first, whether the viewer named one, the scored mentions, whether two sides of a
     comparison each named a product)."""
-    ms = score_products(text, snap, lex, hits, prefer_category, dense)
+    ms = score_products(text, snap, lex, hits, prefer_category, dense, near)
     named = bool(ms) and _evidence(ms[0]) and ms[0].score >= 0.5
     if not named and ms and not re.search(r"[\u4e00-\u9fff]", text) and hits and hits[0].sku == ms[0].sku:
         # English over a Chinese catalog: words cannot match, so retrieval's first product is the reading —
@@ -351,6 +358,7 @@ def parse(
     model_direction: Direction | None = None,
     prefer_category: str | None = None,
     qvec: np.ndarray | None = None,
+    focus_name: str = "",
 ) -> Parsed:
     book = lex.book
     quantities = parse_quantities(text, book)
@@ -358,7 +366,16 @@ def parse(
     bare = text
     for qt in sorted((x for x in quantities if x.unit), key=lambda x: -x.span[0]):
         bare = bare[: qt.span[0]] + " " + bare[qt.span[1] :]
-    prods, named, ms, pair = resolve(text, snap, lex, hits, intent, prefer_category, dense_names(snap, qvec))
+    prods, named, ms, pair = resolve(
+        text,
+        snap,
+        lex,
+        hits,
+        intent,
+        prefer_category,
+        dense_names(snap, qvec),
+        name_grams(focus_name) if focus_name else None,
+    )
     bare = _strip_names(bare, prods[:2] if named else [])
     attrs = [a for a, _ in book.mentioned(bare)]
     by_sound = not attrs and bool(attrs := pinyin_attributes(bare, lex))
