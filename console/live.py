@@ -28,24 +28,27 @@ from sqlalchemy import select
 
 from agent.bus import AnsweredEvent
 from agent.messages import AgentAnswer, ViewerMessage
-from agent.triage import triage
 from audience import models as am
 from audience.db import read_tx
 
 log = logging.getLogger("liveroom.console.live")
 
+# The agent's intents (agent.intent_model.INTENTS, plus its own outcomes) as the console labels them.
 INTENT_ZH = {
     "price": "价格",
     "stock": "库存",
-    "spec": "规格参数",
+    "detail": "规格参数",
     "suitability": "适用人群",
     "compare": "对比",
     "policy": "发货售后",
     "coupon": "优惠券",
     "recommend": "推荐",
     "greeting": "打招呼",
-    "other": "其他",
+    "chitchat": "闲聊",
+    "noise": "没听清",
     "profile": "会员等级",
+    "injection": "指令注入",
+    "other": "其他",
 }
 
 
@@ -214,7 +217,7 @@ def hot_questions(
         if now - a.at > window_s or a.intent in ("greeting", "rate_limited", "empty", "abuse"):
             continue
         sku = next((c.get("sku") for c in a.citations if c.get("sku")), None)
-        groups.setdefault((a.intent or triage(a.question).primary, sku), []).append(a)
+        groups.setdefault((a.intent or "other", sku), []).append(a)
     out = []
     for (intent, sku), items in groups.items():
         p = catalog.product(sku) if (sku and catalog is not None) else None
@@ -249,7 +252,7 @@ def talking_point(intent: str, p, items: list[LoggedAnswer]) -> str:
     if intent in ("suitability",) and (p.suitable_for or p.not_suitable_for):
         s = f"讲清适用人群：适合{'、'.join(p.suitable_for) or '大多数人'}"
         return s + (f"；不适合{'、'.join(p.not_suitable_for)}" if p.not_suitable_for else "")
-    if intent == "spec" and p.specs:
+    if intent in ("detail", "spec") and p.specs:
         k, v = next(iter(p.specs.items()))
         return f"展示规格：{k}{v}"
     if p.faq:

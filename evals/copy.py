@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from agent import compliance
-from agent.grounding import numbers
+from agent.claims import numbers
 from knowledge.importers import parse_files
 from tools.contracts import CouponOffer, ProfileView
 

@@ -1,7 +1,8 @@
-"""Grounded answers for question clusters, composed from KB facts in code (the agent's fast-path
-composers), checked by the one claim checker (``agent.claims``: compliance, numbers, actions, contact,
-medical, ranking, politics, other viewers …). Milliseconds, no model call: used for the console's
-talking points and for the host's spoken answers when the agent itself can't answer.
+"""Grounded answers for question clusters, composed from KB facts in code (the agent's composers,
+``agent.compose``, over the question parsed against the catalog lexicon of the KB version), checked by
+the one claim checker (``agent.claims``: compliance, numbers, actions, contact, medical, ranking,
+politics, other viewers …). Milliseconds, no model call: used for the console's talking points and for
+the host's spoken answers when the agent itself can't answer.
 """
 
 from __future__ import annotations
@@ -10,34 +11,25 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
-from agent import compliance, fastpath
+from agent import compliance, compose, understand
 from agent.claims import ClaimChecker, ClaimContext, default_checker
-from agent.fastpath import render_fact  # re-exported for host modules
+from agent.compose import Draft, render_fact  # render_fact: re-exported for host modules
 from agent.messages import ToolCallRecord
 from audience.coupons import describe
+from knowledge.attributes import load_attributes
+from knowledge.lexicon import CatalogLexicon
 from knowledge.schema import Fact, Product, SearchHit
 from knowledge.store import LoadedVersion
 from tools.contracts import CouponOffer
 
 log = logging.getLogger("liveroom.host")
 
-_PRODUCT_TOPIC_KINDS = {
-    "sensitive": ("faq", "suitable", "not_suitable", "spec"),
-    "pregnancy": ("faq", "not_suitable", "suitable"),
-    "oily": ("faq", "suitable", "spec"),
-    "dry": ("faq", "suitable", "spec"),
-    "acne": ("faq", "suitable"),
-    "shelf_life": ("spec", "faq"),
-    "ingredients": ("spec", "faq"),
-    "usage": ("faq", "selling_point", "spec"),
-    "capacity": ("spec",),
-    "size": ("spec", "faq"),
-    "height": ("spec", "faq"),
-    "fabric": ("spec", "faq"),
-}
+# A product's facts that may answer a topic when no spec names it (a FAQ, who it suits, a selling point).
+_TOPIC_FACT_KINDS = ("faq", "suitable", "not_suitable", "selling_point", "spec")
 
 
 @dataclass
@@ -106,26 +98,21 @@ def guard(
     return v.text
 
 
-_TOPIC_SPEC_KEYS = {
-    "shelf_life": ("保质期",),
-    "ingredients": ("成分", "配料", "配方"),
-    "capacity": ("容量", "净含量", "规格"),
-    "fabric": ("面料", "材质"),
-    "size": ("尺码",),
-    "height": ("裙长", "衣长", "裤长", "尺码"),
-    "shade": ("色号", "色调"),
-    "wear": ("持妆",),
-    "sweet": ("口味", "甜"),
-    "taste": ("口味", "口感"),
-    "gift": ("包装",),
-    "care": ("洗涤",),
-}
+@lru_cache(maxsize=256)
+def _topic_attributes(name: str) -> tuple[str, ...]:
+    """The attribute-book ids (knowledge/data/attributes.json) a topic is about, read from its label
+    (保质期 → shelf_life, 面料/厚薄 → material, thickness): the spec keys come from the catalog."""
+    from host.topics import topic
+
+    t = topic(name)
+    return tuple(a for a, _ in load_attributes().mentioned(t.label)) if t is not None else ()
 
 
 def topic_fact(snap: LoadedVersion, p: Product, topics: frozenset[str]) -> Fact | None:
-    """The product fact a topic asks for: a FAQ whose question is on the topic, else the spec the
-    topic names (保质期 for shelf life …), else a suitability fact that mentions it."""
-    from host.topics import TOPICS
+    """The product fact a topic asks for: a FAQ whose question is on the topic, else a spec of an
+    attribute the topic is about (whatever the merchant calls the key) that mentions it, else a
+    suitability fact that mentions it."""
+    from host.topics import TOPICS, on_topic
 
     rx = [re.compile("|".join(t.patterns)) for t in TOPICS if t.name in topics]
     if not rx:
@@ -134,9 +121,13 @@ def topic_fact(snap: LoadedVersion, p: Product, topics: frozenset[str]) -> Fact 
     for f in facts:
         if f.kind == "faq" and any(r.search(f.key or "") for r in rx):
             return f
-    for t in topics:
-        for key in _TOPIC_SPEC_KEYS.get(t, ()):
-            f = next((f for f in facts if f.kind == "spec" and key in (f.key or "")), None)
+    book = load_attributes()
+    specs = [f for f in facts if f.kind == "spec" and f.key]
+    for t in sorted(topics):
+        # a spec of the attribute that also talks about the topic: 适用肤质 "干皮" does not answer 敏感肌
+        on = [f for f in specs if on_topic(f.text, frozenset({t}))]
+        for attr in _topic_attributes(t):
+            f = next((f for f in on if attr in book.for_spec(f.key or "", f.value or "")), None)
             if f is not None:
                 return f
     for f in facts:
@@ -156,6 +147,17 @@ class ClusterAnswerer:
     ):
         self.snapshot = snapshot
         self.offers = offers or (lambda sku: [])
+        self._lexicons: dict[tuple[str, str], CatalogLexicon] = {}  # (merchant, KB version) → lexicon
+
+    def lexicon(self, snap: LoadedVersion) -> CatalogLexicon:
+        """The catalog lexicon of one KB version, built on first use; an older version's is dropped."""
+        key = (snap.merchant, snap.version)
+        lex = self._lexicons.get(key)
+        if lex is None:
+            lex = CatalogLexicon(snap.catalog.products)
+            self._lexicons = {k: v for k, v in self._lexicons.items() if k[0] != snap.merchant}
+            self._lexicons[key] = lex
+        return lex
 
     def hits(
         self,
@@ -196,21 +198,23 @@ class ClusterAnswerer:
                 return Composed(guard(text, p, [], offers) or "", [])
             return Composed("", refused=True)
         store = bool(topics) and topics <= {"shipping", "returns", "coupon", "authentic"}
+        lex = self.lexicon(snap)
         for q in questions[:5]:
             hits = self.hits(snap, q, vec, None if store else sku, embed)
             if store or p is None:
-                d = fastpath.policy_answer(snap, q, hits, "zh")
+                qvec = self._vec(q, vec, embed)
+                d = compose.policy(snap, lex, self._parse(q, "policy", snap, lex, hits), hits, qvec, embed)
             elif "price" in topics:
-                d = fastpath.price_answer(snap, p, "zh")
+                d = compose.price(snap, p, "zh")
             elif "stock" in topics:
-                d = fastpath.stock_answer(snap, p, "zh")
+                d = compose.stock(snap, p, "zh")
             else:
                 f = topic_fact(snap, p, topics)
-                d = (
-                    fastpath.Draft(f"{p.name}：{render_fact(f)}", [f])
-                    if f is not None
-                    else fastpath.detail_answer(snap, p, q, hits, "zh")
-                )
+                if f is not None:
+                    d = Draft(f"{p.name}：{render_fact(f)}", [f])
+                else:
+                    parsed = self._parse(q, "detail", snap, lex, hits)
+                    d = compose.detail(snap, lex, parsed, p, self._vec(q, vec, embed))
                 if d.refused:
                     d = self._by_topic(snap, p, topics)
             if not d.refused and d.text:
@@ -222,13 +226,33 @@ class ClusterAnswerer:
                     return Composed(text, facts)
         return Composed("", refused=True)
 
-    def _by_topic(self, snap: LoadedVersion, p: Product, topics: frozenset[str]) -> fastpath.Draft:
-        for t in topics:
-            for kind in _PRODUCT_TOPIC_KINDS.get(t, ()):
-                f = next((f for f in snap.index.facts if f.sku == p.sku and f.kind == kind), None)
-                if f is not None:
-                    return fastpath.Draft(f"{p.name}：{render_fact(f)}", [f])
-        return fastpath.Draft("", refused=True)
+    @staticmethod
+    def _parse(
+        text: str, intent: str, snap: LoadedVersion, lex: CatalogLexicon, hits: list[SearchHit]
+    ) -> understand.Parsed:
+        return understand.parse(text, "zh", intent, 1.0, snap, lex, hits)
+
+    @staticmethod
+    def _vec(text: str, vec: np.ndarray | None, embed: Callable[[list[str]], np.ndarray] | None) -> np.ndarray | None:
+        """The question's embedding (unit norm): the cluster's centroid when given, else encoded here."""
+        if vec is None:
+            if embed is None:
+                return None
+            vec = embed([text])[0]
+        v = np.asarray(vec, dtype=np.float32)
+        n = float(np.linalg.norm(v))
+        return v / n if n > 0 else v
+
+    def _by_topic(self, snap: LoadedVersion, p: Product, topics: frozenset[str]) -> Draft:
+        """A fact of the product that talks about the topic, when no composer found one."""
+        from host.topics import on_topic
+
+        own = [f for f in snap.index.facts_of(p.sku) if f.kind in _TOPIC_FACT_KINDS]
+        for kind in _TOPIC_FACT_KINDS:
+            f = next((f for f in own if f.kind == kind and on_topic(f.text, topics)), None)
+            if f is not None:
+                return Draft(f"{p.name}：{render_fact(f)}", [f])
+        return Draft("", refused=True)
 
     @staticmethod
     def _all_facts(snap: LoadedVersion, p: Product | None) -> list[Fact]:

@@ -8,11 +8,14 @@
 - ``question`` / ``coupon_request`` — go on to clustering and answers;
 - ``greeting`` / ``chatter`` — counted (the greeter folds greetings into its welcome lines).
 
-Uses ``agent.triage`` (the same rules the agent reads a message with) and ``host.topics``.
+Hostility (injection, abuse) and the sanitised text come from ``agent.triage``, what the viewer asks from
+the learned intent model (``classify``: text → one of ``agent.intent_model.INTENTS``), topics from
+``host.topics``. Both are cached by raw text (danmaku repeat a lot).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -22,6 +25,8 @@ from agent.triage import triage
 from host.frames import Danmaku, Triaged
 from host.pipeline import Processor
 from host.topics import normalize_key, topics_of
+
+log = logging.getLogger("liveroom.host")
 
 _SPAM = re.compile(
     r"https?://|www\.|\.com\b|\.cn\b|加\s*(v|V|微|威|薇|我)|(vx|wx|v信|微信|薇信|qq|QQ|扣扣)\s*[:：]?\s*[A-Za-z0-9_-]{4,}|"
@@ -34,7 +39,10 @@ _QUESTION = re.compile(
     r"是不是|会不会|如何|咋|啥|是否|适合|多久|多大|多长|\b(how|what|which|can|does|is|are|do)\b",
     re.I,
 )
-QUESTION_INTENTS = frozenset({"price", "stock", "spec", "suitability", "policy", "compare", "recommend", "profile"})
+# The intent model's labels → the host's kinds (anything else is a question). Small talk phrased as a
+# question to the host ("主播能试用一下吗", "主播多高") is still a question: the room clusters and answers it.
+_KIND_OF_INTENT = {"coupon": "coupon_request", "greeting": "greeting", "chitchat": "chatter", "noise": "chatter"}
+_ASKED = {"greeting", "chitchat"}
 _CHATTER = re.compile(
     r"^(\d{1,4}|[+＋]1|扣1|111+|666+|好看|好美|漂亮|来了|已拍|拍了|买了|冲|冲冲冲|哈+|支持|爱了|想要|"
     r"求链接|上链接|好物|不错|可以)$"
@@ -68,11 +76,15 @@ class DanmakuTriage(Processor):
         config: TriageConfig | None = None,
         match_sku: Callable[[str], str | None] | None = None,
         on_flood: Callable[[str, int], None] | None = None,
+        classify: Callable[[str], str] | None = None,
     ):
         super().__init__()
         self.cfg = config or TriageConfig()
         self.match_sku = match_sku  # text → sku named in it (the KB's product matcher), optional
         self.on_flood = on_flood
+        # text → intent (the learned model); without one, a message with a question mark or word is a
+        # question and anything else chatter
+        self.classify_intent = classify
         self.stats = TriageStats()
         self._buckets: OrderedDict[str, list[float]] = OrderedDict()  # viewer → [tokens, last_ts]
         self._recent: OrderedDict[tuple[str, str], float] = OrderedDict()  # (viewer, key) → ts
@@ -80,6 +92,8 @@ class DanmakuTriage(Processor):
         self._flooded: dict[str, float] = {}
         self._text_cache: OrderedDict[str, tuple] = OrderedDict()
         self._topic_cache: OrderedDict[tuple[str, str], frozenset[str]] = OrderedDict()
+        # normalized key → intent: "主播～敏感肌能用吗？？" and "敏感肌能用吗" are one model call
+        self._intent_cache: OrderedDict[str, str] = OrderedDict()
 
     def _topics(self, text: str, intent: str) -> frozenset[str]:
         k = (text, intent)
@@ -149,15 +163,39 @@ class DanmakuTriage(Processor):
         spam = bool(_SPAM.search(text))
         question = bool(_QUESTION.search(text))
         chatter = bool(_CHATTER.match(key))
-        out = (tri, text, key, spam, question, chatter)
+        intent = ""
+        if key and not (tri.abuse or tri.injection or spam):
+            intent = self._intent(text, key, question, chatter)
+        out = (tri, text, key, spam, intent, question and not chatter)
         self._text_cache[raw] = out
         if len(self._text_cache) > 20_000:
             self._text_cache.popitem(last=False)
         return out
 
+    def _intent(self, text: str, key: str, question: bool, chatter: bool) -> str:
+        """The learned intent, cached by normalized key; live-room chatter ("666", "扣1", "上链接") stays
+        chatter whatever it is classified as, unless it asks for a coupon."""
+        if self.classify_intent is None:
+            intent = "chitchat" if chatter or not question else "detail"
+        elif (hit := self._intent_cache.get(key)) is not None:
+            intent = hit
+        else:
+            try:
+                intent = self.classify_intent(text)
+            except Exception:  # a failing model must not take the room down
+                log.exception("intent model failed; reading the message as a question")
+                intent = "detail" if question else "chitchat"
+            else:
+                self._intent_cache[key] = intent
+                if len(self._intent_cache) > 20_000:
+                    self._intent_cache.popitem(last=False)
+        if chatter and intent != "coupon":
+            return "chitchat"
+        return intent
+
     def classify(self, msg: Danmaku) -> Triaged:
         self.stats.received += 1
-        tri, text, key, spam, question, chatter = self._read(msg.text)
+        tri, text, key, spam, intent, asks = self._read(msg.text)
         if not key:  # nothing but fillers / emoji / punctuation ("哈哈哈", "👏👏")
             return Triaged(msg, text, key, "empty" if not text.strip() else "chatter", lang=tri.lang)
         if not self._allow(msg.viewer_id, msg.ts):
@@ -171,17 +209,9 @@ class DanmakuTriage(Processor):
             return Triaged(msg, text, key, "injection", lang=tri.lang)
         if spam:
             return Triaged(msg, text, key, "spam", lang=tri.lang)
-        intent = tri.primary
-        if intent == "coupon":
-            kind = "coupon_request"
-        elif intent == "greeting" and not question:
-            kind = "greeting"
-        elif chatter:
-            kind = "chatter"
-        elif (set(tri.intents) & QUESTION_INTENTS) or (question and len(key) >= 3):
+        kind = _KIND_OF_INTENT.get(intent, "question")
+        if intent in _ASKED and asks and len(key) >= 3:
             kind = "question"
-        else:
-            kind = "chatter"
         sku, named = msg.context_sku, False
         if kind in ("question", "coupon_request") and self.match_sku is not None:
             found = self.match_sku(text)

@@ -19,6 +19,7 @@ import numpy as np
 
 from agent.bus import AnswerBus
 from agent.core import Agent, AgentConfig
+from agent.intent_model import IntentModel
 from agent.memory import Memory
 from agent.messages import ViewerMessage
 from core.clock import Clock, RealClock
@@ -33,6 +34,7 @@ from host.greeter import Greeter, GreeterConfig
 from host.mix import RoomMix, mix_from_profiles
 from host.pipeline import Bus
 from host.suggestions import SuggestionEngine
+from host.topics import normalize_key
 from knowledge.store import KBError, KnowledgeBase, LoadedVersion
 
 log = logging.getLogger("liveroom.host")
@@ -52,10 +54,23 @@ class RoomConfig:
     mix_every_s: float = 60.0
 
 
-def host_agent(kb: KnowledgeBase, audience: Any | None, answers: AnswerBus | None = None) -> Agent:
-    """A fast-path-only agent for the host: no model (never slow), no per-viewer rate limit (the room
+def default_intent_model(kb: KnowledgeBase) -> IntentModel:
+    """The packaged intent model over the KB's encoder (trained once, then read from the on-disk cache)."""
+    return IntentModel.load_or_train(kb.embedder)
+
+
+def intent_classifier(model: IntentModel) -> Callable[[str], str]:
+    """text → intent (one of ``agent.intent_model.INTENTS``), for the danmaku triage."""
+    return lambda text: model.predict(text).intent
+
+
+def host_agent(
+    kb: KnowledgeBase, audience: Any | None, answers: AnswerBus | None = None, intent_model: IntentModel | None = None
+) -> Agent:
+    """A fast-path-only agent for the host: no LLM (never slow), no per-viewer rate limit (the room
     rate-limits), its own memory. Coupon requests go through the real ledger when there is one. Its
-    answers (``channel="host"``) are published on ``answers`` — the app's answer bus when given."""
+    answers (``channel="host"``) are published on ``answers`` — the app's answer bus when given. It reads
+    questions with ``intent_model`` (default: the packaged one)."""
     from tools.catalog import catalog_tools
     from tools.registry import ToolRegistry
 
@@ -64,7 +79,7 @@ def host_agent(kb: KnowledgeBase, audience: Any | None, answers: AnswerBus | Non
         from tools.audience_tools import audience_tools
 
         tools += audience_tools(audience, audience)
-    return Agent(
+    agent = Agent(
         kb,
         ToolRegistry(tools),
         llm=None,
@@ -72,6 +87,8 @@ def host_agent(kb: KnowledgeBase, audience: Any | None, answers: AnswerBus | Non
         config=AgentConfig(rate=(1_000_000, 1.0)),
         answers=answers,
     )
+    agent.intent_model = intent_model or default_intent_model(kb)
+    return agent
 
 
 class HostRoom:
@@ -89,20 +106,29 @@ class HostRoom:
         config: RoomConfig | None = None,
         inline_embed: bool = False,
         seed: int = 7,
+        intent_model: IntentModel | None = None,
+        classify: Callable[[str], str] | None = None,
     ):
+        """``intent_model``: reads danmaku and the host agent's questions (default: the agent's, else the
+        packaged one); ``classify`` (text → intent) overrides it for the danmaku triage."""
         self.merchant, self.room_id = merchant, room_id
         self.kb, self.embed, self.audience = kb, embed, audience
         self.clock = clock or RealClock()
         self.cfg = config or RoomConfig()
         self.bus = Bus()
         self.funnel = funnel or Funnel()
-        self.agent = agent or host_agent(kb, audience)
+        if intent_model is None and classify is None:
+            intent_model = getattr(agent, "intent_model", None) or default_intent_model(kb)
+        self.agent = agent or host_agent(kb, audience, intent_model=intent_model)
+        self.intent_model = intent_model
         self.coupons = RoomCoupons(audience, merchant, self.clock.now)
         self.context_sku: str | None = None  # the product on screen
         self.qa_mode = False  # Q&A segment: smaller clusters count as hot for the host loop
         self.rng = random.Random(seed)
         self._sku_cache: OrderedDict[str, str | None] = OrderedDict()
-        self.triage = DanmakuTriage(self.cfg.triage, match_sku=self._match_sku, on_flood=self._on_flood)
+        self.triage = DanmakuTriage(
+            self.cfg.triage, match_sku=self._match_sku, on_flood=self._on_flood, classify=classify or self._classify
+        )
         self.clusterer = Clusterer(embed, self.cfg.clusters, self.clock.now, inline=inline_embed)
         self.answerer = ClusterAnswerer(self.snapshot, self.coupons.offers)
         self.suggestions = SuggestionEngine(merchant, room_id, self.clusterer, self.answerer, self.bus, self.clock.now)
@@ -127,6 +153,17 @@ class HostRoom:
             return self.kb.snapshot(self.merchant)
         except KBError:
             return None
+
+    def _classify(self, text: str) -> str:
+        """The intent of a danmaku (the triage caches it by text). Its vector is the one the clusterer
+        would compute for the message's key, so a question is embedded once, for both."""
+        assert self.intent_model is not None
+        key = normalize_key(text) or text
+        cache = self.clusterer._cache
+        vec = cache.get(key)
+        if vec is None:
+            vec = cache[key] = np.asarray(self.embed([key])[0], dtype=np.float32)
+        return str(self.intent_model.predict(text, vec).intent)
 
     def _match_sku(self, text: str) -> str | None:
         if text in self._sku_cache:
@@ -361,8 +398,10 @@ class HostHub:
         config: RoomConfig | None = None,
         max_rooms: int = 200,
         answers: AnswerBus | None = None,
+        intent_model: IntentModel | None = None,
     ):
         self.kb, self.embed, self.audience = kb, embed, audience
+        self.intent_model = intent_model  # None: the packaged model, loaded with the first room
         self.answers = answers  # the app's answer bus: the host's answers reach the metrics and the console
         self.clock = clock or RealClock()
         self.config = config or RoomConfig()
@@ -373,14 +412,16 @@ class HostHub:
 
     @classmethod
     def from_container(cls, c: Any, clock: Clock | None = None) -> HostHub:
-        return cls(c.kb, c.embedder.encode, c.audience, clock, answers=c.answer_bus)
+        return cls(c.kb, c.embedder.encode, c.audience, clock, answers=c.answer_bus, intent_model=c.intent_model)
 
     def room(self, merchant: str, room_id: str, create: bool = True) -> HostRoom | None:
         key = (merchant, room_id)
         r = self._rooms.get(key)
         if r is None and create:
+            if self.intent_model is None:
+                self.intent_model = default_intent_model(self.kb)
             if self._agent is None:
-                self._agent = host_agent(self.kb, self.audience, self.answers)
+                self._agent = host_agent(self.kb, self.audience, self.answers, self.intent_model)
             r = HostRoom(
                 merchant,
                 room_id,
@@ -391,6 +432,7 @@ class HostHub:
                 clock=self.clock,
                 funnel=self.funnel.room(merchant, room_id),
                 config=self.config,
+                intent_model=self.intent_model,
             )
             self._rooms[key] = r
             try:

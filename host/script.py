@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.grounding import numbers
+from agent.claims import numbers
 from audience.coupons import describe
 from host.answers import guard, short_name
 from host.coupons import as_offer

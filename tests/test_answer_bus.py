@@ -144,6 +144,7 @@ async def test_bus_publishes_every_answer_and_survives_a_failing_subscriber(demo
     bus.subscribe(broken)
     stop = bus.subscribe(seen.append)
     agent = Agent(demo_container.kb, demo_container.tools, answers=bus)
+    agent.intent_model = demo_container.intent_model
     ans = await agent.answer(
         ViewerMessage(merchant="demo", room_id="r9", viewer_id="x", text="海盐巴旦木多少钱", channel="host")
     )

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from agent import compliance
-from agent.grounding import numbers
+from agent.claims import numbers
 from copywriting import channels
 from copywriting.facts import StaticCatalog
 from copywriting.generator import CopyWriter

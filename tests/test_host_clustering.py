@@ -8,6 +8,7 @@ import itertools
 from host.clustering import ClusterConfig, Clusterer
 from host.danmaku import DanmakuTriage
 from host.frames import Danmaku
+from tests.support.host import intent_classify
 
 # One question in many phrasings per group, asked while SK-001 (a serum) is on screen. Groups sharing a
 # sentence frame ("…能用吗") but not a topic are the hard negatives. The lexicon and thresholds were tuned
@@ -95,7 +96,7 @@ CHATTER = ["来了来了", "666", "好看", "主播好美", "已拍", "扣1", "�
 
 def cluster_set(use_embedder, items: list[tuple[str, str, str]], config: ClusterConfig | None = None):
     """items: (group, context sku, text) → (labels, clusterer, triaged)."""
-    tri = DanmakuTriage()
+    tri = DanmakuTriage(classify=intent_classify(use_embedder))
     cl = Clusterer(use_embedder.encode, config or ClusterConfig(), clock=lambda: 1000.0, inline=True)
     out = []
     for n, (g, sku, text) in enumerate(items):
@@ -166,8 +167,8 @@ def test_same_question_about_different_products_are_different_clusters(use_embed
     assert pairwise(labels) == (1.0, 1.0)
 
 
-def test_chatter_spam_abuse_and_injection_are_not_questions():
-    tri = DanmakuTriage()
+def test_chatter_spam_abuse_and_injection_are_not_questions(use_embedder):
+    tri = DanmakuTriage(classify=intent_classify(use_embedder))
     for i, text in enumerate(CHATTER):
         assert tri.classify(Danmaku("demo", "r", f"c{i}", text, 1.0)).kind in ("chatter", "greeting", "empty"), text
     kinds = {
@@ -199,7 +200,7 @@ def test_chatter_spam_abuse_and_injection_are_not_questions():
 
 def test_hot_means_distinct_viewers_in_the_window(use_embedder):
     clock = [1000.0]
-    tri = DanmakuTriage()
+    tri = DanmakuTriage(classify=intent_classify(use_embedder))
     cl = Clusterer(use_embedder.encode, ClusterConfig(min_viewers=3, window_s=60), clock=lambda: clock[0], inline=True)
     hot = []
     cl.on_hot.append(lambda c, it: hot.append((c.label, c.heat, it.msg.viewer_id)))
@@ -231,7 +232,7 @@ def test_hot_means_distinct_viewers_in_the_window(use_embedder):
 
 def test_a_flood_of_identical_messages_is_cheap_and_reported(use_embedder):
     floods = []
-    tri = DanmakuTriage(on_flood=lambda key, n: floods.append((key, n)))
+    tri = DanmakuTriage(on_flood=lambda key, n: floods.append((key, n)), classify=intent_classify(use_embedder))
     cl = Clusterer(use_embedder.encode, ClusterConfig(), clock=lambda: 1000.0, inline=True)
     kinds: dict[str, int] = {}
     for i in range(500):  # one viewer hammering the same question

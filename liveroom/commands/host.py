@@ -164,7 +164,7 @@ async def _run_show(
         kb=c.kb,
         embed=c.embedder.encode,
         audience=svc,
-        agent=host_agent(c.kb, svc, c.answer_bus),
+        agent=host_agent(c.kb, svc, c.answer_bus, c.intent_model),
         clock=clock,
         seed=seed,
     )
@@ -260,7 +260,7 @@ def _server(c, room, port: int):
     app = create_app(c, start_llm=False)
     if not any(getattr(r, "path", "") == "/ws/rooms/{room_id}/host" for r in app.routes):
         app.include_router(router)
-    hub = HostHub(c.kb, c.embedder.encode, room.audience, room.clock, answers=c.answer_bus)
+    hub = HostHub(c.kb, c.embedder.encode, room.audience, room.clock, answers=c.answer_bus, intent_model=c.intent_model)
     hub.add(room)
     app.state.host_hub = hub
     return uvicorn.Server(uvicorn.Config(app, host=c.settings.host, port=port, log_level="warning"))

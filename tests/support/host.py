@@ -58,3 +58,18 @@ def fast_embedder():
 
 
 _EMB = None
+
+
+def intent_classify(embedder: Any = None):
+    """text → intent: the packaged intent model (agent.intent_model, trained once and cached on disk) over
+    ``embedder`` (default: ``fast_embedder()``), as a room hands it to ``host.danmaku.DanmakuTriage``."""
+    global _CLASSIFY
+    if _CLASSIFY is None:
+        from agent.intent_model import IntentModel
+        from host.room import intent_classifier
+
+        _CLASSIFY = intent_classifier(IntentModel.load_or_train(embedder or fast_embedder()))
+    return _CLASSIFY
+
+
+_CLASSIFY = None
