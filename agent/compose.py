@@ -137,7 +137,13 @@ def price(snap: LoadedVersion, p: Product, lang: str, variant: Variant | None = 
         text += "。"
     if variant is None:
         # Options priced differently from the headline price are named, so nobody pays a surprise.
-        other = [v for v in p.variant_list() if v.price is not None and abs(v.price - p.price) > 1e-9]
+        # (An option the product's own name already is — "30ml" of "精华液 30ml" — is the headline product.)
+        own = normalize(p.name)
+        other = [
+            v
+            for v in p.variant_list()
+            if v.price is not None and abs(v.price - p.price) > 1e-9 and normalize(v.name) not in own
+        ]
         if other:
             facts += [vfacts[v.name] for v in other if v.name in vfacts]
             bits = [f"{v.name} ¥{fmt_price(v.price or 0)}" for v in other[:3]]

@@ -66,6 +66,7 @@ def _segmenter() -> Any:
 
 
 _LEADING = set("能可会要想还都也就再")
+_TRAILING = set("啥吗呢么吧呀哦嘛了的啊")
 
 
 def words(text: str) -> list[str]:
@@ -85,6 +86,8 @@ def residual(text: str, lex: CatalogLexicon, products: Sequence[Product] = ()) -
     for w in words(text):
         while len(w) >= 2 and w[0] in _LEADING and re.fullmatch(r"[\u4e00-\u9fff]+", w):
             w = w[1:]  # "能发", "还能退": the modal verb is not the topic
+        while len(w) >= 2 and w[-1] in _TRAILING and re.fullmatch(r"[\u4e00-\u9fff]+", w):
+            w = w[:-1]  # "发啥", "好用吗": the question particle is not the topic
         if re.fullmatch(r"[\d.%]+|[^\w]+", w) or w in zh_set or w in en:
             continue
         if re.fullmatch(r"[\u4e00-\u9fff]+", w):

@@ -54,7 +54,8 @@ def test_screenshot_this_how_much_gets_the_live_price_with_a_citation(service, k
     assert analysis.image_id and analysis.image_id.startswith("img_")
     assert query_text(analysis, "这个多少钱").startswith("暖光 玻尿酸保湿精华液 30ml")
 
-    version, hits = service.retrieve("demo", analysis, "这个多少钱", k=3)
+    # the live price is among the first facts (its options' prices, facts of their own, sit beside it)
+    version, hits = service.retrieve("demo", analysis, "这个多少钱", k=5)
     price = next(h for h in hits if h.kind == "price")
     live = kb.snapshot("demo").product("SK-001").price
     assert price.sku == "SK-001" and price.fact_id == "SK-001:price"
