@@ -169,7 +169,7 @@ async def _start_llm(c: Container) -> None:
 def _preload(c: Container) -> None:
     """Load every merchant's active KB and warm the encoder so the first viewer doesn't pay for it."""
     for m in c.kb.merchants():
-        c.kb.snapshot(m)
+        c.agent.prepare_sync(m)  # the KB, its catalog lexicon, the word segmenter and the intent model
     c.embedder.encode(["预热"])
 
 

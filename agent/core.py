@@ -265,7 +265,15 @@ class Agent:
         viewer question does not wait on it."""
         snap = self.kb.snapshot(merchant)
         if (snap.merchant, snap.version) not in self._lexicons:
-            await asyncio.to_thread(self.lexicon, snap)
+            await asyncio.to_thread(self.prepare_sync, merchant)
+
+    def prepare_sync(self, merchant: str) -> None:
+        """Load what the first question would otherwise wait for: the KB snapshot, its lexicon, the word
+        segmenter, the intent model."""
+        self.lexicon(self.kb.snapshot(merchant))
+        understand.words("预热")
+        if self.intent_model is not None:
+            self.intent_model.predict("预热")
 
     def _classify(self, turn: _Turn, text: str, qvec: np.ndarray | None) -> tuple[str, float, Direction | None]:
         if self.intent_model is not None:

@@ -135,6 +135,7 @@ async def run(
         if use_llm:
             await c.start_llm()
             await c.agent.warm_up(merchant)
+        await c.agent.prepare(merchant)  # as the server does at startup: the first question pays no warm-up
         out = []
         try:
             for i, q in enumerate(qs):
@@ -181,7 +182,14 @@ def catalog_report(results) -> dict:
         "by_path": {p: acc([j for j in js if j["path"] == p]) for p in sorted({j["path"] for j in js})},
         "wall_ms_p50": round(_pct(walls, 50) or 0, 1),
         "wall_ms_p95": round(_pct(walls, 95) or 0, 1),
+        "wall_ms_max": round(max(walls, default=0.0), 1),
         "tool_call_accuracy": round(sum(j["tools_ok"] for j in js) / len(js), 3) if js else None,
+        # The model's share: answers it wrote, and small-talk tries past their budget (a set reply went).
+        "llm_written": sum(a.path == "llm" for _, _, a in results),
+        "llm_past_budget": sum("smalltalk_budget" in a.flags or "llm_unavailable" in a.flags for _, _, a in results),
+        "llm_rejected_sentences": sum(
+            any(f.startswith("claims:") for f in a.flags) and a.path == "llm" for _, _, a in results
+        ),
     }
 
 
@@ -201,7 +209,13 @@ def print_catalog(name: str, results, info: dict, use_llm: bool, verbose: bool) 
     print(f"refusal rate on unanswerable: {r['refusal_rate_unanswerable']}")
     print(f"false refusals on answerable (excl. recommend): {r['false_refusals_answerable']}")
     print(f"comparisons right: {r['comparisons_right']['ok']}/{r['comparisons_right']['n']}")
-    print(f"path split: {r['paths']}   wall p50 {r['wall_ms_p50']} ms, p95 {r['wall_ms_p95']} ms")
+    print(
+        f"path split: {r['paths']}   wall p50 {r['wall_ms_p50']} ms, p95 {r['wall_ms_p95']} ms, max {r['wall_ms_max']} ms"
+    )
+    print(
+        f"model: wrote {r['llm_written']} answers, {r['llm_past_budget']} tries past their budget "
+        "(the composed reply went)"
+    )
     print(f"tool-call accuracy: {r['tool_call_accuracy']}")
     fails = [(q, j, a) for q, j, a in results if not j["ok"]]
     print(f"\n{len(fails)} failures" + ("" if verbose else " (-v to list)"))

@@ -285,6 +285,8 @@ async def run(
                 await c.start_llm()
                 for n in cats:
                     await c.agent.warm_up(n)
+            for n in cats:  # as the server does at startup: the first question pays no warm-up
+                await c.agent.prepare(n)
             nouns = {n: proper_nouns(catalog_data(n)["products"].values()) for n in cats}
             t0 = time.perf_counter()
             for i, ex in enumerate(exchanges, 1):
