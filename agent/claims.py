@@ -16,9 +16,10 @@ The rules (``RULES``; each is enforced in code below, word lists live in ``agent
   fact that states it: the clause quoted from a fact, the promise in the fact's words, or (warranty,
   returns) a fact on the same policy carrying every number of the clause ("2年质保" backs "保修2年").
   Negated sentences ("没有给你发券", "不能保证") and offers ("可以领券") are not claims.
-- ``echo``: a run of ≥ 6 characters (≥ 3 words in English) copied from the viewer's message, at least 3
-  of them (2 words) not explained by catalog text, fact text or a common phrase; when the viewer asks to
-  be repeated ("跟我念", "repeat after me") runs of ≥ 4 characters / 2 words already count.
+- ``echo``: a run of ≥ 6 characters copied from the viewer's message, at least 4 (and half) of them not
+  explained by catalog text, fact text or a common phrase (English: ≥ 3 words, 3 of them new — 2 in a run
+  of ≥ 4); when the viewer asks to be repeated ("跟我念", "repeat after me") runs of ≥ 4 characters with 2
+  new ones (2 words, 1 new) already count.
 - ``contact``: phone numbers, emails, URLs / domains, WeChat / QQ ids and invitations off the platform
   (微信, 加V, 私聊, 加我, 二维码 …), unless negated or (handles) the exact string is in a fact.
 - ``medical``: compliance's medical terms (always); a disease named with a cure / efficacy verb
@@ -104,6 +105,7 @@ _REGEX_LISTS = (
     "leak_en_patterns",
     "product_offer_patterns",
     "echo_request_patterns",
+    "implied_efficacy_patterns",
 )
 _PLAIN_LISTS = (
     "medical_terms",
@@ -161,6 +163,7 @@ class ClaimRules(BaseModel):
     leak_en_patterns: list[str] = _default("leak_en_patterns")
     product_offer_patterns: list[str] = _default("product_offer_patterns")
     echo_request_patterns: list[str] = _default("echo_request_patterns")
+    implied_efficacy_patterns: list[str] = _default("implied_efficacy_patterns")
     medical_terms: list[str] = _default("medical_terms")
     disease_terms: list[str] = _default("disease_terms")
     cure_terms: list[str] = _default("cure_terms")
@@ -354,7 +357,7 @@ def _negated(hay: str, start: int, english: bool = False) -> bool:
     return bool((_NEG_EN if english else _NEG_ZH).search(before))
 
 
-_NEG_ANY = re.compile(r"(不|没|别|勿|禁止|无法|严禁|\bnot\b|\bno\b|never|n't)")
+_NEG_ANY = re.compile(r"(不(?!仅|但|只|光|错|少|同|久|断|停)|没(?!错)|别|勿|禁止|无法|严禁|\bnot\b|\bno\b|never|n't)")
 
 
 def _refused(hay: str, start: int) -> bool:
@@ -427,6 +430,7 @@ class _Compiled:
         self.leak_en = [c(p) for p in r.leak_en_patterns]
         self.offer = [c(p) for p in r.product_offer_patterns]
         self.echo_request = [c(p) for p in r.echo_request_patterns]
+        self.implied_efficacy = [c(p) for p in r.implied_efficacy_patterns]
         self.medical = _plain_re(r.medical_terms, whole=False)
         self.disease = _plain_re(r.disease_terms, whole=False)
         self.cure = _plain_re(r.cure_terms, whole=False)
@@ -566,6 +570,16 @@ class ClaimChecker:
         if not dropped and _is_affirmation(z, e):
             # "是的" / "好的" to "已经转账给我了对吧" / "是不是全网第一" / "只要19块9对吧" states the viewer's claim
             dropped += [f"claims:{rule}:affirmed" for rule in self._question_claims(ctx, prep)[:1]]
+        if not dropped and "medical" in self._question_claims(ctx, prep):
+            # "可以试试，但效果可能有限" to "姜枣茶能治痛经吗" is an efficacy claim about the disease asked
+            hits = [
+                m.group(0)
+                for pat in self._c.implied_efficacy
+                for hay in (z, e)
+                if (m := pat.search(hay)) and not _refused(hay, m.start())
+            ]
+            if hits and not prep.quotes(text):
+                dropped.append(f"claims:medical:implied:{hits[0]}")
         if dropped:
             return Verdict("", flags + list(dict.fromkeys(dropped)))
         return Verdict(text, flags)
@@ -704,17 +718,22 @@ class ClaimChecker:
             return []
         qz, qe = _z(ctx.question), _e(ctx.question)
         request = any(p.search(qz) for p in self._c.echo_request) or any(p.search(qe) for p in self._c.echo_request)
-        min_run, min_new = (4, 2) if request else (6, 3)
+        # without a request to repeat, an answer may restate the question's topic ("羽绒服洗衣机能洗"): only a
+        # run mostly made of the viewer's own words (≥ 4 new, at least half) is their slogan
+        min_run, min_new, share = (4, 2, 0.3) if request else (6, 4, 0.5)
         sq, qq = _squash(z), _squash(qz)
         for run in _common_runs(sq, qq, min_run):
             new = self._unexplained(run, prep)
-            if new >= min_new and new * 10 >= len(_CJK_RE.findall(run)) * 3:
+            if new >= min_new and new >= len(_CJK_RE.findall(run)) * share:
                 return [f"claims:echo:{run[:16]}"]
         sw, qw = _WORD_RE.findall(e), _WORD_RE.findall(qe)
-        min_words, min_new_words = (2, 1) if request else (3, 2)
+        min_words = 2 if request else 3
         for run_words in _common_word_runs(sw, qw, min_words):
             new_words = [w for w in run_words if w not in _STOP_EN and w not in _COMMON_EN and w not in prep.fact_words]
-            if len(new_words) >= min_new_words:
+            # English answers name their subject the way the viewer did ("the ginger tea is …"): without a
+            # request to repeat, three new words (or two in a run of four or more) make an echo
+            need = 1 if request else (2 if len(run_words) >= 4 else 3)
+            if len(new_words) >= need:
                 return ["claims:echo:" + " ".join(run_words)[:30]]
         return []
 
@@ -763,7 +782,7 @@ class ClaimChecker:
                 continue
             out.append(f"claims:medical:{term}")
         for term, hay, pos, en in _find_plain(self._c.medical, z, e):
-            if _negated(hay, pos, en) or prep.in_facts(term):
+            if _refused(hay, pos) or prep.in_facts(term):
                 continue
             out.append(f"claims:medical:{term}")
         return list(dict.fromkeys(out))
@@ -880,7 +899,7 @@ class ClaimChecker:
         )
 
     def _screen_religion(self, z: str, e: str) -> bool:
-        strong = _RELIGION_STRONG.search(z) or _RELIGION_STRONG_EN.search(e)
+        strong = _RELIGION_STRONG.search(z) or _RELIGION_STRONG_EN.search(e) or _RELIGION_PERSONAL.search(z)
         if strong:
             return True
         return any(True for _ in _find_plain(self._c.religion, z, e)) and bool(
@@ -920,7 +939,7 @@ def _is_affirmation(z: str, e: str) -> bool:
     if core in _AFFIRM:
         return True
     m = _AFFIRM_LEAD.match(e)
-    return bool(m) and not _NOT_A_YES.search(e[m.end() :])
+    return m is not None and not _NOT_A_YES.search(e[m.end() :])
 
 
 def _common_runs(s: str, q: str, min_len: int) -> list[str]:
@@ -989,6 +1008,10 @@ _SCREEN_LEAK = [
         r"(输出|打印|显示|泄露|发我|发给我|告诉我|背诵|复述|念出|翻译)(一下)?(你的|你收到的|你被)?(提示|设定|指令|规则|配置|人设)",
         r"(你|你们)(是怎么|被怎么)(设定|设置|训练|编程|配置)的",
         r"(开发者|管理员|调试)模式",
+        r"(你的|你收到的|给你的|你被|系统的?|上面的|以上的?)[^，。！？]{0,4}(资料|规则|设定|指令|提示|上下文)"
+        r"[^，。！？]{0,8}(打印|输出|发我|发给我|告诉我|复述|列出|贴出|念出)",
+        r"(设定|指令|提示词|上下文)[^，。！？]{0,8}(打印|输出|复述|列出|贴出|念出)",
+        r"【资料】|【观众消息】",
     )
 ]
 _SCREEN_LEAK_EN = [
@@ -1010,7 +1033,8 @@ _SCREEN_OTHER = [
         r"((?<!其)他|她|(?<![a-z])ta|他们|她们)(买了|下单|下了单|拍了|都买)(什么|啥|哪|几)",
         r"(别人|其他人|其他观众|其他用户|其他买家|其他顾客|他们|人家)(都)?(买了什么|买了啥|下单了什么|的订单|的地址|的电话|的手机|的信息|的名字|的购买记录)",
         r"(刚才|刚刚|上一个|前面).{0,6}(那位|那个人|那个(用户|观众|网友|买家|姐妹|宝宝)|的(用户|观众|网友|买家))"
-        r".{0,8}(买了|下单|叫什么|名字|地址|电话|手机|是谁|订单|信息|问了)",
+        r".{0,8}(买了|下单|叫什么|名字|地址|电话|手机|是谁|订单|信息|问了|住哪|住在|在哪|哪里人)",
+        r"(下单|买了|购买|拍了|抢到|中奖)[^，。！？]{0,8}(都是谁|是谁|有谁|哪些人|名单)",
         _PERSON + r".{0,4}的(收货)?(地址|手机号?|电话|订单|名字|姓名|真名|信息|画像|兴趣|购买记录|身份证)",
         r"(下单|购买|中奖)(的)?(用户|名单|人的名字|人名单|记录)",
         r"(买家|用户|观众|粉丝)(名单|列表|信息|数据)",
@@ -1033,6 +1057,7 @@ _OPINION = re.compile(
 )
 _OPINION_EN = re.compile(r"\b(opinion|think|thoughts|support|belong|side|stance|view on|feel about|agree)\b")
 _BELIEF = re.compile(r"(你)?(信|相信|信不信|存在吗|真的有|保佑|灵不灵|拜|开光|祈祷)")
+_RELIGION_PERSONAL = re.compile(r"你(们)?(是|信|信不信|信仰)[^，。！？]{0,6}(基督|佛|穆斯林|伊斯兰|道教|天主|犹太|神)")
 _RELIGION_STRONG = re.compile(r"宗教|信仰|上帝|真主|耶稣|佛祖|菩萨|邪教|法轮|圣经|古兰经|传教|信佛|信教|信主")
 _RELIGION_STRONG_EN = re.compile(r"\b(religion|religious|god|jesus|allah|bible|quran|koran)\b")
 
