@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agent.understand import Parsed, residual
+from agent.understand import Parsed, asks_existence, residual
 from knowledge.attributes import parse_quantities
 from knowledge.facts import fmt_price
 from knowledge.lexicon import CatalogLexicon
@@ -183,16 +183,14 @@ def _detail_candidates(
     out: list[tuple[float, Fact]] = []
     asked = [a for a in q.attributes if a not in ("price", "stock")]
     terms = residual(q.text, lex, [p])
-    # Topic words beyond the attribute's own names ("有app吗" next to a connectivity word): a spec of
-    # the attribute that covers none of them does not answer the question.
     names = [normalize(n) for a in asked if (attr := lex.book.get(a)) for n in attr.names_zh + attr.names_en]
-    extra = [t for t in terms if not any(t in n for n in names)]
     for rank, a in enumerate(asked):
         for k in lex.keys_for(p.sku, a):
             f = next((x for x in facts if x.kind == "spec" and x.key == k), None)
             if f is not None:
                 # "敏感肌能用吗": a skin-type spec that doesn't mention 敏感肌 does not answer it.
-                need = terms if q.intent == "suitability" else extra
+                # Otherwise the attribute is the question ("重不重", "多大"): its spec answers it.
+                need = terms if q.intent == "suitability" or asks_existence(q.text) else []
                 fits = not need or _cov(need, f.text) > 0
                 # Several specs of the attribute ("面料", "填充物"): the one sharing the question's words.
                 out.append(((1.2 - 0.05 * rank + 0.1 * _cov(terms, f.text)) if fits else 0.4, f))
@@ -232,7 +230,7 @@ def _detail_candidates(
         if score >= FAQ_MIN:
             out.append((score, f))
     out.sort(key=lambda x: -x[0])
-    return out
+    return [x for x in out if x[0] >= FAQ_MIN]  # an attribute's spec that misses what was asked is not an answer
 
 
 def detail(snap: LoadedVersion, lex: CatalogLexicon, q: Parsed, p: Product, qvec: np.ndarray | None) -> Draft:

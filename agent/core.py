@@ -142,7 +142,13 @@ class Agent:
             yield done(AgentAnswer(answer=text, refused=True, lang=lang, intent="empty"))
             return
         snap = self.kb.snapshot(msg.merchant)
-        turn = _Turn(msg, tri, lang, ToolContext(msg.merchant, msg.viewer_id, msg.room_id), snap)
+        turn = _Turn(
+            msg,
+            tri,
+            lang,
+            ToolContext(msg.merchant, msg.viewer_id, msg.room_id, verified=msg.verified, lang=lang),
+            snap,
+        )
         if tri.truncated:
             turn.flags.append("truncated")
         if tri.injection:

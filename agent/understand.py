@@ -33,9 +33,24 @@ _PLURAL = re.compile(
 
 
 @lru_cache(maxsize=1)
+def _function_data() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((Path(__file__).parent / "data" / "function_words.json").read_text("utf-8"))
+    return data
+
+
 def function_words() -> tuple[list[str], set[str]]:
-    data = json.loads((Path(__file__).parent / "data" / "function_words.json").read_text(encoding="utf-8"))
+    data = _function_data()
     return sorted(data["zh"], key=len, reverse=True), set(data["en"])
+
+
+def asks_existence(text: str) -> bool:
+    """A yes/no question about whether a product has a feature ("有没有背光", "支持LDAC吗")."""
+    data, t = _function_data(), normalize(text)
+    return (
+        any(w in t for w in data["existence_zh"])
+        or any(re.search(p, t) for p in data["existence_zh_patterns"])
+        or any(w in t for w in data["existence_en"])
+    )
 
 
 @dataclass
