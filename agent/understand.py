@@ -97,6 +97,22 @@ def residual(text: str, lex: CatalogLexicon, products: Sequence[Product] = ()) -
     zh_set = set(zh)
     for qt in sorted(parse_quantities(text), key=lambda x: -x.span[0]):  # "7天无理由": 7天 is not a topic
         text = text[: qt.span[0]] + " " + text[qt.span[1] :]
+    # Product and category words go before segmenting, so "充电宝多大" leaves "多大", not "宝多大".
+    text = normalize(text)
+    cut = sorted(
+        {w for w in lex.category_words if len(w) >= 2 and w in text}
+        | {
+            x
+            for p in products
+            for n in [p.name, p.series, *p.aliases]
+            for x in normalize(n or "").split()
+            if len(x) >= 2 and x in text
+        },
+        key=len,
+        reverse=True,
+    )
+    for w in cut:
+        text = text.replace(w, " ")
     out: list[str] = []
     for w in words(text):
         while len(w) >= 2 and w[0] in _LEADING and re.fullmatch(r"[\u4e00-\u9fff]+", w):

@@ -57,10 +57,22 @@ def _has(text: str, v: str, strict: bool) -> bool:
     return re.search(pre + re.escape(v) + post, text) is not None
 
 
-def judge(q: dict, ans, strict: bool = False) -> dict:
-    """``strict`` (catalog runs) matches numbers on number boundaries; the demo keeps plain substrings."""
+def own_values(product) -> set[str]:
+    """Every value of one product's own data (prices, list price, option prices, specs): a confusable that
+    is one of them (the sibling's price equal to this product's list price) cannot mark its answer wrong."""
+    from knowledge.facts import fmt_price
+
+    out = {fmt_price(product.price)} | ({fmt_price(product.list_price)} if product.list_price else set())
+    out |= {fmt_price(v.price) for v in product.variant_list() if v.price is not None}
+    return out | set(product.specs.values())
+
+
+def judge(q: dict, ans, strict: bool = False, own: set[str] = frozenset()) -> dict:
+    """``strict`` (catalog runs) matches numbers on number boundaries; the demo keeps plain substrings.
+    ``own``: the asked product's own values, never counted as confusable (catalog runs)."""
     text = ans.answer
     has = lambda v: _has(text, v, strict)  # noqa: E731
+    q = {**q, "confusable": [c for c in q.get("confusable", []) if not any(c == v or c in v.split() for v in own)]}
     kind = q.get("kind", "")
     tools = {t.name for t in ans.tool_calls}
     tools_ok = EXPECTED_TOOLS.get(kind, {"search_products"}) <= tools
@@ -141,7 +153,8 @@ async def run(
             for i, q in enumerate(qs):
                 t0 = time.perf_counter()
                 ans = await c.agent.answer(ViewerMessage(merchant=merchant, viewer_id=f"eval-{i}", text=q["q"]))
-                j = judge(q, ans, strict=bool(catalog))
+                p = c.kb.snapshot(merchant).product(q["sku"]) if catalog and q.get("sku") else None
+                j = judge(q, ans, strict=bool(catalog), own=own_values(p) if p is not None else frozenset())
                 j["wall_ms"] = (time.perf_counter() - t0) * 1000
                 out.append((q, j, ans))
         finally:
