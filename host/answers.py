@@ -20,6 +20,7 @@ from agent.claims import ClaimChecker, ClaimContext, default_checker
 from agent.compose import Draft, render_fact  # render_fact: re-exported for host modules
 from agent.messages import ToolCallRecord
 from audience.coupons import describe
+from host.topics import TOPICS, is_store_topic, on_topic, topic
 from knowledge.attributes import load_attributes
 from knowledge.lexicon import CatalogLexicon
 from knowledge.schema import Fact, Product, SearchHit
@@ -102,8 +103,6 @@ def guard(
 def _topic_attributes(name: str) -> tuple[str, ...]:
     """The attribute-book ids (knowledge/data/attributes.json) a topic is about, read from its label
     (保质期 → shelf_life, 面料/厚薄 → material, thickness): the spec keys come from the catalog."""
-    from host.topics import topic
-
     t = topic(name)
     return tuple(a for a, _ in load_attributes().mentioned(t.label)) if t is not None else ()
 
@@ -112,8 +111,6 @@ def topic_fact(snap: LoadedVersion, p: Product, topics: frozenset[str]) -> Fact 
     """The product fact a topic asks for: a FAQ whose question is on the topic, else a spec of an
     attribute the topic is about (whatever the merchant calls the key) that mentions it, else a
     suitability fact that mentions it."""
-    from host.topics import TOPICS, on_topic
-
     rx = [re.compile("|".join(t.patterns)) for t in TOPICS if t.name in topics]
     if not rx:
         return None
@@ -197,7 +194,7 @@ class ClusterAnswerer:
                 text = f"现在可以领「{o.title}」，{describe(o)}，在公屏打“领券”就能领～"
                 return Composed(guard(text, p, [], offers) or "", [])
             return Composed("", refused=True)
-        store = bool(topics) and topics <= {"shipping", "returns", "coupon", "authentic"}
+        store = is_store_topic(topics)
         lex = self.lexicon(snap)
         for q in questions[:5]:
             hits = self.hits(snap, q, vec, None if store else sku, embed)
@@ -245,8 +242,6 @@ class ClusterAnswerer:
 
     def _by_topic(self, snap: LoadedVersion, p: Product, topics: frozenset[str]) -> Draft:
         """A fact of the product that talks about the topic, when no composer found one."""
-        from host.topics import on_topic
-
         own = [f for f in snap.index.facts_of(p.sku) if f.kind in _TOPIC_FACT_KINDS]
         for kind in _TOPIC_FACT_KINDS:
             f = next((f for f in own if f.kind == kind and on_topic(f.text, topics)), None)
