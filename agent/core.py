@@ -433,8 +433,8 @@ class Agent:
             and any(w.startswith(("qty", "code", "variant", "name")) for w in m.why)
         ]
 
-        # Of the siblings the words fit, the one closest to the product in focus ("水光礼盒小号" → "那大号呢"
-        # is the 水光 gift box's big size, not another gift box's).
+        # Of the siblings the words fit, the one closest to the product in focus ("A系列小号" → "那大号呢"
+        # is the A series' big size, not another series').
         def kin(sku: str) -> float:
             a, b = understand.name_grams(here.name), understand.name_grams(lex.entries[sku].product.name)
             return len(a & b) / max(1, len(a | b))

@@ -1,7 +1,6 @@
 """A viewer question read against the merchant's catalog: intent, product(s), variant, attribute, direction.
 
-The intent comes from a learned classifier (agent/intent_model.py) when one is loaded, else from the
-rule triage; products, variants and attributes are resolved from the catalog lexicon built at import
+The intent comes from a learned classifier (agent/intent_model.py); products, variants and attributes are resolved from the catalog lexicon built at import
 (knowledge/lexicon.py) and the cross-category attribute book (knowledge/data/attributes.json).
 """
 
@@ -289,7 +288,7 @@ def score_products(
             s += 0.3
         if near and s > 0:
             # A follow-up's words fit several siblings: the one sharing most of the focus product's name
-            # ("水光礼盒小号" → "那大号呢" is the 水光 box's big size).
+            # ("A系列小号" → "那大号呢" is the A series' big size).
             g = name_grams(e.product.name)
             s += 0.5 * len(g & near) / max(1, len(g | near))
         if lex.pinyin_hit(sku, text):
