@@ -214,7 +214,8 @@ def _detail_candidates(
         elif f.kind in ("suitable", "not_suitable"):
             items = (f.value or "").split("、")
             cov = max((_cov(terms, it) for it in items), default=0.0)
-            cov = max(cov, _cov([x for it in items for x in residual(it, lex)], q.text) * 0.9)
+            # …or who it suits is what the question names ("干皮能用吗" vs "适合：干皮"), product words aside
+            cov = max(cov, _cov([x for it in items for x in residual(it, lex)], " ".join(terms)) * 0.9)
         else:
             cov = _cov(terms, f.text)
         score = cov

@@ -322,6 +322,8 @@ class Agent:
         )
         # What the question is about decides between a product's own spec and the store's policy:
         # "保修多久" about a named product with a warranty spec is that spec, not the repair policy.
+        if q.intent == "profile" and not re.search(r"我|\bmy\b|\bi\b", text, re.I):
+            q.intent = "policy"  # "积分怎么抵扣": the store's rules, not the viewer's own balance
         if q.intent in ("noise", "chitchat", "greeting") and q.by_sound and not tri.injection:
             # "byma", "fsmkd", "包油吗": an abbreviated or misspelt question about a known attribute
             a0 = lex.book.get(q.attributes[0])
