@@ -170,7 +170,9 @@ LOW_STOCK_TERMS = [
     "库存告急",
 ]
 
-_MEASURED_BOUND = re.compile(r"最(高|大|长|低|小|多|少|快)[\u4e00-\u9fff]{0,4}?(可达|约|为|是)?\s*[\d.]+\s*[a-zA-Z%\u4e00-\u9fff]{0,3}")
+_MEASURED_BOUND = re.compile(
+    r"最(高|大|长|低|小|多|少|快)[\u4e00-\u9fff]{0,4}?(可达|约|为|是)?\s*[\d.]+\s*[a-zA-Z%\u4e00-\u9fff]{0,3}"
+)
 
 # Safe rewrites for the common absolute phrasings; anything else with a banned term is dropped.
 _REWRITES = [

@@ -193,7 +193,9 @@ def _detail_candidates(
                 need = terms if q.intent == "suitability" or asks_existence(q.text) else []
                 fits = not need or _cov(need, f.text) > 0
                 # Several specs of the attribute ("面料", "填充物"): the one sharing the question's words.
-                out.append(((1.2 - 0.05 * rank + 0.1 * _cov(terms, f.text)) if fits else 0.4, f))
+                # One that shares none of the question's other words ("黄皮涂显白吗" vs 色号) yields to a FAQ that does.
+                base = 1.2 if not terms or _cov(terms, f.text) > 0 else 1.0
+                out.append(((base - 0.05 * rank + 0.1 * _cov(terms, f.text)) if fits else 0.4, f))
     for f in facts:
         if f.kind == "spec" and f.key and len(f.key) >= 2 and normalize(f.key) in t:
             out.append((1.25, f))

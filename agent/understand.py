@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from knowledge.attributes import AttributeBook, Quantity, parse_quantities
+from knowledge.attributes import AttributeBook, Quantity, load_attributes, parse_quantities
 from knowledge.lexicon import CatalogLexicon, Mention
 from knowledge.schema import Product, SearchHit, Variant
 from knowledge.store import LoadedVersion
@@ -45,6 +45,8 @@ def function_words() -> tuple[list[str], set[str]]:
 def asks_existence(text: str) -> bool:
     """A yes/no question about whether a product has a feature ("有没有背光", "支持LDAC吗")."""
     data, t = _function_data(), normalize(text)
+    if any(w in t for w in data["how_much_zh"]):
+        return False  # "支持多少瓦" asks for a value, not whether
     return (
         any(w in t for w in data["existence_zh"])
         or any(re.search(p, t) for p in data["existence_zh_patterns"])
@@ -76,6 +78,11 @@ def _segmenter() -> Any:
 
     jieba.setLogLevel(logging.WARNING)
     jieba.initialize()
+    # The attribute book's everyday names are words ("包邮", "续航"): "多少钱包邮" is 多少钱 + 包邮, not 钱包.
+    for a in load_attributes().attributes:
+        for n in a.names_zh:
+            if 2 <= len(n) <= 4 and re.fullmatch(r"[\u4e00-\u9fff]+", n):
+                jieba.add_word(n, freq=2000)
     return jieba
 
 
