@@ -28,7 +28,7 @@ from agent.guardrails import RateLimiter, check_sentence
 from agent.llm import LLMClient, LLMUnavailable
 from agent.memory import Memory, ViewerState
 from agent.messages import AgentAnswer, AnswerDelta, Citation, ToolCallRecord, ViewerMessage
-from agent.triage import Triage, triage
+from agent.triage import Triage, detect_lang, triage
 from agent.understand import Direction
 from knowledge.lexicon import CatalogLexicon
 from knowledge.schema import Fact, Product, SearchHit
@@ -176,13 +176,16 @@ class Agent:
             yield done(self._finish(turn, Draft(screened.reply, refused=True), "fast", "screened"))
             return
         state = self.memory.get(msg.merchant, msg.room_id, msg.viewer_id)
-        if not msg.lang:  # a language-neutral message ("K84多少", "ok") keeps the viewer's language
-            lang = turn.lang = tri.lang if _decisive_lang(tri.text) or not state.lang else state.lang
-            latin = re.findall(r"[A-Za-z]+", tri.text)
-            if lang == "en" and latin and sum(map(understand.is_pinyin, latin)) * 2 >= len(latin):
-                lang = turn.lang = "zh"  # "chongdianbao 1w多少": Chinese typed in pinyin
         if (snap.merchant, snap.version) not in self._lexicons:
             await self.prepare(msg.merchant)
+        if not msg.lang:  # a language-neutral message ("K84多少", "ok") keeps the viewer's language
+            # Product names in Latin letters ("Air Pro多重") say nothing about the viewer's language.
+            plain = self.lexicon(snap).without_latin_names(tri.text)
+            lang = detect_lang(plain) if plain.strip() else tri.lang
+            lang = turn.lang = lang if _decisive_lang(plain) or not state.lang else state.lang
+            latin = re.findall(r"[A-Za-z]+", plain)
+            if lang == "en" and latin and sum(map(understand.is_pinyin, latin)) * 2 >= len(latin):
+                lang = turn.lang = "zh"  # "chongdianbao 1w多少": Chinese typed in pinyin
         self._understand(turn, state)
         intent = turn.parsed.intent if turn.parsed else "detail"
         if intent == "chitchat" and self.llm is not None and not tri.injection and self.config.smalltalk_budget_ms > 0:
@@ -336,7 +339,7 @@ class Agent:
             and state.last_intent in _PRODUCT_INTENTS
             and not q.attributes
             and not asks_new
-            and q.intent != "compare"
+            and (q.intent != "compare" or (q.direction is None and not q.pair))
         ):
             q.intent = state.last_intent
             q.attributes = list(state.last_attributes)
@@ -354,7 +357,7 @@ class Agent:
         )
         if q.intent in ("detail", "price", "stock") and (store_attr or any_store) and not q.named and not own_spec:
             q.intent = "policy"
-        elif q.intent == "policy" and own_spec and (q.named or followup):
+        elif q.intent == "policy" and own_spec:
             q.intent = "detail"  # "保修多久" right after a product with its own warranty spec
         if q.intent == "policy" and q.named and q.products:
             if any(lex.keys_for(q.products[0].sku, a) for a in q.attributes):

@@ -98,6 +98,7 @@ class CatalogLexicon:
             (p.sku, k): self.book.for_spec(k, v) for p in products for k, v in p.specs.items()
         }
         self._category_pinyin: dict[str, str] | None = None  # built on the first Latin-letter question
+        self._latin_names: re.Pattern[str] | None = None
 
     @property
     def category_pinyin(self) -> dict[str, str]:
@@ -188,6 +189,24 @@ class CatalogLexicon:
         if not e.pinyin:
             e.pinyin = {_pinyin(n)[0] for n in e.names if _CJK_RUN.search(n)}
         return any(w in py or py in w for w in words for py in e.pinyin if len(py) >= 6)
+
+    def without_latin_names(self, text: str) -> str:
+        """The text without the Latin-letter words of product names ("Air Pro", "K84"), which are the
+        same in any language."""
+        if self._latin_names is None:
+            words = {w for e in self.entries.values() for n in e.names for w in re.findall(r"[a-z][a-z0-9]*", n)}
+            self._latin_names = (
+                re.compile(
+                    r"(?<![a-z0-9])("
+                    + "|".join(sorted(map(re.escape, words), key=len, reverse=True))
+                    + r")(?![a-z0-9])"
+                )
+                if words
+                else None
+            )
+        if self._latin_names is None:
+            return text
+        return self._latin_names.sub(" ", normalize(text))
 
     def attributes_of(self, sku: str, key: str) -> list[str]:
         return self.spec_attrs.get((sku, key), [])
