@@ -194,7 +194,7 @@ def _detail_candidates(
                 fits = not need or _cov(need, f.text) > 0
                 # Several specs of the attribute ("面料", "填充物"): the one sharing the question's words.
                 # One that shares none of the question's other words ("黄皮涂显白吗" vs 色号) yields to a FAQ that does.
-                base = 1.2 if not terms or _cov(terms, f.text) > 0 else 1.0
+                base = 1.2 if not terms or _cov(terms, f.text) > 0 else 0.95
                 out.append(((base - 0.05 * rank + 0.1 * _cov(terms, f.text)) if fits else 0.4, f))
     for f in facts:
         if f.kind == "spec" and f.key and len(f.key) >= 2 and normalize(f.key) in t:
@@ -203,7 +203,7 @@ def _detail_candidates(
     said = [normalize(n) for n in names if len(n) >= 2 and re.search(r"[\u4e00-\u9fff]", n)]
     for f in facts:
         if f.kind == "spec" and not any(f is g for _, g in out) and any(n in normalize(f.value or "") for n in said):
-            out.append((1.0, f))
+            out.append((0.9, f))
     kinds = {"faq", "qa", "selling_point", "suitable", "not_suitable", "spec"}
     if q.variants:
         kinds.add("variant")
