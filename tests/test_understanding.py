@@ -133,3 +133,23 @@ def test_no_catalog_names_in_code() -> None:
     names = {x for p in items for x in [p.get("category"), p.get("series")] if x and len(x) >= 2}
     code = "".join(f.read_text(encoding="utf-8") for d in ("agent", "knowledge") for f in (root / d).glob("*.py"))
     assert not [n for n in names if n in code]
+
+
+def test_pinyin_initials_and_homophone_typos(kitchen: Container) -> None:
+    assert "中通" in ask(kitchen, "fsmkd", viewer="p1")  # 发什么快递, typed as initials
+    assert "59" in ask(kitchen, "包油吗", viewer="p2")  # 包邮吗 with a homophone typo
+
+
+def test_superlative_over_a_kind_of_product_recommends_by_the_attribute(kitchen: Container) -> None:
+    a = ask(kitchen, "哪个炒锅最轻", viewer="s1")
+    assert "28cm" in a and "32cm" not in a, a
+
+
+def test_feature_the_catalog_does_not_list_is_refused(kitchen: Container) -> None:
+    a = asyncio.run(
+        kitchen.agent.answer(
+            ViewerMessage(merchant="kt", room_id="r1", viewer_id="f1", text="1.5L水壶有没有保温功能", channel="sim")
+        )
+    )
+    # said honestly, with what is known instead — never a yes
+    assert a.refused and a.answer.startswith("资料里没有写") and "可以保温" not in a.answer, a.answer
