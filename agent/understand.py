@@ -81,7 +81,7 @@ def _segmenter() -> Any:
     # The attribute book's everyday names are words ("包邮", "续航"): "多少钱包邮" is 多少钱 + 包邮, not 钱包.
     for a in load_attributes().attributes:
         for n in a.names_zh:
-            if 2 <= len(n) <= 4 and re.fullmatch(r"[\u4e00-\u9fff]+", n):
+            if len(n) == 2 and re.fullmatch(r"[\u4e00-\u9fff]+", n):
                 jieba.add_word(n, freq=2000)
     return jieba
 
