@@ -188,7 +188,13 @@ class Agent:
                 lang = turn.lang = "zh"  # "chongdianbao 1w多少": Chinese typed in pinyin
         self._understand(turn, state)
         intent = turn.parsed.intent if turn.parsed else "detail"
-        if intent == "chitchat" and self.llm is not None and not tri.injection and self.config.smalltalk_budget_ms > 0:
+        if (
+            intent == "chitchat"
+            and self.llm is not None
+            and not tri.injection
+            and self.config.smalltalk_budget_ms > 0
+            and not understand.is_question(tri.text)  # a question off the catalog gets the honest reply
+        ):
             talk = await self._small_talk(turn)
             if talk:
                 text = "".join(talk)
@@ -486,6 +492,9 @@ class Agent:
                 "Sorry, I didn't catch that — could you say it again?" if lang == "en" else "没听清，能再说一遍吗？",
                 refused=True,
             )
+        if intent in ("greeting", "chitchat") and understand.is_question(q.text) and not q.attributes:
+            # "主播用的什么手机直播的": a question off the catalog gets the honest reply, not a welcome.
+            return compose.not_found(lang)
         if intent in ("greeting", "chitchat"):
             text = (
                 "Welcome! Ask me anything about tonight's products."

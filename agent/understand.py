@@ -42,6 +42,12 @@ def function_words() -> tuple[list[str], set[str]]:
     return sorted(data["zh"], key=len, reverse=True), set(data["en"])
 
 
+def is_question(text: str) -> bool:
+    """Whether a message asks something (question words or mark), as opposed to a remark."""
+    t = normalize(text)
+    return any(w in t for w in _function_data()["question_zh"]) or t.rstrip().endswith("?")
+
+
 def asks_existence(text: str) -> bool:
     """A yes/no question about whether a product has a feature ("有没有背光", "支持LDAC吗")."""
     data, t = _function_data(), normalize(text)

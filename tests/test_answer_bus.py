@@ -72,7 +72,7 @@ def test_voice_and_v1_answers_reach_the_live_log_and_metrics(world):
         headers=key,
         json={
             "viewer_token": viewer_token(c, "o1"),
-            "messages": [{"role": "user", "content": "主播今天心情怎么样呀"}],
+            "messages": [{"role": "user", "content": "主播今天好漂亮呀"}],
         },
     )
     assert r.status_code == 200, r.text

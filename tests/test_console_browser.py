@@ -182,7 +182,7 @@ def test_console_end_to_end(site, browser):
     draft = original.replace("你只根据", "\n开场白：宝子们看这里\n你只根据") + "\n<script>alert('prompt')</script>"
     ta.fill(draft)
     expect(page.locator("#prompt-problems")).to_contain_text("模板检查通过")
-    page.fill("#preview-q", "主播今天心情怎么样呀")
+    page.fill("#preview-q", "主播今天好漂亮呀")
     page.click("#preview-run")
     expect(page.locator("#preview-draft-answer")).to_contain_text("宝子们看这里")
     expect(page.locator("#preview-published-answer .text")).not_to_be_empty()

@@ -190,7 +190,7 @@ def test_prompt_draft_preview_publish_history_restore(env):
 
     draft = default.replace("你只根据", "开场白：宝子们看这里\n你只根据")
     client.put(api("/prompts/system/draft"), json={"text": draft})
-    pv = client.post(api("/prompts/system/preview"), json={"question": "主播今天心情怎么样呀"}).json()
+    pv = client.post(api("/prompts/system/preview"), json={"question": "主播今天好漂亮呀"}).json()
     assert pv["llm"] and pv["draft"]["path"] == "llm" and pv["published"]["path"] == "llm"
     assert pv["draft"]["answer"].startswith("宝子们看这里") and not pv["published"]["answer"].startswith("宝子们")
     assert "开场白" in pv["draft"]["rendered"] and "开场白" not in pv["published"]["rendered"]
