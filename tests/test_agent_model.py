@@ -10,8 +10,8 @@ import asyncio
 
 import pytest
 
-from agent.core import AgentConfig
 from agent.claims import numbers
+from agent.core import AgentConfig
 from agent.messages import ViewerMessage
 from core.provision import is_installed
 from core.settings import Settings
