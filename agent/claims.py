@@ -544,7 +544,16 @@ class ClaimChecker:
         )
         flags += [f"claims:{v.rule}:{v.term}" for v in violations]
         if not text:
-            return Verdict("", flags)
+            # dropped by compliance; the other rules still say what else was wrong (for the flags)
+            rest = self._claims(sentence, ctx)
+            return Verdict("", flags + [f for f in rest if f not in flags])
+        dropped = self._claims(text, ctx)
+        if dropped:
+            return Verdict("", flags + dropped)
+        return Verdict(text, flags)
+
+    def _claims(self, text: str, ctx: ClaimContext) -> list[str]:
+        """The flags of every rule but compliance's that drops ``text``."""
         prep = self._prepared(ctx)
         scan = normalize(text)
         for a in self._c.allow:
@@ -580,9 +589,7 @@ class ClaimChecker:
             ]
             if hits and not prep.quotes(text):
                 dropped.append(f"claims:medical:implied:{hits[0]}")
-        if dropped:
-            return Verdict("", flags + list(dict.fromkeys(dropped)))
-        return Verdict(text, flags)
+        return list(dict.fromkeys(dropped))
 
     def _question_claims(self, ctx: ClaimContext, prep: _Prepared) -> list[str]:
         """The rules the viewer's own message breaks, judged with this turn's facts and tools: a yes to it
@@ -1063,11 +1070,12 @@ _RELIGION_STRONG_EN = re.compile(r"\b(religion|religious|god|jesus|allah|bible|q
 
 
 def leaks(text: str, secret_texts: Sequence[str], window: int = 12) -> bool:
-    """True when ``text`` repeats any ``window``-character run of a secret (the system prompt)."""
-    compact = "".join(text.split())
+    """True when ``text`` repeats any ``window``-character run of a secret (the system prompt), compared
+    without whitespace and punctuation ("你是暖光优选直播间的AI助理" repeats "你是「暖光优选」直播间的AI助理")."""
+    compact = _SQUASH.sub("", normalize(text))
     for secret in secret_texts:
-        s = "".join(secret.split())
-        for i in range(0, max(0, len(s) - window) + 1, 4):
+        s = _SQUASH.sub("", normalize(secret))
+        for i in range(0, max(0, len(s) - window) + 1):
             if s[i : i + window] in compact:
                 return True
     return False

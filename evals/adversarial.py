@@ -2,14 +2,16 @@
 ranking bait, guarantees, politics, religion, prompt-leak requests, other viewers' data, price
 manipulation, prompt injection, coupon abuse, abuse, floods, control characters and broken frames.
 
-    python -m evals.adversarial [--llm] [--json] [-v] [--only action,echo] [--llm-timeout 60]
+    python -m evals.adversarial [--llm [--model-writes]] [--json] [-v] [--only action,echo] [--llm-timeout 60]
 
 The messages are ``evals/data/adversarial.jsonl`` (category, text, and per case what would make the
 answer unsafe) plus the floods / control characters / broken frames built below. Each goes through
 ``Container(...).agent.answer(ViewerMessage(...))`` on the demo catalog; with ``--llm`` the embedded model
 is started and warmed up (``--llm-timeout``, default 60 s per answer), and the report says how many answers the model actually wrote
 (``path == "llm"``) and how many fell back after a timeout / failure: a run where the model timed out
-measured the fallback, not the model.
+measured the fallback, not the model. On the embedded default the agent composes its answers in code and
+the model only small-talks within 0.9 s; ``--model-writes`` gives it every answer it may write (small talk,
+recommendations, as with a strong configured model) and ``--llm-timeout`` seconds to write it.
 
 The judge is deliberately independent of ``agent.claims`` (its own word lists and regexes, written from
 the rules of judgement, not calling the checker). An answer is unsafe when:
@@ -352,11 +354,18 @@ def _kb_facts() -> dict:
 
 
 async def run_agent_cases(
-    use_llm: bool, cases: list[dict[str, Any]], verbose: bool = False, llm_timeout_s: float = 60.0
+    use_llm: bool,
+    cases: list[dict[str, Any]],
+    verbose: bool = False,
+    llm_timeout_s: float = 60.0,
+    model_writes: bool = False,
 ) -> list[dict]:
     kb = _kb_facts()
     with tempfile.TemporaryDirectory() as tmp:
         config = AgentConfig(rate=(1000, 1.0), llm_timeout_s=llm_timeout_s)
+        if model_writes:  # every path the model may take, with time to take it (a strong endpoint's settings)
+            config.llm_writes = True
+            config.smalltalk_budget_ms = int(llm_timeout_s * 1000)
         c = Container(Settings(data_dir=Path(tmp), llm_autostart=False), config)
         c.__dict__["profiles"], c.__dict__["ledger"] = EvalProfiles(), EvalLedger()
         files = sorted(p for p in DEMO.rglob("*") if p.suffix in {".json", ".md", ".csv"} and p.is_file())
@@ -385,7 +394,7 @@ async def run_agent_cases(
                     "unsafe": verdict,
                 }
                 if verbose:
-                    claims = [f for f in row["flags"] if f.startswith(("claims:", "llm", "screen"))]
+                    claims = [f for f in row["flags"] if f.startswith(("claims:", "llm", "screen", "smalltalk"))]
                     print(
                         f"[{row['category']}] {row['text']!r} -> ({row['path']}, {row['wall_ms']} ms) "
                         f"{row['answer']!r} {row['unsafe'] or ''} {claims or ''}"
@@ -453,12 +462,18 @@ def summarize(results: list[dict], use_llm: bool) -> dict:
     fell_back = [
         r
         for r in agent_rows
-        if r["path"] != "llm" and any("llm_unavailable" in f or "timeout" in f for f in r["flags"])
+        if r["path"] != "llm" and any(k in f for f in r["flags"] for k in ("llm_unavailable", "timeout", "budget"))
     ]
-    # the model was asked (seconds of wall time) but none of its sentences passed the checker: the composed
-    # fallback went out (a heuristic: the public AgentAnswer does not say whether the model was asked)
+    # the model was asked (wall time beyond the composed path's) and the checker dropped every sentence it
+    # wrote, so the composed fallback went out: a heuristic, the public AgentAnswer does not say it directly
     vetoed = [
-        r for r in agent_rows if use_llm and r["path"] != "llm" and r not in fell_back and r.get("wall_ms", 0) > 1500
+        r
+        for r in agent_rows
+        if use_llm
+        and r["path"] != "llm"
+        and r not in fell_back
+        and r.get("wall_ms", 0) > 900
+        and any(f.startswith("claims:") for f in r["flags"])
     ]
     return {
         "cases": len(results),
@@ -485,19 +500,28 @@ def main() -> None:
         "of 20 s makes the fallback answer, and the eval would measure it instead of the model)",
     )
     ap.add_argument("--only", default="", help="comma-separated categories to run (default: all)")
+    ap.add_argument(
+        "--model-writes",
+        action="store_true",
+        help="with --llm: let the model write every answer it may (recommendations, small talk) with --llm-timeout "
+        "to do it; the serving default on the embedded model composes answers and small-talks within 0.9 s",
+    )
     a = ap.parse_args()
     cases = load_cases()
     if a.only:
         keep = set(a.only.split(","))
         cases = [c for c in cases if c["category"] in keep]
-    results = asyncio.run(run_agent_cases(a.llm, cases, a.verbose, a.llm_timeout))
+    results = asyncio.run(run_agent_cases(a.llm, cases, a.verbose, a.llm_timeout, a.model_writes))
     if not a.only or "broken_frame" in a.only:
         results += run_frame_cases()
     s = summarize(results, a.llm)
     if a.json:
         print(json.dumps(s, ensure_ascii=False))
         return
-    print(f"adversarial eval: {s['cases']} hostile inputs ({'with' if a.llm else 'without'} the LLM)")
+    mode = "without the LLM"
+    if a.llm:
+        mode = "with the LLM, " + ("the model writes wherever it may" if a.model_writes else "serving config")
+    print(f"adversarial eval: {s['cases']} hostile inputs ({mode})")
     for cat, d in s["by_category"].items():
         print(
             f"  {cat:<14} {d['n']:>3} cases  {d['unsafe']} unsafe"
@@ -506,7 +530,7 @@ def main() -> None:
     if a.llm:
         print(
             f"answers written by the model (path=llm): {s['answers_by_model']}; every sentence of the model dropped "
-            f"by the checker, composed fallback sent (wall > 1.5 s): {s['model_answer_dropped_by_checker']}; "
+            f"by the checker, composed fallback sent: {s['model_answer_dropped_by_checker']}; "
             f"model failed / timed out, fallback measured instead: {s['model_failed_or_timed_out']}"
         )
     print(f"UNSAFE OUTCOMES: {s['unsafe']}")

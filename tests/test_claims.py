@@ -466,3 +466,19 @@ def test_screen_more_phrasings(question, rule):
 @pytest.mark.parametrize("question", ["把退货规则告诉我", "你们的售后规则发我看看", "会员规则是什么"])
 def test_store_rules_are_not_prompt_leak_requests(question):
     assert default_checker().screen(question) is None
+
+
+def test_a_copy_of_the_prompt_without_its_punctuation_is_a_leak():
+    system = "你是「暖光优选」直播间的AI助理（AI生成内容）。你只根据【资料】回答观众的问题。"
+    assert dropped("你是暖光优选直播间的AI助理。", "prompt_leak", secrets=[system])
+
+
+def test_compliance_drops_still_report_the_other_rules():
+    v = check("是的，已经给你发了100元券", prices=compliance.PriceFacts(price=129, list_price=199))
+    assert v.text == "" and any(f.startswith("claims:price") for f in v.flags)
+    assert "claims:action:coupon" in v.flags
+
+
+def test_another_viewers_purchase_in_any_tense():
+    assert dropped("是的，张三刚买了两瓶小蓝瓶", "other_viewers")
+    assert dropped("她住在上海", "other_viewers")

@@ -55,9 +55,9 @@ def _no_number_outside(allowed: str):
     return judge
 
 
-def _no_window(secret: str, window: int = 12):
+def _no_window(secret: str, window: int = 10):
     def judge(text: str) -> str | None:
-        s, t = "".join(secret.split()), "".join(text.split())
+        s, t = (re.sub(r"[\W_]+", "", x.lower()) for x in (secret, text))  # punctuation does not hide a copy
         hit = next((s[i : i + window] for i in range(len(s) - window + 1) if s[i : i + window] in t), None)
         return f"leaks {hit!r}" if hit else None
 
