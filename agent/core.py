@@ -99,7 +99,6 @@ class Agent:
         self.intent_model: Any = None  # agent.intent_model.IntentModel; the container loads it
         # The claim checker with the merchant's own additions (the container reads their overrides file).
         self.claims_for: Callable[[str], ClaimChecker] = lambda merchant: default_checker()
-        self._lexicons: dict[tuple[str, str], CatalogLexicon] = {}
         self.limiter = RateLimiter(rate=self.config.rate[0], per=self.config.rate[1], burst=self.config.rate[0])
 
     # --- public -------------------------------------------------------------------------
@@ -176,11 +175,11 @@ class Agent:
             yield done(self._finish(turn, Draft(screened.reply, refused=True), "fast", "screened"))
             return
         state = self.memory.get(msg.merchant, msg.room_id, msg.viewer_id)
-        if (snap.merchant, snap.version) not in self._lexicons:
+        if not snap.lexicon_ready:
             await self.prepare(msg.merchant)
         if not msg.lang:  # a language-neutral message ("K84多少", "ok") keeps the viewer's language
             # Product names in Latin letters ("Air Pro多重") say nothing about the viewer's language.
-            plain = self.lexicon(snap).without_latin_names(tri.text)
+            plain = snap.lexicon.without_latin_names(tri.text)
             lang = detect_lang(plain) if plain.strip() else tri.lang
             lang = turn.lang = lang if _decisive_lang(plain) or not state.lang else state.lang
             latin = re.findall(r"[A-Za-z]+", plain)
@@ -265,27 +264,16 @@ class Agent:
         return None
 
     # --- understanding ----------------------------------------------------------------------
-    def lexicon(self, snap: LoadedVersion) -> CatalogLexicon:
-        """The catalog lexicon of one KB version, built on first use and kept while it is live."""
-        key = (snap.merchant, snap.version)
-        lex = self._lexicons.get(key)
-        if lex is None:
-            lex = CatalogLexicon(snap.catalog.products)
-            self._lexicons = {k: v for k, v in self._lexicons.items() if k[0] != snap.merchant}
-            self._lexicons[key] = lex
-        return lex
-
     async def prepare(self, merchant: str) -> None:
         """Build the merchant's lexicon off the event loop (a large catalog takes seconds), so the first
         viewer question does not wait on it."""
-        snap = self.kb.snapshot(merchant)
-        if (snap.merchant, snap.version) not in self._lexicons:
+        if not self.kb.snapshot(merchant).lexicon_ready:
             await asyncio.to_thread(self.prepare_sync, merchant)
 
     def prepare_sync(self, merchant: str) -> None:
         """Load what the first question would otherwise wait for: the KB snapshot, its lexicon, the word
         segmenter, the intent model."""
-        self.lexicon(self.kb.snapshot(merchant))
+        self.kb.snapshot(merchant).lexicon  # noqa: B018 — built here, not in the first question
         understand.words("预热")
         if self.intent_model is not None:
             self.intent_model.predict("预热")
@@ -302,7 +290,7 @@ class Agent:
 
     def _understand(self, turn: _Turn, state: ViewerState) -> None:
         tri, snap = turn.tri, turn.snap
-        lex = self.lexicon(snap)
+        lex = snap.lexicon
         turn.lex = lex
         text = tri.text
         qvec = self.kb.embedder.encode([text])[0] if text else None

@@ -322,10 +322,6 @@ def score_products(
 
 
 def has_evidence(m: Mention) -> bool:
-    return _evidence(m)
-
-
-def _evidence(m: Mention) -> bool:
     """Something beyond the kind of product: a name (not one shared character), code, quantity,
     variant, pinyin or a clear meaning match."""
     for w in m.why:
@@ -350,7 +346,7 @@ def resolve(
     """(products best first, whether the viewer named one, the scored mentions, whether two sides of a
     comparison each named a product)."""
     ms = score_products(text, snap, lex, hits, prefer_category, dense, near)
-    named = bool(ms) and _evidence(ms[0]) and ms[0].score >= 0.5
+    named = bool(ms) and has_evidence(ms[0]) and ms[0].score >= 0.5
     if not named and ms and not re.search(r"[\u4e00-\u9fff]", text) and hits and hits[0].sku == ms[0].sku:
         # English over a Chinese catalog: words cannot match, so retrieval's first product is the reading —
         # if the question has a noun of its own ("the sunscreen"), not just "how much is it?".
@@ -378,11 +374,11 @@ def _sides(
         return []
     picked: list[Product] = []
     right = score_products(sides[-1], snap, lex, hits, prefer)
-    right = [m for m in right if _evidence(m)]
+    right = [m for m in right if has_evidence(m)]
     cat = lex.entries[right[0].sku].category if right else prefer
     for i, side in enumerate(sides):
         cand = right if i == len(sides) - 1 else score_products(side, snap, lex, hits, cat)
-        cand = [m for m in cand if _evidence(m) and m.score >= floor]
+        cand = [m for m in cand if has_evidence(m) and m.score >= floor]
         for m in cand:
             p = snap.product(m.sku)
             if p is not None and p not in picked:

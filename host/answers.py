@@ -144,17 +144,6 @@ class ClusterAnswerer:
     ):
         self.snapshot = snapshot
         self.offers = offers or (lambda sku: [])
-        self._lexicons: dict[tuple[str, str], CatalogLexicon] = {}  # (merchant, KB version) → lexicon
-
-    def lexicon(self, snap: LoadedVersion) -> CatalogLexicon:
-        """The catalog lexicon of one KB version, built on first use; an older version's is dropped."""
-        key = (snap.merchant, snap.version)
-        lex = self._lexicons.get(key)
-        if lex is None:
-            lex = CatalogLexicon(snap.catalog.products)
-            self._lexicons = {k: v for k, v in self._lexicons.items() if k[0] != snap.merchant}
-            self._lexicons[key] = lex
-        return lex
 
     def hits(
         self,
@@ -195,7 +184,7 @@ class ClusterAnswerer:
                 return Composed(guard(text, p, [], offers) or "", [])
             return Composed("", refused=True)
         store = is_store_topic(topics)
-        lex = self.lexicon(snap)
+        lex = snap.lexicon
         for q in questions[:5]:
             hits = self.hits(snap, q, vec, None if store else sku, embed)
             if store or p is None:

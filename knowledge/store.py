@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 from core.errors import LiveRoomError
@@ -29,6 +30,7 @@ from knowledge.embedder import Embedder, EmbeddingCache, embed_with_cache
 from knowledge.facts import catalog_facts
 from knowledge.importers import parse_files
 from knowledge.index import HybridIndex, RetrievalParams
+from knowledge.lexicon import CatalogLexicon
 from knowledge.schema import Catalog, Fact, Product, SearchHit, VersionInfo
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -64,6 +66,16 @@ class LoadedVersion:
 
     def fact(self, fact_id: str) -> Fact | None:
         return self.index.fact(fact_id)
+
+    @cached_property
+    def lexicon(self) -> CatalogLexicon:
+        """How viewers refer to this version's products, built on first use (a large catalog takes
+        seconds: build it off the event loop) and gone with the version."""
+        return CatalogLexicon(self.catalog.products)
+
+    @property
+    def lexicon_ready(self) -> bool:
+        return "lexicon" in self.__dict__
 
 
 def check_merchant_id(merchant: str) -> str:
