@@ -13,27 +13,17 @@ import pytest
 from agent.claims import numbers
 from agent.core import AgentConfig
 from agent.messages import ViewerMessage
-from core.provision import is_installed
-from core.settings import Settings
+from tests.support.model import serving_container
 
 pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
 def llm_container(demo_root, use_embedder):
-    from liveroom.container import Container
-
-    settings = Settings(data_dir=demo_root, llm_autostart=False)
-    if not is_installed(settings, settings.embedded_model):
-        pytest.skip("embedded model not provisioned (run `liveroom models install`)")
-    c = Container(settings, AgentConfig(planner="llm", llm_timeout_s=90, llm_writes=True))
-    c.__dict__["embedder"] = use_embedder
-    loop = asyncio.new_event_loop()
-    loop.run_until_complete(c.start_llm())
-    loop.run_until_complete(c.agent.warm_up("demo"))
-    yield c, loop
-    loop.run_until_complete(c.aclose())
-    loop.close()
+    config = AgentConfig(planner="llm", llm_timeout_s=90, llm_writes=True)
+    with serving_container(demo_root, use_embedder, config) as (c, loop):
+        loop.run_until_complete(c.agent.warm_up("demo"))
+        yield c, loop
 
 
 def _ask(llm_container, text, viewer):

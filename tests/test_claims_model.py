@@ -15,9 +15,8 @@ import pytest
 
 from agent.claims import ClaimContext, catalog_names, default_checker
 from agent.compliance import PriceFacts, sentences
-from core.provision import is_installed
-from core.settings import Settings
 from knowledge.schema import Fact
+from tests.support.model import serving_container
 
 pytestmark = pytest.mark.model
 
@@ -108,18 +107,8 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def llm(demo_root, use_embedder):
-    from liveroom.container import Container
-
-    settings = Settings(data_dir=demo_root, llm_autostart=False)
-    if not is_installed(settings, settings.embedded_model):
-        pytest.skip("embedded model not provisioned (run `liveroom models install`)")
-    c = Container(settings)
-    c.__dict__["embedder"] = use_embedder
-    loop = asyncio.new_event_loop()
-    client = loop.run_until_complete(c.start_llm())
-    yield client, loop, c
-    loop.run_until_complete(c.aclose())
-    loop.close()
+    with serving_container(demo_root, use_embedder) as (c, loop):
+        yield c.llm, loop, c
 
 
 @pytest.mark.parametrize("rule", sorted(CASES))

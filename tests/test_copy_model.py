@@ -6,14 +6,11 @@ violation, facts cited; a draft that fails twice is replaced by the template.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from copywriting import channels
 from copywriting.schema import CopyRequest, Segment
-from core.provision import is_installed
-from core.settings import Settings
+from tests.support.model import serving_container
 
 pytestmark = pytest.mark.model
 
@@ -21,18 +18,9 @@ pytestmark = pytest.mark.model
 @pytest.fixture(scope="module")
 def copy_service(demo_root, use_embedder):
     from copywriting.service import service_for
-    from liveroom.container import Container
 
-    settings = Settings(data_dir=demo_root, llm_autostart=False)
-    if not is_installed(settings, settings.embedded_model):
-        pytest.skip("embedded model not provisioned (run `liveroom models install`)")
-    c = Container(settings)
-    c.__dict__["embedder"] = use_embedder
-    loop = asyncio.new_event_loop()
-    loop.run_until_complete(c.start_llm())
-    yield service_for(c), loop
-    loop.run_until_complete(c.aclose())
-    loop.close()
+    with serving_container(demo_root, use_embedder) as (c, loop):
+        yield service_for(c), loop
 
 
 @pytest.mark.parametrize(
