@@ -186,7 +186,7 @@ def _detail_candidates(
     names = [normalize(n) for a in asked if (attr := lex.book.get(a)) for n in attr.names_zh + attr.names_en]
     for rank, a in enumerate(asked):
         for k in lex.keys_for(p.sku, a):
-            f = next((x for x in facts if x.kind == "spec" and x.key == k), None)
+            f = _spec_fact(snap, p.sku, k)
             if f is not None:
                 # "敏感肌能用吗": a skin-type spec that doesn't mention 敏感肌 does not answer it.
                 # Otherwise the attribute is the question ("重不重", "多大"): its spec answers it.
@@ -492,7 +492,7 @@ def policy(
     weight = {t: math.log(1 + n_sents / (1 + sum(1 for x in all_sents if t in x))) for t in terms}
     total_w = sum(weight.values()) or 1.0
     best: tuple[float, str, Fact] | None = None
-    trace: list[tuple[float, str]] = []
+    trace: list[tuple[float, str]] | None = [] if log.isEnabledFor(logging.DEBUG) else None
     for rank, (f, sim) in enumerate(zip(cands, sims)):
         body = f.value or f.text
         for s in split[f.id]:
@@ -508,10 +508,12 @@ def policy(
             score = c + 0.3 * min(named, 1) + 0.3 * sim + 1.2 * max(0.0, ssim.get(s, 0.0) - 0.3) - 0.02 * rank
             if f.kind == "qa":
                 score = max(score, _cov(terms, f.key or "") + 0.3 * sim)
-            trace.append((round(score, 3), f"c={c:.2f} n={named} sim={sim:.2f} ss={ssim.get(s, 0):.2f} {s[:30]}"))
+            if trace is not None:
+                trace.append((round(score, 3), f"c={c:.2f} n={named} sim={sim:.2f} ss={ssim.get(s, 0):.2f} {s[:30]}"))
             if best is None or score > best[0]:
                 best = (score, s if f.kind == "doc" else body, f)
-    log.debug("policy %r terms=%s: %s", q.text, terms, sorted(trace, reverse=True)[:4])
+    if trace is not None:
+        log.debug("policy %r terms=%s: %s", q.text, terms, sorted(trace, reverse=True)[:4])
     if best is None or best[0] < 0.45:
         return not_found(q.lang)
     prefix = "Store policy: " if q.lang == "en" else ""

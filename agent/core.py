@@ -406,16 +406,17 @@ class Agent:
             store = self._call(turn, "search_products", {"query": store_query[:200], "k": 6, "scope": "store"})
             turn.hits = [SearchHit.model_validate(h) for h in (store or {}).get("hits", [])] + turn.hits
         turn.parsed = q
-        log.debug(
-            "parsed %r intent=%s attrs=%s dir=%s products=%s named=%s mentions=%s",
-            text,
-            q.intent,
-            q.attributes,
-            q.direction,
-            [p.sku for p in q.products],
-            q.named,
-            [(m.sku, m.score, m.why) for m in q.mentions[:4]],
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "parsed %r intent=%s attrs=%s dir=%s products=%s named=%s mentions=%s",
+                text,
+                q.intent,
+                q.attributes,
+                q.direction,
+                [p.sku for p in q.products],
+                q.named,
+                [(m.sku, m.score, m.why) for m in q.mentions[:4]],
+            )
         turn.products = q.products
         turn.question = text
 
