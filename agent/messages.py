@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field, field_validator
 MAX_TEXT_CHARS = 500  # danmaku are short; longer input is truncated (floods are cut, not processed)
 
 # Where a message came in: the danmaku WebSocket, the HTTP ask endpoint, the voice socket, the
-# OpenAI-compatible /v1 endpoint, the virtual host, the console's own previews, the demo simulator.
-Channel = Literal["ws", "http", "voice", "v1", "host", "console", "sim"]
+# OpenAI-compatible /v1 endpoint, the virtual host, the console's own previews, the demo simulator, a
+# live-platform connector (connectors/: Douyin push, signed webhook, Bilibili, replay).
+Channel = Literal["ws", "http", "voice", "v1", "host", "console", "sim", "connector"]
 _LEGACY_CHANNELS = {"text": "ws", "api": "http", "openai": "v1"}  # earlier names, still accepted
 
 

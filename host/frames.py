@@ -25,6 +25,10 @@ class Danmaku:
     ts: float  # show time (clock.now())
     context_sku: str | None = None  # the product on screen when it was sent
     t_in: float = 0.0  # time.perf_counter() at ingest (latency bookkeeping)
+    # Whether the sender vouched for ``viewer_id``: the merchant's authenticated danmaku API does; a live
+    # platform's unsigned user id (connectors/) does not — then the text reply treats the viewer as anonymous.
+    verified: bool = True
+    reply: bool = True  # False: someone else answers it (a connector answers through the agent itself)
 
 
 Kind = Literal[

@@ -186,6 +186,9 @@ class HostRoom:
         ts: float | None = None,
         context_sku: str | None = None,
         t_in: float | None = None,
+        *,
+        verified: bool = True,
+        reply: bool = True,
     ) -> Triaged:
         import time as _t
 
@@ -197,6 +200,8 @@ class HostRoom:
             self.clock.now() if ts is None else ts,
             context_sku or self.context_sku,
             _t.perf_counter() if t_in is None else t_in,
+            verified,
+            reply,
         )
         out: list[Triaged] = []
         self._last = out
@@ -219,7 +224,7 @@ class HostRoom:
             self.greeter.on_greeting()
 
     def _queue_reply(self, t: Triaged) -> None:
-        if self.cfg.replies_per_s <= 0:
+        if self.cfg.replies_per_s <= 0 or not t.msg.reply:
             return
         if (
             t.kind == "question"
@@ -348,9 +353,9 @@ class HostRoom:
             merchant=self.merchant,
             room_id=self.room_id,
             viewer_id=t.msg.viewer_id,
-            # danmaku reach the host through the merchant's authenticated connector (POST …/danmaku with
-            # its API token): the merchant vouches for these viewer ids
-            verified=True,
+            # danmaku reach the host through the merchant's authenticated API (POST …/danmaku with its API
+            # token): the merchant vouches for these viewer ids; a platform's unsigned ids are not vouched for
+            verified=t.msg.verified,
             text=t.text,
             context_sku=t.sku,
             channel="host",
