@@ -29,6 +29,7 @@ out = Console()
 
 from liveroom.commands.access import rooms_app, viewers_app  # noqa: E402
 from liveroom.commands.audience import audience_app, audience_bench_app, profile_app  # noqa: E402
+from liveroom.commands.connectors import connectors_app  # noqa: E402
 from liveroom.commands.console import console_app  # noqa: E402
 from liveroom.commands.copy import ab_app, copy_command  # noqa: E402
 from liveroom.commands.host import danmaku_bench_command, host_command  # noqa: E402
@@ -36,6 +37,7 @@ from liveroom.commands.models import models_app  # noqa: E402
 
 app.add_typer(models_app, name="models")
 app.add_typer(console_app, name="console")
+app.add_typer(connectors_app, name="connectors")
 app.add_typer(profile_app, name="profile")
 app.add_typer(audience_app, name="audience")
 app.add_typer(rooms_app, name="rooms")
