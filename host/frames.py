@@ -123,6 +123,8 @@ AlertKind = Literal[
     "tts_failed",
     "empty_room",
     "flood",
+    "connector_lagging",  # a live-platform connector went quiet while the show is live (connectors/)
+    "connector_failing",  # … or is down / refusing what it receives
 ]
 
 
