@@ -175,12 +175,13 @@ def _preload(c: Container) -> None:
 
 def _optional_routers() -> list:
     from audience.api import router as audience_router
+    from connectors.api import router as connectors_router
     from console.api import router as console_router
     from copywriting.api import router as copy_router
     from host.api import router as host_router
     from voice.api import router as voice_router
 
-    return [audience_router, host_router, voice_router, copy_router, console_router]
+    return [audience_router, host_router, voice_router, copy_router, connectors_router, console_router]
 
 
 def get_container(request: Request) -> Container:

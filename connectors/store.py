@@ -38,6 +38,8 @@ class ConnectorConfig(BaseModel):
     secret: str = ""  # HMAC key (webhook) / push secret (douyin); never returned after creation
     platform_room: str = ""  # Douyin roomid / Bilibili room id
     app_id: str = ""  # Douyin 小玩法 appid
+    access_token: str = ""  # Douyin: the app's access_token for the task API (refreshed every 2 h)
+    api_base: str = ""  # Douyin task API base URL (default: the platform; tests: the emulator)
     # The merchant's middleware signs its webhook and may vouch for its users (verified viewers); off by
     # default: a platform user id is a stranger until someone signs who they are.
     trust_identity: bool = False
@@ -47,7 +49,7 @@ class ConnectorConfig(BaseModel):
     enabled: bool = True
 
     def public(self) -> dict:
-        return self.model_dump(exclude={"secret"}) | {"has_secret": bool(self.secret)}
+        return self.model_dump(exclude={"secret", "access_token"}) | {"has_secret": bool(self.secret)}
 
 
 class ConnectorStore:

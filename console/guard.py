@@ -64,6 +64,13 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/console/login"): "the console's login page",
     ("POST", "/console/login"): "the console's login form (rate-limited, CSRF double-submit)",
     ("GET", "/console/static/{path:path}"): "the console's scripts, styles and fonts",
+    # live-platform connectors (connectors/api.py): each request proves itself with its signature
+    ("POST", "/connectors/douyin/{connector_id}/push"): "Douyin live data push: x-signature checked by the handler",
+    ("POST", "/connectors/webhook/{connector_id}"): "signed webhook: HMAC-SHA256 checked by the handler",
+    # the OBS overlay: the room-scoped overlay token (?token=) is checked by the handler
+    ("GET", "/overlay/{room_id}"): "the OBS overlay page (overlay token checked by the handler)",
+    ("GET", "/overlay/static/{name}"): "the overlay page's script and styles",
+    ("WS", "/ws/overlay/{room_id}"): "the OBS overlay's feed (overlay token checked by the handler)",
 }
 
 # Integration channels that need a merchant API token of role "agent" (which also fixes the merchant).
@@ -77,6 +84,8 @@ PUBLIC_BODY_LIMITS: dict[tuple[str, str], str] = {
     ("POST", "/api/rooms/{room_id}/ask"): "max_ask_body",
     ("POST", "/v1/chat/completions"): "max_v1_body",
     ("POST", "/console/login"): "max_ask_body",
+    ("POST", "/connectors/douyin/{connector_id}/push"): "max_v1_body",  # a push batches messages
+    ("POST", "/connectors/webhook/{connector_id}"): "max_v1_body",
 }
 STREAMED_PUBLIC = {("POST", "/api/rooms/{room_id}/images")}  # reads (and caps) its own raw body
 

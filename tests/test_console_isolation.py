@@ -56,6 +56,11 @@ def world(tmp_path_factory, demo_root, use_embedder):
     tmp = tmp_path_factory.mktemp("console-iso")
     c = make_container(tmp, demo_root, use_embedder)
     c.kb.import_files(B, [write_json(tmp / "b.json", mini_products())])
+    from connectors.store import ConnectorConfig, ConnectorStore
+
+    ConnectorStore(c.settings.data_dir / "connectors").create(
+        ConnectorConfig(connector_id="a-conn", merchant=A, room_id="a-room", kind="webhook")
+    )
     app = _with_all_routers(console_app(c, ConsoleSettings(simulator="*")))
     with TestClient(app) as client:
         cs = get_console(app)
@@ -93,6 +98,9 @@ def world(tmp_path_factory, demo_root, use_embedder):
             "upload_id": upload_id,
             "job_id": job.job_id,
             "path": "console.css",
+            "connector_id": "a-conn",  # connectors (connectors/api.py)
+            "dl_id": "dl_000000000000",
+            "action": "status",
         }
         client.cookies.clear()
         csrf = login(client, f"owner-{B}", "correct-horse-1")
@@ -187,7 +195,7 @@ def _public_attempts(client, method: str, path: str, a_token: str) -> list[tuple
 
     url = path.replace("{room_id}", "b-room")
     out: list[tuple[str, int | str]] = []
-    if method == "WS":
+    if method == "WS" and "/overlay/" not in path:
         for q in (f"merchant={A}", f"token={a_token}"):
             with client.websocket_connect(f"{url}?{q}") as ws:
                 out.append((q, ws.receive_json().get("code", "?")))
@@ -203,6 +211,18 @@ def _public_attempts(client, method: str, path: str, a_token: str) -> list[tuple
     if path.endswith("/images"):
         out.append(("query merchant", client.post(f"{url}?merchant={A}", content=b"x").status_code))
         out.append(("A's viewer token", client.post(f"{url}?token={a_token}", content=b"x").status_code))
+        return out
+    if "/overlay/" in path:  # the OBS overlay: only a token minted for that very room opens it
+        codes = {"invalid_overlay_token": 401}
+        if method == "WS":
+            for q in ("", f"?token={a_token}"):
+                with client.websocket_connect(f"{url}{q}") as ws:
+                    out.append((q or "no token", codes.get(ws.receive_json().get("code"), "?")))
+        else:
+            out += [
+                ("no token", client.get(url).status_code),
+                ("other token", client.get(f"{url}?token={a_token}").status_code),
+            ]
         return out
     raise AssertionError(f"public room route {method} {path} has no isolation case: add one here")
 
