@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agent import fact_ranker
 from agent.understand import Parsed, asks_existence, residual
 from knowledge.attributes import parse_quantities
 from knowledge.facts import fmt_price
@@ -233,13 +234,58 @@ def _detail_candidates(
         if score >= FAQ_MIN:
             out.append((score, f))
     out.sort(key=lambda x: -x[0])
-    return [x for x in out if x[0] >= FAQ_MIN]  # an attribute's spec that misses what was asked is not an answer
+    return out
+
+
+def detail_features(
+    snap: LoadedVersion, lex: CatalogLexicon, q: Parsed, p: Product, qvec: np.ndarray | None
+) -> tuple[list[Fact], np.ndarray]:
+    """The product's facts that could answer a detail question and their ranker features (also what
+    ``evals.train_ranker`` learns from)."""
+    heur: dict[str, float] = {}
+    for score, f in _detail_candidates(snap, lex, q, p, qvec):
+        heur[f.id] = max(heur.get(f.id, 0.0), score)
+    kinds = {"faq", "qa", "selling_point", "suitable", "not_suitable", "spec"} | ({"variant"} if q.variants else set())
+    pool = [f for f in snap.index.facts_of(p.sku) if f.kind in kinds]
+    sims = snap.index.similarity(qvec, [f.id for f in pool]) if qvec is not None else [0.0] * len(pool)
+    asked = [a for a in q.attributes if a not in ("price", "stock")]
+    keys: dict[str, float] = {}
+    for rank, a in enumerate(asked):
+        for k in lex.keys_for(p.sku, a):
+            keys.setdefault(k, 1.0 if rank == 0 else 0.5)
+    ctx = fact_ranker.Context(
+        text=q.text,
+        lang=q.lang,
+        intent=q.intent,
+        terms=residual(q.text, lex, [p]),
+        asked_keys=keys,
+        first_absent=bool(asked) and not lex.keys_for(p.sku, asked[0]),
+        dims=fact_ranker.asked_dimensions(q.text, lex.book),
+    )
+    return pool, fact_ranker.feature_rows(ctx, pool, heur, sims, _cov, lex.book)
+
+
+def _ranked(
+    snap: LoadedVersion, lex: CatalogLexicon, q: Parsed, p: Product, qvec: np.ndarray | None
+) -> list[tuple[float, Fact]]:
+    ranker = fact_ranker.default_ranker()
+    if ranker is None:  # no learned weights: the hand-weighted order
+        return [x for x in _detail_candidates(snap, lex, q, p, qvec) if x[0] >= FAQ_MIN]
+    pool, rows = detail_features(snap, lex, q, p, qvec)
+    if not pool:
+        return []
+    order = ranker.order(rows)
+    best = int(order[0])
+    conf = ranker.confidence(rows[best])
+    if conf < ranker.threshold:
+        return []  # the best fact still misses what was asked: not an answer
+    return [(conf, pool[best])] + [(0.0, pool[int(i)]) for i in order[1:]]
 
 
 def detail(snap: LoadedVersion, lex: CatalogLexicon, q: Parsed, p: Product, qvec: np.ndarray | None) -> Draft:
     """Spec, FAQ or suitability of one product: the fact that answers the question, or an honest
     'not in our info' naming what was asked."""
-    cands = _detail_candidates(snap, lex, q, p, qvec)
+    cands = _ranked(snap, lex, q, p, qvec)
     if not cands:
         asked = [a for a in q.attributes if a not in ("price", "stock")]
         what = _attr_label(lex, asked[0], q.lang) if asked else ""
@@ -441,22 +487,31 @@ def _distinctive_spec(snap: LoadedVersion, p: Product, pool: Sequence[Product]) 
 
 
 # --- store policies ------------------------------------------------------------------------------
-def policy(
+@dataclass
+class PolicyCandidate:
+    sentence: str  # what would be said: the sentence of a document, or a store Q&A's whole answer
+    fact: Fact
+    heuristic: float  # the hand-weighted score, -1.0 when its filter dropped the sentence
+    row: np.ndarray  # fact_ranker.POLICY_FEATURES
+
+
+def policy_candidates(
     snap: LoadedVersion,
     lex: CatalogLexicon,
     q: Parsed,
     hits: Sequence[SearchHit],
     qvec: np.ndarray | None,
     embed: Callable[[list[str]], np.ndarray] | None = None,
-) -> Draft:
-    """The store document sentence (or store Q&A) that answers the question, scored by the question's
-    topic words and the store attributes it names (shipping, returns …) with their everyday names."""
+) -> list[PolicyCandidate]:
+    """Every sentence of the retrieved store documents (and store Q&A) with its features (also what
+    ``evals.train_ranker`` learns the policy head from)."""
     terms = residual(q.text, lex)
     store_names: list[str] = []
     for a in q.attributes:
         attr = lex.book.get(a)
         if attr is not None and attr.scope == "store":
-            store_names += [normalize(n) for n in attr.names_zh + attr.names_en if len(n) >= 2]
+            # …and the words store documents write it with (its spec-key patterns: "仓发出" for the origin)
+            store_names += [normalize(n) for n in attr.names_zh + attr.names_en + attr.key_patterns if len(n) >= 2]
     # A topic word that is one of the asked attribute's everyday names ("快递", "香港") is covered by a
     # sentence using any of its names ("顺丰", "港澳台").
     if q.by_sound:  # "byma": the words are pinyin; the attribute's own names are what was asked
@@ -466,10 +521,9 @@ def policy(
         f
         for h in hits
         if (f := snap.fact(h.fact_id)) is not None and (f.kind == "doc" or (f.kind == "qa" and not f.sku))
-    ]
+    ][:8]
     if not cands:
-        return not_found(q.lang)
-    cands = cands[:8]
+        return []
     sims = snap.index.similarity(qvec, [f.id for f in cands]) if qvec is not None else [0.0] * len(cands)
     split = {
         f.id: [s.strip().lstrip("-•* ").strip() for s in _SENT.findall(f.value or f.text) if s.strip()]
@@ -491,11 +545,18 @@ def policy(
     n_sents = max(1, len(all_sents))
     weight = {t: math.log(1 + n_sents / (1 + sum(1 for x in all_sents if t in x))) for t in terms}
     total_w = sum(weight.values()) or 1.0
-    best: tuple[float, str, Fact] | None = None
-    trace: list[tuple[float, str]] | None = [] if log.isEnabledFor(logging.DEBUG) else None
+    ranked_ssim = sorted(ssim.values(), reverse=True)
+    top_ssim = ranked_ssim[0] if ranked_ssim else 0.0
+    second_ssim = ranked_ssim[1] if len(ranked_ssim) > 1 else 0.0
+    qn = normalize(q.text)
+    # A sentence about a kind of product the question does not name is a special case ("猫砂单独下单满2件包邮").
+    specific_words = {w for w in lex.category_words if len(w) >= 2 and w not in qn}
+    dims = fact_ranker.asked_dimensions(q.text, lex.book)
+    out: list[PolicyCandidate] = []
     for rank, (f, sim) in enumerate(zip(cands, sims)):
         body = f.value or f.text
-        for s in split[f.id]:
+        sents = split[f.id]
+        for i, s in enumerate(sents):
             ns = normalize(s)
             named = sum(1 for n in store_names if n and n in ns)
             c = sum(weight[t] for t in terms if t in ns or (t in alias_terms and named)) / total_w if terms else 0.0
@@ -503,18 +564,71 @@ def policy(
                 c = min(1.0, 0.5 * named)
             elif q.lang == "en" or not terms:  # words cannot be compared: meaning decides
                 c = max(c, 1.6 * (ssim.get(s, 0.0) - 0.2))
-            if c < 0.4 and not (f.kind == "qa" and _cov(terms, f.key or "") >= 0.5) and ssim.get(s, 0.0) < 0.55:
-                continue  # most of what was asked is not in this sentence, nor is its meaning
+            kept = c >= 0.4 or (f.kind == "qa" and _cov(terms, f.key or "") >= 0.5) or ssim.get(s, 0.0) >= 0.55
             score = c + 0.3 * min(named, 1) + 0.3 * sim + 1.2 * max(0.0, ssim.get(s, 0.0) - 0.3) - 0.02 * rank
+            specific = any(w in ns for w in specific_words)
+            if specific:
+                score -= 0.15  # the general rule before the special case, unless the question names the kind
+            sd = fact_ranker.value_dimensions(s, lex.book)
+            if dims:  # "多久发货" asks for a time: a sentence stating one answers it, one stating none hardly
+                score += 0.2 if sd & dims else -0.1
+            key_cov = _cov(terms, f.key or "") if f.kind == "qa" else 0.0
             if f.kind == "qa":
-                score = max(score, _cov(terms, f.key or "") + 0.3 * sim)
-            if trace is not None:
-                trace.append((round(score, 3), f"c={c:.2f} n={named} sim={sim:.2f} ss={ssim.get(s, 0):.2f} {s[:30]}"))
-            if best is None or score > best[0]:
-                best = (score, s if f.kind == "doc" else body, f)
-    if trace is not None:
-        log.debug("policy %r terms=%s: %s", q.text, terms, sorted(trace, reverse=True)[:4])
-    if best is None or best[0] < 0.45:
+                score = max(score, key_cov + 0.3 * sim)
+            heur = score if kept else -1.0
+            x = {
+                "bias": 1.0,
+                "heuristic": max(-1.0, min(heur, 2.0)),
+                "heuristic_pass": 1.0 if heur >= 0.45 else 0.0,
+                "cov": min(c, 1.5),
+                "named": 1.0 if named else 0.0,
+                "doc_sim": sim,
+                "sent_sim": ssim.get(s, 0.0),
+                "sent_sim_rank1": 1.0 if ssim and ssim.get(s, -9.0) >= top_ssim else 0.0,
+                "sent_sim_gap": ssim.get(s, 0.0) - (second_ssim if ssim.get(s, -9.0) >= top_ssim else top_ssim),
+                "doc_rank": rank / 8,
+                "is_qa": 1.0 if f.kind == "qa" else 0.0,
+                "qa_key_cov": key_cov,
+                "position": i / max(1, len(sents) - 1) if len(sents) > 1 else 0.0,
+                "specific": 1.0 if specific else 0.0,
+                "dim_match": 1.0 if dims and sd & dims else 0.0,
+                "has_number": 1.0 if re.search(r"\d", s) else 0.0,
+                "no_terms": 0.0 if terms else 1.0,
+                "en": 1.0 if q.lang == "en" else 0.0,
+                "by_sound": 1.0 if q.by_sound else 0.0,
+            }
+            row = np.array([x[k] for k in fact_ranker.POLICY_FEATURES])
+            out.append(PolicyCandidate(s if f.kind == "doc" else body, f, heur, row))
+    return out
+
+
+def policy(
+    snap: LoadedVersion,
+    lex: CatalogLexicon,
+    q: Parsed,
+    hits: Sequence[SearchHit],
+    qvec: np.ndarray | None,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
+) -> Draft:
+    """The store document sentence (or store Q&A) that answers the question, scored by the question's
+    topic words and the store attributes it names (shipping, returns …) with their everyday names, their
+    meaning, and how general a rule the sentence states — weighed by the learned policy head when its
+    weights are there, by hand otherwise."""
+    cands = policy_candidates(snap, lex, q, hits, qvec, embed)
+    if not cands:
+        return not_found(q.lang)
+    ranker = fact_ranker.policy_ranker()
+    best: PolicyCandidate | None
+    if ranker is not None:
+        rows = np.vstack([c.row for c in cands])
+        best = cands[int(ranker.order(rows)[0])]
+        if ranker.confidence(best.row) < ranker.threshold:
+            best = None
+    else:
+        best = max(cands, key=lambda c: c.heuristic)
+        if best.heuristic < 0.45:
+            best = None
+    if best is None:
         return not_found(q.lang)
     prefix = "Store policy: " if q.lang == "en" else ""
-    return Draft(prefix + short(best[1], 80), [best[2]])
+    return Draft(prefix + short(best.sentence, 80), [best.fact])

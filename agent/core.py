@@ -503,9 +503,10 @@ class Agent:
             if p is not None:
                 variants = [v for v in p.variant_list() if v.name and normalize(v.name) in normalize(q.text)]
                 if len(variants) >= 2 and all(v.price is not None for v in variants[:2]):
-                    d = compose.detail(snap, lex, q, p, turn.qvec)  # "茶轴和红轴有啥区别" may be a FAQ
-                    if not d.refused and d.facts and d.facts[0].kind in ("faq", "qa"):
-                        return d
+                    if "price" not in q.attributes:  # "茶轴和红轴有啥区别" may be a FAQ; "差几块" is the prices
+                        d = compose.detail(snap, lex, q, p, turn.qvec)
+                        if not d.refused and d.facts and d.facts[0].kind in ("faq", "qa"):
+                            return d
                     return self._variant_compare(turn, p, variants[:2])
                 return compose.detail(snap, lex, q, p, turn.qvec)
             return compose.not_found(lang)

@@ -139,6 +139,7 @@ class AttributeBook(BaseModel):
     _keys: dict[str, list[str]] = PrivateAttr(default_factory=dict)
     _aliases: dict[str, list[tuple[str, Unit]]] = PrivateAttr(default_factory=dict)
     _parser: Any = PrivateAttr(default=None)  # the _Parser for these units, built on first use
+    _asks: Any = PrivateAttr(default=None)  # interrogative → dimensions (agent.fact_ranker), on first use
 
     @model_validator(mode="after")
     def _consistent(self) -> AttributeBook:
