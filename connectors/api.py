@@ -20,7 +20,8 @@ The merchant's side (console session or API token; the guard scopes {merchant} a
 
 The OBS overlay (public in the guard; the room-scoped overlay token authorises it):
 
-    GET  /overlay/{room_id}?token=…     the transparent page        GET /overlay/static/{name}
+    GET  /overlay/{room_id}?token=…     the transparent page (…&view=prompter: the human host's teleprompter)
+    GET  /overlay/static/{name}
     WS   /ws/overlay/{room_id}?token=…  its feed (connectors/overlay.py)
 """
 
@@ -440,14 +441,15 @@ async def overlay_say(merchant: str, room_id: str, body: SayIn, request: Request
 # --- the overlay ----------------------------------------------------------------------------------------
 
 
-def _overlay_key(request_or_ws: Any) -> bytes:
-    return get_service(request_or_ws.app).store.overlay_key()
+async def _overlay_key(request_or_ws: Any) -> bytes:
+    svc = get_service(request_or_ws.app)  # on the event loop (the service's tasks live there)
+    return await asyncio.to_thread(svc.store.overlay_key)
 
 
 @router.get("/overlay/{room_id}", response_class=HTMLResponse, include_in_schema=False)
 async def overlay_page(room_id: str, request: Request, token: str | None = None) -> HTMLResponse:
     try:
-        overlay.verify(await asyncio.to_thread(_overlay_key, request), token, room_id)
+        overlay.verify(await _overlay_key(request), token, room_id)
     except overlay.BadOverlayToken as e:
         return HTMLResponse(f"<!doctype html><meta charset=utf-8><p>{e.message}</p>", status_code=401)
     page = (WEB / "overlay.html").read_text(encoding="utf-8")
@@ -465,7 +467,7 @@ async def overlay_static(name: str) -> FileResponse:
 async def overlay_socket(ws: WebSocket, room_id: str) -> None:
     await ws.accept()
     try:
-        merchant = overlay.verify(await asyncio.to_thread(_overlay_key, ws), ws.query_params.get("token"), room_id)
+        merchant = overlay.verify(await _overlay_key(ws), ws.query_params.get("token"), room_id)
     except overlay.BadOverlayToken as e:
         await ws.send_text(json.dumps(wire.error_frame(e.code, e.message), ensure_ascii=False))
         await ws.close(code=1008)
@@ -475,7 +477,7 @@ async def overlay_socket(ws: WebSocket, room_id: str) -> None:
     svc = get_service(ws.app)
     room = svc._host_room(merchant, room_id)
     feed = svc.feeds.bus(room_id).subscribe(["answer", "event", "audio"], maxsize=500)
-    lines = room.bus.subscribe(["line"], maxsize=100)
+    lines = room.bus.subscribe(["line", "suggestion"], maxsize=100)
     lock = asyncio.Lock()
 
     async def send(obj: dict[str, Any]) -> None:
@@ -494,8 +496,11 @@ async def overlay_socket(ws: WebSocket, room_id: str) -> None:
 
     async def pump_lines() -> None:
         while True:
-            _, line = await lines.get()
-            await send({"type": "caption", "text": line.text, "kind": line.kind, "at": line.at})
+            topic, item = await lines.get()
+            if topic == "line":
+                await send({"type": "caption", "text": item.text, "kind": item.kind, "at": item.at})
+            else:  # a talking point for the human host (the teleprompter view)
+                await send({"type": "suggestion", "label": item.label, "message": item.message, "say": item.say})
 
     async def hot() -> None:
         last = None

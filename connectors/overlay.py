@@ -9,6 +9,7 @@ socket (``/ws/overlay/{room_id}?token=…``) gets JSON frames:
 - ``caption`` {text, kind, at} — the virtual host's current sentence (the room's text track);
 - ``hot`` {questions: [{label, viewers}]} — the hot question clusters, when they change (≤ 1/s);
 - ``event`` {kind, nickname, count} — gifts, follows, fan-club joins (for a thank-you ticker);
+- ``suggestion`` {label, message, say} — talking points for the human host (the ``?view=prompter`` page);
 - ``audio`` {rate, bytes} followed by one binary frame of PCM s16le mono — the virtual host's speech.
 
 Token: ``ovt1.<payload>.<mac>``, payload = base64url JSON ``{"m": merchant, "r": room, "exp": unix}``, mac

@@ -5,6 +5,8 @@
   "use strict";
   const params = new URLSearchParams(location.search);
   const token = params.get("token") || "";
+  const prompter = params.get("view") === "prompter";  // the human host's teleprompter
+  if (prompter) document.body.classList.add("prompter");
   const room = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
   const $ = (id) => document.getElementById(id);
   const stats = { frames: 0, answers: 0, captions: 0, audioBytesReceived: 0, audioBytesPlayed: 0, reconnects: 0,
@@ -27,7 +29,19 @@
   }
 
   function addAnswer(a) {
+    stats.answers += 1;
+    stats.lastAnswerAt = performance.now();
+    stats.lastAnswerWall = Date.now();
+    const list = $("answers");
+    const last = list.lastElementChild;
+    if (last && last.dataset.answer === (a.answer || "") && last.dataset.question === (a.question || "")) {
+      last.dataset.times = String(Number(last.dataset.times || "1") + 1);  // many asked the same: one card
+      stats.lastAnswer = a.answer || "";
+      return;
+    }
     const box = document.createElement("article");
+    box.dataset.answer = a.answer || "";
+    box.dataset.question = a.question || "";
     box.className = "card answer";
     const q = document.createElement("p");
     q.className = "q";
@@ -39,11 +53,8 @@
     label.textContent = a.label || "AI生成";
     p.append(label, document.createTextNode(a.answer || ""));
     box.append(q, p);
-    const list = $("answers");
     list.append(box);
     while (list.children.length > MAX_ANSWERS) list.firstElementChild.remove();
-    stats.answers += 1;
-    stats.lastAnswerAt = performance.now();
     stats.lastAnswer = a.answer || "";
   }
 
@@ -63,6 +74,14 @@
       ol.append(li);
     }
     show($("hot"), (h.questions || []).length > 0);
+  }
+
+  function suggestion(sg) {
+    if (!prompter) return;
+    $("prompter-say").textContent = sg.say || sg.label || "";
+    $("prompter-why").textContent = sg.message || "";
+    show($("prompter"), true);
+    stats.suggestions = (stats.suggestions || 0) + 1;
   }
 
   function event(e) {
@@ -103,6 +122,7 @@
     else if (msg.type === "caption") caption(msg);
     else if (msg.type === "hot") hot(msg);
     else if (msg.type === "event") event(msg);
+    else if (msg.type === "suggestion") suggestion(msg);
     else if (msg.type === "audio") pendingAudio = msg;
     else if (msg.type === "ready") for (const a of msg.recent || []) addAnswer(a);
     else if (msg.type === "error") { stats.errors.push(msg.code); status(msg.message || msg.code); }
