@@ -172,3 +172,4 @@ class VersionInfo(BaseModel):
     embedded: int = 0  # facts whose vectors were computed (the rest came from the cache)
     note: str = ""
     active: bool = False
+    draft: bool = False  # built by KnowledgeBase.build_draft and not published yet

@@ -92,6 +92,10 @@ class KnowledgeBase:
         self._loaded: dict[str, LoadedVersion] = {}
         self._load_lock = threading.Lock()
         self._caches: dict[str, EmbeddingCache] = {}
+        self._drafts: dict[tuple[str, str], LoadedVersion] = {}
+        # Called with (merchant, catalog, build dir) before a new version is renamed into place: what
+        # upper layers keep with each version (the regression set, regression/store.py) is written here.
+        self.on_build: list[Callable[[str, Catalog, Path], None]] = []
 
     # --- paths ---------------------------------------------------------------------------
     def _mdir(self, merchant: str) -> Path:
@@ -110,6 +114,13 @@ class KnowledgeBase:
         if merchant not in self._caches:
             self._caches[merchant] = EmbeddingCache(self._mdir(merchant) / "embeddings.sqlite", self.embedder.name)
         return self._caches[merchant]
+
+    def merchant_dir(self, merchant: str) -> Path:
+        """``<root>/<merchant>``: where what belongs with the merchant's KB is kept."""
+        return self._mdir(merchant)
+
+    def version_dir(self, merchant: str, version: str) -> Path:
+        return self._vdir(merchant, version)
 
     # --- reading -------------------------------------------------------------------------
     def merchants(self) -> list[str]:
@@ -160,6 +171,29 @@ class KnowledgeBase:
         qvec = self.embedder.encode([query])[0]
         return snap.version, snap.index.search(query, qvec, k=k, params=params or self.params, skus=skus)
 
+    def load_version(self, merchant: str, version: str) -> LoadedVersion:
+        """Any version (a draft, an old one) as a snapshot, without making it active. The active one is
+        the live snapshot itself; others are kept (a few) so a run and its publish share one load."""
+        if not (self._vdir(merchant, version) / "manifest.json").exists():
+            raise UnknownVersion(f"merchant {merchant!r} has no version {version!r}")
+        cur = self._loaded.get(merchant)
+        if cur is not None and cur.version == version:
+            return cur
+        key = (merchant, version)
+        with self._load_lock:
+            snap = self._drafts.get(key)
+            if snap is None:
+                snap = self._load(merchant, version)
+                self._drafts[key] = snap
+                while len(self._drafts) > 4:
+                    self._drafts.pop(next(iter(self._drafts)))
+            return snap
+
+    def pinned(self, snap: LoadedVersion) -> KnowledgeBase:
+        """A read-only view on which ``snap``'s merchant always reads ``snap`` (an agent built on it
+        answers from a draft exactly as it would once the draft is published)."""
+        return PinnedKnowledgeBase(self, snap)
+
     def versions(self, merchant: str) -> list[VersionInfo]:
         vroot = self._mdir(merchant) / "versions"
         active = self.active_version(merchant)
@@ -209,6 +243,28 @@ class KnowledgeBase:
         with self._write_lock(merchant):
             return self._publish(merchant, catalog, note, progress)
 
+    def build_draft(self, merchant: str, catalog: Catalog, note: str, progress: Progress | None = None) -> VersionInfo:
+        """Build ``catalog`` as a new version without switching to it (``draft`` in its manifest):
+        viewers keep the active version until ``publish_draft``."""
+        with self._write_lock(merchant):
+            return self._publish(merchant, catalog, note, progress, activate=False)
+
+    def publish_draft(self, merchant: str, version: str) -> VersionInfo:
+        """Switch to a draft built by ``build_draft`` (it is an ordinary version from then on)."""
+        vdir = self._vdir(merchant, version)
+        if not (vdir / "manifest.json").exists():
+            raise UnknownVersion(f"merchant {merchant!r} has no version {version!r}")
+        with self._write_lock(merchant):
+            info = VersionInfo.model_validate_json((vdir / "manifest.json").read_text())
+            if info.draft:
+                info.draft = False
+                tmp = vdir / f".manifest.{os.getpid()}.{threading.get_ident()}"
+                tmp.write_text(info.model_dump_json(indent=1, exclude={"active"}), encoding="utf-8")
+                os.replace(tmp, vdir / "manifest.json")
+            self._switch(merchant, version)
+        self._drafts.pop((merchant, version), None)
+        return next(v for v in self.versions(merchant) if v.version == version)
+
     def restore(self, merchant: str, version: str) -> VersionInfo:
         vdir = self._vdir(merchant, version)
         if not (vdir / "manifest.json").exists():
@@ -217,7 +273,9 @@ class KnowledgeBase:
             self._switch(merchant, version)
         return next(v for v in self.versions(merchant) if v.version == version)
 
-    def _publish(self, merchant: str, catalog: Catalog, note: str, progress: Progress | None) -> VersionInfo:
+    def _publish(
+        self, merchant: str, catalog: Catalog, note: str, progress: Progress | None, activate: bool = True
+    ) -> VersionInfo:
         mdir = self._mdir(merchant)
         vroot = mdir / "versions"
         vroot.mkdir(parents=True, exist_ok=True)
@@ -253,14 +311,18 @@ class KnowledgeBase:
             documents=len(catalog.documents),
             embedded=embedded,
             note=note[:500],
+            draft=not activate,
         )
         (build / "manifest.json").write_text(info.model_dump_json(indent=1), encoding="utf-8")
+        for hook in self.on_build:
+            hook(merchant, catalog, build)
         _fsync_dir(build)
         os.rename(build, vroot / version)
-        self._switch(merchant, version)
+        if activate:
+            self._switch(merchant, version)
         if progress:
             progress("indexing", 1, 1)
-        info.active = True
+        info.active = activate
         return info
 
     def _switch(self, merchant: str, version: str) -> None:
@@ -271,6 +333,29 @@ class KnowledgeBase:
         _fsync_dir(mdir)
         # Load eagerly so this process's next search doesn't pay for it.
         self.snapshot(merchant)
+
+
+class PinnedKnowledgeBase(KnowledgeBase):
+    """``KnowledgeBase.pinned``: one merchant reads one fixed snapshot; nothing can be written."""
+
+    def __init__(self, base: KnowledgeBase, snap: LoadedVersion):
+        super().__init__(base.root, base.embedder, base.params)
+        self._caches = base._caches
+        self.base, self.pin = base, snap
+
+    def active_version(self, merchant: str) -> str | None:
+        return self.pin.version if merchant == self.pin.merchant else self.base.active_version(merchant)
+
+    def snapshot(self, merchant: str) -> LoadedVersion:
+        return self.pin if merchant == self.pin.merchant else self.base.snapshot(merchant)
+
+    def _publish(
+        self, merchant: str, catalog: Catalog, note: str, progress: Progress | None, activate: bool = True
+    ) -> VersionInfo:
+        raise KBError("a pinned knowledge base is read-only")
+
+    def _switch(self, merchant: str, version: str) -> None:
+        raise KBError("a pinned knowledge base is read-only")
 
 
 def merge_catalogs(base: Catalog, new: Catalog) -> Catalog:

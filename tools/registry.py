@@ -63,6 +63,10 @@ class ToolRegistry:
     def names(self) -> list[str]:
         return list(self._tools)
 
+    def replaced(self, tools: list[Tool]) -> ToolRegistry:
+        """A registry with the same tools but ``tools`` in place of those of the same name."""
+        return ToolRegistry(list({**self._tools, **{t.name: t for t in tools}}.values()))
+
     def openai_tools(self) -> list[dict[str, Any]]:
         return [t.openai_schema() for t in self._tools.values()]
 
