@@ -215,6 +215,45 @@ def eval_retrieval(
     run(merchant=merchant, as_json=as_json)
 
 
+@eval_app.command("merchant")
+def eval_merchant(
+    merchant: str = typer.Option(..., "--merchant", "-m"),
+    version: str | None = typer.Option(None, "--version", help="A draft or old version (default: the active one)."),
+    as_json: bool = typer.Option(False, "--json"),
+    pace: float = typer.Option(0.0, help="Sleep this × each case's time between cases (0: full speed)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress."),
+) -> None:
+    """Run the merchant's regression set (docs/regression.md) on a version through the production agent,
+    against the active version; exit 1 when a case that passed on the active version fails on it."""
+    from regression.runner import brief
+
+    c = Container()
+    bar, cb = _progress_bar(not quiet and not as_json and sys.stderr.isatty())
+    try:
+        if bar:
+            with bar:
+                report = c.regression.run(merchant, version, progress=cb, pace=pace)
+        else:
+            report = c.regression.run(merchant, version, progress=None, pace=pace)
+    except KBError as e:
+        err.print(f"[red]error[/red] {escape(str(e))}")
+        raise typer.Exit(2)
+    b = brief(report)
+    if as_json:
+        _print_json(b)
+    else:
+        before, after = report["before"], report["after"]
+        print(
+            f"{b['version']} vs {b['base_version']}: {b['passed']}/{b['cases']} passed "
+            f"(before {before['passed']}/{before['cases']}), refusals ok {b['refusals_ok']}/{after['probes']}, "
+            f"{len(b['changed'])} answers changed, {len(b['regressions'])} regressions, {b['elapsed_s']} s"
+        )
+        for r in report["regressions"][:20]:
+            print(f"  REGRESSION {r['id']}: {r['question']} -> {r['after']['answer'][:80]}  {r['after']['reasons']}")
+    if b["blocked"]:
+        raise typer.Exit(1)
+
+
 @app.command("serve")
 def serve(host: str | None = None, port: int | None = None) -> None:
     """Start the HTTP/WebSocket server."""

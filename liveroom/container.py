@@ -24,6 +24,8 @@ from core.settings import Settings
 from knowledge.embedder import Embedder, UseEmbedder
 from knowledge.store import KnowledgeBase
 from prompts.store import PromptStore
+from regression.runner import RegressionRunner
+from regression.store import CaseStore
 from tools.audience_tools import audience_tools
 from tools.catalog import catalog_tools
 from tools.contracts import CouponLedger, ProfileStore
@@ -46,7 +48,22 @@ class Container:
 
     @cached_property
     def kb(self) -> KnowledgeBase:
-        return KnowledgeBase(self.settings.kb_dir(), self.embedder)
+        kb = KnowledgeBase(self.settings.kb_dir(), self.embedder)
+        # each version keeps the regression set generated from its catalog
+        kb.on_build.append(
+            lambda merchant, catalog, build: self.regression_cases.write_generated(merchant, catalog, build)
+        )
+        return kb
+
+    @cached_property
+    def regression_cases(self) -> CaseStore:
+        """Each merchant's regression set (generated per version, reviews, hand-added), with the KB."""
+        return CaseStore(self.kb)
+
+    @cached_property
+    def regression(self) -> RegressionRunner:
+        """Runs the regression set on a draft through this container's agent (regression/runner.py)."""
+        return RegressionRunner(self.kb, lambda: self.agent, self.regression_cases)
 
     @cached_property
     def audience(self) -> AudienceService:
