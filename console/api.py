@@ -535,6 +535,8 @@ async def kb_version_diff(
 @private_router.post(API + "/kb/versions/{version}/restore")
 async def kb_version_restore(merchant: MerchantId, version: str, request: Request, who: Who, c: Console) -> dict:
     before = c.container.kb.active_version(merchant)
+    if any(v.version == version and v.draft for v in c.container.kb.versions(merchant)):
+        raise HTTPException(409, "这是未发布的草稿：请在“发布检查”页测试后发布")
     info = await run_in_threadpool(_kb_guard, c.container.kb.restore, merchant, version)
     await run_in_threadpool(
         _audit, c, merchant, who, "kb.restore", version, {"version": before}, {"version": info.version}, request
@@ -1103,7 +1105,10 @@ async def audit_list(
     return await run_in_threadpool(c.audit.list, merchant, limit, offset, action)
 
 
+from console.regression_api import router as regression_router  # noqa: E402 - it uses the helpers above
+
 router = APIRouter()  # what the server includes
 router.include_router(public_router)
 router.include_router(private_router)
+router.include_router(regression_router)
 routers = [router]

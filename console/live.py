@@ -565,6 +565,8 @@ def dashboard(console, app, merchant: str, room_id: str, minutes: int = 30) -> d
         hot = hot_questions(answers, snap.catalog if snap else None)
         warn = alerts(funnel, camps, answers, open_reviews)
         source = "events"
+    if getattr(console, "regression", None) is not None:
+        warn = warn + console.regression.drift.alerts(merchant)  # drift watch (regression/drift.py)
     return {
         "room_id": room_id,
         "now": time.time(),

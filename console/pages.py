@@ -25,6 +25,7 @@ NAV = [
     ("kb", "知识库"),
     ("search", "检索测试"),
     ("versions", "版本"),
+    ("regression", "发布检查"),
     ("prompts", "提示词"),
     ("reviews", "回答复核"),
     ("team", "团队与审计"),

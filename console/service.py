@@ -17,6 +17,7 @@ from console.audit import AuditLog
 from console.auth import Accounts, LoginLimiter
 from console.kb import KBConsole
 from console.live import AnswerLog, Simulator
+from console.regression import RegressionConsole
 from core.settings import ConsoleSettings
 from prompts.store import PromptStore
 
@@ -36,10 +37,15 @@ class ConsoleService:
         self.answers = AnswerLog()  # every answer of the app, from the container's answer bus
         self._unsubscribe = container.answer_bus.subscribe(self.answers.on_answer)
         self.simulators: dict[tuple[str, str], Simulator] = {}
+        # publish with proof: drafts, regression runs, the gated publish; the drift watch samples live answers
+        self.regression = RegressionConsole(container, self.kb)
+        self.regression.drift.sink = self.file_sample
+        self._unsubscribe_drift = container.answer_bus.subscribe(self.regression.drift.on_answer)
 
     def close(self) -> None:
         """Stop listening to the container's answer bus (the app is shutting down)."""
         self._unsubscribe()
+        self._unsubscribe_drift()
 
     # --- rooms (the container's registry: audience/rooms.py) ---------------------------------
     @property
@@ -116,7 +122,27 @@ class ConsoleService:
             )
             fid = r.inserted_primary_key[0]
         ans.flagged = True
+        self.regression.drift.on_review(merchant)
         return {"id": fid, "answer_id": ans.answer_id, "status": "open"}
+
+    def file_sample(self, ev, reason: str) -> None:
+        """The drift watch's sample of a live answer (an AnsweredEvent), as an open review with its citations."""
+        with write_tx(self.engine) as conn:
+            conn.execute(
+                t.feedback.insert().values(
+                    merchant=ev.merchant,
+                    room_id=ev.room_id,
+                    answer_id="",
+                    question=ev.question[:500],
+                    answer=ev.answer[:1000],
+                    citations=json.dumps([c.model_dump() for c in ev.citations], ensure_ascii=False),
+                    kb_version=ev.kb_version,
+                    reason=reason,
+                    status="open",
+                    filed_by="system:drift",
+                    at=time.time(),
+                )
+            )
 
     def reviews(
         self, merchant: str, status: str | None = None, room_id: str | None = None, limit: int = 200

@@ -82,6 +82,7 @@ def world(tmp_path_factory, demo_root, use_embedder):
         upload_id, d = cs.kb.new_upload(A)
         (d / "x.json").write_text('{"products": []}', encoding="utf-8")
         job = cs.kb.start_job(A, "noop", lambda progress: {"ok": True})
+        cs.regression.cases.save_run(A, {"run_id": "0" * 16, "state": "done"})  # a regression run of A's
         cs.prompts.publish(A, "system", "test", cs.prompts.text(A, "system", 0) + "\nA 专属人设")
         sample = {
             "merchant": A,
@@ -97,6 +98,8 @@ def world(tmp_path_factory, demo_root, use_embedder):
             "token_id": ids[A]["token_id"],
             "upload_id": upload_id,
             "job_id": job.job_id,
+            "case_id": "manual:1",  # regression (console/regression_api.py)
+            "run_id": "0" * 16,
             "path": "console.css",
             "connector_id": "a-conn",  # connectors (connectors/api.py)
             "dl_id": "dl_000000000000",
