@@ -116,7 +116,7 @@ def residual(text: str, lex: CatalogLexicon, products: Sequence[Product] = ()) -
         | {
             x
             for p in products
-            for n in [p.name, p.series, *p.aliases]
+            for n in [p.name, p.series, *p.aliases, *(v.name for v in p.variant_list())]
             for x in normalize(n or "").split()
             if len(x) >= 2 and x in text
         },
@@ -418,6 +418,21 @@ def parse(
         dense_names(snap, qvec),
         name_grams(focus_name) if focus_name else None,
     )
+    which = relative_size(text) if not pair and intent != "compare" else None
+    spelled = ms and any(
+        w.startswith(("code:", "qty:")) or (w.startswith("name:") and float(w[5:]) >= 0.8) for w in ms[0].why
+    )
+    if which is not None and not spelled:
+        # "那大号呢", "大包的多少钱": the biggest / smallest of the kind named or in focus
+        cats = lex.categories_in(text)
+        anchor = next((p for p in prods if p.category in cats), None) if cats else None
+        if anchor is None and focus_name:
+            anchor = next((p for p in snap.catalog.products if p.name == focus_name), None)
+        if anchor is not None and lex.variant_in(anchor.sku, text) is None:
+            pick = by_size(anchor, which, snap, lex)
+            if pick is not None:
+                prods = [pick] + [p for p in prods if p.sku != pick.sku]
+                named = True
     bare = _strip_names(bare, prods[:2] if named else [])
     attrs = [a for a, _ in book.mentioned(bare)]
     by_sound = not attrs and bool(attrs := pinyin_attributes(bare, lex))
@@ -456,6 +471,53 @@ def parse(
         by_sound=by_sound,
         mentions=ms,
     )
+
+
+@lru_cache(maxsize=1)
+def _relative() -> tuple[dict[str, re.Pattern[str]], dict[str, int]]:
+    data = _function_data()["relative_size"]
+    pats = {k: re.compile("|".join(data[k]), re.I) for k in ("more", "less", "mid")}
+    order = {code: i for i, group in enumerate(data["size_order"]) for code in group.split("|")}
+    return pats, order
+
+
+def relative_size(text: str) -> str | None:
+    """ "more" / "less" / "mid" when the text names a sibling by its size ("大号呢", "小包的", "the large one")."""
+    pats, _ = _relative()
+    t = normalize(text)
+    for k in ("more", "less", "mid"):
+        if pats[k].search(t):
+            return k
+    return None
+
+
+def size_of(p: Product, lex: CatalogLexicon) -> float | None:
+    """Where a product stands among its siblings by size: its size code (S < M < L) or the first
+    quantity with a unit its name states."""
+    _, order = _relative()
+    for tok in re.findall(r"(?<![a-z0-9])([a-z0-9]{1,4})(?:号|码)?(?![a-z0-9])", normalize(p.name)):
+        if tok in order:
+            return float(order[tok])
+    e = lex.entries.get(p.sku)
+    qs = [q for q in (e.name_qty if e else []) if q.dimension]
+    return qs[0].base if qs else None
+
+
+def by_size(anchor: Product, which: str, snap: LoadedVersion, lex: CatalogLexicon) -> Product | None:
+    """The sibling of ``anchor`` (same category, same series where several share it) that is the
+    biggest / smallest / middle one by size, when they can be ordered."""
+    sibs = [p for p in snap.catalog.products if p.category == anchor.category]
+    if anchor.series and sum(1 for p in sibs if p.series == anchor.series) >= 2:
+        sibs = [p for p in sibs if p.series == anchor.series]
+    sized = [(s, p) for p in sibs if (s := size_of(p, lex)) is not None]
+    if len(sized) < 2 or len({s for s, _ in sized}) < 2:
+        return None
+    sized.sort(key=lambda x: x[0])
+    if which == "more":
+        return sized[-1][1]
+    if which == "less":
+        return sized[0][1]
+    return sized[len(sized) // 2][1] if len(sized) >= 3 else None
 
 
 def plural(text: str) -> bool:

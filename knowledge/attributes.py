@@ -379,6 +379,18 @@ class _Atom:
     code: bool = False  # digits glued to letters ("4k", "15pro"): part of a name, not a quantity
 
 
+_GRAMMAR = frozenset(
+    "the a an and or of for is are to that this with about than vs like any each only just over under about".split()
+)
+
+
+def _word_before(s: str, end: int) -> str:
+    j = end
+    while j > 0 and _is_letter(s[j - 1]):
+        j -= 1
+    return s[j:end]
+
+
 def _skip_code(s: str, i: int) -> int:
     while i < len(s) and (_is_word(s[i]) or s[i] in "-_."):
         i += 1
@@ -513,8 +525,9 @@ class _Parser:
                 i += 1
                 continue
             atoms, end = got
-            # "iPhone 15", "Mate 60": a bare number right after a Latin word names a model
-            after_word = i > 1 and s[i - 1] == " " and _is_letter(s[i - 2])
+            # "iPhone 15", "Mate 60": a bare number right after a Latin word names a model —
+            # unless that word is grammar ("the 10000 one", "for 2 people")
+            after_word = i > 1 and s[i - 1] == " " and _is_letter(s[i - 2]) and _word_before(s, i - 1) not in _GRAMMAR
             for a in atoms:
                 if a.code or (a.unit is None and (a.bare_cjk or after_word)):
                     continue
