@@ -221,6 +221,7 @@ def eval_merchant(
     version: str | None = typer.Option(None, "--version", help="A draft or old version (default: the active one)."),
     as_json: bool = typer.Option(False, "--json"),
     pace: float = typer.Option(0.0, help="Sleep this × each case's time between cases (0: full speed)."),
+    all_cases: bool = typer.Option(False, "--all", help="Run every case (default: a big set is bounded, see docs)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress."),
 ) -> None:
     """Run the merchant's regression set (docs/regression.md) on a version through the production agent,
@@ -228,13 +229,14 @@ def eval_merchant(
     from regression.runner import brief
 
     c = Container()
+    bound = None if all_cases else "default"
     bar, cb = _progress_bar(not quiet and not as_json and sys.stderr.isatty())
     try:
         if bar:
             with bar:
-                report = c.regression.run(merchant, version, progress=cb, pace=pace)
+                report = c.regression.run(merchant, version, progress=cb, pace=pace, max_cases=bound)
         else:
-            report = c.regression.run(merchant, version, progress=None, pace=pace)
+            report = c.regression.run(merchant, version, progress=None, pace=pace, max_cases=bound)
     except KBError as e:
         err.print(f"[red]error[/red] {escape(str(e))}")
         raise typer.Exit(2)

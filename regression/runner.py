@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from agent.bus import AnswerBus
 from agent.core import Agent
@@ -106,6 +106,28 @@ async def answer_cases(
     return out
 
 
+def _changed_skus(a: LoadedVersion, b: LoadedVersion) -> set[str]:
+    pa, pb = a.products, b.products
+    return {s for s in pa.keys() | pb.keys() if pa.get(s) != pb.get(s)}
+
+
+def _selection(planned: list[tuple[Case, str, str]], a: LoadedVersion, b: LoadedVersion, budget: int) -> set[str]:
+    """Every case the draft can have changed, then a sample of the rest fixed by case id (see the class)."""
+    skus = _changed_skus(a, b)
+    must = {
+        c.id
+        for c, st, _ in planned
+        if st != "same"
+        or c.source != "generated"
+        or c.sku in skus
+        or c.origin.get("key") in skus
+        or c.kind == "qa"
+        and a.catalog.qa_sets != b.catalog.qa_sets
+    }
+    rest = sorted((c.id for c, _, _ in planned if c.id not in must), key=lambda i: hashlib.sha1(i.encode()).hexdigest())
+    return must | set(rest[: max(0, budget - len(must))])
+
+
 def _digest(cases: list[Case], extra: object = None) -> str:
     h = hashlib.sha1()
     for c in cases:
@@ -148,11 +170,24 @@ def _row(c: Case, status: str = "", why: str = "") -> dict[str, Any]:
 
 
 class RegressionRunner:
-    """Runs a merchant's set on a version. ``run`` is synchronous (a console job thread, the CLI)."""
+    """Runs a merchant's set on a version. ``run`` is synchronous (a console job thread, the CLI).
 
-    def __init__(self, kb: KnowledgeBase, agent: Callable[[], Agent], store: CaseStore, pace: float = 1.0):
-        self.kb, self._agent, self.store, self.pace = kb, agent, store, pace
-        self._before: dict[str, dict[str, dict[str, Any]]] = {}  # cached runs of a published version
+    ``max_cases`` bounds a run on a big catalog: past it, every case a draft can have changed (the
+    products that differ, their comparisons, hand-added and review cases, every case whose expectation
+    moved) runs, plus a fixed sample of the rest (chosen by case id, so the published version's answers
+    to it are cached once and reused by every draft). ``None`` runs everything."""
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        agent: Callable[[], Agent],
+        store: CaseStore,
+        pace: float = 1.0,
+        max_cases: int | None = 3000,
+    ):
+        self.kb, self._agent, self.store, self.pace, self.max_cases = kb, agent, store, pace, max_cases
+        # answers of a published version (with its prompts), per case: (case json, result)
+        self._before: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
 
     def run(
@@ -165,6 +200,7 @@ class RegressionRunner:
         cancel: threading.Event | None = None,
         pace: float | None = None,
         run_id: str | None = None,
+        max_cases: int | None | Literal["default"] = "default",
     ) -> dict[str, Any]:
         """Run the set on ``version`` (default: the active one) with ``prompt_drafts`` over the published
         prompts, against the active version with the published prompts. The report:
@@ -173,6 +209,7 @@ class RegressionRunner:
         ``changed`` (answers that differ, both sides with citations); ``failures`` (now failing);
         ``regressions`` (passed before, fail now) and ``blocked`` (any regression)."""
         pace = self.pace if pace is None else pace
+        budget = self.max_cases if max_cases == "default" else max_cases
         started = time.time()
         active = self.kb.active_version(merchant)
         if active is None:
@@ -182,57 +219,63 @@ class RegressionRunner:
         version = version or active
         base_snap = self.kb.snapshot(merchant)
         snap = base_snap if version == base_snap.version else self.kb.load_version(merchant, version)
-        base_cases = self.store.cases(merchant, base_snap.version)
+        all_base = self.store.cases(merchant, base_snap.version)
         same = version == base_snap.version and not prompt_drafts
-        planned = [(c, "same", "") for c in base_cases] if same else rebase(base_cases, snap.catalog, self.store.book)
+        planned = [(c, "same", "") for c in all_base] if same else rebase(all_base, snap.catalog, self.store.book)
+        sampled = None
+        if budget is not None and len(planned) > budget:
+            keep = _selection(planned, base_snap, snap, budget)
+            sampled = {"of": len(planned), "ran": len(keep)}
+            planned = [x for x in planned if x[0].id in keep]
+        base_ids = {c.id for c, _, _ in planned}
+        base_cases = [c for c in all_base if c.id in base_ids]
         after_cases = [c for c, st, _ in planned if st != "retired"]
         agent = self._agent()
-        prompts_now = self._published_prompts(agent, merchant)
-        key = _digest(base_cases, [merchant, base_snap.version, prompts_now])
-        before = self._before.get(key)
-        total = len(after_cases) + (0 if (before is not None or same) else len(base_cases))
-        done = 0
+        key = _digest([], [merchant, base_snap.version, self._published_prompts(agent, merchant)])
+        with self._lock:
+            cache = self._before.setdefault(key, {})
+            while len(self._before) > 8:
+                self._before.pop(next(iter(self._before)))
+        todo = [] if same else [c for c in base_cases if cache.get(c.id, ("", {}))[0] != c.model_dump_json()]
+        total = len(after_cases) + len(todo)
 
-        def tick(stage: str) -> Callable[[int], None]:
-            start = done
-
+        def tick(stage: str, start: int) -> Callable[[int], None]:
             def cb(i: int) -> None:
                 if progress:
                     progress(stage, start + i, total)
 
             return cb
 
-        async def go() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-            nonlocal done, before
-            if before is None and not same:
-                before = await answer_cases(
+        async def go() -> dict[str, dict[str, Any]]:
+            if todo:
+                got = await answer_cases(
                     pinned_agent(agent, self.kb, base_snap),
                     base_snap,
-                    base_cases,
-                    progress=tick("before"),
+                    todo,
+                    progress=tick("before", 0),
                     cancel=cancel,
                     pace=pace,
                 )
-                done += len(base_cases)
-            after = await answer_cases(
+                for c in todo:
+                    cache[c.id] = (c.model_dump_json(), got[c.id])
+            return await answer_cases(
                 pinned_agent(agent, self.kb, snap),
                 snap,
                 after_cases,
                 prompt_drafts=prompt_drafts,
-                progress=tick("after"),
+                progress=tick("after", len(todo)),
                 cancel=cancel,
                 pace=pace,
             )
-            return before if before is not None else after, after
 
         if progress:
-            progress("before" if before is None and not same else "after", 0, total)
-        before_res, after_res = asyncio.run(go())
-        with self._lock:
-            self._before[key] = before_res
-            while len(self._before) > 8:
-                self._before.pop(next(iter(self._before)))
-        return self._report(
+            progress("before" if todo else "after", 0, total)
+        after_res = asyncio.run(go())
+        if same:
+            for c in base_cases:
+                cache[c.id] = (c.model_dump_json(), after_res[c.id])
+        before_res = {c.id: cache[c.id][1] for c in base_cases}
+        report = self._report(
             merchant,
             version,
             base_snap.version,
@@ -243,7 +286,9 @@ class RegressionRunner:
             prompt_drafts,
             started,
             run_id,
+            sampled,
         )
+        return report
 
     @staticmethod
     def _published_prompts(agent: Agent, merchant: str) -> dict[str, Any]:
@@ -270,6 +315,7 @@ class RegressionRunner:
         prompt_drafts: dict[str, str] | None,
         started: float,
         run_id: str | None,
+        sampled: dict[str, int] | None = None,
     ) -> dict[str, Any]:
         base_by_id = {c.id: c for c in base_cases}
         run_cases = [c for c, st, _ in planned if st != "retired"]
@@ -310,6 +356,7 @@ class RegressionRunner:
             "retired": retired,
             "statuses": {s: sum(1 for _, st, _ in planned if st == s) for s in sorted({st for _, st, _ in planned})},
             "blocked": bool(regressions),
+            "sampled": sampled,  # {"of", "ran"} when the run was bounded by max_cases
             "started": started,
             "finished": finished,
             "elapsed_s": round(finished - started, 2),
@@ -346,4 +393,5 @@ def brief(report: dict[str, Any]) -> dict[str, Any]:
         ],
         "run_id": report["run_id"],
         "elapsed_s": report["elapsed_s"],
+        "sampled": report.get("sampled"),
     }

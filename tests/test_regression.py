@@ -397,3 +397,20 @@ def test_unseen_gadgets_broken_price_caught_unrelated_edit_passes(tmp_path, use_
 @pytest.mark.slow
 def test_unseen_pets_broken_price_caught_unrelated_edit_passes(tmp_path, use_embedder):
     _assert_unseen(_unseen(tmp_path, "pets", use_embedder))
+
+
+def test_a_bounded_run_keeps_every_case_the_draft_can_have_changed(env):
+    c = env["container"]
+    cat = c.kb.catalog(M)
+    p = cat.product("AP-001")
+    products = [x.model_copy(update={"price": p.price - 10}) if x.sku == "AP-001" else x for x in cat.products]
+    info = c.kb.build_draft(M, cat.model_copy(update={"products": products}), "bounded")
+    stages: list[str] = []
+    r = c.regression.run(M, info.version, max_cases=8, progress=lambda st, d, t: stages.append(st))
+    assert r["sampled"]["of"] > r["sampled"]["ran"] >= 8
+    assert "price:AP-001" in {x["id"] for x in r["changed"]} and not r["blocked"]
+    assert "before" in stages  # the first run answers the sample on the published version …
+    stages.clear()
+    again = c.regression.run(M, info.version, max_cases=8, progress=lambda st, d, t: stages.append(st))
+    assert "before" not in stages  # … once: later drafts reuse those answers
+    assert {x["id"] for x in again["changed"]} == {x["id"] for x in r["changed"]}

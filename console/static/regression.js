@@ -119,7 +119,8 @@ function showReport(r) {
   current = r;
   $("#rg-report").classList.remove("hidden");
   const what = r.target === "prompt" ? `提示词草稿 ${r.prompt.join("、")}（知识库 ${r.base_version}）` : r.version === r.base_version ? `当前版本 ${r.version}` : `草稿 ${r.version} 对比已发布 ${r.base_version}`;
-  $("#rg-report-title").textContent = `${what} · ${fmtTime(r.finished)} · 用时 ${r.elapsed_s} 秒`;
+  const part = r.sampled ? ` · 问题集较大：跑了改动涉及的全部问题和固定抽样，共 ${r.sampled.ran}/${r.sampled.of} 个` : "";
+  $("#rg-report-title").textContent = `${what} · ${fmtTime(r.finished)} · 用时 ${r.elapsed_s} 秒${part}`;
   const v = clear($("#rg-verdict"));
   const box = el("div", { class: `alert ${r.blocked ? "error" : "ok"}`, id: "rg-verdict-text", data: { blocked: r.blocked ? "1" : "0" },
     text: r.blocked ? `有 ${r.regressed} 个原本答对的问题现在答错了：不能直接发布` : `没有原本答对、现在答错的问题（${r.passed}/${r.cases} 通过）` });
