@@ -17,7 +17,7 @@ import numpy as np
 
 from agent import fact_ranker
 from agent.understand import Parsed, asks_existence, residual
-from knowledge.attributes import parse_quantities
+from knowledge.attributes import Quantity, parse_quantities, value_ranges
 from knowledge.facts import fmt_price
 from knowledge.lexicon import CatalogLexicon
 from knowledge.schema import Fact, Product, SearchHit, Variant
@@ -68,7 +68,9 @@ def _cov(terms: Sequence[str], text: str) -> float:
 def render_fact(f: Fact) -> str:
     """One fact as a spoken/written clause (also used by the virtual host)."""
     if f.kind == "spec":
-        return f"{f.key}{'' if (f.value or '')[:1].isdigit() else '是'}{f.value}。"
+        return (
+            f"{f.key}{'' if (f.value or '')[:1].isdigit() or (f.value or '')[:1] in '≥≤<>约~+-' else '是'}{f.value}。"
+        )
     if f.kind in ("faq", "qa"):
         return f.value or f.text
     if f.kind == "variant":
@@ -431,8 +433,12 @@ def recommend(
                 v = _value_number(p.specs[k]) if k else None
                 if v is not None:
                     values[p.sku] = v
+    # What the viewer says of themselves in numbers ("狗狗8岁了", "我家狗20斤", "身高160"), not a product's own size
+    named_qty = {(x.dimension, round(x.base, 3)) for p in candidates for x in lex.entries[p.sku].name_qty}
+    stated = [x for x in q.quantities if x.dimension and (x.dimension, round(x.base, 3)) not in named_qty]
     for p in candidates:
         own = snap.index.facts_of(p.sku)
+        fit, fit_fact = _range_fit(stated, [f for f in own if f.kind in ("spec", "suitable")], lex)
         facts = [f for f in own if f.kind in ("suitable", "selling_point", "spec", "faq", "summary")]
         ns = [f for f in own if f.kind == "not_suitable"]
         sims = (
@@ -451,6 +457,11 @@ def recommend(
             (_cov(terms, f.value or "") + max(0.0, sim - 0.35) for f, sim in zip(ns, sims[len(facts) :])), default=0.0
         )
         s = best_c + 0.3 * retrieved.get(p.sku, 0.0) - 0.8 * penalty + 0.15 * _cov(terms, p.name)
+        if fit > 0:  # "8岁" inside "适用年龄 7岁以上": the range says it suits
+            s += 1.0
+            best_f = fit_fact
+        elif fit < 0:  # a range of the same kind that leaves the viewer out
+            s -= 0.8
         if values and p.sku in values:
             order = sorted(values.values(), reverse=q.direction == "more")
             s += 0.8 * (1.0 - order.index(values[p.sku]) / max(1, len(order) - 1))
@@ -471,6 +482,27 @@ def recommend(
     return Draft(
         f"推荐你看看{p.name}，直播价{fmt_price(p.price)}元" + (f"，{short(why, 40)}" if why else "") + "。", facts
     )
+
+
+def _range_fit(stated: Sequence[Quantity], facts: Sequence[Fact], lex: CatalogLexicon) -> tuple[int, Fact | None]:
+    """+1 and the fact when a range a fact states ("15-30kg", "7岁以上") holds what the viewer stated,
+    -1 when ranges of that kind exist and none holds it, 0 when the facts state no such range."""
+    if not stated:
+        return 0, None
+    seen = False
+    for f in facts:
+        text = f.value or f.text
+        units = {u.unit for u in parse_quantities(text, lex.book)}
+        for lo, hi, dim in value_ranges(text, lex.book):
+            if hi <= lo:
+                continue  # a single value ("净含量 2kg") is the product's size, not whom it suits
+            for x in stated:
+                # counts are of things: "三只猫" is not "最多8餐"
+                if x.dimension == dim and (dim != "count" or x.unit in units):
+                    seen = True
+                    if lo - 1e-9 <= x.base <= hi + 1e-9:
+                        return 1, f
+    return (-1 if seen else 0), None
 
 
 def _distinctive_spec(snap: LoadedVersion, p: Product, pool: Sequence[Product]) -> Fact | None:

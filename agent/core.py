@@ -361,6 +361,13 @@ class Agent:
         )
         if q.intent == "price" and "price" not in q.attributes and asks_spec:
             q.intent = "detail"  # "短款裙长多少": the number asked for is a spec, not the price
+        if (
+            q.intent == "compare"
+            and not q.pair
+            and len(q.products) >= 2
+            and q.products[0].category != q.products[1].category
+        ):
+            q.intent = "recommend"  # "我家狗20斤睡哪个窝": "哪个" over products of different kinds is a choice to make
         if q.pair and q.intent in ("price", "detail", "stock", "suitability", "recommend"):
             q.intent = "compare"  # "mini和一万的差多少钱": two products named, whatever the wording
         elif q.intent in ("detail", "suitability", "price") and "stock" in q.attributes[:1]:

@@ -554,3 +554,34 @@ def parse_quantities(text: str, book: AttributeBook | None = None) -> list[Quant
     if not isinstance(b._parser, _Parser):
         b._parser = _Parser(b)
     return b._parser.parse(text)
+
+
+_ABOVE = re.compile(r"^\s*(?:及|或)?(?:以上|起|\+|往上|或更大|或更多)")
+_BELOW = re.compile(r"^\s*(?:及|或)?(?:以下|以内|之内|内|或更小|或更少)")
+_BELOW_BEFORE = re.compile(r"(?:≤|<|不超过|最多|最高|最大|至多|上限)\s*$")
+_ABOVE_BEFORE = re.compile(r"(?:≥|>|不低于|不少于|至少|最少|最低)\s*$")
+_JOIN = re.compile(r"^\s*(?:-|~|～|—|到|至)\s*$")
+
+
+def value_ranges(text: str, book: AttributeBook | None = None) -> list[tuple[float, float, str]]:
+    """The ranges a value states, in base units: "15-30kg" → (15000, 30000, mass), "7岁以上" →
+    (7, inf, age), "≤10kg" / "10kg以内" → (0, 10000, mass); a single number is a one-point range."""
+    qs = [q for q in parse_quantities(text, book) if q.dimension]
+    out: list[tuple[float, float, str]] = []
+    i = 0
+    while i < len(qs):
+        q = qs[i]
+        nxt = qs[i + 1] if i + 1 < len(qs) else None
+        if nxt is not None and nxt.dimension == q.dimension and _JOIN.match(text[q.span[1] : nxt.span[0]]):
+            out.append((min(q.base, nxt.base), max(q.base, nxt.base), q.dimension))
+            i += 2
+            continue
+        after, before = text[q.span[1] : q.span[1] + 4], text[max(0, q.span[0] - 4) : q.span[0]]
+        if _ABOVE.match(after) or _ABOVE_BEFORE.search(before):
+            out.append((q.base, float("inf"), q.dimension))
+        elif _BELOW.match(after) or _BELOW_BEFORE.search(before):
+            out.append((0.0, q.base, q.dimension))
+        else:
+            out.append((q.base, q.base, q.dimension))
+        i += 1
+    return out
