@@ -1,12 +1,24 @@
 """The live-room page in a real browser: Debian's Chromium, headless, driven by Playwright (its own
 browser downloads are never used), with a fake microphone playing a WAV made by espeak-ng.
 
-Unmarked (CI runs it): hands-free, a spoken question comes back as a transcript, an answer and
-audio played by the page's AudioWorklet. ``slow``: text chat and push-to-talk."""
+Unmarked (CI runs them): hands-free, a spoken question comes back as a transcript, an answer and
+audio played by the page's AudioWorklet; the same on a deliberately loaded machine with a server
+slow to say "ready" (the page must keep what the mic heard meanwhile). ``slow``: text chat and
+push-to-talk.
+
+Chromium's fake microphone starts playing the WAV the moment the page opens the mic, whatever the
+socket is doing: on a busy machine the voice socket used to say "ready" a second or more later, and
+the page dropped everything captured before that — the start of the question was lost or its lead-in
+shortened, which made Whisper return gibberish. The page now queues that audio and sends it on
+"ready"."""
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -55,32 +67,94 @@ def served(demo_container):
         yield host
 
 
-def test_browser_asks_by_voice_and_hears_the_answer(served, tmp_path):
+# Whisper base hears espeak's robotic English differently when the clip moves by a few ms (the fake
+# mic's start phase varies run to run): over 24 offsets of the browser-captured question, en-us at 165
+# wpm came back "sea salt element" 7 times, en-gb-x-rp at 155 wpm never. The test is about the path
+# the audio takes, so it speaks with the voice Whisper hears steadily.
+FIXTURE_VOICE = {"voice": "en-gb-x-rp", "rate": 155}
+
+
+def _burn(until: float) -> None:
+    x = 0
+    while time.monotonic() < until:
+        x += 1
+
+
+@contextlib.contextmanager
+def cpu_load(workers: int | None = None, seconds: float = 120.0):
+    """Busy loops in other processes, one per core (plus one): the machine is deliberately loaded."""
+    ctx = multiprocessing.get_context("spawn")
+    until = time.monotonic() + seconds  # (CLOCK_MONOTONIC is system-wide on Linux)
+    procs = [ctx.Process(target=_burn, args=(until,), daemon=True) for _ in range(workers or (os.cpu_count() or 2) + 1)]
+    for p in procs:
+        p.start()
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.terminate()
+            p.join(5)
+
+
+def ask_by_voice(host: str, tmp_path: Path, text: str, lang: str = "en", lead_secs: float = 1.5) -> dict:
+    """Hands-free in a real browser: the fake mic says ``text`` after ``lead_secs``; returns the page's
+    ``window.liveroom`` once the answer has been heard (and prints its transcripts and answers)."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    wav = write_wav(tmp_path / "question.wav", silence(1.5) + synth("how much is the sea salt almond?") + silence(8))
+    wav = write_wav(tmp_path / "question.wav", silence(lead_secs) + synth(text, **FIXTURE_VOICE) + silence(8))
     with sync_api.sync_playwright() as p:
         browser = launch(p, wav)
         try:
             page = browser.new_context(bypass_csp=True).new_page()  # (Playwright evaluates strings)
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"http://{served}/rooms/r1?lang=en&merchant=demo")
+            page.goto(f"http://{host}/rooms/r1?lang={lang}&merchant=demo")
             assert page.title().startswith("LiveRoom")
             page.click("#handsfree")  # a user gesture: the page opens the mic and the voice socket
-            page.wait_for_function(
-                "window.liveroom.audioBytesIn > 32000 && window.liveroom.played > 8000", timeout=60_000
-            )
-            stats = page.evaluate("window.liveroom")
-            assert "sea salt" in stats["transcripts"][0].lower()
-            assert "72" in stats["answers"][0]
-            assert stats["micPeak"] > 1000 and not stats["errors"] and not errors
-            assert {"ready", "started", "transcript", "answer", "bot.started_speaking", "turn.metrics"} <= set(
-                stats["events"]
-            )
-            bubbles = page.locator(".msg.bot").all_inner_texts()
-            assert any("72" in b for b in bubbles)
+            try:
+                page.wait_for_function(
+                    "window.liveroom.audioBytesIn > 32000 && window.liveroom.played > 8000", timeout=90_000
+                )
+            finally:
+                stats = page.evaluate("window.liveroom")
+                print(f"said {text!r}; transcripts {stats['transcripts']}; answers {stats['answers']}")
+            stats["bubbles"] = page.locator(".msg.bot").all_inner_texts()
+            stats["page_errors"] = errors
+            return stats
         finally:
             browser.close()
+
+
+def check_answered(stats: dict) -> None:
+    assert "sea salt almond" in stats["transcripts"][0].lower()
+    assert "72" in stats["answers"][0]
+    assert stats["micPeak"] > 1000 and not stats["errors"] and not stats["page_errors"]
+    assert {"ready", "started", "transcript", "answer", "bot.started_speaking", "turn.metrics"} <= set(stats["events"])
+    assert any("72" in b for b in stats["bubbles"])
+    assert stats["micChunksDropped"] == 0
+
+
+def test_browser_asks_by_voice_and_hears_the_answer(served, tmp_path):
+    check_answered(ask_by_voice(served, tmp_path, "how much is the sea salt almond?"))
+
+
+def test_browser_voice_under_cpu_load(served, tmp_path, monkeypatch):
+    """The machine busy (a busy loop per core), and the voice socket 2.5 s slow to say "ready" — as it
+    is on a loaded server — while the viewer starts talking 1.5 s after opening the mic."""
+    from voice.services import VoiceServices
+
+    ready = VoiceServices.ensure_ready
+
+    async def slow_ready(self):
+        import asyncio
+
+        await asyncio.sleep(2.5)
+        await ready(self)
+
+    monkeypatch.setattr(VoiceServices, "ensure_ready", slow_ready)
+    with cpu_load():
+        stats = ask_by_voice(served, tmp_path, "how much is the sea salt almond?")
+    check_answered(stats)
+    assert stats["micChunksQueued"] >= 100  # the speech began before "ready": it was queued, not dropped
 
 
 @pytest.mark.slow

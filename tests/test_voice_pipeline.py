@@ -275,6 +275,25 @@ async def test_agent_processor_answers_a_spoken_question(demo_container):
     assert [t.role for t in turns] == ["viewer", "agent"]
 
 
+async def test_a_transcript_after_its_turn_closed_is_still_answered(demo_container):
+    """On a loaded server Whisper can take longer than the turn-stop timeout: the turn closes empty,
+    then the transcript arrives. It is answered (it used to be dropped: a question never answered)."""
+    proc = agent_processor(demo_container, viewer="v-late")
+    down, _ = await run_test(
+        proc,
+        frames_to_send=[
+            UserStartedSpeakingFrame(),
+            UserStoppedSpeakingFrame(),  # the turn-stop timeout: no transcript yet
+            SleepFrame(0.2),
+            TranscriptionFrame("how much is the sea salt almond?", "v-late", "now"),
+            SleepFrame(1.5),
+        ],
+    )
+    assert events(down, "transcript")[0]["late"] is True
+    assert "72" in events(down, "answer.done")[0]["answer"]
+    assert proc.late_transcripts == 1
+
+
 async def test_agent_processor_ignores_backchannels(demo_container):
     down, _ = await run_test(
         agent_processor(demo_container),

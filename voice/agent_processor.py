@@ -125,6 +125,8 @@ class LiveRoomAgentProcessor(FrameProcessor):
         self._final: AgentAnswer | None = None
         self._bot_speaking = False
         self._turns = 0
+        self._turn_closed = False  # this turn's AnswerTurnFrame was handled: later transcripts are late
+        self.late_transcripts = 0  # transcripts answered after their turn had been closed
         self.interrupted: list[dict] = []  # (for tests and traces) what each interruption recorded
 
     # --- frames ---------------------------------------------------------------------------
@@ -133,10 +135,17 @@ class LiveRoomAgentProcessor(FrameProcessor):
 
         if isinstance(frame, UserStartedSpeakingFrame):
             self._texts = []
+            self._turn_closed = False
             await self.push_frame(frame, direction)
         elif isinstance(frame, TranscriptionFrame):
             text = frame.text.strip()
-            if text:
+            if text and self._turn_closed:
+                # A transcript that came back after its turn was closed (the turn-stop timeout on a
+                # busy server, when the STT took longer than that): answer it rather than drop it.
+                self.late_transcripts += 1
+                await self.push_frame(event("transcript", text=text, final=True, late=True))
+                await self.queue_frame(AnswerTurnFrame(source="voice", text=text))
+            elif text:
                 self._texts.append(text)
                 await self.push_frame(event("transcript", text=text, final=True))
         elif isinstance(frame, InterimTranscriptionFrame):
@@ -150,6 +159,8 @@ class LiveRoomAgentProcessor(FrameProcessor):
         elif isinstance(frame, AnswerTurnFrame):
             text = frame.text or " ".join(self._texts)
             self._texts = []
+            if frame.source == "voice" and not frame.text:
+                self._turn_closed = True
             await self._start_answer(text, frame.source)
         elif isinstance(frame, TextQuestionFrame):
             if self._task or self.ledger.unsaid:

@@ -48,6 +48,8 @@ from voice.vad import SharedSileroVADAnalyzer
 
 log = logging.getLogger("liveroom.voice")
 
+AUDIO_IDLE_SECS = 3.0
+
 
 @dataclass
 class SessionInfo:
@@ -100,7 +102,12 @@ def build_session(ws: WebSocket, info: SessionInfo, services: VoiceServices) -> 
                 min_volume=s.vad_min_volume,
             )
         ),
-        audio_idle_timeout=1.0,
+        # Pipecat forces a VAD stop when no audio was *processed* for this long while the viewer
+        # speaks. On a loaded server the loop stalls for over a second at times (measured: 1.5 s with
+        # a busy loop per core) and the queued audio is then processed in a burst: 1.0 s split
+        # utterances in two turns. The client sends silence whenever the mic is closed, so only a
+        # vanished client goes quiet for this long (and the idle watchdog ends that session).
+        audio_idle_timeout=AUDIO_IDLE_SECS,
     )
     gate = BargeInGate(min_barge_in_secs=s.min_barge_in_secs, duplex=info.duplex)
     stt = services.make_stt(info.lang)

@@ -17,7 +17,8 @@
 
   // What the page saw, for people debugging and for the browser test.
   const stats = window.liveroom = {
-    audioBytesIn: 0, audioChunksIn: 0, played: 0, micChunksOut: 0, micPeak: 0, state: "idle",
+    audioBytesIn: 0, audioChunksIn: 0, played: 0, micChunksOut: 0, micChunksQueued: 0, micChunksDropped: 0,
+    micPeak: 0, state: "idle",
     events: [], transcripts: [], answers: [], errors: [], metrics: [],
   };
   const wsBase = (location.protocol === "https:" ? "wss://" : "ws://") + location.host;
@@ -86,13 +87,34 @@
     if (halfDuplex() && botAudible()) return false;  // echo-safe mode: the bot can't hear itself
     return handsFree || pttDown;
   }
+  // Audio captured before the socket is ready (it connects while the mic opens, and a busy server may
+  // take seconds to say "ready") is kept, not dropped: a viewer who starts talking at once would
+  // otherwise lose the first words. Up to PENDING_MAX chunks (the newest), sent in order on "ready".
+  const PENDING_MAX = 500;  // 10 s of 20 ms chunks
+  let pending = [];
+  function sendMic(buf) {
+    voiceWs.send(buf);
+    stats.micChunksOut++;
+  }
+  function flushPending() {
+    // In order, as the 20 ms frames they were (the server's VAD and STT see what a live mic sends).
+    for (const b of pending) sendMic(b);
+    stats.micChunksQueued += pending.length;
+    pending = [];
+  }
   function onMic(buf) {
-    if (!voiceWs || voiceWs.readyState !== 1 || !ready) return;
     // Silence (not nothing) when the mic is closed: the server's VAD sees the end of speech at once.
     const open = micOpen();
     if (open) { const a = new Int16Array(buf); let p = 0; for (let i = 0; i < a.length; i += 4) p = Math.max(p, Math.abs(a[i])); stats.micPeak = Math.max(stats.micPeak, p); }
-    voiceWs.send(open ? buf : ZERO);
-    stats.micChunksOut++;
+    const chunk = open ? buf : ZERO.slice(0);
+    if (!voiceWs) return;  // disconnected: nothing to keep
+    if (voiceWs.readyState !== 1 || !ready) {  // connecting: keep it for "ready"
+      pending.push(chunk);
+      if (pending.length > PENDING_MAX) { pending.shift(); stats.micChunksDropped++; }
+      return;
+    }
+    if (pending.length) flushPending();
+    sendMic(chunk);
   }
 
   function connectVoice() {
@@ -114,6 +136,7 @@
         case "ready":
           ready = true;
           ws.send(JSON.stringify({type: "start", sample_rate: 16000, encoding: "pcm_s16le", channels: 1}));
+          if (pending.length) flushPending();
           status(handsFree ? "listening (hands-free)" : "ready — hold to talk");
           break;
         case "transcript":
@@ -136,7 +159,7 @@
         case "error": stats.errors.push(m); addMsg("error", m.code + ": " + m.message); break;
       }
     };
-    ws.onclose = () => { if (voiceWs === ws) { voiceWs = null; ready = false; status("disconnected"); } };
+    ws.onclose = () => { if (voiceWs === ws) { voiceWs = null; ready = false; pending = []; status("disconnected"); } };
   }
 
   async function startVoice() {
@@ -144,6 +167,7 @@
     if (starting) return starting;
     starting = (async () => {
       ctx = new AudioContext({sampleRate: 16000});
+      connectVoice();  // in parallel with opening the mic; audio captured before "ready" is queued
       await ctx.audioWorklet.addModule("/static/voice/audio-worklets.js");
       player = new AudioWorkletNode(ctx, "liveroom-player", {numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [1]});
       player.connect(ctx.destination);
@@ -156,7 +180,6 @@
       const sink = ctx.createGain(); sink.gain.value = 0;  // keeps the capture node pulled, silently
       src.connect(capture); capture.connect(sink); sink.connect(ctx.destination);
       await ctx.resume();
-      connectVoice();
     })().catch((err) => { ctx = null; starting = null; stats.errors.push({code: "mic", message: String(err)}); addMsg("error", "microphone: " + err); });
     return starting;
   }
@@ -188,7 +211,7 @@
     if (ready) status(handsFree ? "listening (hands-free)" : "ready — hold to talk");
   });
   $("stop").addEventListener("click", interruptBot);
-  const reconnect = () => { if (voiceWs) { const old = voiceWs; voiceWs = null; old.close(); } if (ctx) connectVoice(); };
+  const reconnect = () => { pending = []; if (voiceWs) { const old = voiceWs; voiceWs = null; old.close(); } if (ctx) connectVoice(); };
   langSel.addEventListener("change", reconnect);
   $("halfduplex").addEventListener("change", reconnect);
 
