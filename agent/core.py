@@ -273,7 +273,7 @@ class Agent:
     def prepare_sync(self, merchant: str) -> None:
         """Load what the first question would otherwise wait for: the KB snapshot, its lexicon, the word
         segmenter, the intent model."""
-        self.kb.snapshot(merchant).lexicon  # noqa: B018 — built here, not in the first question
+        self.kb.snapshot(merchant).lexicon.english  # noqa: B018 — built here (dictionary and all), not in the first question
         understand.words("预热")
         if self.intent_model is not None:
             self.intent_model.predict("预热")

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from knowledge.attributes import AttributeBook, Quantity, load_attributes, parse_quantities
+from knowledge.glosses import stem
 from knowledge.lexicon import CatalogLexicon, Mention
 from knowledge.schema import Product, SearchHit, Variant
 from knowledge.store import LoadedVersion
@@ -107,6 +108,11 @@ def residual(text: str, lex: CatalogLexicon, products: Sequence[Product] = ()) -
     names = " ".join(normalize(n or "") for p in products for n in [p.name, p.series, *p.aliases, p.sku, p.category])
     zh, en = function_words()
     zh_set = set(zh)
+    english = (
+        set().union(*(lex.english.get(p.sku, set()) for p in products))
+        if products and re.search(r"[a-z]{3}", normalize(text))
+        else set()
+    )
     for qt in sorted(parse_quantities(text), key=lambda x: -x.span[0]):  # "7天无理由": 7天 is not a topic
         text = text[: qt.span[0]] + " " + text[qt.span[1] :]
     # Product and category words go before segmenting, so "充电宝多大" leaves "多大", not "宝多大".
@@ -136,8 +142,8 @@ def residual(text: str, lex: CatalogLexicon, products: Sequence[Product] = ()) -
         if re.fullmatch(r"[\u4e00-\u9fff]+", w):
             if len(w) < 2 or (names and w in names) or w in lex.category_words:
                 continue
-        elif len(w) < 2 or (names and w in names.split()):
-            continue
+        elif len(w) < 2 or (names and w in names.split()) or (english and stem(w) in english):
+            continue  # "cat litter 豆腐砂多少": the English names the product, it is not the question
         out.append(w)
     return out
 
@@ -261,6 +267,49 @@ def dense_names(snap: LoadedVersion, qvec: np.ndarray | None) -> dict[str, float
     return {sku: top} if top >= DENSE_NAME_MIN and top - second >= DENSE_NAME_MARGIN else {}
 
 
+_COMPARING = re.compile(r"比|哪个|哪款|哪一|区别|差多少|差几|不同|\bwhich\b|\bvs\b|versus|better|differ")
+
+
+@lru_cache(maxsize=1)
+def _english_grammar() -> frozenset[str]:
+    """English words that say nothing of which product ("how much is the …")."""
+    _, en = function_words()
+    return frozenset(en | {"how", "what", "which", "much", "many", "one", "ones", "it", "this", "that", "price"})
+
+
+def _attribute_phrase_words(text: str, book: AttributeBook) -> set[str]:
+    """Words of the attribute book's English phrases of two or more words found in the text
+    ("battery life", "how long"): what is asked, even where the product's English shares a word."""
+    t = f" {normalize(text)} "
+    out: set[str] = set()
+    for a in book.attributes:
+        for n in a.names_en:
+            ws = n.lower().split()
+            if len(ws) >= 2 and f" {' '.join(ws)}" in t:
+                out |= {stem(w) for w in ws}
+    return out
+
+
+ENGLISH_NAME_MIN = 0.5  # share of the question's catalog words a product's English words must cover
+
+
+def english_names(text: str, lex: CatalogLexicon) -> dict[str, float]:
+    """Products an English question names in English over a Chinese catalog ("the small dog leash"),
+    through the dictionary's English for their names: those within reach of the best one."""
+    t = lex.without_latin_names(text)
+    asked = _attribute_phrase_words(t, lex.book)  # "battery life?" asks, it names no product
+    words = [w for w in re.findall(r"[a-z]{3,}", normalize(t)) if w not in _english_grammar() and stem(w) not in asked]
+    if not words:
+        return {}
+    got = lex.english_match(words)
+    if not got:
+        return {}
+    top = max(got.values())
+    if top < ENGLISH_NAME_MIN:
+        return {}
+    return {k: v for k, v in got.items() if v >= 0.8 * top}
+
+
 def score_products(
     text: str,
     snap: LoadedVersion,
@@ -273,6 +322,7 @@ def score_products(
     """Every product the text may refer to, scored from names, codes, quantities, variants, category
     words, pinyin and retrieval. Highest first; only products with some evidence."""
     named = snap.index.matcher.match(text)
+    english = english_names(text, lex)
     cats = lex.categories_in(text)
     qties = parse_quantities(text, lex.book)
     retrieved = _hit_scores(hits)
@@ -310,6 +360,9 @@ def score_products(
         if dense and sku in dense:
             s += 0.6
             why.append(f"dense:{dense[sku]:.2f}")
+        if (gl := english.get(sku, 0.0)) > 0:
+            s += 0.7 * gl
+            why.append(f"gloss:{gl:.2f}")
         if s <= 0 and sku not in retrieved:
             continue
         s += 0.35 * retrieved.get(sku, 0.0)
@@ -418,9 +471,13 @@ def parse(
         dense_names(snap, qvec),
         name_grams(focus_name) if focus_name else None,
     )
-    which = relative_size(text) if not pair and intent != "compare" else None
-    spelled = ms and any(
-        w.startswith(("code:", "qty:")) or (w.startswith("name:") and float(w[5:]) >= 0.8) for w in ms[0].why
+    comparing = intent == "compare" and _COMPARING.search(normalize(text))
+    which = relative_size(text) if not pair and not comparing else None
+    spelled = (
+        ms
+        and any(w.startswith("gloss:") for w in ms[0].why)
+        or ms
+        and any(w.startswith(("code:", "qty:")) or (w.startswith("name:") and float(w[5:]) >= 0.8) for w in ms[0].why)
     )
     if which is not None and not spelled:
         # "那大号呢", "大包的多少钱": the biggest / smallest of the kind named or in focus
@@ -434,6 +491,10 @@ def parse(
                 prods = [pick] + [p for p in prods if p.sku != pick.sku]
                 named = True
     bare = _strip_names(bare, prods[:2] if named else [])
+    if named and prods and re.search(r"[a-z]{3}", normalize(bare)):
+        # "the large one", "small dog leash": English words that name the product are not the attribute
+        own = lex.english.get(prods[0].sku, set()) - _attribute_phrase_words(bare, book)
+        bare = re.sub(r"[a-z]{3,}", lambda m: " " if stem(m.group(0)) in own else m.group(0), normalize(bare))
     attrs = [a for a, _ in book.mentioned(bare)]
     by_sound = not attrs and bool(attrs := pinyin_attributes(bare, lex))
     # Store topics may carry a number ("7天无理由", "满99包邮"): read them on the whole text.

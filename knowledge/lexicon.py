@@ -98,6 +98,8 @@ class CatalogLexicon:
             (p.sku, k): self.book.for_spec(k, v) for p in products for k, v in p.specs.items()
         }
         self._category_pinyin: dict[str, str] | None = None  # built on the first Latin-letter question
+        self._english: dict[str, set[str]] | None = None  # sku → English words (knowledge.glosses), on first use
+        self._english_df: Counter[str] = Counter()
         self._latin_names: re.Pattern[str] | None = None
 
     @property
@@ -112,6 +114,37 @@ class CatalogLexicon:
                     out.setdefault(ini, cat)
             self._category_pinyin = out
         return self._category_pinyin
+
+    @property
+    def english(self) -> dict[str, set[str]]:
+        """Each product's English words, from the dictionary's definitions of its Chinese name, series,
+        category and aliases (plus any English already in them)."""
+        if self._english is None:
+            from knowledge.glosses import english_words, stem
+
+            out: dict[str, set[str]] = {}
+            for sku, e in self.entries.items():
+                p = e.product
+                text = " ".join(x for x in [p.name, p.series, p.category, *p.aliases] if x)
+                out[sku] = english_words(text) | {stem(w) for w in _LATIN_WORD.findall(normalize(text))}
+            self._english_df = Counter(w for ws in out.values() for w in ws)
+            self._english = out
+        return self._english
+
+    def english_match(self, words: Sequence[str]) -> dict[str, float]:
+        """Products an English question names in words ("the sunscreen", "small dog leash"): the share
+        of the question's catalog words (weighed by rarity) each product's English words cover."""
+        from knowledge.glosses import stem
+
+        eng = self.english
+        n = max(1, len(eng))
+        ws = {stem(w) for w in words} & set(self._english_df)
+        if not ws:
+            return {}
+        idf = {w: np.log(1 + n / self._english_df[w]) for w in ws}
+        total = sum(idf.values())
+        out = {sku: sum(idf[w] for w in ws & have) / total for sku, have in eng.items() if ws & have}
+        return {k: round(float(v), 4) for k, v in out.items()}
 
     # --- building ----------------------------------------------------------------------------
     def _category_words(self, products: Sequence[Product]) -> dict[str, str]:
