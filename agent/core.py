@@ -384,7 +384,7 @@ class Agent:
         elif (
             q.intent in ("detail", "compare")
             and not q.pair
-            and not _specific(q)
+            and not _specific(q, lex)
             and not (q.intent == "compare" and focus)
             and (turn.proba.get("recommend", 0.0) >= 0.2 or (q.intent == "compare" and q.categories))
             and sum(1 for m in q.mentions if m.score >= 0.5 and understand.has_evidence(m)) < 2
@@ -392,7 +392,10 @@ class Agent:
             # "床头想放个充电的", "哪个鼠标最轻": a need or a superlative over a kind of product, not one product
             q.intent = "recommend"
         elif (
-            q.intent in ("recommend", "policy") and q.named and _specific(q) and (asks_spec or q.intent == "recommend")
+            q.intent in ("recommend", "policy")
+            and q.named
+            and _specific(q, lex)
+            and (asks_spec or q.intent == "recommend")
         ):
             q.intent = "detail"  # "静音鼠标用什么电池", "欧包能放几天": about one product the viewer named
         if turn.image is not None:
@@ -401,7 +404,7 @@ class Agent:
         elif not q.named and focus and q.intent in _PRODUCT_INTENTS and not q.pair:
             q.products = self._from_focus(q, focus, lex, snap)
             q.variants = {p.sku: v for p in q.products if (v := lex.variant_in(p.sku, text)) is not None}
-        elif turn.msg.context_sku and snap.product(turn.msg.context_sku) and not (q.named and _specific(q)):
+        elif turn.msg.context_sku and snap.product(turn.msg.context_sku) and not (q.named and _specific(q, lex)):
             # "这个裙子多长" with a dress on screen: the one on screen, unless another is named outright.
             q.products = [p for p in [snap.product(turn.msg.context_sku)] if p is not None]
         if q.by_sound and not turn.msg.lang:
@@ -904,9 +907,19 @@ def _decisive_lang(text: str) -> bool:
     return bool(re.search(r"[\u4e00-\u9fff]", text)) or len(_EN_WORD.findall(text)) >= 2
 
 
-def _specific(q: understand.Parsed) -> bool:
+def _specific(q: understand.Parsed, lex: CatalogLexicon | None = None) -> bool:
     """The viewer named one product (not just a kind of product) clearly ahead of the rest."""
     ms = q.mentions
     if not ms or not any(w.startswith(("name:1", "code", "qty", "variant")) for w in ms[0].why):
         return False
+    if lex is not None and not any(w.startswith(("code", "qty", "variant")) for w in ms[0].why):
+        # "家里有大狗选哪个牵引绳": the name words said are the kind's own words (牵引绳), naming no one product
+        t = normalize(q.text)
+        names = [" ".join(e.names) for e in lex.entries.values()]
+        for w in sorted(lex.category_words, key=len, reverse=True):
+            if len(w) >= 2 and w in t and sum(1 for n in names if w in n) >= 2:
+                t = t.replace(w, " ")  # a word several products' names share names the kind, not one
+        entry = lex.entries.get(ms[0].sku)
+        if entry is not None and not (understand.name_grams(" ".join(entry.names)) & understand.name_grams(t)):
+            return False
     return len(ms) == 1 or ms[1].score < 0.7 * ms[0].score

@@ -132,7 +132,7 @@ def residual(text: str, lex: CatalogLexicon, products: Sequence[Product] = ()) -
     for w in cut:
         text = text.replace(w, " ")
     out: list[str] = []
-    for w in words(text):
+    for w in _split_unknown(words(text), lex):
         while len(w) >= 2 and w[0] in _LEADING and re.fullmatch(r"[\u4e00-\u9fff]+", w):
             w = w[1:]  # "能发", "还能退": the modal verb is not the topic
         while len(w) >= 2 and w[-1] in _TRAILING and re.fullmatch(r"[\u4e00-\u9fff]+", w):
@@ -144,6 +144,19 @@ def residual(text: str, lex: CatalogLexicon, products: Sequence[Product] = ()) -
                 continue
         elif len(w) < 2 or (names and w in names.split()) or (english and stem(w) in english):
             continue  # "cat litter 豆腐砂多少": the English names the product, it is not the question
+        out.append(w)
+    return out
+
+
+def _split_unknown(ws: list[str], lex: CatalogLexicon) -> list[str]:
+    """A word the segmenter glued to its neighbour ("泰迪用") is cut where the catalog's own words are."""
+    vocab = lex.vocabulary
+    out: list[str] = []
+    for w in ws:
+        if len(w) >= 3 and re.fullmatch(r"[\u4e00-\u9fff]+", w) and w not in vocab:
+            if w[:-1] in vocab:  # a catalog word with a verb or particle glued on: 泰迪 + 用
+                out += [w[:-1], w[-1]]
+                continue
         out.append(w)
     return out
 

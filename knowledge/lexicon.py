@@ -100,6 +100,7 @@ class CatalogLexicon:
         self._category_pinyin: dict[str, str] | None = None  # built on the first Latin-letter question
         self._english: dict[str, set[str]] | None = None  # sku → English words (knowledge.glosses), on first use
         self._english_df: Counter[str] = Counter()
+        self._vocabulary: set[str] | None = None
         self._latin_names: re.Pattern[str] | None = None
 
     @property
@@ -114,6 +115,22 @@ class CatalogLexicon:
                     out.setdefault(ini, cat)
             self._category_pinyin = out
         return self._category_pinyin
+
+    @property
+    def vocabulary(self) -> set[str]:
+        """Every 2-4 character run of the catalog's own text (names, specs, who it suits, selling points,
+        FAQ): the words the merchant uses, for cutting a question where the segmenter did not ("泰迪用")."""
+        if self._vocabulary is None:
+            out: set[str] = set()
+            for e in self.entries.values():
+                p = e.product
+                texts = [p.name, p.series or "", p.category or "", *p.aliases, *p.specs.keys(), *p.specs.values()]
+                texts += [*p.selling_points, str(p.suitable_for or ""), str(p.not_suitable_for or "")]
+                texts += [x for f in p.faq for x in (f.q, f.a)]
+                for t in texts:
+                    out |= _grams(normalize(t))
+            self._vocabulary = out
+        return self._vocabulary
 
     @property
     def english(self) -> dict[str, set[str]]:
