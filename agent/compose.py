@@ -417,6 +417,7 @@ def recommend(
     if not candidates:
         return not_found(q.lang)
     terms = residual(q.text, lex) + [t for i in interests for t in residual(i, lex)]
+    terms += [k for t in terms for k in sorted(lex.kinds.get(t, ())) if k not in terms]  # 金毛 → 大型犬
     retrieved: dict[str, float] = {}
     for h in hits:
         if h.sku and h.sku not in retrieved:

@@ -1,6 +1,9 @@
 """Multi-turn eval: follow-ups, variants, language switches and named products over three catalogs.
 
-    python -m evals.multiturn [--catalog demo|gadgets|pets|all] [--llm] [-v] [--json]
+    python -m evals.multiturn [--catalog demo|gadgets|pets|outdoor|all] [--llm] [-v] [--json]
+
+``all`` is the three tuning catalogs; ``outdoor`` (held out, written blind) reads
+evals/data/catalogs/outdoor/multiturn.jsonl and is reported on its own.
 
 Each line of evals/data/multiturn.jsonl is one exchange of two or three turns sent in order by one viewer
 in one room (``ViewerMessage(..., channel="sim")``, awaited one after the other), so the agent's
@@ -47,7 +50,9 @@ from evals.retrieval import DEMO
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "evals" / "data" / "multiturn.jsonl"
-CATALOG_NAMES = ("demo", "gadgets", "pets")
+CATALOG_NAMES = ("demo", "gadgets", "pets", "outdoor")
+# Written blind and kept out of all tuning; its exchanges live beside the catalog and are never in "all".
+HELD_OUT = ("outdoor",)
 KINDS = (
     "followup",
     "variant_followup",
@@ -380,7 +385,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--data", type=Path, default=DATA, help=argparse.SUPPRESS)
     a = ap.parse_args()
-    exchanges = load(a.data)
+    exchanges = load(CATALOGS / a.catalog / "multiturn.jsonl") if a.catalog in HELD_OUT else load(a.data)
     problems = validate(exchanges)
     if problems:
         print("multiturn.jsonl does not validate:\n  " + "\n  ".join(problems), file=sys.stderr)

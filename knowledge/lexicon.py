@@ -29,6 +29,8 @@ from knowledge.text import normalize
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 _CODE = re.compile(r"[a-z]+\d*[a-z]*|\d+[a-z]+\d*")
 _LATIN_WORD = re.compile(r"[a-z]{3,}")
+# "金毛、拉布拉多、哈士奇等大型犬": items listed, then 等 and what they all are
+_KIND_LIST = re.compile(r"((?:[\u4e00-\u9fff]{2,6}[、,，/和及])+[\u4e00-\u9fff]{2,6})等([\u4e00-\u9fff]{2,6})")
 
 
 def _grams(text: str, lo: int = 2, hi: int = 4) -> set[str]:
@@ -101,6 +103,7 @@ class CatalogLexicon:
         self._english: dict[str, set[str]] | None = None  # sku → English words (knowledge.glosses), on first use
         self._english_df: Counter[str] = Counter()
         self._vocabulary: set[str] | None = None
+        self._kinds: dict[str, set[str]] | None = None
         self._latin_names: re.Pattern[str] | None = None
 
     @property
@@ -131,6 +134,25 @@ class CatalogLexicon:
                     out |= _grams(normalize(t))
             self._vocabulary = out
         return self._vocabulary
+
+    @property
+    def kinds(self) -> dict[str, set[str]]:
+        """What the catalog's own lists say a thing is: "金毛、拉布拉多等大型犬" → 金毛 and 拉布拉多 are
+        大型犬, wherever in the catalog it is written, so a viewer's "金毛" meets another product's "大型犬"."""
+        if self._kinds is None:
+            out: dict[str, set[str]] = defaultdict(set)
+            for e in self.entries.values():
+                p = e.product
+                lists = [p.suitable_for, p.not_suitable_for, p.selling_points]
+                texts = [x if isinstance(x, str) else "、".join(x or []) for x in lists]  # one list, one text
+                for text in texts:
+                    for items, kind in _KIND_LIST.findall(normalize(text)):
+                        for it in re.split(r"[、,，/和及]", items):
+                            it = it.strip()
+                            if 2 <= len(it) <= 6 and kind and it != kind:
+                                out[it].add(kind)
+            self._kinds = dict(out)
+        return self._kinds
 
     @property
     def english(self) -> dict[str, set[str]]:
@@ -184,6 +206,24 @@ class CatalogLexicon:
             for g, n in counts.items():
                 if n / total[g] >= 0.8 and (n >= 2 or len(g) >= 3) and g not in out:
                     out[g] = cat
+        # A one-character head noun ("窝" of 宠物窝 in 窝垫): a character of the category's own name that
+        # ends two or more of its products' names, and other categories' products hardly use.
+        heads: dict[str, Counter[str]] = defaultdict(Counter)
+        elsewhere: Counter[tuple[str, str]] = Counter()
+        for p in products:
+            cat = normalize(p.category or "")
+            runs = [r for r in _CJK_RUN.findall(normalize(p.name)) if len(r) >= 2]  # not "S号"
+            if cat and runs:
+                heads[cat][runs[-1][-1]] += 1
+            elsewhere.update(
+                {(cat, ch) for text in [p.category, p.name, p.series, *p.aliases] for ch in normalize(text or "")}
+            )
+        for cat, ends in heads.items():
+            for ch, n in ends.items():
+                mine = elsewhere[(cat, ch)]
+                others = sum(v for (c, x), v in elsewhere.items() if x == ch and c != cat)
+                if n >= 2 and ch in cat and mine >= 4 * others and ch not in out:
+                    out[ch] = cat
         return out
 
     # --- reading a question --------------------------------------------------------------------
