@@ -17,6 +17,7 @@ The merchant's side (console session or API token; the guard scopes {merchant} a
     POST /api/merchants/{merchant}/rooms/{room_id}/live                {"live": true}: quiet connectors alert
     POST /api/merchants/{merchant}/rooms/{room_id}/overlay-token       {"token", "url"} for OBS
     POST /api/merchants/{merchant}/rooms/{room_id}/overlay/say         {"text"}: the virtual host says a line
+    GET|POST /api/merchants/{merchant}/rooms/{room_id}/show            the virtual host's show: start|pause|resume|stop
 
 The OBS overlay (public in the guard; the room-scoped overlay token authorises it):
 
@@ -79,7 +80,9 @@ class ConnectorService:
         self._loop_thread = threading.get_ident()
         self._unsubscribe = c.answer_bus.subscribe(self._on_answer)
         self.hub.event_hooks.append(self._on_event)
-        self.speakers: dict[str, Any] = {}
+        from connectors.onair import OnAir
+
+        self.onair = OnAir(self.feeds)
         self.watchdog = self.loop.create_task(self._watch(), name="connectors-watchdog")
 
     def _host_room(self, merchant: str, room_id: str) -> Any:
@@ -436,6 +439,39 @@ async def overlay_say(merchant: str, room_id: str, body: SayIn, request: Request
     )
     room.bus.publish("line", line)
     return {"text": text, "audio_s": round(seconds, 2), "audio_bytes": out.bytes}
+
+
+class ShowIn(BaseModel):
+    action: str = Field(pattern="^(start|pause|resume|stop)$")
+    rundown_yaml: str | None = Field(default=None, max_length=200_000, description="default: the room's rundown")
+    voice: bool = True
+
+
+@router.get("/api/merchants/{merchant}/rooms/{room_id}/show")
+async def show_status(merchant: str, room_id: str, request: Request) -> dict[str, Any]:
+    show = get_service(request.app).onair.get(room_id)
+    return {"room_id": room_id, **(show.status() if show else {"state": "stopped"})}
+
+
+@router.post("/api/merchants/{merchant}/rooms/{room_id}/show")
+async def show_control(merchant: str, room_id: str, body: ShowIn, request: Request) -> dict[str, Any]:
+    """Start / pause / resume / stop the virtual host's show in this room: its captions and voice go to the
+    room's overlay (OBS) in real time; hot questions from any channel interrupt it between sentences."""
+    svc = get_service(request.app)
+    c = request.app.state.container
+    if body.action == "start":
+        rec = await asyncio.to_thread(c.rooms.of, merchant, room_id)
+        room = svc._host_room(merchant, room_id)
+        show = svc.onair.start(room, body.rundown_yaml, (rec.rundown if rec else "") or "", voice=body.voice)
+        svc.hub.set_live(merchant, room_id, True)
+    elif body.action == "pause":
+        show = svc.onair.pause(room_id)
+    elif body.action == "resume":
+        show = svc.onair.resume(room_id)
+    else:
+        show = await svc.onair.stop(room_id)
+        svc.hub.set_live(merchant, room_id, False)
+    return {"room_id": room_id, **show.status()}
 
 
 # --- the overlay ----------------------------------------------------------------------------------------

@@ -105,5 +105,14 @@ def test_dashboard_shows_connector_health(tmp_path, demo_root, use_embedder):
             page.screenshot(path=str(ARTIFACTS / "02-dashboard-overlay-url.png"), full_page=True)
             ov = browser.new_page()
             assert ov.goto(overlay_url).status == 200  # the minted URL opens the overlay
+
+            # the virtual host on air from the dashboard: start, pause, stop (the demo rundown)
+            page.click("#show-controls button[data-show='start']")
+            expect(page.locator("#show-state")).to_have_attribute("data-state", "running")
+            ov.wait_for_function("() => window.liveroomOverlay.captions >= 1", timeout=30_000)  # on the overlay
+            page.click("#show-controls button[data-show='pause']")
+            expect(page.locator("#show-state")).to_have_attribute("data-state", "paused")
+            page.click("#show-controls button[data-show='stop']")
+            expect(page.locator("#show-state")).to_have_attribute("data-state", "stopped")
         finally:
             browser.close()

@@ -95,6 +95,29 @@
       out.hidden = false;
     } catch (e) { ov.textContent = e.message; }
   });
+  // the virtual host's show in this room: start / pause / resume / stop (captions and voice go to the overlay)
+  const SHOW = { running: ["on", "直播中"], paused: ["warn", "已暂停"], stopped: ["", "未开播"] };
+  function showState(d) {
+    const s = document.getElementById("show-state");
+    if (!s) return;
+    const [cls, zh] = SHOW[d.state] || ["", d.state];
+    s.className = `badge ${cls}`;
+    s.textContent = zh;
+    s.dataset.state = d.state;
+    document.getElementById("show-info").textContent =
+      d.state === "stopped" ? (d.error || "") : `已说 ${d.lines} 句，回答热门问题 ${d.answered_clusters} 个，语音 ${d.audio_s} 秒`;
+  }
+  async function refreshShow() {
+    try { showState(await call(`${base}/rooms/${encodeURIComponent(room)}/show`)); } catch (e) { /* not shown */ }
+  }
+  for (const b of document.querySelectorAll("#show-controls button[data-show]")) {
+    b.addEventListener("click", async () => {
+      try { showState(await call(`${base}/rooms/${encodeURIComponent(room)}/show`, "POST", { action: b.dataset.show })); }
+      catch (e) { document.getElementById("show-info").textContent = e.message; }
+    });
+  }
   refresh();
+  refreshShow();
   setInterval(refresh, 2000);
+  setInterval(refreshShow, 2000);
 })();
