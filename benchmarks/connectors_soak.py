@@ -56,11 +56,16 @@ def _port() -> int:
 
 
 def _batches(events: list[dict]) -> list[tuple[int, list[dict]]]:
-    """Events grouped per show second."""
+    """Events grouped per show second (``t`` kept: the platform timestamp is set when the show starts)."""
     out: dict[int, list[dict]] = {}
     for e in events:
-        out.setdefault(int(e["t"]), []).append({k: v for k, v in e.items() if k != "t"})
+        out.setdefault(int(e["t"]), []).append(dict(e))
     return sorted(out.items())
+
+
+def _stamp(evs: list[dict], t0: float) -> list[dict]:
+    """The platform's timestamps, in show time: the moment each event happened on the platform."""
+    return [{**{k: v for k, v in e.items() if k != "t"}, "ts": round(t0 + e["t"], 3)} for e in evs]
 
 
 async def soak(hours: float, speed: float, seed: int = 3) -> dict[str, Any]:
@@ -115,6 +120,11 @@ async def soak(hours: float, speed: float, seed: int = 3) -> dict[str, Any]:
         rt.health.started_at = clock.now()
         rt.health.quiet_after_s = 60.0
         rt.health.live = True
+        room = svc._host_room(M, ROOM)
+        alerts: list[Any] = []
+        room.bus.hook(
+            lambda topic, a: alerts.append(a) if topic == "alert" and a.kind.startswith("connector_") else None
+        )
 
         # disconnects: every ~50 show minutes, 3-12 show minutes long
         partitions: list[tuple[float, float]] = []
@@ -157,7 +167,8 @@ async def soak(hours: float, speed: float, seed: int = 3) -> dict[str, Any]:
         last_batch: list[dict] = []
         down = False
         wall0 = time.perf_counter()
-        for sec, evs in batches:
+        for sec, raw in batches:
+            evs = _stamp(raw, t0)
             show = clock.now() - t0
             if sec > show:
                 await clock.sleep(sec - show)
@@ -200,13 +211,15 @@ async def soak(hours: float, speed: float, seed: int = 3) -> dict[str, Any]:
         await client.aclose()
         wall = time.perf_counter() - wall0
         health = rt.health.snapshot()
-        outages = [o for o in rt.health.outages if o["state"] == "lagging"]
-        room = svc.host.room(M, ROOM)
-        alerts = [a for a in room.alerts.raised if a.kind.startswith("connector_")]
+        outages = [o for o in rt.health.outages]
 
     def shown(a: float, b: float) -> bool:
         return any(a <= d["show_s"] <= b + 60 and d["state"] == "lagging" for d in dash)
 
+    def recovered_after(a: float, b: float) -> bool:  # an outage over the partition that ended after it
+        return any(o["from"] - t0 <= b + 120 and (o["to"] or 1e18) - t0 >= a and o["to"] is not None for o in outages)
+
+    outside = [d for d in dash if not any(a - 60 <= d["show_s"] <= b + 180 for a, b in partitions)]
     recovered = all(o["to"] is not None for o in outages)
     stats = svc.hub.stats.as_dict()
     out = {
@@ -218,10 +231,13 @@ async def soak(hours: float, speed: float, seed: int = 3) -> dict[str, Any]:
         "health": {k: health[k] for k in ("state", "events", "duplicates", "dead_letters", "rejected", "outages")},
         "disconnects": len(partitions),
         "disconnects_shown_on_dashboard": sum(shown(a, b) for a, b in partitions),
-        "lagging_outages": len(outages),
+        "disconnects_recovered": sum(recovered_after(a, b) for a, b in partitions),
+        "outages": len(outages),
         "all_recovered": recovered and health["state"] == "connected",
         "outage_minutes": [round((o["to"] - o["from"]) / 60, 1) if o["to"] else None for o in outages],
         "injected_minutes": [round((b - a) / 60, 1) for a, b in partitions],
+        "dashboard_samples": len(dash),
+        "dashboard_connected_outside_disconnects": f"{sum(d['state'] == 'connected' for d in outside)}/{len(outside)}",
         "connector_alerts": len(alerts),
         "resources": sampler.summary(skip=2),
     }
