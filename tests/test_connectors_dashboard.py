@@ -106,6 +106,28 @@ def test_dashboard_shows_connector_health(tmp_path, demo_root, use_embedder):
             ov = browser.new_page()
             assert ov.goto(overlay_url).status == 200  # the minted URL opens the overlay
 
+            # a new connector from the dashboard: its secret shown once, and it works
+            page.locator("#connector-new summary").click()
+            page.fill("#cn-id", "ks-new")
+            page.fill("#cn-platform", "kuaishou")
+            page.click("#cn-create")
+            expect(page.locator("#cn-out")).to_contain_text("只显示这一次")
+            new_secret = page.locator("#cn-out").get_attribute("data-secret")
+            expect(page.locator("#connectors-rows tr[data-connector='ks-new']")).to_have_count(1)
+            import httpx
+
+            from connectors.webhook import sign
+
+            body = ok.replace("d-1", "n-1").encode()
+            ts = str(int(time.time()))
+            r = httpx.post(
+                f"{srv.url}/connectors/webhook/ks-new",
+                content=body,
+                headers={"X-LiveRoom-Timestamp": ts, "X-LiveRoom-Signature": sign(new_secret, ts, body)},
+            )
+            assert r.status_code == 200 and r.json()["accepted"] == 1
+            assert new_secret not in json.dumps(page.request.get(f"{srv.url}/api/merchants/{M}/connectors").json())
+
             # the virtual host on air from the dashboard: start, pause, stop (the demo rundown)
             page.click("#show-controls button[data-show='start']")
             expect(page.locator("#show-state")).to_have_attribute("data-state", "running")

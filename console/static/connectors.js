@@ -116,6 +116,25 @@
       catch (e) { document.getElementById("show-info").textContent = e.message; }
     });
   }
+  // a new connector: its secret is shown once (store it in the sender; rotate from the API)
+  const kind = document.getElementById("cn-kind");
+  if (kind) {
+    kind.addEventListener("change", () => { for (const e of document.querySelectorAll(".dy-only")) e.hidden = kind.value !== "douyin"; });
+    document.getElementById("cn-create").addEventListener("click", async () => {
+      const out = document.getElementById("cn-out");
+      const v = (id) => document.getElementById(id).value.trim();
+      const body = { connector_id: v("cn-id"), room_id: room, kind: kind.value, platform: v("cn-platform") };
+      if (kind.value === "douyin") Object.assign(body, { app_id: v("cn-app"), platform_room: v("cn-room"), secret: v("cn-secret") });
+      try {
+        const d = await call(`${base}/connectors`, "POST", body);
+        out.textContent = kind.value === "webhook"
+          ? `已创建。签名密钥（只显示这一次）：${d.secret}　推送地址：${location.origin}/connectors/webhook/${d.connector.connector_id}`
+          : `已创建。推送地址：${location.origin}/connectors/douyin/${d.connector.connector_id}/push`;
+        out.dataset.secret = d.secret || "";
+        refresh();
+      } catch (e) { out.textContent = e.message; }
+    });
+  }
   refresh();
   refreshShow();
   setInterval(refresh, 2000);

@@ -35,6 +35,7 @@ def replay_command(
     from liveroom.container import Container
 
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each index build at DEBUG
     c = Container()
     try:
         owner = c.rooms.merchant_of(room)  # a registered room plays into its merchant
