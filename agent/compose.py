@@ -239,6 +239,18 @@ def _detail_candidates(
     return out
 
 
+def _asked_dims(q: Parsed, lex: CatalogLexicon) -> frozenset[str]:
+    """The kind of quantity asked: the asked attribute's own ("how long is the wand" asked a length),
+    else what the question's interrogative says."""
+    asked = [a for a in q.attributes if a not in ("price", "stock")]
+    attr = lex.book.get(asked[0]) if asked else None
+    if attr is not None and attr.dimensions:  # the first asked only: "电芯是哪家的" asks a brand, no quantity
+        return frozenset(attr.dimensions)
+    if attr is not None:
+        return frozenset()
+    return fact_ranker.asked_dimensions(q.text, lex.book)
+
+
 def detail_features(
     snap: LoadedVersion, lex: CatalogLexicon, q: Parsed, p: Product, qvec: np.ndarray | None
 ) -> tuple[list[Fact], np.ndarray]:
@@ -262,7 +274,7 @@ def detail_features(
         terms=residual(q.text, lex, [p]),
         asked_keys=keys,
         first_absent=bool(asked) and not lex.keys_for(p.sku, asked[0]),
-        dims=fact_ranker.asked_dimensions(q.text, lex.book),
+        dims=_asked_dims(q, lex),
     )
     return pool, fact_ranker.feature_rows(ctx, pool, heur, sims, _cov, lex.book)
 
@@ -324,12 +336,19 @@ def _spec_fact(snap: LoadedVersion, sku: str, key: str) -> Fact | None:
     return next((f for f in snap.index.facts_of(sku) if f.kind == "spec" and f.key == key), None)
 
 
-def compare(snap: LoadedVersion, lex: CatalogLexicon, q: Parsed, prods: Sequence[Product]) -> Draft:
+def compare(
+    snap: LoadedVersion, lex: CatalogLexicon, q: Parsed, prods: Sequence[Product], qvec: np.ndarray | None = None
+) -> Draft:
     """Both values of the asked attribute and which wins in the asked direction; with no attribute
     asked, the price and the specs in which they differ."""
     a, b = prods[0], prods[1]
     lang = q.lang
     asked = q.attributes[0] if q.attributes else None
+    if asked is None and qvec is not None and residual(q.text, lex, [a, b]):
+        # "豆腐砂和混合砂哪个能冲马桶": no attribute the book knows — each product's own answer, side by side
+        da, db = detail(snap, lex, q, a, qvec), detail(snap, lex, q, b, qvec)
+        if not da.refused and not db.refused:
+            return Draft(da.text.rstrip("。.") + ("; " if lang == "en" else "；") + db.text, da.facts + db.facts)
     rows: list[tuple[str, str, str, Fact | None, Fact | None]] = []  # (label, value a, value b, fact a, fact b)
     price_asked = asked == "price" or (asked is None and re.search(r"钱|价|贵|便宜|price|cost|cheap", q.text, re.I))
     if asked and asked not in ("price", "stock"):

@@ -509,7 +509,7 @@ class Agent:
             return self._recommend(turn)
         if intent == "compare":
             if len(q.products) >= 2:
-                return compose.compare(snap, lex, q, q.products)
+                return compose.compare(snap, lex, q, q.products, turn.qvec)
             if p is not None:
                 variants = [v for v in p.variant_list() if v.name and normalize(v.name) in normalize(q.text)]
                 if len(variants) >= 2 and all(v.price is not None for v in variants[:2]):

@@ -38,6 +38,7 @@ FEATURES: tuple[str, ...] = (
     "dim_match",
     "dim_clash",
     "key_dim",
+    "dim_unique",
     "first_absent",
     "sim_gap",
     "cov",
@@ -101,6 +102,11 @@ def asked_dimensions(text: str, book: AttributeBook | None = None) -> frozenset[
         if k in t:
             dims |= v
     return frozenset(dims)
+
+
+def _compatible(dims: frozenset[str]) -> frozenset[str]:
+    """An age is a time ("几个月能吃" meets "2-12月龄")."""
+    return dims | {"time"} if "age" in dims else dims
 
 
 def value_dimensions(text: str, book: AttributeBook | None = None) -> frozenset[str]:
@@ -205,9 +211,17 @@ def feature_rows(
     second = sims[order[1]] if len(order) > 1 else 0.0
     first = sims[top] if order else 0.0
     rows = np.zeros((len(facts), len(FEATURES)))
+    vdims = [
+        _compatible(value_dimensions(f.value or f.text, book))
+        if f.kind in ("spec", "faq", "qa", "variant")
+        else frozenset()
+        for f in facts
+    ]
+    asked = _compatible(ctx.dims)
+    matching = [i for i, vd in enumerate(vdims) if asked and vd & asked]
     for i, f in enumerate(facts):
         h = heuristic.get(f.id, 0.0)
-        vd = value_dimensions(f.value or f.text, book) if f.kind in ("spec", "faq", "qa", "variant") else frozenset()
+        vd = vdims[i]
         kind = f.kind
         key = f.key or ""
         suit = kind in ("suitable", "not_suitable")
@@ -219,9 +233,10 @@ def feature_rows(
             "sim_rank1": 1.0 if i == top else 0.0,
             "key_attr": ctx.asked_keys.get(key, 0.0) if kind == "spec" else 0.0,
             "key_named": 1.0 if kind == "spec" and len(key) >= 2 and normalize(key) in t else 0.0,
-            "dim_match": 1.0 if ctx.dims and vd & ctx.dims else 0.0,
-            "dim_clash": 1.0 if ctx.dims and vd and not vd & ctx.dims else 0.0,
-            "key_dim": 1.0 if kind == "spec" and ctx.asked_keys.get(key) and vd & ctx.dims else 0.0,
+            "dim_match": 1.0 if asked and vd & asked else 0.0,
+            "dim_clash": 1.0 if asked and vd and not vd & asked else 0.0,
+            "key_dim": 1.0 if kind == "spec" and ctx.asked_keys.get(key) and vd & asked else 0.0,
+            "dim_unique": 1.0 if matching == [i] else 0.0,  # the one fact stating the kind of quantity asked
             "first_absent": 1.0 if ctx.first_absent and ctx.asked_keys.get(key, 0.0) < 1.0 else 0.0,
             "sim_gap": float(sims[i]) - (second if i == top else first),
             "cov": f_cov(ctx.terms, f.text),

@@ -102,6 +102,11 @@ def words(text: str) -> list[str]:
     return [w for w in (x.strip() for x in _segmenter().lcut(normalize(text))) if w]
 
 
+def _article(q: Quantity) -> bool:
+    """ "一次", "一根": one of something is grammar, not a quantity that tells products apart."""
+    return q.dimension == "count" and q.value == 1
+
+
 def residual(text: str, lex: CatalogLexicon, products: Sequence[Product] = ()) -> list[str]:
     """The words left once product names, category words, numbers and function words are removed:
     what the viewer asks about ("衣服开线了怎么办" → 开线)."""
@@ -113,7 +118,8 @@ def residual(text: str, lex: CatalogLexicon, products: Sequence[Product] = ()) -
         if products and re.search(r"[a-z]{3}", normalize(text))
         else set()
     )
-    for qt in sorted(parse_quantities(text), key=lambda x: -x.span[0]):  # "7天无理由": 7天 is not a topic
+    for qt in sorted((x for x in parse_quantities(text) if not _article(x)), key=lambda x: -x.span[0]):
+        # "7天无理由": 7天 is not a topic (but "充一次电" keeps its 一次)
         text = text[: qt.span[0]] + " " + text[qt.span[1] :]
     # Product and category words go before segmenting, so "充电宝多大" leaves "多大", not "宝多大".
     text = normalize(text)
@@ -472,7 +478,7 @@ def parse(
     quantities = parse_quantities(text, book)
     # "两万毫安的多少钱": a quantity with its unit names the product, it is not what is asked about.
     bare = text
-    for qt in sorted((x for x in quantities if x.unit), key=lambda x: -x.span[0]):
+    for qt in sorted((x for x in quantities if x.unit and not _article(x)), key=lambda x: -x.span[0]):
         bare = bare[: qt.span[0]] + " " + bare[qt.span[1] :]
     prods, named, ms, pair = resolve(
         text,

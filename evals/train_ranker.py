@@ -176,7 +176,7 @@ def _baseline_right(groups: list[Group], features: tuple[str, ...], floor: float
     for g in groups:
         best = int(np.argmax(g.rows[:, h]))
         passed = g.rows[best, h] >= floor
-        right += int(not passed) if g.refuse else int(passed and g.labels[best] == 1)
+        right += 2 * int(not passed) if g.refuse else int(passed and g.labels[best] == 1)
     return right
 
 
@@ -206,7 +206,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--catalogs", default=",".join(TUNING))
     ap.add_argument("--check", action="store_true", help="leave-one-catalog-out figures only")
+    ap.add_argument("--threshold", type=float, default=THRESHOLD)
     a = ap.parse_args()
+    threshold = a.threshold
     names = [x for x in a.catalogs.split(",") if x]
     collected = {name: asyncio.run(_collect(name)) for name in names}
     for head, (features, path, floor) in HEADS.items():
@@ -215,21 +217,22 @@ def main() -> None:
         print("hand-weighted order (before):")
         for name, gs in data.items():
             _baseline(name, gs, features, floor)
-        print(f"leave one catalog out (trained on the others, judged on it; acceptance threshold {THRESHOLD}):")
+        print(f"leave one catalog out (trained on the others, judged on it; acceptance threshold {threshold}):")
         learned = baseline = 0
         for held in names:
             train = [g for n, gs in data.items() if n != held for g in gs]
-            got = _report(f"{held} (held out)", _train(train, THRESHOLD), data[held])
-            learned += got["answers"] + got["refusals"]
+            got = _report(f"{held} (held out)", _train(train, threshold), data[held])
+            learned += got["answers"] + 2 * got["refusals"]
             baseline += _baseline_right(data[held], features, floor)
         everything = [g for gs in data.values() for g in gs]
-        r = _train(everything, THRESHOLD)
+        r = _train(everything, threshold)
         print("all tuning catalogs:")
         fit = _report("training fit", r, everything)
         if a.check:
             continue
         if learned <= baseline:  # the learned head must beat the hand weights on catalogs it did not see
-            print(f"kept the hand-weighted order ({learned} vs {baseline} right leave-one-out); no weights written")
+            # (score = answers right + 2 × refusals right: a wrong fact stated costs more than an honest refusal)
+            print(f"kept the hand-weighted order (score {learned} vs {baseline} leave-one-out); no weights written")
             path.unlink(missing_ok=True)
             continue
         out = {
@@ -237,12 +240,12 @@ def main() -> None:
             "select": [round(float(x), 5) for x in r.select],
             "accept": [round(float(x), 5) for x in r.accept],
             "accept_bias": round(r.accept_bias, 5),
-            "threshold": THRESHOLD,
+            "threshold": threshold,
             "trained_on": names,
             "fit": fit,
         }
         path.write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        print(f"wrote {path}")
+        print(f"wrote {path} (score {learned} vs the hand weights' {baseline} leave-one-out)")
         print(f"  {'feature':<16} {'select':>8} {'accept':>8}")
         for f, x, y in zip(features, r.select, r.accept):
             print(f"  {f:<16} {x:+8.3f} {y:+8.3f}")

@@ -258,6 +258,8 @@ class CatalogLexicon:
         e = self.entries[sku]
         in_name = in_spec = 0
         for q in qties:
+            if q.dimension == "count" and q.value == 1:
+                continue  # "充一次", "一根": an article, not a quantity that tells products apart
             if any(_same_value(q, p) for p in e.name_qty):
                 in_name += 1
             elif any(_same_value(q, p) for p in e.spec_qty):
