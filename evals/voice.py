@@ -105,13 +105,16 @@ class ScriptedTranscriber:
             return ""
 
 
-async def _session(host: str, transcriber: ScriptedTranscriber | None, script, clips) -> dict:
+async def _session(
+    host: str, transcriber: ScriptedTranscriber | None, script, clips, lang: str = "en", warm_up: str = WARM_UP
+) -> dict:
     from sim.voice_clips import Mic, VoiceClient
 
     eos, stops, commits, bc_pauses, bc_resume = [], [], [], [], []
     false_int, missed, audio_after_stop, turns, misheard = 0, 0, 0, 0, []
     where: list[str] = []
-    url = f"ws://{host}/ws/rooms/eval/voice?lang=en&viewer_id=eval-viewer&merchant=demo"
+    url = f"ws://{host}/ws/rooms/eval/voice?lang={lang}&viewer_id=eval-viewer&merchant=demo"
+    heard_all: list[dict] = []
     async with VoiceClient.connect(url) as cl:
         await cl.wait_for("ready", timeout=120)
         await cl.send_json({"type": "start", "sample_rate": 16000, "encoding": "pcm_s16le", "channels": 1})
@@ -135,12 +138,18 @@ async def _session(host: str, transcriber: ScriptedTranscriber | None, script, c
                 eos.append((first.t - end) * 1000)
                 turns += 1
                 heard = [r.data["text"] for r in cl.events("transcript", end - 5)]
-                if transcriber is None and heard and said.split()[-1].strip("?").lower() not in heard[-1].lower():
+                done = [r.data for r in cl.events("answer.done", end - 5)]
+                heard_all.append(
+                    {"said": said, "heard": heard[-1] if heard else "", "answer": done[-1] if done else None}
+                )
+                if lang == "zh":
+                    pass  # judged by evals.voice_zh (product words and citations)
+                elif transcriber is None and heard and said.split()[-1].strip("?").lower() not in heard[-1].lower():
                     misheard.append({"said": said, "heard": heard[-1]})
 
             # A warm-up turn, not counted: the first answer of a process pays one-off costs
             # (the audience store's first query and migrations, the first TTS run).
-            _, end = await speak(WARM_UP, WARM_UP)
+            _, end = await speak(warm_up, warm_up)
             await cl.wait_for("audio", since=end, timeout=60)
             await asyncio.sleep(0.5)
             await cl.send_json({"type": "interrupt"})
@@ -205,6 +214,7 @@ async def _session(host: str, transcriber: ScriptedTranscriber | None, script, c
         "audio_after_stop": audio_after_stop,
         "audio_after_stop_where": where,
         "misheard": misheard,
+        "heard": heard_all,
     }
 
 
@@ -227,12 +237,12 @@ def _clips(script) -> dict:
     return clips
 
 
-def _client(host: str, mode: str, transcript_file: str | None, n_turns: int | None) -> dict:
+def _client(host: str, mode: str, transcript_file: str | None, n_turns: int | None, lang: str = "en") -> dict:
     """The scripted viewer, in its own process; prints its measurements as JSON."""
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "evals.voice", "--client", host, "--mode", mode]
+    cmd = [sys.executable, "-m", "evals.voice", "--client", host, "--mode", mode, "--lang", lang]
     if transcript_file:
         cmd += ["--transcript-file", transcript_file]
     if n_turns:
@@ -243,7 +253,12 @@ def _client(host: str, mode: str, transcript_file: str | None, n_turns: int | No
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def client_main(host: str, mode: str, transcript_file: str | None, n_turns: int | None) -> None:
+def client_main(host: str, mode: str, transcript_file: str | None, n_turns: int | None, lang: str = "en") -> None:
+    if lang == "zh":
+        from evals import voice_zh
+
+        voice_zh.client_main(host, mode, transcript_file, n_turns)
+        return
     script = SCRIPT[:n_turns] if n_turns else SCRIPT
     transcriber = ScriptedTranscriber(Path(transcript_file)) if transcript_file else None
     res = asyncio.run(_session(host, transcriber, script, _clips(script)))
@@ -302,14 +317,23 @@ def run(only: str | None = None, n_turns: int | None = None) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
-    ap.add_argument("--only", choices=["stub", "whisper"])
+    ap.add_argument(
+        "--only", choices=["stub", "whisper", "stt"], help="stt: the Mandarin offline STT study (--lang zh)"
+    )
     ap.add_argument("--turns", type=int, default=None, help="first N scripted questions only")
+    ap.add_argument("--lang", choices=["en", "zh"], default="en", help="zh: Mandarin (evals/voice_zh.py)")
     ap.add_argument("--client", metavar="HOST:PORT", help=argparse.SUPPRESS)  # the viewer subprocess
     ap.add_argument("--mode", default="stub", help=argparse.SUPPRESS)
     ap.add_argument("--transcript-file", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client:
-        client_main(args.client, args.mode, args.transcript_file, args.turns)
+        client_main(args.client, args.mode, args.transcript_file, args.turns, args.lang)
+        return
+    if args.lang == "zh":
+        from evals import voice_zh
+
+        zh = voice_zh.run(args.only, args.turns)
+        print(json.dumps(zh, ensure_ascii=False, indent=None if args.json else 1))
         return
     res = run(args.only, args.turns)
     if args.json:

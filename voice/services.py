@@ -101,6 +101,7 @@ class VoiceServices:
         self.zhtts = None  # voice.zhtts.ZhTTSEngine, when the Mandarin voice is provisioned
         self.zhtts_missing = ""  # why the Mandarin voice falls back to espeak-ng ("" when it doesn't)
         self.sessions = 0
+        self._vocab: dict[tuple[str, str], Any] = {}
         self.ready = False
         self._lock = threading.Lock()
 
@@ -181,7 +182,20 @@ class VoiceServices:
             await asyncio.to_thread(self.load_models)
 
     # --- per-session services -------------------------------------------------------------
-    def make_stt(self, lang: str) -> STTService:
+    def vocabulary(self, merchant: str):
+        """The merchant's catalog words for the STT (voice.vocabulary), one per KB version."""
+        from voice.vocabulary import CatalogVocabulary
+
+        snap = self.container.kb.snapshot(merchant)
+        key = (merchant, snap.version)
+        vocab = self._vocab.get(key)
+        if vocab is None:
+            vocab = CatalogVocabulary.from_products(snap.catalog.products)
+            self._vocab = {k: v for k, v in self._vocab.items() if k[0] != merchant}
+            self._vocab[key] = vocab
+        return vocab
+
+    def make_stt(self, lang: str, merchant: str | None = None) -> STTService:
         if self.stt_factory is not None:
             return self.stt_factory(lang)
         s, preroll = self.settings, max(1.0, self.settings.min_barge_in_secs + 0.6)
@@ -189,7 +203,8 @@ class VoiceServices:
             from voice.stt import LocalWhisperSTTService
 
             assert self.whisper is not None, "load_models() first"
-            return LocalWhisperSTTService(self.whisper, lang=lang, preroll_secs=preroll)
+            vocab = self.vocabulary(merchant) if merchant and lang == "zh" else None
+            return LocalWhisperSTTService(self.whisper, lang=lang, preroll_secs=preroll, vocabulary=vocab)
         if s.stt == "stub":
             from voice.stt import StubSTTService
 

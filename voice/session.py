@@ -110,7 +110,7 @@ def build_session(ws: WebSocket, info: SessionInfo, services: VoiceServices) -> 
         audio_idle_timeout=AUDIO_IDLE_SECS,
     )
     gate = BargeInGate(min_barge_in_secs=s.min_barge_in_secs, duplex=info.duplex)
-    stt = services.make_stt(info.lang)
+    stt = services.make_stt(info.lang, info.merchant)
     turns = UserTurnProcessor(
         user_turn_strategies=voice_turn_strategies(s.turn_grace_secs), user_turn_stop_timeout=s.turn_stop_timeout_secs
     )

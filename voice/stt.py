@@ -31,6 +31,7 @@ from pipecat.utils.time import time_now_iso8601
 
 from voice.config import SAMPLE_RATE
 from voice.frames import NoTranscriptFrame
+from voice.vocabulary import CatalogVocabulary, to_simplified
 
 log = logging.getLogger("liveroom.voice")
 
@@ -88,7 +89,8 @@ class WhisperEngine:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="liveroom-stt")
         return self
 
-    def transcribe_sync(self, pcm16: bytes, lang: str) -> str:
+    def transcribe_sync(self, pcm16: bytes, lang: str, prompt: str | None = None) -> str:
+        """``prompt``: Whisper's initial prompt (default: a Simplified-Chinese sentence for zh, none for en)."""
         assert self.model is not None, "WhisperEngine.load() first"
         audio = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
         segments, _ = self.model.transcribe(
@@ -101,13 +103,15 @@ class WhisperEngine:
             without_timestamps=True,
             condition_on_previous_text=False,
             vad_filter=False,
-            initial_prompt=_ZH_PROMPT if lang == "zh" else None,
+            initial_prompt=prompt if prompt is not None else (_ZH_PROMPT if lang == "zh" else None),
         )
         return " ".join(s.text.strip() for s in segments if s.no_speech_prob < self.no_speech_prob).strip()
 
-    async def transcribe(self, pcm16: bytes, lang: str) -> str:
+    async def transcribe(self, pcm16: bytes, lang: str, prompt: str | None = None) -> str:
         self.load()
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self.transcribe_sync, pcm16, lang)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self.transcribe_sync, pcm16, lang, prompt
+        )
 
     def close(self) -> None:
         if self._executor is not None:
@@ -128,10 +132,21 @@ class _PrerollMixin:
 class LocalWhisperSTTService(_PrerollMixin, WhisperSTTService):
     """Pipecat's Whisper service on a shared ``WhisperEngine``."""
 
-    def __init__(self, engine: WhisperEngine, *, lang: str = "zh", preroll_secs: float = 1.0, **kwargs):
+    def __init__(
+        self,
+        engine: WhisperEngine,
+        *,
+        lang: str = "zh",
+        preroll_secs: float = 1.0,
+        vocabulary: CatalogVocabulary | None = None,
+        **kwargs,
+    ):
         self._engine = engine
         self._lang = lang
         self.preroll_secs = preroll_secs
+        # Mandarin: the catalog's words in the prompt, Simplified output, homophones of product words fixed.
+        self.vocabulary = vocabulary
+        self.fixes: list[tuple[str, str]] = []  # (heard, catalog word), for traces and tests
         super().__init__(
             settings=WhisperSTTService.Settings(
                 model=engine.model_dir, language=_LANG[lang], no_speech_prob=engine.no_speech_prob
@@ -143,13 +158,24 @@ class LocalWhisperSTTService(_PrerollMixin, WhisperSTTService):
             **kwargs,
         )
 
+    def postprocess(self, text: str) -> str:
+        if self._lang != "zh" or not text:
+            return text
+        text = to_simplified(text)
+        if self.vocabulary is not None:
+            text, fixes = self.vocabulary.resolve(text)
+            self.fixes += fixes
+        return text
+
     def _load(self):  # the model is the engine's, loaded once per process
         self._model = self._engine.load().model
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         await self.start_processing_metrics()
         try:
-            text = await self._engine.transcribe(audio, self._lang)
+            prompt = self.vocabulary.prompt if self.vocabulary is not None and self._lang == "zh" else None
+            text = await self._engine.transcribe(audio, self._lang, prompt)
+            text = self.postprocess(text)
         except Exception as e:  # noqa: BLE001 — reported in the pipeline, the session goes on
             log.exception("transcription failed")
             yield ErrorFrame(f"transcription failed: {e}")

@@ -1,0 +1,155 @@
+"""What the STT should know about the merchant's catalog: built from the catalog itself (never a
+hand-written product list).
+
+- ``CatalogVocabulary.prompt``: Whisper's initial prompt for a Mandarin room — the catalog's product
+  words (names without brand and sizes, series, aliases) after a short Simplified-Chinese sentence, so
+  Whisper writes Simplified characters and prefers the catalog's words ("巴旦木", not "八蛋木").
+- ``to_simplified``: Traditional → Simplified (OpenCC's t2s tables, pure Python), applied to every
+  Mandarin transcript.
+- ``CatalogVocabulary.resolve``: product mentions that came back as homophones ("海元八蛋木") are
+  rewritten to the catalog's word ("海盐巴旦木") when their toneless pinyin matches closely, before the
+  agent sees the transcript.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from rapidfuzz import fuzz
+
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK_RUN = re.compile(rf"[{_CJK}]+")
+PROMPT_HEAD = "以下是普通话的句子，关于直播间商品的价格、库存和优惠。"
+PROMPT_MAX_CHARS = 150  # Whisper keeps ~223 prompt tokens; a Chinese character is 1-2 of them
+
+# Initials and finals Mandarin speakers (and Whisper) confuse: compared as equal.
+_FOLD = [("zh", "z"), ("ch", "c"), ("sh", "s"), ("ing", "in"), ("eng", "en"), ("ang", "an")]
+
+
+@lru_cache(maxsize=1)
+def _converter():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """Traditional → Simplified Chinese (OpenCC t2s); other text unchanged."""
+    return _converter().convert(text) if _CJK_RUN.search(text) else text
+
+
+def _syllables(text: str) -> list[str]:
+    from pypinyin import lazy_pinyin
+
+    out = []
+    for s in lazy_pinyin(text, errors=lambda chars: ["?"] * len(chars)):
+        for a, b in _FOLD:
+            if s.startswith(a) or s.endswith(a):
+                s = s.replace(a, b, 1)
+        out.append("l" + s[1:] if s.startswith("n") and len(s) > 1 else s)  # n/l
+    return out
+
+
+def product_words(products: Iterable) -> list[list[str]]:
+    """Per product, the distinctive words viewers say for it: its name without the brand word (a token
+    most names share) and without sizes/codes, then its aliases and series."""
+    products = list(products)
+    first = [p.name.split()[0] for p in products if len(p.name.split()) > 1]
+    common = max(set(first), key=first.count) if first else ""
+    brand = common if first.count(common) > 1 else ""
+    out = []
+    for p in products:
+        words = []
+        for tok in p.name.split():
+            if tok == brand or re.search(r"\d|#", tok) or not _CJK_RUN.search(tok):
+                continue
+            words.append(re.sub(r"[（(].*?[)）]", "", tok).strip())
+        words += [a.strip() for a in p.aliases if _CJK_RUN.search(a)]
+        if p.series and _CJK_RUN.search(p.series):
+            words.append(p.series.strip())
+        out.append([w for w in dict.fromkeys(words) if len(w) >= 2])
+    return out
+
+
+def product_terms(products: Iterable) -> list[str]:
+    """Every product word of the catalog, interleaved (each product's first word, then each one's second,
+    …; categories taking turns) so that a prompt cut short still names as many products as it can."""
+    products = list(products)
+    by_cat: dict[str, list] = {}
+    for p in products:  # categories take turns: a prompt cut short covers the whole catalog
+        by_cat.setdefault(p.category, []).append(p)
+    order = [
+        g[i] for i in range(max((len(g) for g in by_cat.values()), default=0)) for g in by_cat.values() if i < len(g)
+    ]
+    per = product_words(order)
+    out: list[str] = []
+    for depth in range(max((len(w) for w in per), default=0)):
+        for words in per:
+            if depth < len(words) and words[depth] not in out:
+                out.append(words[depth])
+    return out
+
+
+@dataclass
+class CatalogVocabulary:
+    terms: list[str]
+    _pinyin: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._pinyin = {t: _syllables(t) for t in self.terms if _CJK_RUN.fullmatch(t)}
+
+    @classmethod
+    def from_products(cls, products: Sequence) -> CatalogVocabulary:
+        return cls(product_terms(products))
+
+    @property
+    def prompt(self) -> str:
+        """The initial prompt: the head sentence, then as many product words as fit."""
+        words, size = [], len(PROMPT_HEAD) + 3
+        for t in self.terms:
+            if size + len(t) + 1 > PROMPT_MAX_CHARS:
+                break
+            words.append(t)
+            size += len(t) + 1
+        return PROMPT_HEAD + ("商品有：" + "、".join(words) + "。" if words else "")
+
+    def resolve(self, text: str, threshold: float = 60.0) -> tuple[str, list[tuple[str, str]]]:
+        """Rewrite near-homophones of catalog words in ``text``; returns (text, [(heard, term)])."""
+        fixes: list[tuple[str, str]] = []
+        by_len = sorted(self._pinyin.items(), key=lambda kv: -len(kv[0]))
+        for run in _CJK_RUN.findall(text):
+            syl = _syllables(run)
+            taken = [False] * len(run)
+            new = list(run)
+            # what already is a catalog word stays as it is (小白瓶 is not a mis-heard 小蓝瓶)
+            for term, _ in by_len:
+                for m in re.finditer(re.escape(term), run):
+                    taken[m.start() : m.end()] = [True] * len(term)
+            for term, tsyl in by_len:  # longer words first; a character is rewritten once at most
+                n = len(term)
+                if n < 2 or n > len(run) or len(tsyl) != n:
+                    continue
+                for i in range(len(run) - n + 1):
+                    if any(taken[i : i + n]):
+                        continue
+                    window = run[i : i + n]
+                    pairs = list(zip(syl[i : i + n], tsyl))
+                    same = sum(a == b for a, b in pairs)
+                    # a two-character word only when it sounds the same ("三分" → "散粉"); longer ones
+                    # may differ in one syllable, and only by a near sound ("海元八蛋木" → "海盐巴旦木":
+                    # yuan ~ yan), never another word ("大号" is not "小号")
+                    if same < (n if n == 2 else n - 1):
+                        continue
+                    if any(a != b and fuzz.ratio(a, b) < threshold for a, b in pairs):
+                        continue
+                    new[i : i + n] = list(term)
+                    taken[i : i + n] = [True] * n
+                    fixes.append((window, term))
+                    break
+            fixed = "".join(new)
+            if fixed != run:
+                text = text.replace(run, fixed, 1)
+        return text, fixes
