@@ -126,15 +126,18 @@ def _grams(s: str) -> set[str]:
     return {s[i : i + 2] for i in range(len(s) - 1)} or {s}
 
 
-def nearest_sibling(p: Product, products: Iterable[Product]) -> Product | None:
+def nearest_sibling(
+    p: Product, products: Iterable[Product], grams: dict[str, set[str]] | None = None
+) -> Product | None:
     """The product of the same category whose name is closest (ties: the closest price)."""
-    mine = _grams(p.name)
+    grams = grams if grams is not None else {}
+    mine = grams.get(p.sku) or _grams(p.name)
     best: tuple[float, float, str] | None = None
     pick: Product | None = None
     for o in products:
         if o.sku == p.sku or not p.category or o.category != p.category:
             continue
-        g = _grams(o.name)
+        g = grams.get(o.sku) or _grams(o.name)
         key = (-len(mine & g) / max(1, len(mine | g)), abs(o.price - p.price), o.sku)
         if best is None or key < best:
             best, pick = key, o
@@ -189,10 +192,32 @@ def _price_case(p: Product, sib: Product | None) -> Case:
     )
 
 
-def product_cases(
-    p: Product, products: list[Product], book: AttributeBook, counts: dict[str, Counter[str]] | None = None
-) -> list[Case]:
-    sib = nearest_sibling(p, products)
+class _View:
+    """What every product's cases look up in the rest of the catalog, computed once per catalog (a
+    2,000-product catalog is not scanned again for each product)."""
+
+    def __init__(self, products: list[Product], book: AttributeBook):
+        self.book = book
+        self.by_cat: dict[str, list[Product]] = {}
+        self.grams = {p.sku: _grams(p.name) for p in products}
+        self.counts: dict[str, Counter[str]] = {}
+        self.values: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (category, attribute) → (sku, value)
+        keys: dict[str, str | None] = {}
+        for o in products:
+            self.by_cat.setdefault(o.category, []).append(o)
+            c = self.counts.setdefault(o.category, Counter())
+            for k, v in o.specs.items():
+                if k not in keys:
+                    keys[k] = _key_attr(book, k)
+                a = keys[k]
+                if a:
+                    c[a] += 1
+                    self.values.setdefault((o.category, a), []).append((o.sku, v))
+        self.order = {a.id: i for i, a in enumerate(book.attributes)}
+
+
+def product_cases(p: Product, view: _View) -> list[Case]:
+    sib = nearest_sibling(p, view.by_cat.get(p.category, []), view.grams)
     out = [_price_case(p, sib)]
     variants = p.variant_list()
     # An option named in the product's own name ("精华液 30ml" with options 30ml / 50ml) is not a
@@ -258,30 +283,17 @@ def product_cases(
                 origin={"sku": p.sku, "field": "compare", "key": sib.sku},
             )
         )
-    out.extend(_probes(p, products, book, counts))
+    out.extend(_probes(p, view))
     return out
 
 
-def _category_counts(products: list[Product], book: AttributeBook) -> dict[str, Counter[str]]:
-    """Per category: how many products state each attribute (the first one their spec is about)."""
-    by_cat: dict[str, Counter[str]] = {}
-    for o in products:
-        c = by_cat.setdefault(o.category, Counter())
-        for k in o.specs:
-            a = _key_attr(book, k)
-            if a:
-                c[a] += 1
-    return by_cat
-
-
-def _probes(
-    p: Product, products: list[Product], book: AttributeBook, counts: dict[str, Counter[str]] | None
-) -> list[Case]:
-    counts = counts if counts is not None else _category_counts(products, book)
+def _probes(p: Product, view: _View) -> list[Case]:
+    """Attributes the products of ``p``'s category state by spec key (most often first) and ``p`` neither
+    has nor mentions in any of its facts."""
+    book, order = view.book, view.order
     has = _attrs_of(p, book)
     said = {a for f in product_facts(p) for a, _ in book.mentioned(f.text)}
-    pool = counts.get(p.category, Counter())
-    order = {a.id: i for i, a in enumerate(book.attributes)}
+    pool = view.counts.get(p.category, Counter())
     picks = [
         a
         for a, _ in sorted(pool.items(), key=lambda kv: (-kv[1], order.get(kv[0], 0)))
@@ -295,13 +307,7 @@ def _probes(
     for a in picks:
         attr = book.get(a)
         assert attr is not None
-        others = [
-            v
-            for o in products
-            if o.category == p.category and o.sku != p.sku
-            for k, v in o.specs.items()
-            if _key_attr(book, k) == a and len(v) <= 12
-        ]
+        others = [v for sku, v in view.values.get((p.category, a), []) if sku != p.sku and len(v) <= 12]
         label = _label(book, a)
         out.append(
             Case(
@@ -337,11 +343,10 @@ def store_cases(catalog: Catalog) -> list[Case]:
 
 def generate(catalog: Catalog, book: AttributeBook | None = None) -> list[Case]:
     """Every generated case of a catalog, in catalog order."""
-    book = book or load_attributes()
-    counts = _category_counts(catalog.products, book)
+    view = _View(catalog.products, book or load_attributes())
     out: list[Case] = []
     for p in catalog.products:
-        out.extend(product_cases(p, catalog.products, book, counts))
+        out.extend(product_cases(p, view))
     return out + store_cases(catalog)
 
 
