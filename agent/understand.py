@@ -419,6 +419,10 @@ def resolve(
     comparison each named a product)."""
     ms = score_products(text, snap, lex, hits, prefer_category, dense, near)
     named = bool(ms) and has_evidence(ms[0]) and ms[0].score >= 0.5
+    if not named and ms and "category" in ms[0].why:
+        # "推车能坐多重的": a kind the catalog has one product of names that product
+        cat = lex.entries[ms[0].sku].category
+        named = sum(1 for e in lex.entries.values() if e.category == cat) == 1
     if not named and ms and not re.search(r"[\u4e00-\u9fff]", text) and hits and hits[0].sku == ms[0].sku:
         # English over a Chinese catalog: words cannot match, so retrieval's first product is the reading —
         # if the question has a noun of its own ("the sunscreen"), not just "how much is it?".
