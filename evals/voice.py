@@ -277,6 +277,7 @@ def run(only: str | None = None, n_turns: int | None = None) -> dict:
         c = Container(Settings(data_dir=Path(tmp), llm_autostart=False), AgentConfig(rate=(1000, 1.0)))
         files = sorted(p for p in DEMO.rglob("*") if p.suffix in {".json", ".md", ".csv"} and p.is_file())
         c.kb.import_files("demo", files)
+        c.rooms.ensure("demo", "eval", "voice eval", "eval")  # public channels answer only in registered rooms
         app = create_app(c, start_llm=False)
         ensure_voice_routes(app)
         with serve_in_thread(app) as host:
