@@ -37,6 +37,7 @@ def test_simplified_and_homophones_resolved_but_catalog_words_kept():
     assert v.resolve("发郎锅多少钱") == ("珐琅锅多少钱", [("发郎锅", "珐琅锅")])
     assert v.resolve("陶词刀锋利吗")[0] == "陶瓷刀锋利吗"
     assert v.resolve("白色马克杯多少钱") == ("白色马克杯多少钱", [])  # a sibling's word is not a typo
+    assert v.resolve("朱铁珐琅锅多少钱")[0] == "铸铁珐琅锅多少钱"  # the alias it holds (珐琅锅) is kept
     assert v.resolve("有没有优惠券") == ("有没有优惠券", [])
     assert v.resolve("how much") == ("how much", [])
 

@@ -125,17 +125,23 @@ class CatalogVocabulary:
             taken = [False] * len(run)
             new = list(run)
             # what already is a catalog word stays as it is (小白瓶 is not a mis-heard 小蓝瓶)
+            spans: list[tuple[int, int]] = []
             for term, _ in by_len:
                 for m in re.finditer(re.escape(term), run):
                     taken[m.start() : m.end()] = [True] * len(term)
+                    spans.append((m.start(), m.end()))
             for term, tsyl in by_len:  # longer words first; a character is rewritten once at most
                 n = len(term)
                 if n < 2 or n > len(run) or len(tsyl) != n:
                     continue
                 for i in range(len(run) - n + 1):
-                    if any(taken[i : i + n]):
-                        continue
                     window = run[i : i + n]
+                    # a catalog word already there may only be held whole and kept ("整治开衫" → "针织开衫"
+                    # keeps the alias 开衫), never cut or changed ("保湿精华有" is not "保湿精华油")
+                    if all(taken[i : i + n]) or any(a < i + n and b > i and (a < i or b > i + n) for a, b in spans):
+                        continue
+                    if any(t and window[k] != term[k] for k, t in enumerate(taken[i : i + n])):
+                        continue
                     pairs = list(zip(syl[i : i + n], tsyl))
                     same = sum(a == b for a, b in pairs)
                     # a two-character word only when it sounds the same ("三分" → "散粉"); longer ones
