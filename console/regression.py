@@ -59,12 +59,15 @@ class RegressionConsole:
             self._running[merchant] = job_id
         return job
 
-    def _run(self, merchant: str, version: str | None, progress, prompt_drafts=None, extra: dict | None = None):
+    def _run(
+        self, merchant: str, version: str | None, progress, prompt_drafts=None, extra: dict | None = None, pace=None
+    ):
         report = self.runner.run(
             merchant,
             version,
             prompt_drafts=prompt_drafts,
             progress=lambda stage, done, total: progress(stage, done, total),
+            pace=pace,
         )
         if extra:
             report.update(extra)
@@ -89,7 +92,9 @@ class RegressionConsole:
             raise GateError("没有修改")
         return self.start_catalog_draft(merchant, cat, f"编辑商品 {sku}（{actor}）草稿", {"skus": [sku]})
 
-    def start_run(self, merchant: str, version: str | None = None, prompt: str | None = None) -> kbmod.Job:
+    def start_run(
+        self, merchant: str, version: str | None = None, prompt: str | None = None, pace: float | None = None
+    ) -> kbmod.Job:
         drafts = None
         if prompt:
             st = self.container.prompts.state(merchant, prompt)
@@ -99,7 +104,9 @@ class RegressionConsole:
             drafts = {prompt: text}
 
         def work(progress):
-            return self._run(merchant, version, progress, prompt_drafts=drafts, extra={"prompt_text": drafts})
+            return self._run(
+                merchant, version, progress, prompt_drafts=drafts, extra={"prompt_text": drafts}, pace=pace
+            )
 
         return self._start(merchant, "regression", work)
 

@@ -110,6 +110,7 @@ async def product_draft(
 class RunIn(BaseModel):
     version: str | None = Field(None, max_length=16)
     prompt: str | None = Field(None, max_length=32)
+    pace: float | None = Field(None, ge=0, le=20, description="sleep this × each case's time between cases")
 
 
 @router.post(R + "/runs")
@@ -119,7 +120,7 @@ async def run_start(merchant: MerchantId, body: RunIn, c: Console) -> dict:
         from console.api import _prompt_name
 
         _prompt_name(body.prompt)
-    job = await run_in_threadpool(_gate, c.regression.start_run, merchant, body.version, body.prompt)
+    job = await run_in_threadpool(_gate, c.regression.start_run, merchant, body.version, body.prompt, body.pace)
     return job.view()
 
 

@@ -107,5 +107,26 @@ def test_draft_progress_side_by_side_blocked_override_published(site):
         # the runs list shows both, the blocked one marked
         expect(page.locator("#rg-runs tbody tr")).to_have_count(2)
         expect(page.locator("#rg-runs tbody tr").first).to_contain_text("拦截")
+
+        # --- a review corrected on the reviews page: a case, a Q&A draft tested, published -----------
+        class Ans:
+            answer_id, question, kb_version, flagged = "a1", "晚上几点前下单当天发货", None, False
+            answer, citations = "这个问题我先记下，稍后请主播帮你确认哦～", []
+
+        rid = site["console"].file_feedback(M, "r1", Ans(), "回答有误", "user:owner1")["id"]
+        page.goto(f"{url}/console/m/{M}/reviews")
+        li = page.locator(f"#reviews li[data-review='{rid}']")
+        li.locator("input[name=correction]").fill("晚上8点前下单当天发货，8点后次日发。")
+        shot(page, "05-review-correction")
+        li.locator("button", has_text="更正").click()
+        page.wait_for_url(f"**/console/m/{M}/regression?job=*")
+        expect(page.locator("#rg-progress")).to_have_attribute("data-state", "done", timeout=90_000)
+        row = page.locator(f"#rg-changed tr[data-case='review:{rid}']")
+        expect(row.locator("td").nth(2)).to_contain_text("晚上8点前下单当天发货")
+        expect(row.locator("td").nth(3)).to_contain_text("未通过 → 通过")
+        page.click("#rg-publish")
+        expect(page.locator("#rg-publish-status")).to_contain_text("已发布 知识库")
+        shot(page, "06-correction-published")
+        assert site["console"].review(M, rid)["status"] == "resolved"
         assert not errors, errors
         browser.close()

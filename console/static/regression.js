@@ -231,5 +231,29 @@ function initRegression() {
   else if (qs.get("run")) guard(async () => showReport(await api(`regression/runs/${encodeURIComponent(qs.get("run"))}`)))();
 }
 
+// ------------------------------------------------------------------------------- reviews page
+function correctionForm(li) {
+  if (li.querySelector(".rg-correct") || body.dataset.canWrite !== "1") return;
+  const id = li.dataset.review;
+  const input = el("input", { class: "grow", maxlength: "500", placeholder: "正确的回答", name: "correction" });
+  const qa = el("input", { type: "checkbox", name: "add_qa", checked: true });
+  const go = el("button", { class: "small", type: "button", text: "更正" });
+  go.addEventListener("click", guard(async () => {
+    if (!input.value.trim()) { input.focus(); return; }
+    const r = await api(`reviews/${encodeURIComponent(id)}/correct`, { method: "POST", json: { answer: input.value, add_qa: qa.checked } });
+    if (r.job) location.href = `/console/m/${encodeURIComponent(MERCHANT)}/regression?job=${encodeURIComponent(r.job.job_id)}`;
+    else { toast("已加入发布检查"); li.remove(); }
+  }));
+  li.append(el("div", { class: "row rg-correct" }, input, el("label", { class: "small" }, qa, " 作为问答加入草稿并测试"), go));
+}
+
+function initReviews() {
+  const ul = $("#reviews");
+  const each = () => ul.querySelectorAll("li[data-review]").forEach((li) => { if (!/resolved|dismissed/.test(li.textContent.split("状态：")[1] || "")) correctionForm(li); });
+  new MutationObserver(each).observe(ul, { childList: true });
+  each();
+}
+
 if (body.dataset.page === "regression") initRegression();
+if (body.dataset.page === "reviews") initReviews();
 if (body.dataset.page === "product") initProductDraft();
