@@ -179,13 +179,18 @@ def _attr_label(lex: CatalogLexicon, attr: str, lang: str) -> str:
 
 
 def _detail_candidates(
-    snap: LoadedVersion, lex: CatalogLexicon, q: Parsed, p: Product, qvec: np.ndarray | None
+    snap: LoadedVersion,
+    lex: CatalogLexicon,
+    q: Parsed,
+    p: Product,
+    qvec: np.ndarray | None,
+    terms: list[str] | None = None,
 ) -> list[tuple[float, Fact]]:
     t = normalize(q.text)
     facts = snap.index.facts_of(p.sku)
     out: list[tuple[float, Fact]] = []
     asked = [a for a in q.attributes if a not in ("price", "stock")]
-    terms = residual(q.text, lex, [p])
+    terms = residual(q.text, lex, [p]) if terms is None else terms
     names = [normalize(n) for a in asked if (attr := lex.book.get(a)) for n in attr.names_zh + attr.names_en]
     for rank, a in enumerate(asked):
         for k in lex.keys_for(p.sku, a):
@@ -256,8 +261,9 @@ def detail_features(
 ) -> tuple[list[Fact], np.ndarray]:
     """The product's facts that could answer a detail question and their ranker features (also what
     ``evals.train_ranker`` learns from)."""
+    terms = residual(q.text, lex, [p])
     heur: dict[str, float] = {}
-    for score, f in _detail_candidates(snap, lex, q, p, qvec):
+    for score, f in _detail_candidates(snap, lex, q, p, qvec, terms):
         heur[f.id] = max(heur.get(f.id, 0.0), score)
     kinds = {"faq", "qa", "selling_point", "suitable", "not_suitable", "spec"} | ({"variant"} if q.variants else set())
     pool = [f for f in snap.index.facts_of(p.sku) if f.kind in kinds]
@@ -271,7 +277,7 @@ def detail_features(
         text=q.text,
         lang=q.lang,
         intent=q.intent,
-        terms=residual(q.text, lex, [p]),
+        terms=terms,
         asked_keys=keys,
         first_absent=bool(asked) and not lex.keys_for(p.sku, asked[0]),
         dims=_asked_dims(q, lex),

@@ -915,10 +915,8 @@ def _specific(q: understand.Parsed, lex: CatalogLexicon | None = None) -> bool:
     if lex is not None and not any(w.startswith(("code", "qty", "variant")) for w in ms[0].why):
         # "家里有大狗选哪个牵引绳": the name words said are the kind's own words (牵引绳), naming no one product
         t = normalize(q.text)
-        names = [" ".join(e.names) for e in lex.entries.values()]
-        for w in sorted(lex.category_words, key=len, reverse=True):
-            if len(w) >= 2 and w in t and sum(1 for n in names if w in n) >= 2:
-                t = t.replace(w, " ")  # a word several products' names share names the kind, not one
+        for w in lex.kind_words:
+            t = t.replace(w, " ")  # a word several products' names share names the kind, not one
         entry = lex.entries.get(ms[0].sku)
         if entry is not None and not (understand.name_grams(" ".join(entry.names)) & understand.name_grams(t)):
             return False

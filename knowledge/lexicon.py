@@ -103,6 +103,7 @@ class CatalogLexicon:
         self._english: dict[str, set[str]] | None = None  # sku → English words (knowledge.glosses), on first use
         self._english_df: Counter[str] = Counter()
         self._vocabulary: set[str] | None = None
+        self._kind_words: list[str] | None = None
         self._kinds: dict[str, set[str]] | None = None
         self._latin_names: re.Pattern[str] | None = None
 
@@ -118,6 +119,19 @@ class CatalogLexicon:
                     out.setdefault(ini, cat)
             self._category_pinyin = out
         return self._category_pinyin
+
+    @property
+    def kind_words(self) -> list[str]:
+        """Category words that two or more products' names share (longest first): they name a kind of
+        product, not one product."""
+        if self._kind_words is None:
+            names = [" ".join(e.names) for e in self.entries.values()]
+            self._kind_words = sorted(
+                (w for w in self.category_words if len(w) >= 2 and sum(1 for n in names if w in n) >= 2),
+                key=len,
+                reverse=True,
+            )
+        return self._kind_words
 
     @property
     def vocabulary(self) -> set[str]:
