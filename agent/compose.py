@@ -204,9 +204,10 @@ def _detail_candidates(
                 # One that shares none of the question's other words ("黄皮涂显白吗" vs 色号) yields to a FAQ that does.
                 base = 1.2 if not terms or _cov(terms, f.text) > 0 else 0.95
                 out.append(((base - 0.05 * rank + 0.1 * _cov(terms, f.text)) if fits else 0.4, f))
+    spelled = q.keys_of(p.sku)
     for f in facts:
-        if f.kind == "spec" and f.key and len(f.key) >= 2 and normalize(f.key) in t:
-            out.append((1.25, f))
+        if f.kind == "spec" and f.key and f.key in spelled:
+            out.append((1.25 if normalize(f.key) in t else 1.1, f))
     # A spec filed under another key that still states the asked attribute ("电池": "…续航约40小时").
     said = [normalize(n) for n in names if len(n) >= 2 and re.search(r"[\u4e00-\u9fff]", n)]
     for f in facts:
@@ -273,6 +274,8 @@ def detail_features(
     for rank, a in enumerate(asked):
         for k in lex.keys_for(p.sku, a):
             keys.setdefault(k, 1.0 if rank == 0 else 0.5)
+    for k in q.keys_of(p.sku):
+        keys[k] = 1.0
     ctx = fact_ranker.Context(
         text=q.text,
         lang=q.lang,

@@ -356,11 +356,13 @@ class Agent:
         if q.intent == "policy" and q.named and q.products:
             if any(lex.keys_for(q.products[0].sku, a) for a in q.attributes):
                 q.intent = "detail"
-        asks_spec = bool(q.products) and any(
-            a not in ("price", "stock") and lex.keys_for(q.products[0].sku, a) for a in q.attributes
+        asks_spec = bool(q.products) and (
+            any(a not in ("price", "stock") and lex.keys_for(q.products[0].sku, a) for a in q.attributes)
+            or bool(q.keys_of(q.products[0].sku))
         )
-        if q.intent == "price" and "price" not in q.attributes and asks_spec:
-            q.intent = "detail"  # "短款裙长多少": the number asked for is a spec, not the price
+        if q.intent == "price" and asks_spec and ("price" not in q.attributes or not understand.asks_money(text)):
+            q.intent = "detail"  # "短款裙长多少", "how much does it weigh": the number asked is a spec, not the price
+            q.attributes = [a for a in q.attributes if a != "price"]
         if (
             q.intent == "compare"
             and not q.pair

@@ -49,6 +49,12 @@ def is_question(text: str) -> bool:
     return any(w in t for w in _function_data()["question_zh"]) or t.rstrip().endswith("?")
 
 
+def asks_money(text: str) -> bool:
+    """Whether the question says it is about money ("多少钱", "what's the price"), not just "多少"."""
+    t = normalize(text)
+    return any(w in t for w in _function_data()["money_words"])
+
+
 def asks_existence(text: str) -> bool:
     """A yes/no question about whether a product has a feature ("有没有背光", "支持LDAC吗")."""
     data, t = _function_data(), normalize(text)
@@ -77,6 +83,28 @@ class Parsed:
     pair: bool = False  # "A和B…": each side named its own product — a comparison whatever the wording
     by_sound: bool = False  # the attribute was read from pinyin or a homophone typo, not from its words
     mentions: list[Mention] = field(default_factory=list)
+    # (sku, spec key) pairs the viewer spelled out, whole or by its head ("透湿多少" → 透湿指数), product
+    # names and quantities aside: the spec asked about, whether or not the attribute book knows it.
+    keys: list[tuple[str, str]] = field(default_factory=list)
+
+    def keys_of(self, sku: str) -> list[str]:
+        return [k for s, k in self.keys if s == sku]
+
+
+def spelled_keys(bare: str, lex: CatalogLexicon) -> list[tuple[str, str]]:
+    """(sku, key) for every spec key written in ``bare`` (normalised, names and quantities blanked):
+    the whole key, or the first two characters of a longer Chinese key when they are not a function
+    word ("保温多久" → 保温效果, "透湿多少" → 透湿指数)."""
+    fn = set(function_words()[0])
+    out: list[tuple[str, str]] = []
+    for e in lex.entries.values():
+        for k in e.product.specs:
+            nk = normalize(k)
+            if len(nk) >= 2 and nk in bare:
+                out.append((e.product.sku, k))
+            elif len(nk) >= 3 and re.fullmatch(r"[\u4e00-\u9fff]{2}", nk[:2]) and nk[:2] not in fn and nk[:2] in bare:
+                out.append((e.product.sku, k))
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -167,16 +195,19 @@ def _split_unknown(ws: list[str], lex: CatalogLexicon) -> list[str]:
     return out
 
 
-def _strip_names(text: str, products: Sequence[Product]) -> str:
+def _strip_names(text: str, products: Sequence[Product], shortest: int = 2) -> str:
     """Blank out the parts of the text that are the named products' own names ("降噪耳机" in
     "降噪耳机和lite哪个续航长" names the product, it is not the attribute asked about)."""
     grams = {g for p in products for n in [p.name, p.series, *p.aliases] for g in _ngrams(normalize(n or ""))}
     t = normalize(text)
     keep = [True] * len(t)
-    for n in (4, 3, 2):
+    used: set[str] = set()  # a name's word said once names it; said again ("保温壶保温多久") it is the topic
+    for n in (4, 3, 2)[: 5 - shortest]:
         for i in range(len(t) - n + 1):
-            if t[i : i + n] in grams:
+            g = t[i : i + n]
+            if g in grams and (n >= 3 or g not in used) and any(keep[i : i + n]):
                 keep[i : i + n] = [False] * n
+                used |= {g[a:b] for a in range(n) for b in range(a + 2, n + 1)}
     return "".join(ch if k else " " for ch, k in zip(t, keep))
 
 
@@ -530,10 +561,12 @@ def parse(
         a, direction = directions[0]
         if a not in attrs:
             attrs.insert(0, a)
-    # Spec keys the viewer spelled out ("防水等级", "蓝牙版本") name attributes the book may not know.
-    t = normalize(text)
-    keys = {k for e in lex.entries.values() for k in e.product.specs if len(k) >= 2 and normalize(k) in t}
-    for k in sorted(keys, key=len, reverse=True):
+    # Spec keys the viewer spelled out ("防水等级", "蓝牙版本") name attributes the book may not know;
+    # read on the text without the product's own name ("充电头灯" names a lamp, it asks nothing).
+    # Only runs of three or more name characters count as the name here: "裙长" stays in "碎花裙裙长多少".
+    t = _strip_names(text, prods[:2] if named else [], shortest=3)
+    spelled = spelled_keys(t, lex)
+    for k in sorted({k for _, k in spelled if normalize(k) in t}, key=len, reverse=True):
         for e in lex.entries.values():
             for a in lex.attributes_of(e.product.sku, k):
                 if a not in attrs:
@@ -554,6 +587,7 @@ def parse(
         pair=pair,
         by_sound=by_sound,
         mentions=ms,
+        keys=spelled,
     )
 
 

@@ -130,6 +130,8 @@ def _ranked(scores: dict[str, tuple[float, int]]) -> list[tuple[str, float]]:
 class AttributeBook(BaseModel):
     units: list[Unit]
     attributes: list[Attribute]
+    # "哪个轻", "哪款便宜": a bare adjective after a which-frame compares like its "更" form does.
+    comparison_frames: list[str] = Field(default_factory=list)
 
     _by_id: dict[str, Attribute] = PrivateAttr(default_factory=dict)
     _order: dict[str, int] = PrivateAttr(default_factory=dict)
@@ -172,8 +174,11 @@ class AttributeBook(BaseModel):
             for word in [*a.more_words, *a.less_words]:
                 kind: Kind = "more" if word in a.more_words else "less"
                 own(word, a.id, kind)
-                if word.startswith("更"):  # 更轻 → also 最轻 (the superlative picks the same way)
+                if word.startswith("更"):  # 更轻 → also 最轻 (the superlative picks the same way), 哪个轻
                     own("最" + word[1:], a.id, kind)
+                    for frame in self.comparison_frames:
+                        own(frame + word[1:], a.id, kind)
+                        own(frame + "比较" + word[1:], a.id, kind)
             for word in [*a.names_zh, *a.names_en]:
                 own(word, a.id, "name")
             for word in a.key_patterns:

@@ -25,7 +25,7 @@ def book() -> AttributeBook:
 # --- the data file ---------------------------------------------------------------------------------
 def test_data_file_is_valid_and_complete(book: AttributeBook) -> None:
     raw = json.loads(DATA_PATH.read_text(encoding="utf-8"))
-    assert set(raw) == {"units", "attributes"}
+    assert set(raw) == {"units", "attributes", "comparison_frames"}
     for rid in REQUIRED_PRODUCT:
         a = book.get(rid)
         assert a is not None and a.scope == "product", rid
