@@ -12,13 +12,15 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
 from agent import fact_ranker
-from agent.understand import Parsed, asks_existence, residual
+from agent.understand import Parsed, asks_existence, points_elsewhere, residual
 from knowledge.attributes import Quantity, parse_quantities, value_ranges
 from knowledge.facts import fmt_price
+from knowledge.glosses import english_words, stem
 from knowledge.lexicon import CatalogLexicon
 from knowledge.schema import Fact, Product, SearchHit, Variant
 from knowledge.store import LoadedVersion
@@ -30,6 +32,7 @@ FAQ_MIN = 0.5  # share of the question's topic words a FAQ/fact must cover to an
 DENSE_FAQ_MIN = 0.62  # cosine of question vs. fact for cross-language FAQ matches
 DENSE_SPEC_MIN = 0.66  # … and for a spec the question describes in other words ("烟酰胺浓度" → 主要成分)
 _SENT = re.compile(r"[^。！？!?\n]+[。！？!?]?")
+_HEADING = re.compile(r"【([^】]*)】")  # a store document chunk opens with its section path
 
 
 @dataclass
@@ -556,6 +559,12 @@ class PolicyCandidate:
     row: np.ndarray  # fact_ranker.POLICY_FEATURES
 
 
+@lru_cache(maxsize=4096)
+def _glossed(text: str) -> frozenset[str]:
+    """English words CC-CEDICT gives for a store sentence (cached: store documents repeat per question)."""
+    return frozenset(english_words(text))
+
+
 def policy_candidates(
     snap: LoadedVersion,
     lex: CatalogLexicon,
@@ -604,7 +613,11 @@ def policy_candidates(
     # which no document mentions, more than about 付款, which several do.
     all_sents = [normalize(x) for ss in split.values() for x in ss]
     n_sents = max(1, len(all_sents))
-    weight = {t: math.log(1 + n_sents / (1 + sum(1 for x in all_sents if t in x))) for t in terms}
+    if q.lang == "en":  # English words are counted in the sentences' English glosses
+        glosses = [_glossed(x) for ss in split.values() for x in ss]
+        weight = {t: math.log(1 + n_sents / (1 + sum(1 for g in glosses if stem(t) in g))) for t in terms}
+    else:
+        weight = {t: math.log(1 + n_sents / (1 + sum(1 for x in all_sents if t in x))) for t in terms}
     total_w = sum(weight.values()) or 1.0
     ranked_ssim = sorted(ssim.values(), reverse=True)
     top_ssim = ranked_ssim[0] if ranked_ssim else 0.0
@@ -617,20 +630,34 @@ def policy_candidates(
     for rank, (f, sim) in enumerate(zip(cands, sims)):
         body = f.value or f.text
         sents = split[f.id]
+        # The section a sentence sits under says what it is about ("## 到货时间" over "江浙沪1-2天到").
+        # Its own section only: the document's title ("发货与快递") is over every sentence alike.
+        m = _HEADING.match(f.text) if f.kind == "doc" else None
+        head = normalize(m.group(1).rsplit("/", 1)[1]) if m and "/" in m.group(1) else ""
         for i, s in enumerate(sents):
             ns = normalize(s)
-            named = sum(1 for n in store_names if n and n in ns)
+            named = sum(1 for n in store_names if n and (n in ns or n in head))
             c = sum(weight[t] for t in terms if t in ns or (t in alias_terms and named)) / total_w if terms else 0.0
+            if q.lang == "en" and terms:  # "ship free to xinjiang": the sentence's words in English (CC-CEDICT)
+                gl = _glossed(head + " " + s)
+                c = max(c, sum(weight[t] for t in terms if stem(t) in gl) / total_w)
             if q.by_sound:
                 c = min(1.0, 0.5 * named)
             elif q.lang == "en" or not terms:  # words cannot be compared: meaning decides
                 c = max(c, 1.6 * (ssim.get(s, 0.0) - 0.2))
-            kept = c >= 0.4 or (f.kind == "qa" and _cov(terms, f.key or "") >= 0.5) or ssim.get(s, 0.0) >= 0.55
+            sd = fact_ranker.value_dimensions(s, lex.book)
+            kept = (
+                c >= 0.4
+                or (f.kind == "qa" and _cov(terms, f.key or "") >= 0.5)
+                or ssim.get(s, 0.0) >= 0.55
+                or (bool(named) and not terms and (not dims or bool(sd & dims)))
+            )
             score = c + 0.3 * min(named, 1) + 0.3 * sim + 1.2 * max(0.0, ssim.get(s, 0.0) - 0.3) - 0.02 * rank
+            if points_elsewhere(s):
+                score -= 0.3  # the section it points to says the rule
             specific = any(w in ns for w in specific_words)
             if specific:
                 score -= 0.15  # the general rule before the special case, unless the question names the kind
-            sd = fact_ranker.value_dimensions(s, lex.book)
             if dims:  # "多久发货" asks for a time: a sentence stating one answers it, one stating none hardly
                 score += 0.2 if sd & dims else -0.1
             key_cov = _cov(terms, f.key or "") if f.kind == "qa" else 0.0

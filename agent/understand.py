@@ -49,6 +49,11 @@ def is_question(text: str) -> bool:
     return any(w in t for w in _function_data()["question_zh"]) or t.rstrip().endswith("?")
 
 
+def points_elsewhere(sentence: str) -> bool:
+    """A sentence that sends the reader to another section ("请看《售后保障》") rather than saying the rule."""
+    return any(w in sentence for w in _function_data()["pointer_zh"])
+
+
 def asks_money(text: str) -> bool:
     """Whether the question says it is about money ("多少钱", "what's the price"), not just "多少"."""
     t = normalize(text)
