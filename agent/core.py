@@ -349,11 +349,14 @@ class Agent:
         own_spec = about is not None and any(
             a not in ("price", "stock") and lex.keys_for(about.sku, a) for a in q.attributes
         )
+        # "冲锋衣尺码不合适能换吗": exchange asked first, the size is why — the store's rule unless the
+        # product has its own spec for what was asked first.
+        own_first = bool(q.attributes) and about is not None and bool(lex.keys_for(about.sku, q.attributes[0]))
         if q.intent in ("detail", "price", "stock") and (store_attr or any_store) and not q.named and not own_spec:
             q.intent = "policy"
-        elif q.intent == "policy" and own_spec:
+        elif q.intent == "policy" and own_spec and (own_first or not store_attr):
             q.intent = "detail"  # "保修多久" right after a product with its own warranty spec
-        if q.intent == "policy" and q.named and q.products:
+        if q.intent == "policy" and q.named and q.products and (own_first or not store_attr):
             if any(lex.keys_for(q.products[0].sku, a) for a in q.attributes):
                 q.intent = "detail"
         asks_spec = bool(q.products) and (
@@ -398,6 +401,7 @@ class Agent:
             and q.named
             and _specific(q, lex)
             and (asks_spec or q.intent == "recommend")
+            and not (store_attr and q.intent == "policy" and not own_first)
         ):
             q.intent = "detail"  # "静音鼠标用什么电池", "欧包能放几天": about one product the viewer named
         if turn.image is not None:

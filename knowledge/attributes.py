@@ -245,7 +245,8 @@ class AttributeBook(BaseModel):
             return confirmed or by_key
         by_dim: list[str] = []
         for d in dims:
-            claim = [a for a in self.attributes if d in a.dimensions and a.id not in by_dim]
+            # by its unit alone a spec is a product attribute: "搭建时间: 15分钟" is no returns window
+            claim = [a for a in self.attributes if d in a.dimensions and a.id not in by_dim and a.scope == "product"]
             claim.sort(key=lambda a: (a.dimensions.index(d), self._order[a.id]))
             by_dim.extend(a.id for a in claim)
         return by_dim
