@@ -32,6 +32,7 @@ from core.abuse import client_ip
 from core.errors import LiveRoomError
 from core.settings import Settings
 from knowledge.store import KBError, UnknownMerchant
+from liveroom import openai_compat
 from liveroom.container import Container
 
 log = logging.getLogger("liveroom.server")
@@ -498,12 +499,13 @@ class ChatRequest(BaseModel):
     stream: bool = False
     user: str | None = Field(default=None, max_length=64)  # the integration's own id for the end user
     viewer_token: str | None = Field(default=None, max_length=2048)  # a signed viewer token (verified)
+    stream_options: dict[str, Any] | None = None  # {"include_usage": true}: a last chunk with usage
 
 
 def _openai_routes(app: FastAPI) -> None:
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": "liveroom", "object": "model", "owned_by": "liveroom"}]}
+        return openai_compat.model_list()
 
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest, request: Request, c: Container = Depends(get_container)):
@@ -513,6 +515,8 @@ def _openai_routes(app: FastAPI) -> None:
         principal = request.scope.get("state", {}).get("principal")
         if principal is None or not principal.merchant:  # the guard lets nothing else through
             raise HTTPException(401, "an API token of role agent is required")
+        if req.model not in openai_compat.MODELS:
+            return openai_compat.unknown_model(req.model)
         merchant = principal.merchant
         named = request.headers.get("x-liveroom-merchant")
         if named and named != merchant:
@@ -557,46 +561,40 @@ def _openai_routes(app: FastAPI) -> None:
             except UnknownMerchant as e:
                 raise HTTPException(404, str(e)) from e
             pub = public_answer(ans, viewer)
+            reply = f"{ans.answer}【{AI_LABEL}】"
             return JSONResponse(
                 {
                     "id": cid,
                     "object": "chat.completion",
                     "created": created,
-                    "model": "liveroom",
+                    "model": req.model,
                     "choices": [
-                        {
-                            "index": 0,
-                            "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": f"{ans.answer}【{AI_LABEL}】"},
-                        }
+                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}
                     ],
+                    "usage": openai_compat.usage(msg.text, reply),
                     "liveroom": {k: pub[k] for k in ("citations", "refused", "path", "tool_calls", "viewer")},
                 }
             )
 
-        async def events() -> AsyncIterator[str]:
-            def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-                return (
-                    "data: "
-                    + json.dumps(
-                        {
-                            "id": cid,
-                            "object": "chat.completion.chunk",
-                            "created": created,
-                            "model": "liveroom",
-                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                        },
-                        ensure_ascii=False,
-                    )
-                    + "\n\n"
-                )
+        include_usage = bool((req.stream_options or {}).get("include_usage"))
 
+        async def events() -> AsyncIterator[str]:
+            def chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> str:
+                body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model}
+                choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+                return "data: " + json.dumps(body | {"choices": choices} | extra, ensure_ascii=False) + "\n\n"
+
+            said: list[str] = []
             yield chunk({"role": "assistant"})
             async for ev in c.agent.stream(msg):
                 if isinstance(ev, AnswerDelta):
+                    said.append(ev.text)
                     yield chunk({"content": ev.text})
-            yield chunk({"content": f"【{AI_LABEL}】"})
+            said.append(f"【{AI_LABEL}】")
+            yield chunk({"content": said[-1]})
             yield chunk({}, "stop")
+            if include_usage:  # OpenAI's shape: one more chunk, empty choices, the usage
+                yield chunk(None, usage=openai_compat.usage(msg.text, "".join(said)))
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
