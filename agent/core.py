@@ -13,14 +13,14 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from agent import compliance, compose, understand
+from agent import compliance, compose, style, understand
 from agent.bus import AnswerBus, AnsweredEvent
 from agent.claims import ClaimChecker, ClaimContext, default_checker, numbers
 from agent.compose import Draft
@@ -99,6 +99,8 @@ class Agent:
         self.intent_model: Any = None  # agent.intent_model.IntentModel; the container loads it
         # The claim checker with the merchant's own additions (the container reads their overrides file).
         self.claims_for: Callable[[str], ClaimChecker] = lambda merchant: default_checker()
+        # The merchant's published style (agent/style.py), applied last on every path; the container sets it.
+        self.style_for: Callable[[str], style.StyleApplier | None] = lambda merchant: None
         self.limiter = RateLimiter(rate=self.config.rate[0], per=self.config.rate[1], burst=self.config.rate[0])
 
     # --- public -------------------------------------------------------------------------
@@ -111,17 +113,21 @@ class Agent:
         return final
 
     async def stream(self, msg: ViewerMessage) -> AsyncIterator[AnswerDelta | AgentAnswer]:
-        """Yield answer sentences as they are ready, then the final ``AgentAnswer``.
+        """Yield answer sentences as they are ready, then the final ``AgentAnswer``: every path's text
+        leaves through the merchant's style (one step, agent/style.py), then is published on the answer bus."""
+        styled = style.StyledStream(self.style_for(msg.merchant))
+        async with aclosing(self._stream(msg)) as events:
+            async for ev in styled.wrap(events, lambda ans: self.answers.publish(AnsweredEvent.of(msg, ans))):
+                yield ev
 
-        Every final answer, on every path, goes through ``done`` — which publishes it on the answer bus
-        (labelled with ``msg.channel``) just before it is yielded."""
+    async def _stream(self, msg: ViewerMessage) -> AsyncGenerator[AnswerDelta | AgentAnswer, None]:
+        """Every final answer, on every path, goes through ``done`` (timings) just before it is yielded."""
         t0 = time.perf_counter()
         first: list[float] = []
 
         def done(ans: AgentAnswer) -> AgentAnswer:
             ans.latency_ms = round((time.perf_counter() - t0) * 1000, 1)
             ans.first_token_ms = round(first[0], 1) if first else ans.latency_ms
-            self.answers.publish(AnsweredEvent.of(msg, ans))
             return ans
 
         tri = triage(msg.text or ("这是什么" if msg.image_id else ""))

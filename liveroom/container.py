@@ -16,6 +16,7 @@ from agent.embedded import EmbeddedLLMServer
 from agent.intent_model import IntentModel
 from agent.llm import LLMClient
 from agent.memory import Memory
+from agent.style import StyleCache
 from audience.access import ViewerAccess
 from audience.identity import ViewerTokens
 from audience.rooms import RoomRegistry
@@ -24,6 +25,7 @@ from core.settings import Settings
 from knowledge.embedder import Embedder, UseEmbedder
 from knowledge.store import KnowledgeBase
 from prompts.store import PromptStore
+from prompts.styles import StyleStore
 from regression.runner import RegressionRunner
 from regression.store import CaseStore
 from tools.audience_tools import audience_tools
@@ -111,6 +113,11 @@ class Container:
         return PromptStore(self.settings.data_dir.resolve() / "prompts")
 
     @cached_property
+    def styles(self) -> StyleStore:
+        """Merchants' published answer styles (agent/style.py applies them), versioned."""
+        return StyleStore(self.settings.data_dir.resolve() / "styles")
+
+    @cached_property
     def memory(self) -> Memory:
         return Memory()
 
@@ -138,6 +145,7 @@ class Container:
         agent.intent_model = self.intent_model
         overrides = self.settings.data_dir / "compliance"
         agent.claims_for = lambda merchant: checker_for(overrides / f"{merchant}.json")
+        agent.style_for = StyleCache(self.styles.published, agent.claims_for)
         return agent
 
     async def start_llm(self) -> LLMClient:
