@@ -29,8 +29,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from audience import models as t
 from audience.config import MERCHANT_RE, check_merchant
 from audience.db import insert_for, is_sqlite, read_tx
-from audience.schemas import Campaign, CampaignIn, RedeemIn, RedeemResult
-from core.errors import Conflict
+from audience.schemas import Campaign, CampaignEdit, CampaignIn, RedeemIn, RedeemResult
+from core.errors import BadRequest, Conflict
 from core.timeutil import iso
 from tools.contracts import CouponOffer, CouponResult, ProfileView
 
@@ -223,6 +223,78 @@ class CouponMixin:
                 .values(status=status, updated_at=self.clock())
             )
         return self.get_campaign(merchant, campaign_id)
+
+    def edit_campaign(self, merchant: str, campaign_id: str, edit: CampaignEdit | dict) -> Campaign | None:
+        """Change a campaign's budget, limits, eligibility or dates in one transaction; a budget below what
+        was already issued is refused (the CHECK constraints back this up). None: no such campaign."""
+        check_merchant(merchant)
+        edit = edit if isinstance(edit, CampaignEdit) else CampaignEdit.model_validate(edit)
+        c = t.campaigns
+        with self._write() as conn:
+            r = conn.execute(select(c).where(c.c.merchant == merchant, c.c.campaign_id == campaign_id)).first()
+            if r is None:
+                return None
+            vals: dict[str, Any] = {}
+            for k in ("title", "budget_count", "per_viewer_limit", "members_only", "stackable"):
+                if getattr(edit, k) is not None:
+                    vals[k] = getattr(edit, k)
+            for k in ("eligible_tiers", "eligible_tags"):
+                if getattr(edit, k) is not None:
+                    vals[k] = json.dumps(getattr(edit, k), ensure_ascii=False)
+            if edit.budget_money is not None:
+                vals["budget_money_fen"] = round(edit.budget_money * 100)
+            for k in ("valid_from", "valid_until"):
+                if getattr(edit, k) is not None:
+                    vals[k] = getattr(edit, k).timestamp()
+            if vals.get("budget_count", r.budget_count) < r.issued_count:
+                raise BadRequest(f"budget_count cannot go below the {r.issued_count} coupons already issued")
+            money = vals.get("budget_money_fen", r.budget_money_fen)
+            if money is not None and money < max(r.issued_value_fen, _face_fen(r)):
+                raise BadRequest("budget_money cannot go below what was already issued or one coupon's face value")
+            start, end = vals.get("valid_from", r.valid_from), vals.get("valid_until", r.valid_until)
+            if start is not None and end is not None and end <= start:
+                raise BadRequest("valid_until must be after valid_from")
+            if vals:
+                conn.execute(
+                    update(c)
+                    .where(c.c.merchant == merchant, c.c.campaign_id == campaign_id)
+                    .values(**vals, updated_at=self.clock())
+                )
+        return self.get_campaign(merchant, campaign_id)
+
+    def campaign_timeline(self, merchant: str, campaign_id: str, buckets: int = 60) -> dict[str, Any] | None:
+        """The burn-down from the ledger: per time bucket, coupons issued and used so far and the budget
+        left. None: no such campaign."""
+        check_merchant(merchant)
+        c, lg = t.campaigns, t.ledger
+        with read_tx(self.engine) as conn:
+            camp = conn.execute(select(c).where(c.c.merchant == merchant, c.c.campaign_id == campaign_id)).first()
+            if camp is None:
+                return None
+            rows = conn.execute(
+                select(lg.c.op, lg.c.at)
+                .where(lg.c.merchant == merchant, lg.c.campaign_id == campaign_id)
+                .order_by(lg.c.at)
+            ).all()
+        start = min([camp.created_at] + [r.at for r in rows])
+        end = max([self.clock()] + [r.at for r in rows])
+        step = max((end - start) / max(buckets, 1), 1.0)
+        points: list[dict[str, Any]] = []
+        issued = used = i = 0
+        for b in range(buckets + 1):
+            edge = start + b * step
+            while i < len(rows) and rows[i].at <= edge:
+                issued += rows[i].op == "issue"
+                used += rows[i].op == "redeem"
+                i += 1
+            points.append({"at": edge, "issued": issued, "used": used, "remaining": camp.budget_count - issued})
+        return {
+            "campaign_id": campaign_id,
+            "budget": camp.budget_count,
+            "issued": camp.issued_count,
+            "used": sum(r.op == "redeem" for r in rows),
+            "points": points,
+        }
 
     def _offer(self, camp, tz: str) -> CouponOffer:
         return CouponOffer(

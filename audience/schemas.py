@@ -87,6 +87,24 @@ class CampaignIn(BaseModel):
         return (self.amount or 0.0) if self.kind == "amount" else (self.max_off or 0.0)
 
 
+class CampaignEdit(BaseModel):
+    """What may change on a running campaign: its budget, limits, eligibility and dates. What a coupon is
+    worth and where it applies (kind, amount, discount, threshold, skus) stay fixed once created — coupons
+    already issued carry them; a different offer is a new campaign."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str | None = Field(None, min_length=1, max_length=128)
+    budget_count: int | None = Field(None, ge=1, le=100_000_000)
+    budget_money: float | None = Field(None, gt=0)
+    per_viewer_limit: int | None = Field(None, ge=1, le=1000)
+    eligible_tiers: list[Tier] | None = None
+    eligible_tags: list[str] | None = None
+    members_only: bool | None = None
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+    stackable: bool | None = None
+
+
 class Campaign(BaseModel):
     campaign_id: str
     title: str
