@@ -152,7 +152,7 @@ class ProfileState:
         else:
             ip = rules.interest.points.get(typ, 0.0)
             tp = rules.tier.points.get(typ, 0.0)
-            activity = 0.0 if typ == "leave" else 1.0
+            activity = 0.0 if typ in ("leave", "exposure") else 1.0  # being shown is not activity
         if category and ip:
             tag = rules.interest.tag_for(category)
             self.tags[tag] = self.tags.get(tag, 0.0) + ip * f_tag

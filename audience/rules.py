@@ -11,20 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-EVENT_TYPES = (
-    "enter",
-    "leave",
-    "watch",
-    "product_click",
-    "add_to_cart",
-    "purchase",
-    "comment",
-    "like",
-    "share",
-    "coupon_claim",
-    "coupon_use",
-)
-
+from audience.metrics import EVENT_TYPES
 
 DEFAULT_KEYWORDS: dict[str, list[str]] = {
     "礼盒": ["礼盒", "礼包"],
@@ -160,7 +147,7 @@ class PriceRules(_Strict):
 
 
 class EventRules(_Strict):
-    register_on: list[str] = Field(default_factory=lambda: ["enter"])  # types that create an unknown viewer
+    register_on: list[str] = Field(default_factory=lambda: ["exposure", "enter"])  # types that create an unknown viewer
     heartbeat_seconds: float = Field(30.0, gt=0)  # watch seconds of a heartbeat that does not say
     max_heartbeat_seconds: float = Field(300.0, gt=0)
     max_age_days: float = Field(30.0, gt=0)  # older timestamps are rejected (bad_timestamp)

@@ -51,6 +51,7 @@ class AudienceService(CouponMixin):
         pool_size: int = 5,
     ):
         self.url = url
+        self.sandbox = False  # set by audience.sandbox: simulated / accelerated data, never a merchant's own
         self.engine: Engine = make_engine(url, synchronous=synchronous, pool_size=pool_size)
         self.clock = clock
         self.max_batch = max_batch

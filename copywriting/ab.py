@@ -3,12 +3,13 @@
 * Assignment is deterministic and sticky: a viewer's arm is ``sha256(salt:viewer)`` mapped onto the
   weights, recorded the first time it is used; later calls return the recorded arm even if the weights
   were changed since.
-* Events: exposures (a push sent, a pop-up shown) and clicks / conversions. Clients post them to
-  ``POST /api/experiments/{id}/events``; clicks and conversions are also attributed from the behaviour
-  events the audience layer stores (``POST /api/events``): the exposed viewer's first click-type event
-  (``enter`` / ``product_click``) and first ``purchase`` within the attribution window after their first
-  exposure (on the experiment's skus when it names any; an event carrying another experiment's tag in
-  ``campaign_id`` is not counted).
+* Events (the one taxonomy, ``audience/metrics.py``): exposures (a push sent, a pop-up shown) and
+  clicks / conversions. Clients post them to ``POST /api/experiments/{id}/events``, or as behaviour
+  events (``POST /api/events``, ``/api/rooms/{room}/room-events``): an ``exposure`` whose
+  ``campaign_id`` is the experiment's tag (``ab:<id>``) is an exposure, and the exposed viewer's first
+  ``product_click`` and first ``purchase`` within the attribution window after their first exposure
+  are the click and the conversion (on the experiment's skus when it names any; an event carrying
+  another experiment's tag in ``campaign_id`` is not counted). An ``enter`` is a visit, never a click.
 * Metrics are per viewer: CTR = clicked / exposed viewers, CVR = converted / exposed viewers (and
   conversions per click for reference), each with a Wilson interval; every arm is compared with the
   control (two-proportion z-test, Newcombe interval of the difference, Holm-adjusted p) plus a chi-square
@@ -27,8 +28,9 @@ import time
 from collections import defaultdict
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from audience import metrics
 from copywriting import stats
 from copywriting.schema import ID_PATTERN, Angle
 from copywriting.store import CopyStore
@@ -68,10 +70,20 @@ class ExperimentSpec(BaseModel):
     min_exposures: int = Field(200, ge=1)
     early_stop_p: float = Field(0.001, gt=0, lt=0.05)
     window_hours: float = Field(24.0, gt=0, le=24 * 30)
-    click_events: list[str] = Field(default_factory=lambda: ["enter", "product_click"])
-    conversion_events: list[str] = Field(default_factory=lambda: ["purchase"])
+    click_events: list[str] = Field(default_factory=lambda: list(metrics.CLICK_EVENTS))
+    conversion_events: list[str] = Field(default_factory=lambda: list(metrics.CONVERSION_EVENTS))
     skus: list[str] = Field(default_factory=list)
     salt: str | None = None
+
+    @field_validator("click_events", "conversion_events")
+    @classmethod
+    def _taxonomy(cls, v: list[str]) -> list[str]:
+        # an entry is a visit, not a click (older specs listed it: dropped, not refused, so they still load)
+        v = [t for t in v if t not in (metrics.ENTER, metrics.EXPOSURE)]
+        bad = sorted(set(v) - set(metrics.EVENT_TYPES))
+        if bad or not v:
+            raise ValueError(f"event types must be among {list(metrics.EVENT_TYPES)} (not enter/exposure), got {bad}")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentSpec:
@@ -208,13 +220,14 @@ class Experiments:
 
         if not inspect(self.audience_engine).has_table(am.events.name):
             return 0
+        added = self._exposures_from_events(merchant, spec)
         rows = self.store.events(merchant, spec.experiment_id)
         first_exp: dict[str, tuple[float, str]] = {}
         for r in rows:
             if r.kind == "exposure" and (r.viewer_id not in first_exp or r.ts < first_exp[r.viewer_id][0]):
                 first_exp[r.viewer_id] = (r.ts, r.variant)
         if not first_exp:
-            return 0
+            return added
         win = spec.window_hours * 3600
         types = set(spec.click_events) | set(spec.conversion_events)
         e = am.events
@@ -259,7 +272,38 @@ class Experiments:
             }
             for (vid, kind), (ts, _eid, value) in found.items()
         ]
-        return self.store.add_events(merchant, new)
+        return added + self.store.add_events(merchant, new)
+
+    def _exposures_from_events(self, merchant: str, spec: ExperimentSpec) -> int:
+        """``exposure`` behaviour events tagged with the experiment (``campaign_id`` = its tag) are its
+        exposures, each in the viewer's arm (idempotent by event id)."""
+        from sqlalchemy import select
+
+        from audience import models as am
+
+        e = am.events
+        q = select(e.c.event_id, e.c.viewer_id, e.c.ts).where(
+            e.c.merchant == merchant, e.c.type == metrics.EXPOSURE, e.c.campaign_id == spec.tag
+        )
+        with self.audience_engine.connect() as conn:
+            found = list(conn.execute(q))
+        if not found:
+            return 0
+        arms = self.assign(merchant, spec.experiment_id, sorted({r.viewer_id for r in found}), spec)
+        rows = [
+            {
+                "event_id": f"ev:{spec.experiment_id}:{r.event_id}"[:128],
+                "experiment_id": spec.experiment_id,
+                "viewer_id": r.viewer_id,
+                "variant": arms[r.viewer_id],
+                "kind": "exposure",
+                "ts": r.ts,
+                "value": None,
+                "source": "events",
+            }
+            for r in found
+        ]
+        return self.store.add_events(merchant, rows)
 
     # --- the report ----------------------------------------------------------------------------
     def report(self, merchant: str, eid: str, attribute: bool = True) -> dict:

@@ -17,16 +17,12 @@ from dataclasses import dataclass
 
 from scipy import stats as sst
 
+from audience import metrics
+
 
 def wilson(k: int, n: int, conf: float = 0.95) -> tuple[float, float]:
-    if n <= 0:
-        return (0.0, 1.0)
-    z = float(sst.norm.ppf(1 - (1 - conf) / 2))
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    """The audience layer's Wilson interval (one definition for funnel and A/B) at ``conf``."""
+    return metrics.wilson(k, n, float(sst.norm.ppf(1 - (1 - conf) / 2)))
 
 
 def newcombe(k1: int, n1: int, k2: int, n2: int, conf: float = 0.95) -> tuple[float, float]:

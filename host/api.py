@@ -80,6 +80,7 @@ class DanmakuBatch(BaseModel):
 
 class RoomEventIn(BaseModel):
     type: Literal[
+        "exposure",
         "enter",
         "leave",
         "watch",
@@ -158,6 +159,14 @@ async def post_danmaku(room_id: str, batch: DanmakuBatch, request: Request) -> d
 async def post_events(room_id: str, batch: RoomEventBatch, request: Request) -> dict[str, Any]:
     room = _room(request.app, batch.merchant, room_id)
     now = room.clock.now()
+    skew = room.audience.rules(room.merchant).events.max_future_seconds if room.audience is not None else 300.0
+    late = [i for i, e in enumerate(batch.events) if e.ts is not None and e.ts > now + skew]
+    if late:  # nothing recorded: a clock or unit mistake would otherwise skew the funnel
+        raise HTTPException(
+            400,
+            f"events {late[:5]} have timestamps more than {skew:g}s in the future (now {now:.0f}); "
+            "check the sender's clock or units (epoch seconds)",
+        )
     fwd = []
     for e in batch.events:
         ev = RoomEvent(

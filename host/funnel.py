@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
+from audience import metrics
 from host.frames import RoomEvent
 from host.mix import Presence
 
@@ -28,6 +29,7 @@ SHORT_STAY_S = 30.0
 
 class FunnelMinute(BaseModel):
     minute: float = Field(description="start of the minute, epoch seconds (show clock)")
+    exposures: int = 0  # exposure events (the room / a product shown to a viewer)
     entries: int = 0  # viewers in
     leaves: int = 0
     online: int = 0  # viewers present at the end of the minute
@@ -44,11 +46,13 @@ class FunnelMinute(BaseModel):
     coupon_uses: int = 0
     danmaku: int = 0
     questions: int = 0
-    conversion: float = 0.0  # orders / active viewers
+    conversion: float = 0.0  # orders / active viewers (activity, not CVR: see FunnelTotals.cvr)
 
 
 class FunnelTotals(BaseModel):
     minutes: int = 0
+    exposures: int = 0
+    exposed_viewers: int = 0
     entries: int = 0
     unique_viewers: int = 0
     peak_online: int = 0
@@ -60,11 +64,15 @@ class FunnelTotals(BaseModel):
     coupon_uses: int = 0
     danmaku: int = 0
     questions: int = 0
+    # audience/metrics.py: per exposed viewer, with the Wilson 95% interval; None without exposures
+    ctr: dict | None = Field(None, description="viewers who clicked a product / exposed viewers")
+    cvr: dict | None = Field(None, description="viewers who ordered / exposed viewers")
 
 
 @dataclass
 class _Bucket:
     minute: float
+    exposures: int = 0
     entries: int = 0
     leaves: int = 0
     online: int = 0
@@ -87,6 +95,7 @@ class _Bucket:
         n_active = len(self.active)
         return FunnelMinute(
             minute=self.minute,
+            exposures=self.exposures,
             entries=self.entries,
             leaves=self.leaves,
             online=self.online,
@@ -111,6 +120,11 @@ class _Bucket:
         if isinstance(self.active, set):
             self.active = _Count(len(self.active))
             self.watchers = _Count(len(self.watchers))
+
+
+def _add(viewers: set[str], viewer_id: str) -> None:
+    if len(viewers) < 1_000_000:
+        viewers.add(viewer_id)
 
 
 class _Count:
@@ -141,6 +155,10 @@ class Funnel:
         self._lock = threading.Lock()
         self._viewers_seen = 0
         self._seen_set: set[str] = set()
+        # viewer sets behind CTR / CVR (bounded like _seen_set)
+        self._exposed: set[str] = set()
+        self._clickers: set[str] = set()
+        self._buyers: set[str] = set()
         self._peak = 0
         self._tot = _Bucket(0.0)
 
@@ -161,10 +179,15 @@ class Funnel:
     def record(self, ev: RoomEvent) -> None:
         with self._lock:
             b = self._bucket(ev.ts)
-            stay = self.presence.record(ev)
+            stay = self.presence.record(ev) if ev.type != metrics.EXPOSURE else None  # shown ≠ in the room
             t = ev.type
-            b.active.add(ev.viewer_id)
-            if t == "enter":
+            if t != metrics.EXPOSURE:  # being shown is not activity
+                b.active.add(ev.viewer_id)
+            if t == metrics.EXPOSURE:
+                b.exposures += 1
+                self._tot.exposures += 1
+                _add(self._exposed, ev.viewer_id)
+            elif t == "enter":
                 b.entries += 1
                 self._tot.entries += 1
                 if len(self._seen_set) < 1_000_000:
@@ -182,6 +205,7 @@ class Funnel:
             elif t == "product_click":
                 b.clicks += 1
                 self._tot.clicks += 1
+                _add(self._clickers, ev.viewer_id)
             elif t == "add_to_cart":
                 b.carts += 1
                 self._tot.carts += 1
@@ -190,6 +214,7 @@ class Funnel:
                 b.gmv += ev.amount or 0.0
                 self._tot.orders += 1
                 self._tot.gmv += ev.amount or 0.0
+                _add(self._buyers, ev.viewer_id)
                 if ev.coupon_used:
                     b.uses += 1
                     self._tot.uses += 1
@@ -245,8 +270,13 @@ class Funnel:
     def totals(self) -> FunnelTotals:
         with self._lock:
             t = self._tot
+            ex = self._exposed
             return FunnelTotals(
                 minutes=len(self._b),
+                exposures=t.exposures,
+                exposed_viewers=len(ex),
+                ctr=metrics.ctr(len(self._clickers & ex), len(ex)).dump() if ex else None,
+                cvr=metrics.cvr(len(self._buyers & ex), len(ex)).dump() if ex else None,
                 entries=t.entries,
                 unique_viewers=len(self._seen_set),
                 peak_online=self._peak,

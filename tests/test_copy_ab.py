@@ -163,7 +163,10 @@ def test_clicks_and_conversions_are_attributed_from_behaviour_events(tmp_path):
         svc.ingest(
             "demo",
             [
-                {"event_id": "e1", "viewer_id": "a1", "type": "enter", "ts": now - 3000},
+                # every viewer enters the room after the exposure: a visit, never a click (issue 19)
+                *({"event_id": f"in-{v}", "viewer_id": v, "type": "enter", "ts": now - 7300} for v in vids),
+                *({"event_id": f"in2-{v}", "viewer_id": v, "type": "enter", "ts": now - 3100} for v in vids),
+                {"event_id": "e1", "viewer_id": "a1", "type": "product_click", "sku": "SK-001", "ts": now - 3000},
                 {
                     "event_id": "e2",
                     "viewer_id": "a1",
@@ -172,8 +175,9 @@ def test_clicks_and_conversions_are_attributed_from_behaviour_events(tmp_path):
                     "amount": 129,
                     "ts": now - 2900,
                 },
-                {"event_id": "e3", "viewer_id": "a2", "type": "enter", "ts": now - 7200},  # before the exposure
-                {"event_id": "e4", "viewer_id": "a3", "type": "enter", "ts": now - 3000},
+                # before the exposure
+                {"event_id": "e3", "viewer_id": "a2", "type": "product_click", "sku": "SK-001", "ts": now - 7200},
+                {"event_id": "e4", "viewer_id": "a3", "type": "product_click", "sku": "SK-001", "ts": now - 3000},
                 {
                     "event_id": "e5",
                     "viewer_id": "a3",
@@ -182,7 +186,14 @@ def test_clicks_and_conversions_are_attributed_from_behaviour_events(tmp_path):
                     "amount": 9,
                     "ts": now - 2900,
                 },
-                {"event_id": "e6", "viewer_id": "a4", "type": "enter", "ts": now - 3000, "campaign_id": "ab:other"},
+                {
+                    "event_id": "e6",
+                    "viewer_id": "a4",
+                    "type": "product_click",
+                    "sku": "SK-001",
+                    "ts": now - 3000,
+                    "campaign_id": "ab:other",
+                },
             ],
         )
         rep = ex.report("demo", "att")

@@ -121,6 +121,7 @@ async def _run_show(
     check_references,
     serve: int | None = None,
 ) -> dict:
+    from audience.sandbox import needs_sandbox, open_sandbox, sandbox_path
     from audience.service import AudienceService
     from core.clock import ScaledClock
     from host.loop import HostLoop
@@ -145,7 +146,15 @@ async def _run_show(
     except KBError as e:
         raise _Fail([str(e)]) from None
     clock = ScaledClock(speed)
-    svc = AudienceService.from_settings(c.settings, clock=clock.now)
+    if needs_sandbox(simulated=simulate, speed=speed):
+        real = AudienceService.from_settings(c.settings)
+        try:
+            svc = await asyncio.to_thread(open_sandbox, c.settings, merchant, real, clock.now)
+        finally:
+            real.close()
+        err.print(f"sandbox: simulated/accelerated show, audience data in {sandbox_path(c.settings, merchant)}")
+    else:
+        svc = AudienceService.from_settings(c.settings, clock=clock.now)
     c.__dict__["audience"] = svc  # the container's tools use the show clock too
     hours = rd.hours if hours is None else hours
     products = [{"sku": p.sku, "name": p.name, "category": p.category, "price": p.price} for p in snap.catalog.products]
@@ -242,6 +251,7 @@ async def _run_show(
         await c.aclose()
     res = report.model_dump()
     res["speed"] = speed
+    res["sandbox"] = {"database": str(sandbox_path(c.settings, merchant))} if svc.sandbox else None
     res["simulator"] = sim.stats if sim else {}
     res["suggestion_latency_ms"] = _pcts(list(room.suggestions.latencies_ms))
     res["resources"] = sampler.summary()
@@ -317,6 +327,7 @@ def _print_report(r: dict) -> None:
         f"repeated {r['repeated_lines']}",
     )
     t.add_row("answered clusters", str(r["answered_clusters"]))
+    t.add_row("audience data", f"SANDBOX {r['sandbox']['database']}" if r.get("sandbox") else "the merchant's own")
     t.add_row("announcements", ", ".join(a["campaign_id"] for a in r["announcements"]) or "-")
     t.add_row("skipped segments", str(len(r["skipped_segments"])))
     t.add_row("alerts", ", ".join(f"{k} {v}" for k, v in r["alerts"].items()) or "-")
