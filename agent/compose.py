@@ -30,7 +30,8 @@ log = logging.getLogger("liveroom.agent")
 
 FAQ_MIN = 0.5  # share of the question's topic words a FAQ/fact must cover to answer it
 DENSE_FAQ_MIN = 0.62  # cosine of question vs. fact for cross-language FAQ matches
-DENSE_SPEC_MIN = 0.66  # … and for a spec the question describes in other words ("烟酰胺浓度" → 主要成分)
+DENSE_SPEC_MIN = 0.66
+FAQ_SIM_GAP = 0.12  # how far a FAQ's meaning must stand above every other fact to answer in other words  # … and for a spec the question describes in other words ("烟酰胺浓度" → 主要成分)
 _SENT = re.compile(r"[^。！？!?\n]+[。！？!?]?")
 _HEADING = re.compile(r"【([^】]*)】")  # a store document chunk opens with its section path
 
@@ -222,6 +223,11 @@ def _detail_candidates(
     pool = [f for f in facts if f.kind in kinds]
     sims = snap.index.similarity(qvec, [f.id for f in pool]) if qvec is not None else [0.0] * len(pool)
     lexical_blind = q.lang == "en" or not re.search(r"[\u4e00-\u9fff]", " ".join(terms)) and not terms
+    # The product's own FAQ that means what was asked, clearly more than any other fact ("两条能拼一起吗"
+    # ~ "两条能拼成双人的吗"), answers it in other words.
+    ranked_sims = sorted(sims, reverse=True)
+    own_text = _strip_own_name(q.text, p)
+    clear_faq = ranked_sims[0] - (ranked_sims[1] if len(ranked_sims) > 1 else 0.0) >= FAQ_SIM_GAP if sims else False
     for f, sim in zip(pool, sims):
         if f.kind in ("faq", "qa"):
             cov = max(_cov(terms, f.key or ""), 0.8 * _cov(terms, f.text))
@@ -237,6 +243,16 @@ def _detail_candidates(
             score += 0.3
         # Meaning alone answers only where words cannot be compared (English over Chinese facts, or a
         # question whose topic words were all product words): in Chinese, "孕妇能用吗" must find 孕妇.
+        if (
+            f.kind in ("faq", "qa")
+            and clear_faq
+            and sim >= ranked_sims[0]
+            and sim >= DENSE_FAQ_MIN - 0.1
+            and not asks_existence(q.text)  # "有没有背光" needs a fact naming 背光
+            and _shares_bigram(own_text, f.key or "")
+            and not any(len(t) >= 3 and t not in normalize(f.text) for t in terms)  # "医保卡" unmet
+        ):
+            score = max(score, sim)
         if lexical_blind:
             if f.kind in ("faq", "qa") and sim >= DENSE_FAQ_MIN:
                 score = max(score, sim + 0.2)
@@ -246,6 +262,27 @@ def _detail_candidates(
             out.append((score, f))
     out.sort(key=lambda x: -x[0])
     return out
+
+
+_PARTICLES = re.compile(r"[吗呢吧啊呀嘛哦么的了]|^[能可会要]")  # grammar, or a modal ("能用", "可以")
+
+
+def _strip_own_name(text: str, p: Product) -> str:
+    t = normalize(text)
+    for n in sorted({normalize(x) for x in [p.name, p.series or "", *p.aliases] if x}, key=len, reverse=True):
+        t = t.replace(n, " ")
+    return t
+
+
+def _shares_bigram(a: str, b: str) -> bool:
+    """Whether two Chinese questions share a two-character word that is not grammar ("两条" in "两条能拼一起吗"
+    and "两条能拼成双人的吗"; "吃吗" does not count)."""
+    grams = lambda t: {  # noqa: E731
+        t[i : i + 2]
+        for i in range(len(t) - 1)
+        if re.fullmatch(r"[\u4e00-\u9fff]{2}", t[i : i + 2]) and not _PARTICLES.search(t[i : i + 2])
+    }
+    return bool(grams(normalize(a)) & grams(normalize(b)))
 
 
 def _asked_dims(q: Parsed, lex: CatalogLexicon) -> frozenset[str]:

@@ -549,7 +549,10 @@ def parse(
             if pick is not None:
                 prods = [pick] + [p for p in prods if p.sku != pick.sku]
                 named = True
-    bare = _strip_names(bare, prods[:2] if named else [])
+    # The names said: the two sides of "A和B", else the one product named ("钛杯保温吗" keeps 保温 though
+    # the 保温杯 is the next candidate).
+    said = (prods[:2] if pair else prods[:1]) if named else []
+    bare = _strip_names(bare, said)
     if named and prods and re.search(r"[a-z]{3}", normalize(bare)):
         # "the large one", "small dog leash": English words that name the product are not the attribute
         own = lex.english.get(prods[0].sku, set()) - _attribute_phrase_words(bare, book)
@@ -569,7 +572,7 @@ def parse(
     # Spec keys the viewer spelled out ("防水等级", "蓝牙版本") name attributes the book may not know;
     # read on the text without the product's own name ("充电头灯" names a lamp, it asks nothing).
     # Only runs of three or more name characters count as the name here: "裙长" stays in "碎花裙裙长多少".
-    t = _strip_names(text, prods[:2] if named else [], shortest=3)
+    t = _strip_names(text, said, shortest=3)
     spelled = spelled_keys(t, lex)
     for k in sorted({k for _, k in spelled if normalize(k) in t}, key=len, reverse=True):
         for e in lex.entries.values():
