@@ -43,6 +43,30 @@ def load() -> dict:
     return json.loads(DATA.read_text(encoding="utf-8"))
 
 
+def all_questions(n_turns: int | None = None) -> list[dict]:
+    """The tuning questions, then the held-out ones (flagged ``held_out``: reported on their own, never
+    looked at one by one while changing the STT path)."""
+    d = load()
+    qs = [dict(q, held_out=False, set="tuning") for q in d["questions"]]
+    qs += [dict(q, held_out=True, set="held_out") for q in d.get("held_out", [])]
+    qs += [dict(q, held_out=True, set="blind") for q in d.get("blind", [])]
+    return qs[: n_turns or None]
+
+
+def _split(pairs: list[tuple[dict, str]]) -> dict:
+    """CER and product names right over (question, heard) pairs: all, tuning, held-out, blind."""
+    out: dict = {}
+    for name in ("all", "tuning", "held_out", "blind"):
+        sel = [(q, h) for q, h in pairs if name in ("all", q.get("set", "tuning"))]
+        if sel:
+            out[name] = {
+                "n": len(sel),
+                "cer": round(float(np.mean([cer(q["text"], h) for q, h in sel])), 3),
+                "product_names_right": round(float(np.mean([q["product"] in h for q, h in sel])), 3),
+            }
+    return out
+
+
 def _engine():
     from core.provision import model_path
     from core.settings import Settings
@@ -130,6 +154,7 @@ def stt_study(c, questions: list[dict]) -> dict:
             "traditional_chars": int(sum(sum(a != b for a, b in zip(h, to_simplified(h))) for _, h in hs)),
         }
     final = steps[-1]
+    out["final_by_set"] = _split([(q, r["heard"][final]) for q, r in zip(questions, rows)])
     out["by_condition"] = {
         f"speed {sp} noise {snr}": {
             "cer": round(float(np.mean([cer(q["text"], r["heard"][final]) for q, r in pair])), 3),
@@ -138,10 +163,10 @@ def stt_study(c, questions: list[dict]) -> dict:
         for sp, snr in CONDITIONS
         if (pair := [(q, r) for q, r in zip(questions, rows) if (r["speed"], r["snr_db"]) == (sp, snr)])
     }
-    out["misses"] = [
+    out["misses"] = [  # tuning questions only: the held-out ones stay aggregates
         {"said": r["said"], "heard": r["heard"][final]}
         for q, r in zip(questions, rows)
-        if q["product"] not in r["heard"][final]
+        if q["product"] not in r["heard"][final] and not q.get("held_out")
     ]
     return out
 
@@ -160,9 +185,8 @@ def _raw_cer(ref: str, hyp: str) -> float:
 
 
 def script(n_turns: int | None = None) -> list[tuple[str, str | None]]:
-    d = load()
-    qs = [q["text"] for q in d["questions"]][: n_turns or None]
-    acts = d["talk_over"]
+    qs = [q["text"] for q in all_questions(n_turns)]
+    acts = load()["talk_over"]
     return [(q, acts[i % len(acts)] if i % 3 != 2 else None) for i, q in enumerate(qs)]
 
 
@@ -199,7 +223,7 @@ def client_main(host: str, mode: str, transcript_file: str | None, n_turns: int 
 
 def _judge(res: dict) -> None:
     """What Whisper heard and what the agent answered, against what was said."""
-    by_text = {q["text"]: q for q in load()["questions"]}
+    by_text = {q["text"]: q for q in all_questions()}
     named, cited, errs = 0, 0, []
     judged = [h for h in res.get("heard", []) if h["said"] in by_text]
     for h in judged:
@@ -209,8 +233,9 @@ def _judge(res: dict) -> None:
         named += ok_name
         cited += q["sku"] in skus
         errs.append(cer(q["text"], h["heard"]))
-        if not ok_name:
+        if not ok_name and not q["held_out"]:
             res.setdefault("misheard", []).append({"said": h["said"], "heard": h["heard"]})
+    res["by_set"] = _split([(by_text[h["said"]], h["heard"]) for h in judged])
     n = max(1, len(judged))
     res["judged"] = len(judged)
     res["product_names_right"] = round(named / n, 3)
@@ -230,7 +255,7 @@ def run(only: str | None = None, n_turns: int | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         c = _container(tmp)
         c.agent.prepare_sync("demo")
-        questions = load()["questions"][: n_turns or None]
+        questions = all_questions(n_turns)
         if only in (None, "stt"):
             results["stt"] = stt_study(c, questions)
         app = create_app(c, start_llm=False)
@@ -252,8 +277,32 @@ def run(only: str | None = None, n_turns: int | None = None) -> dict:
                 traces = list(vs.recent_turns)[1:]
                 res["server"] = {
                     key: _summary([t[key] for t in traces if t.get(key) is not None])
-                    for key in ("eos_to_first_audio_ms", "stt_ms", "agent_first_sentence_ms", "tts_first_byte_ms")
+                    for key in (
+                        "eos_to_first_audio_ms",
+                        "stt_ms",
+                        "turn_end_ms",
+                        "agent_first_sentence_ms",
+                        "tts_first_byte_ms",
+                        "send_first_audio_ms",
+                    )
                 }
+                # per turn, where the time went (VAD stop = settings.voice.vad_stop_secs before stt_ms starts);
+                # no transcripts: the held-out and blind ones must stay unseen
+                res["server"]["vad_stop_ms"] = round(c.settings.voice.vad_stop_secs * 1000)
+                res["per_turn"] = [
+                    {
+                        k: t.get(k)
+                        for k in (
+                            "eos_to_first_audio_ms",
+                            "stt_ms",
+                            "turn_end_ms",
+                            "agent_first_sentence_ms",
+                            "tts_first_byte_ms",
+                            "send_first_audio_ms",
+                        )
+                    }
+                    for t in traces
+                ]
                 if mode == "whisper":
                     _judge(res)
                 res.pop("heard", None)
