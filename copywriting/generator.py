@@ -413,10 +413,17 @@ def offer_value(o: CouponOffer, price: float | None) -> tuple:
     return (usable, off)
 
 
+def fits(o: CouponOffer, price: float | None) -> bool:
+    """The product alone reaches the coupon's threshold (a 满199减20 is no offer on an 89-yuan lipstick)."""
+    return price is None or (o.threshold or 0) <= price
+
+
 def best_offer(offers: list[CouponOffer], price: float | None) -> CouponOffer | None:
-    if not offers:
+    """The most money off among the coupons whose threshold the product's price reaches; none otherwise."""
+    usable = [o for o in offers if fits(o, price)]
+    if not usable:
         return None
-    return max(offers, key=lambda o: (*offer_value(o, price), o.campaign_id))
+    return max(usable, key=lambda o: (*offer_value(o, price), o.campaign_id))
 
 
 def segment_offers(audience: Any, merchant: str, segment, sku: str | None) -> list[CouponOffer]:

@@ -16,6 +16,16 @@ writer reports about itself:
   make (无添加…, 适合…肌, 进口 …), every citation exists in the knowledge base, and the product is named;
 * length: the channel's limits (push title ≤ 20 / body ≤ 50, SMS ≤ 70 incl. signature and opt-out,
   pop-up ≤ 30, host line ≤ 2 sentences).
+
+Then a persona study (issue 19): every persona's profile on every persona product, each viewer holding
+their own coupons (满99减10, 满199减20, 无门槛减5 or none), a pre-show push each:
+
+* threshold fit: of the copies naming a coupon, the share whose threshold the product's live price
+  reaches (or whose text says how much to add to reach it) — target 100%;
+* persona pairs: of the pairs of different profiles on one product, the share whose copies lead with a
+  different angle (``angle_pairs_differ``) and the share whose texts differ once the coupon sentence is
+  taken out (``text_pairs_differ``); over the pairs whose profiles call for different angles, the share
+  that got them (``wanted_pairs_differ``, target 100%).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -174,6 +185,7 @@ async def run(use_llm: bool = False, personas: list[dict] | None = None, llm=Non
         if container is not None:
             await container.aclose()
     n = len(rows)
+    study = await persona_study(personas, catalog)
     return {
         "mode": "llm" if use_llm else "template",
         "personas": n,
@@ -185,7 +197,88 @@ async def run(use_llm: bool = False, personas: list[dict] | None = None, llm=Non
         "llm_written": sum(r["source"] == "llm" for r in rows),
         "llm_calls": writer.llm_calls,
         "elapsed_s": round(time.perf_counter() - t0, 1),
+        "threshold_fit": study["threshold_fit"],
+        "angle_pairs_differ": study["angle_pairs_differ"],
+        "text_pairs_differ": study["text_pairs_differ"],
+        "wanted_pairs_differ": study["wanted_pairs_differ"],
+        "persona_study": study,
         "rows": rows,
+    }
+
+
+_CLAUSE = re.compile(r"[^，,。！!？?；;\n]+")
+
+
+def without_coupon(text: str) -> str:
+    """The copy with every clause that mentions a coupon removed (what is left is the angle's content)."""
+    return "，".join(c for c in _CLAUSE.findall(text) if "券" not in c and not re.search(r"满\d+|减\d+", c))
+
+
+def threshold_fits(piece, offers: list, price: float) -> bool:
+    o = next((x for x in offers if x.campaign_id == piece.coupon), None)
+    if o is None:
+        return True
+    return (o.threshold or 0) <= price or bool(re.search(r"(还差|再凑|再加|凑够)", piece.text))
+
+
+async def persona_study(personas: list[dict], catalog) -> dict:
+    """Every persona's profile on every persona product (template path: the angle is chosen in code)."""
+    from itertools import combinations
+
+    from copywriting import angles
+    from copywriting.generator import CopyWriter
+    from copywriting.schema import CopyRequest
+
+    coupons, seen = [], set()
+    for p in personas:
+        for c in p.get("coupons", []):
+            if c["campaign_id"] not in seen:
+                seen.add(c["campaign_id"])
+                coupons.append(c)
+    everyone = personas  # each viewer holds their own coupons (some hold only a 满199 one)
+    data = PersonaData(everyone)
+    offers = [CouponOffer.model_validate(c) for c in coupons]
+    writer = CopyWriter(lambda m: catalog, profiles=data, ledger=data, llm=None)
+    skus = list(dict.fromkeys(p["sku"] for p in personas))
+    with_coupon = fit = 0
+    pairs = angle_diff = text_diff = wanted_pairs = wanted_diff = 0
+    misfits: list[dict] = []
+    same_text: list[dict] = []
+    for sku in skus:
+        price = catalog.product(sku).price
+        got = []
+        for p in everyone:
+            req = CopyRequest(merchant="demo", sku=sku, viewer_id=p["id"], phase="pre", channel="push")
+            piece = await writer.write(req)
+            if piece.coupon:
+                with_coupon += 1
+                ok = threshold_fits(piece, offers, price)
+                fit += ok
+                if not ok:
+                    misfits.append({"sku": sku, "price": price, "coupon": piece.coupon, "text": piece.text})
+            wanted = angles.wanted(data.p[p["id"]], sku)[0][0]  # what the profile asks for first
+            got.append((p["id"], piece, wanted))
+        for (ia, a, wa), (ib, b, wb) in combinations(got, 2):
+            pairs += 1
+            angle_diff += a.angle != b.angle
+            differ = without_coupon(a.text) != without_coupon(b.text)
+            text_diff += differ
+            if wa != wb:
+                wanted_pairs += 1
+                wanted_diff += a.angle != b.angle and differ
+                if not differ and len(same_text) < 5:
+                    same_text.append({"sku": sku, "a": ia, "b": ib, "text": a.text})
+    return {
+        "copies": len(skus) * len(everyone),
+        "with_coupon": with_coupon,
+        "threshold_fit": round(fit / with_coupon, 4) if with_coupon else 1.0,
+        "persona_pairs": pairs,
+        "angle_pairs_differ": round(angle_diff / pairs, 4) if pairs else 0.0,
+        "text_pairs_differ": round(text_diff / pairs, 4) if pairs else 0.0,
+        "wanted_pairs": wanted_pairs,
+        "wanted_pairs_differ": round(wanted_diff / wanted_pairs, 4) if wanted_pairs else 1.0,
+        "misfits": misfits[:5],
+        "same_text_examples": same_text,
     }
 
 
@@ -207,6 +300,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  compliance violations: {res['compliance_violations']}")
     print(f"  facts correct: {res['facts_correct_share']:.0%}")
     print(f"  lengths within limits: {res['length_ok_share']:.0%}")
+    st = res["persona_study"]
+    print(
+        f"  persona study ({st['copies']} copies): coupon threshold fits the price {st['threshold_fit']:.0%} "
+        f"of {st['with_coupon']} with a coupon"
+    )
+    print(
+        f"  persona pairs ({st['persona_pairs']}): different angle {st['angle_pairs_differ']:.0%}, different text "
+        f"without the coupon {st['text_pairs_differ']:.0%}; pairs whose profiles call for different angles "
+        f"({st['wanted_pairs']}) that got them {st['wanted_pairs_differ']:.0%}"
+    )
+    for x in st["misfits"]:
+        print(f"  [MISFIT] {x['sku']} at {x['price']}: {x['coupon']} in {x['text']!r}")
+    for x in st["same_text_examples"]:
+        print(f"  [SAME] {x['sku']} {x['a']} vs {x['b']}: {x['text']!r}")
     if res["mode"] == "llm":
         print(
             f"  written by the model: {res['llm_written']}/{res['personas']} ({res['llm_calls']} calls, "
