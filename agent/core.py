@@ -372,6 +372,17 @@ class Agent:
         if q.intent == "price" and asks_spec and ("price" not in q.attributes or not understand.asks_money(text)):
             q.intent = "detail"  # "短款裙长多少", "how much does it weigh": the number asked is a spec, not the price
             q.attributes = [a for a in q.attributes if a != "price"]
+        ms = [m.score for m in q.mentions]
+        if (
+            q.intent == "compare"
+            and not q.pair
+            and q.named
+            and q.direction is None
+            and not understand.plural(text)
+            and not understand.comparing(text)
+            and (len(ms) < 2 or ms[0] >= 2 * ms[1])
+        ):
+            q.intent = "detail"  # "女款冲锋衣有哪些码": one product named, nothing to set it against
         if (
             q.intent == "compare"
             and not q.pair

@@ -646,5 +646,10 @@ def by_size(anchor: Product, which: str, snap: LoadedVersion, lex: CatalogLexico
     return sized[len(sized) // 2][1] if len(sized) >= 3 else None
 
 
+def comparing(text: str) -> bool:
+    """Whether the text sets things against each other ("比", "哪个", "区别", "which", "vs")."""
+    return bool(_COMPARING.search(normalize(text)))
+
+
 def plural(text: str) -> bool:
     return bool(_PLURAL.search(text))

@@ -239,7 +239,14 @@ class AttributeBook(BaseModel):
             for a, s in self.mentioned(key):
                 scores[a] = (s, 0)
         by_key = [a for a, _ in _ranked(scores)]
-        dims = list(dict.fromkeys(q.dimension for q in parse_quantities(value, self) if q.dimension))
+        # A rate ("5000g/m²/24h", "2L/min") is not a quantity of its first unit's dimension.
+        dims = list(
+            dict.fromkeys(
+                q.dimension
+                for q in parse_quantities(value, self)
+                if q.dimension and not value[q.span[1] : q.span[1] + 1] in ("/", "每")
+            )
+        )
         confirmed = [a for a in by_key if set(self._by_id[a].dimensions) & set(dims)]
         if confirmed or by_key:
             return confirmed or by_key
