@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 
 from audience.config import MERCHANT_RE
 from core import wire
+from core.errors import BadRequest
 from host.frames import RoomEvent
 from host.room import HostHub, HostRoom
 
@@ -162,10 +163,10 @@ async def post_events(room_id: str, batch: RoomEventBatch, request: Request) -> 
     skew = room.audience.rules(room.merchant).events.max_future_seconds if room.audience is not None else 300.0
     late = [i for i, e in enumerate(batch.events) if e.ts is not None and e.ts > now + skew]
     if late:  # nothing recorded: a clock or unit mistake would otherwise skew the funnel
-        raise HTTPException(
-            400,
+        raise BadRequest(
             f"events {late[:5]} have timestamps more than {skew:g}s in the future (now {now:.0f}); "
             "check the sender's clock or units (epoch seconds)",
+            code="bad_timestamp",
         )
     fwd = []
     for e in batch.events:
