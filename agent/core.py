@@ -369,7 +369,7 @@ class Agent:
             any(a not in ("price", "stock") and lex.keys_for(q.products[0].sku, a) for a in q.attributes)
             or bool(q.keys_of(q.products[0].sku))
         )
-        if q.intent == "price" and asks_spec and ("price" not in q.attributes or not understand.asks_money(text)):
+        if q.intent == "price" and asks_spec and not understand.asks_money(text):
             q.intent = "detail"  # "短款裙长多少", "how much does it weigh": the number asked is a spec, not the price
             q.attributes = [a for a in q.attributes if a != "price"]
         ms = [m.score for m in q.mentions]
