@@ -208,6 +208,12 @@ def _detail_candidates(
                 # One that shares none of the question's other words ("黄皮涂显白吗" vs 色号) yields to a FAQ that does.
                 base = 1.2 if not terms or _cov(terms, f.text) > 0 else 0.95
                 out.append(((base - 0.05 * rank + 0.1 * _cov(terms, f.text)) if fits else 0.4, f))
+    # "一天能定几顿": a spec stating a number in the very unit asked ("每天最多8餐") answers it.
+    units = lex.book.asked_units(q.text)
+    if units:
+        for f in facts:
+            if f.kind == "spec" and any(x.unit in units for x in parse_quantities(f.value or "", lex.book)):
+                out.append((1.15, f))
     spelled = q.keys_of(p.sku)
     for f in facts:
         if f.kind == "spec" and f.key and f.key in spelled:

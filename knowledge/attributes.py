@@ -305,6 +305,16 @@ class AttributeBook(BaseModel):
                 out.append((start, a, _strength(term) * _KIND_WEIGHT["more"] / len(resolved), d))
         return out
 
+    def asked_units(self, text: str) -> set[str]:
+        """Unit symbols a question asks a number in: "一天能喂几顿" → {餐}, "多少毫安" → {mAh}."""
+        t = normalize(text)
+        out: set[str] = set()
+        for m in re.finditer(r"几|多少", t):
+            hit = self._unit_at(t, m.end())
+            if hit is not None:
+                out.add(hit[0].symbol)
+        return out
+
     # --- units -----------------------------------------------------------------------------------
     def _unit_at(self, s: str, i: int) -> tuple[Unit, str, int] | None:
         """The longest unit alias at s[i:] (a Latin alias must end at a word boundary)."""
