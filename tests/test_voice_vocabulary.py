@@ -51,3 +51,12 @@ def test_whisper_service_postprocesses_mandarin_only():
     assert zh.fixes == [("发郎锅", "珐琅锅")]
     en = SimpleNamespace(_lang="en", vocabulary=v, fixes=[])
     assert LocalWhisperSTTService.postprocess(en, "How much?") == "How much?"
+
+
+def test_a_transcript_naming_no_product_gets_the_closest_longer_word():
+    v = CatalogVocabulary.from_products(catalog())
+    # half a syllable off (guo → ge): too far for the homophone pass, near enough when nothing else is named
+    assert v.resolve("不粘煎各好用吗") == ("不粘煎锅好用吗", [("不粘煎各", "不粘煎锅")])
+    assert v.resolve("珐琅锅和不粘煎各哪个好")[0] == "珐琅锅和不粘煎各哪个好"  # a product is named: left alone
+    assert v.resolve("我很期待今晚的直播") == ("我很期待今晚的直播", [])
+    assert v.resolve("多少钱啊") == ("多少钱啊", [])  # two-character words are never guessed loosely

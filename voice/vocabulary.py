@@ -8,7 +8,12 @@ hand-written product list).
   Mandarin transcript.
 - ``CatalogVocabulary.resolve``: product mentions that came back as homophones ("海元八蛋木") are
   rewritten to the catalog's word ("海盐巴旦木") when their toneless pinyin matches closely, before the
-  agent sees the transcript.
+  agent sees the transcript. A transcript that still names no catalog word then gets one looser try:
+  the catalog word closest in sound, off by at most half a syllable (its initial or its final), with
+  confusable initials (j/q/x, z/zh, c/ch, s/sh, n/l, f/h) and nasal finals (an/ang, en/eng, in/ing)
+  counted as equal ("前毛高多少钱" → "睫毛膏多少钱"; words of three characters or more: on 295 typed demo questions naming no product, two-character look-alikes rewrote 钱啊 → 姜茶). A question about a product must say which; one
+  that names none is where a mis-heard product word hides. The window must be whole words (jieba) and
+  not a common word of its own ("很期待" stays: 期待 is not a mis-heard 气垫).
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ PROMPT_MAX_CHARS = 150  # Whisper keeps ~223 prompt tokens; a Chinese character 
 
 # Initials and finals Mandarin speakers (and Whisper) confuse: compared as equal.
 _FOLD = [("zh", "z"), ("ch", "c"), ("sh", "s"), ("ing", "in"), ("eng", "en"), ("ang", "an")]
+COMMON_WORD_FREQ = 100  # jieba dictionary frequency from which a word is the viewer's own, not a mis-hearing
+# The looser pass: initials in one group sound alike; nasal finals fold as above.
+_INITIAL_GROUP = {"j": "j", "q": "j", "x": "j", "zh": "z", "ch": "c", "sh": "s", "l": "n", "h": "f"}
+_FINAL_FOLD = {"ang": "an", "eng": "en", "ing": "in", "iang": "ian", "uang": "uan"}
 
 
 @lru_cache(maxsize=1)
@@ -93,13 +102,34 @@ def product_terms(products: Iterable) -> list[str]:
     return out
 
 
+def _parts(text: str) -> list[tuple[str, str]]:
+    """(initial group, folded final) per character."""
+    from pypinyin import Style, pinyin
+
+    ini = [x[0] for x in pinyin(text, style=Style.INITIALS, strict=False, errors=lambda c: ["?"] * len(c))]
+    fin = [x[0] for x in pinyin(text, style=Style.FINALS, strict=False, errors=lambda c: ["?"] * len(c))]
+    return [(_INITIAL_GROUP.get(i, i), _FINAL_FOLD.get(f, f)) for i, f in zip(ini, fin)]
+
+
+def _sound_alike(a: list[tuple[str, str]], b: list[tuple[str, str]]) -> float:
+    """Syllables that differ: 0 same, 0.5 initial or final differs, 1 both (or a character with no pinyin)."""
+    off = 0.0
+    for (ia, fa), (ib, fb) in zip(a, b):
+        if "?" in (fa, fb):
+            return float(len(a))
+        off += 0.5 * ((ia != ib) + (fa != fb))
+    return off
+
+
 @dataclass
 class CatalogVocabulary:
     terms: list[str]
     _pinyin: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    _parts: dict[str, list[tuple[str, str]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._pinyin = {t: _syllables(t) for t in self.terms if _CJK_RUN.fullmatch(t)}
+        self._parts = {t: _parts(t) for t in self._pinyin}
 
     @classmethod
     def from_products(cls, products: Sequence) -> CatalogVocabulary:
@@ -158,4 +188,31 @@ class CatalogVocabulary:
             fixed = "".join(new)
             if fixed != run:
                 text = text.replace(run, fixed, 1)
+        if not fixes and not any(t in text for t in self._pinyin):
+            return self._closest(text)
         return text, fixes
+
+    def _closest(self, text: str, max_off: float = 0.5) -> tuple[str, list[tuple[str, str]]]:
+        """The one catalog word closest in sound to a window of ``text`` (at most ``max_off`` syllables off;
+        the longer word wins a tie), for a transcript that names no catalog word."""
+        import jieba
+
+        best: tuple[tuple[float, int, int], str, str] | None = None
+        for run in _CJK_RUN.findall(text):
+            parts = _parts(run)
+            tokens = list(jieba.tokenize(run))
+            starts, ends = {t[1] for t in tokens}, {t[2] for t in tokens}
+            for term, tparts in self._parts.items():
+                n = len(term)
+                for i in range(len(run) - n + 1) if n >= 3 else ():  # two-character words: too many look-alikes
+                    window = run[i : i + n]
+                    if i not in starts or i + n not in ends or (jieba.get_FREQ(window) or 0) >= COMMON_WORD_FREQ:
+                        continue
+                    off = _sound_alike(parts[i : i + n], tparts)
+                    # nearest first; then the word sharing more characters with what was heard; then the longer
+                    key = (off, -sum(a == b for a, b in zip(window, term)), -n)
+                    if off <= max_off and (best is None or key < best[0]):
+                        best = (key, window, term)
+        if best is None:
+            return text, []
+        return text.replace(best[1], best[2], 1), [(best[1], best[2])]
