@@ -369,7 +369,7 @@ class Agent:
             any(a not in ("price", "stock") and lex.keys_for(q.products[0].sku, a) for a in q.attributes)
             or bool(q.keys_of(q.products[0].sku))
         )
-        if q.intent == "price" and asks_spec and not understand.asks_money(text):
+        if asks_spec and not understand.asks_money(text) and q.intent in ("price", "detail"):
             q.intent = "detail"  # "短款裙长多少", "how much does it weigh": the number asked is a spec, not the price
             q.attributes = [a for a in q.attributes if a != "price"]
         ms = [m.score for m in q.mentions]
@@ -410,6 +410,8 @@ class Agent:
             and not (q.intent == "compare" and focus)
             and (turn.proba.get("recommend", 0.0) >= 0.2 or (q.intent == "compare" and q.categories))
             and sum(1 for m in q.mentions if m.score >= 0.5 and understand.has_evidence(m)) < 2
+            and not understand.counted_two(text)  # "两款水管哪个轻": the two of that kind, side by side
+            and not (q.products and q.keys_of(q.products[0].sku))  # "修枝剪刀片啥做的": its own spec
         ):
             # "床头想放个充电的", "哪个鼠标最轻": a need or a superlative over a kind of product, not one product
             q.intent = "recommend"

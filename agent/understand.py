@@ -646,6 +646,14 @@ def by_size(anchor: Product, which: str, snap: LoadedVersion, lex: CatalogLexico
     return sized[len(sized) // 2][1] if len(sized) >= 3 else None
 
 
+_TWO = re.compile(r"(?:两|2|这两|那两|俩)\s*(?:款|个|种|只|台|根|条|双|件|瓶|盒|袋|把|顶|套)|俩")
+
+
+def counted_two(text: str) -> bool:
+    """ "两款水管", "这两个": the viewer counts two products of a kind."""
+    return bool(_TWO.search(normalize(text)))
+
+
 def comparing(text: str) -> bool:
     """Whether the text sets things against each other ("比", "哪个", "区别", "which", "vs")."""
     return bool(_COMPARING.search(normalize(text)))
