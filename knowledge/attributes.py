@@ -244,7 +244,7 @@ class AttributeBook(BaseModel):
             dict.fromkeys(
                 q.dimension
                 for q in parse_quantities(value, self)
-                if q.dimension and not value[q.span[1] : q.span[1] + 1] in ("/", "每")
+                if q.dimension and value[q.span[1] : q.span[1] + 1] not in ("/", "每")
             )
         )
         confirmed = [a for a in by_key if set(self._by_id[a].dimensions) & set(dims)]
