@@ -23,6 +23,7 @@ import numpy as np
 from pypinyin import Style, lazy_pinyin
 
 from knowledge.attributes import AttributeBook, Quantity, load_attributes, parse_quantities
+from knowledge.lru import LruCache
 from knowledge.schema import Product, Variant
 from knowledge.text import normalize
 
@@ -94,6 +95,7 @@ class CatalogLexicon:
             e.codes -= common
             e.codes = {c for c in e.codes if not any(u.symbol.lower() == c for u in self.book.units)}
         self.category_words = self._category_words(products)
+        self._categories_memo: LruCache[str, dict[str, float]] = LruCache(4096)
         # Every name the catalog gives its products: the claim checker's list of real products.
         self.names: frozenset[str] = frozenset(n for p in products for n in [p.name, p.series, *p.aliases] if n)
         self.spec_attrs: dict[tuple[str, str], list[str]] = {
@@ -243,6 +245,13 @@ class CatalogLexicon:
     # --- reading a question --------------------------------------------------------------------
     def categories_in(self, text: str) -> dict[str, float]:
         """Categories the text refers to, by their words (longest word wins) or their pinyin."""
+        hit = self._categories_memo.get(text)  # a scan of every category word, asked several times a question
+        if hit is None:
+            hit = self._categories_in(text)
+            self._categories_memo.put(text, hit)
+        return dict(hit)
+
+    def _categories_in(self, text: str) -> dict[str, float]:
         t = normalize(text)
         out: dict[str, float] = {}
         for w, cat in self.category_words.items():
