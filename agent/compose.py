@@ -283,12 +283,16 @@ def _strip_own_name(text: str, p: Product) -> str:
 def _shares_bigram(a: str, b: str) -> bool:
     """Whether two Chinese questions share a two-character word that is not grammar ("两条" in "两条能拼一起吗"
     and "两条能拼成双人的吗"; "吃吗" does not count)."""
-    grams = lambda t: {  # noqa: E731
+    return bool(_content_bigrams(normalize(a)) & _content_bigrams(normalize(b)))
+
+
+def _content_bigrams(t: str) -> set[str]:
+    """Every two-character Chinese window of ``t`` that is not grammar."""
+    return {
         t[i : i + 2]
         for i in range(len(t) - 1)
         if re.fullmatch(r"[\u4e00-\u9fff]{2}", t[i : i + 2]) and not _PARTICLES.search(t[i : i + 2])
     }
-    return bool(grams(normalize(a)) & grams(normalize(b)))
 
 
 def _asked_dims(q: Parsed, lex: CatalogLexicon) -> frozenset[str]:
