@@ -532,13 +532,13 @@ def parse(
     )
     comparing = intent == "compare" and _COMPARING.search(normalize(text))
     which = relative_size(text) if not pair and not comparing else None
-    spelled = (
+    name_spelled = bool(
         ms
         and any(w.startswith("gloss:") for w in ms[0].why)
         or ms
         and any(w.startswith(("code:", "qty:")) or (w.startswith("name:") and float(w[5:]) >= 0.8) for w in ms[0].why)
     )
-    if which is not None and not spelled:
+    if which is not None and not name_spelled:
         # "那大号呢", "大包的多少钱": the biggest / smallest of the kind named or in focus
         cats = lex.categories_in(text)
         anchor = next((p for p in prods if p.category in cats), None) if cats else None
