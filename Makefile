@@ -5,6 +5,7 @@ BIN         := $(VENV)/bin
 SHARED      ?= ../shared
 LLAMA_PIN   := llama-cpp-python[server]==0.3.36
 LLAMA_WHEEL_SHA := 9d88e26028f298cf0acb2b574308fa0843b3f18fa082ae2dd9c7b7b22f3a5197
+RAPIDOCR_PIN := rapidocr-onnxruntime==1.4.4
 MERCHANT    ?= demo
 PYTEST_ARGS ?=
 
@@ -38,6 +39,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[test]"
+	@# RapidOCR without its `opencv-python` requirement: both OpenCV wheels write the same cv2/ package,
+	@# and the GUI build over the headless one broke cv2.CascadeClassifier. Its other requirements are
+	@# pinned in pyproject.toml; `pip check` reports the missing opencv-python, and that is expected.
+	$(BIN)/pip install -q --no-deps "$(RAPIDOCR_PIN)"
 	@# llama-cpp-python: the prebuilt wheel beside the project when it is there (and intact), else build.
 	@set -e; whl=$$(ls $(SHARED)/wheels/llama_cpp_python-0.3.36-*.whl 2>/dev/null | head -n1); \
 	if [ -n "$$whl" ] && echo "$(LLAMA_WHEEL_SHA)  $$whl" | sha256sum -c --status; then \

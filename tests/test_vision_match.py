@@ -21,7 +21,7 @@ DEMO = ROOT / "knowledge" / "demo"
 IMAGES = DEMO / "images"
 
 needs_ocr = pytest.mark.skipif(
-    not ocr.available(), reason="tesseract chi_sim/eng not installed (scripts/install_system_deps.sh)"
+    not ocr.available(), reason="no OCR engine (`make setup` installs RapidOCR; tesseract is the fallback)"
 )
 
 
@@ -142,6 +142,20 @@ def test_ocr_reads_a_rendered_chinese_label(products):
     acc = 1 - Levenshtein.distance(truth, _norm(result.text)) / len(truth)
     assert acc >= 0.85, result.text
     assert "烟酰胺" in result.text and result.lines and result.confidence > 50
+
+
+@pytest.mark.skipif(not ocr.rapidocr_available(), reason="rapidocr-onnxruntime not installed (make setup)")
+def test_rapidocr_is_the_default_and_tesseract_the_fallback(products, monkeypatch):
+    p = next(x for x in products if x["sku"] == "SK-004")
+    label = synth.render_label(synth.label_lines(p, random.Random(3)), seed=3)
+    assert ocr.backend() == "rapidocr"
+    assert "烟酰胺" in ocr.run_ocr(label).text
+    monkeypatch.setattr(ocr, "rapidocr_available", lambda: False)
+    if not ocr.tesseract_available():
+        assert ocr.backend() is None and not ocr.available()
+        return
+    assert ocr.backend() == "tesseract"
+    assert "烟酰胺" in ocr.run_ocr(label).text
 
 
 @needs_ocr

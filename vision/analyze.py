@@ -141,7 +141,7 @@ def analyze_image(
             r = ocr_mod.run_ocr(img)
             out.ocr_text, out.ocr_confidence = r.text, round(r.confidence, 1)
         else:
-            out.notes.append("OCR unavailable (tesseract not installed)")
+            out.notes.append("OCR unavailable (neither RapidOCR nor tesseract installed)")
     text_hits = match_text(out.ocr_text, products) if out.ocr_text else []
     best_text = text_hits[0] if text_hits and text_hits[0][1] >= OCR_MATCH_THRESHOLD else None
     if best_text and (len(text_hits) < 2 or best_text[1] - text_hits[1][1] < 0.05) and best_text[1] < 1.0:
