@@ -29,6 +29,8 @@ from agent.messages import ViewerMessage
 from host.answers import guard, render_fact, short_name, topic_fact
 from host.clustering import Cluster
 from host.frames import Alert, SpokenLine
+from host.meaning import MeaningMemory
+from host.personal import has_personal, redact
 from host.room import HostRoom
 from host.rundown import ClosingSegment, CouponSegment, OpeningSegment, ProductSegment, Rundown, Slot, Timeline
 from host.script import Line, Rephraser, ScriptWriter, ShowMemory
@@ -59,7 +61,8 @@ class ShowReport(BaseModel):
     slots: int = 0
     lines: int = 0
     lines_by_kind: dict[str, int] = Field(default_factory=dict)
-    repeated_lines: int = 0
+    repeated_lines: int = 0  # lines said that repeat an earlier one by meaning (host/meaning.py)
+    repeats_withheld: int = 0  # lines not said because they would have
     answered_clusters: int = 0
     announcements: list[dict[str, Any]] = Field(default_factory=list)
     skipped_segments: list[dict[str, Any]] = Field(default_factory=list)
@@ -83,7 +86,30 @@ def clean_question(text: str) -> str:
     """ "主播主播，七天无理由吗呀😊" → "七天无理由吗" (for reading a viewer's question out)."""
     t = _ADDRESS.sub("", text.strip())
     t = _TAIL.sub("", t)
-    return (t or text)[:30]
+    t = t or text
+    return redact(t)[:30] if has_personal(t) else t[:30]  # a viewer's weight, phone, address never on air
+
+
+_CJK_OR_WORD = re.compile(r"[\u4e00-\u9fff]|[A-Za-z0-9]+")
+_FUNCTION = set("吗呢吧啊呀的了么是不能会可以有没这那个什怎样多少么和与就都还也很太要用")
+
+
+def answers_question(answer: str, questions: list[str], p: Product | None) -> bool:
+    """Does the answer share a content word (a CJK bigram or a latin/number token) with the question,
+    once the product's own name is taken out? A question the topic book does not know ('吃饭会掉吗' on a
+    power bank) is answered only by a fact that speaks to it."""
+
+    def grams(t: str) -> set[str]:
+        if p is not None:
+            t = t.replace(p.name, " ").replace(short_name(p), " ")
+        toks = _CJK_OR_WORD.findall(t)
+        out = {x.lower() for x in toks if len(x) > 1}
+        cjk = [x for x in toks if len(x) == 1]
+        out |= {a + b for a, b in zip(cjk, cjk[1:]) if not (a in _FUNCTION and b in _FUNCTION)}
+        return out
+
+    a = grams(answer)
+    return any(grams(q) & a for q in questions)
 
 
 class HostLoop:
@@ -114,6 +140,7 @@ class HostLoop:
         self.said: list[SpokenLine] = []  # the last 1000 lines (tests, console)
         self._kinds: dict[str, int] = {}
         self._spoken: set[bytes] = set()  # audit: every sentence actually said
+        self._meaning = MeaningMemory(room.embed)  # …and what they meant: nothing is said twice in other words
         self._answered_keys: OrderedDict[str, float] = OrderedDict()
         self._last_flash = -1e18
         self._last_hook = -1e18
@@ -343,9 +370,23 @@ class HostLoop:
         await self._script(slot, self.writer.opening(self.shop, self.rundown.title, names, offers, facts))
 
     async def _closing(self, slot: Slot) -> None:
+        """The closing lines, the room served between them; after the sign-off the host says nothing more
+        (no answers, greetings or fillers) until the slot ends."""
         self.product = None
         self.room.context_sku = None
-        await self._script(slot, self.writer.closing(self.shop))
+        lines = self.writer.closing(self.shop)
+        if not lines:
+            return await self._listen_until(slot.end)
+        gap = self.rundown.pace.gap_seconds
+        for i, ln in enumerate(lines):
+            if self.clock.now() >= slot.end or self.stopping:
+                return
+            while i and await self._serve_room(resume=True) and self.clock.now() < slot.end:
+                pass
+            await self._say(ln)
+            await self.clock.sleep(gap)
+        self.room.context_sku = None
+        await self._listen_until(slot.end)
 
     # --- serving the room between sentences --------------------------------------------------------
     async def _serve_room(self, resume: bool) -> bool:
@@ -384,14 +425,27 @@ class HostLoop:
         if not text:
             return False
         p = self._product_of(c.sku)
-        ln = self.writer.answer_line(c.label, text, p, facts, heat, source)
+        label = clean_question(c.label) if has_personal(c.label) else c.label
+        if not label or has_personal(text):
+            return False
+        ln = self.writer.answer_line(label, text, p, facts, heat, source)
         if ln is None:
             return False
+        if not await self._say(ln, cluster_id=c.cluster_id):
+            return False
         self.report.answered_clusters += 1
-        await self._say(ln, cluster_id=c.cluster_id)
         return True
 
     async def _answer_text(
+        self, questions: list[str], sku: str | None, topics: frozenset[str], vec: Any
+    ) -> tuple[str, list, str]:
+        text, facts, source = await self._find_answer(questions, sku, topics, vec)
+        p = self._product_of(sku or self.room.context_sku)
+        if text and not topics and not answers_question(text, questions, p):
+            return "", [], source  # a fact that does not answer it: not at all
+        return text, facts, source
+
+    async def _find_answer(
         self, questions: list[str], sku: str | None, topics: frozenset[str], vec: Any
     ) -> tuple[str, list, str]:
         """A fact the topic asks for (保质期 for a shelf-life question) first, then the agent's fast path,
@@ -421,12 +475,34 @@ class HostLoop:
                 break
             if not ans.refused and ans.answer and "coupon" not in topics and on_topic(ans.answer, topics):
                 snap = self.room.snapshot()
-                facts = [snap.fact(c.fact_id) for c in ans.citations] if snap else []
-                return ans.answer, [f for f in facts if f is not None], "fastpath"
+                facts = [f for f in ([snap.fact(c.fact_id) for c in ans.citations] if snap else []) if f is not None]
+                if not self._fits(facts, p, questions) or self._names_other(ans.answer, p, questions):
+                    return "", [], "fastpath"  # the fact that answers it is not this product's
+                return ans.answer, facts, "fastpath"
         comp = self.room.answerer.answer(questions, topics, sku, vec=vec)
-        if comp.refused or not on_topic(comp.text, topics):
+        if comp.refused or not on_topic(comp.text, topics) or not self._fits(comp.facts, p, questions):
             return "", [], "fastpath"
         return comp.text, comp.facts, "fastpath"
+
+    def _names_other(self, text: str, p: Product | None, questions: list[str]) -> bool:
+        snap = self.room.snapshot()
+        if p is None or snap is None:
+            return False
+        for q in snap.catalog.products:
+            if q.sku != p.sku and q.name in text and q.name not in p.name and not any(q.name in x for x in questions):
+                return True
+        return False
+
+    def _fits(self, facts: list, p: Product | None, questions: list[str]) -> bool:
+        """An answer about the product on segment draws on its own facts (or the store's); another
+        product's fact answers only a question that names that product — else not at all."""
+        if p is None:
+            return True
+        for f in facts:
+            other = f.sku and f.sku != p.sku and self._product_of(f.sku)
+            if other and not any(short_name(other) in q or other.name in q for q in questions):
+                return False
+        return True
 
     async def _answer_single(self) -> bool:
         """In Q&A: one viewer's recent question, read out with its answer."""
@@ -452,6 +528,8 @@ class HostLoop:
                 self.room.clusterer.mark_answered(c.cluster_id, now)
             p = self._product_of(t.sku)
             q = clean_question(t.text)
+            if not q:
+                continue
             ln = self.writer.line(
                 [f"有朋友问“{q}”，{text}", f"回答一下“{q}”：{text}"],
                 kind="answer",
@@ -524,7 +602,12 @@ class HostLoop:
         return True
 
     # --- speaking -----------------------------------------------------------------------------------
-    async def _say(self, ln: Line, cluster_id: str | None = None) -> None:
+    async def _say(self, ln: Line, cluster_id: str | None = None) -> bool:
+        """Say the line unless it repeats, by meaning, something said before (then False)."""
+        if self._meaning.repeats(ln.text):
+            self.report.repeats_withheld += 1
+            return False
+        self._meaning.add(ln.text)
         self.seq += 1
         sl = SpokenLine(
             seq=self.seq,
@@ -544,3 +627,4 @@ class HostLoop:
         self.said.append(sl)
         del self.said[:-1000]
         await self.speaker.say(sl)
+        return True
