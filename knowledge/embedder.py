@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -106,3 +108,85 @@ def embed_with_cache(
             on_progress(len(batch))
     mat = np.vstack([cached[t] for t in texts]) if texts else np.zeros((0, embedder.dim), np.float32)
     return mat.astype(np.float32), len(todo)
+
+
+class QueryEmbedder:
+    """An ``Embedder`` for live questions: an LRU of recent vectors (a live room asks the same few
+    questions over and over) and micro-batching of concurrent misses into one call of the encoder's
+    batch API. Large calls (a catalog import) go straight through and fill nothing.
+
+    Batching is natural (no added wait when idle): the first caller with a miss becomes the leader and
+    encodes everything pending; callers arriving meanwhile wait and are served by the next leader. Under
+    load (the last batch had company) a leader first waits ``window_ms`` for more."""
+
+    def __init__(
+        self, inner: Embedder, cache_size: int = 4096, window_ms: float = 2.0, max_batch: int = 64, bulk: int = 32
+    ):
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self._size, self._window, self._max, self._bulk = cache_size, window_ms / 1000, max_batch, bulk
+        self._lru: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cv = threading.Condition()
+        self._pending: dict[str, None] = {}  # texts waiting for the next batch (insertion-ordered set)
+        self._leader = False
+        self._last_batch = 0
+        self.stats = {"hits": 0, "misses": 0, "batches": 0, "batched": 0}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if len(texts) > self._bulk:
+            return self.inner.encode(texts)
+        found: dict[str, np.ndarray] = {}
+        with self._cv:
+            for t in texts:
+                v = self._lru.get(t)
+                if v is not None:
+                    self._lru.move_to_end(t)
+                    found[t] = v
+            missing = [t for t in dict.fromkeys(texts) if t not in found]
+            self.stats["hits"] += len(texts) - len(missing)
+            self.stats["misses"] += len(missing)
+            self._pending.update(dict.fromkeys(missing))
+        while missing:
+            self._serve_or_wait(missing, found)
+            missing = [t for t in missing if t not in found]
+        return np.vstack([found[t] for t in texts])  # a new array: callers never hold the cache's rows
+
+    def _serve_or_wait(self, missing: list[str], found: dict[str, np.ndarray]) -> None:
+        with self._cv:
+            while self._leader:
+                self._cv.wait()
+                for t in missing:
+                    if (v := self._lru.get(t)) is not None:
+                        found[t] = v
+                if all(t in found for t in missing):
+                    return
+            self._leader = True
+            busy = self._last_batch > 1
+            # ours again if a failed leader took them (its caller got the error; we retry)
+            self._pending.update(dict.fromkeys(t for t in missing if t not in found))
+        try:
+            if busy and self._window > 0:
+                time.sleep(self._window)  # under load: let the other questions of this burst join
+            with self._cv:
+                batch = list(self._pending)[: self._max]
+                for t in batch:
+                    del self._pending[t]
+            vecs = self.inner.encode(batch) if batch else np.zeros((0, self.dim), np.float32)
+            with self._cv:
+                for t, v in zip(batch, vecs):
+                    self._lru[t] = v
+                    self._lru.move_to_end(t)
+                    if t in missing:
+                        found[t] = v
+                while len(self._lru) > self._size:
+                    self._lru.popitem(last=False)
+                self._last_batch = len(batch)
+                self.stats["batches"] += 1
+                self.stats["batched"] += len(batch)
+        finally:
+            with self._cv:
+                self._leader = False
+                self._cv.notify_all()

@@ -31,6 +31,7 @@ from knowledge.facts import catalog_facts
 from knowledge.importers import parse_files
 from knowledge.index import HybridIndex, RetrievalParams
 from knowledge.lexicon import CatalogLexicon
+from knowledge.lru import LruCache
 from knowledge.schema import Catalog, Fact, Product, SearchHit, VersionInfo
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -85,7 +86,13 @@ def check_merchant_id(merchant: str) -> str:
 
 
 class KnowledgeBase:
-    def __init__(self, root: Path, embedder: Embedder, params: RetrievalParams = RetrievalParams()):
+    def __init__(
+        self,
+        root: Path,
+        embedder: Embedder,
+        params: RetrievalParams = RetrievalParams(),
+        search_cache_size: int = 4096,
+    ):
         self.root = Path(root)
         self.embedder = embedder
         self.params = params
@@ -93,6 +100,7 @@ class KnowledgeBase:
         self._load_lock = threading.Lock()
         self._caches: dict[str, EmbeddingCache] = {}
         self._drafts: dict[tuple[str, str], LoadedVersion] = {}
+        self.search_cache: LruCache[tuple[object, ...], list[SearchHit]] = LruCache(search_cache_size)
         # Called with (merchant, catalog, build dir) before a new version is renamed into place: what
         # upper layers keep with each version (the regression set, regression/store.py) is written here.
         self.on_build: list[Callable[[str, Catalog, Path], None]] = []
@@ -166,10 +174,18 @@ class KnowledgeBase:
         params: RetrievalParams | None = None,
         skus: set[str | None] | None = None,
     ) -> tuple[str, list[SearchHit]]:
-        """(version searched, hits). The version is read once, so all hits come from it."""
+        """(version searched, hits). The version is read once, so all hits come from it. Results are
+        kept per (merchant, version, exact question, k, params, skus): a live room asks the same few
+        questions over and over, and a new version is a new key (nothing stale is ever served)."""
         snap = self.snapshot(merchant)
-        qvec = self.embedder.encode([query])[0]
-        return snap.version, snap.index.search(query, qvec, k=k, params=params or self.params, skus=skus)
+        params = params or self.params
+        key = (merchant, snap.version, query, k, params, frozenset(skus) if skus is not None else None)
+        hits = self.search_cache.get(key)
+        if hits is None:
+            qvec = self.embedder.encode([query])[0]
+            hits = snap.index.search(query, qvec, k=k, params=params, skus=skus)
+            self.search_cache.put(key, hits)
+        return snap.version, [h.model_copy() for h in hits]  # callers may change theirs
 
     def load_version(self, merchant: str, version: str) -> LoadedVersion:
         """Any version (a draft, an old one) as a snapshot, without making it active. The active one is
@@ -341,6 +357,7 @@ class PinnedKnowledgeBase(KnowledgeBase):
     def __init__(self, base: KnowledgeBase, snap: LoadedVersion):
         super().__init__(base.root, base.embedder, base.params)
         self._caches = base._caches
+        self.search_cache = base.search_cache  # keys carry the version: the pinned one is its own key
         self.base, self.pin = base, snap
 
     def active_version(self, merchant: str) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN_RE = re.compile(rf"[{_CJK}]+|[a-z]+|\d+(?:\.\d+)?")
@@ -11,6 +12,13 @@ _TOKEN_RE = re.compile(rf"[{_CJK}]+|[a-z]+|\d+(?:\.\d+)?")
 
 def normalize(text: str) -> str:
     """NFKC folds full-width letters/digits (ＳＫ－００１ → SK-001); lower-case for matching."""
+    # The answer path normalises the same few short strings hundreds of times per question; long ones
+    # (documents at import) are not kept.
+    return _normalize_short(text) if len(text) <= 256 else unicodedata.normalize("NFKC", text).lower()
+
+
+@lru_cache(maxsize=1 << 15)
+def _normalize_short(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
 
 

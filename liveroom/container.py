@@ -22,7 +22,7 @@ from audience.identity import ViewerTokens
 from audience.rooms import RoomRegistry
 from audience.service import AudienceService
 from core.settings import Settings
-from knowledge.embedder import Embedder, UseEmbedder
+from knowledge.embedder import Embedder, QueryEmbedder, UseEmbedder
 from knowledge.store import KnowledgeBase
 from prompts.store import PromptStore
 from prompts.styles import StyleStore
@@ -46,7 +46,8 @@ class Container:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return UseEmbedder(threads=self.settings.embed_threads)
+        # live questions repeat: recent vectors are kept and concurrent misses share one encoder call
+        return QueryEmbedder(UseEmbedder(threads=self.settings.embed_threads))
 
     @cached_property
     def kb(self) -> KnowledgeBase:
