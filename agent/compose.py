@@ -17,7 +17,15 @@ from functools import lru_cache
 import numpy as np
 
 from agent import fact_ranker
-from agent.understand import Parsed, asks_existence, points_elsewhere, residual
+from agent.understand import (
+    Parsed,
+    advises_against,
+    asks_existence,
+    function_words_of,
+    negated,
+    points_elsewhere,
+    residual,
+)
 from knowledge.attributes import Quantity, parse_quantities, value_ranges
 from knowledge.facts import fmt_price
 from knowledge.glosses import english_words, stem
@@ -54,19 +62,36 @@ def _of(snap: LoadedVersion, sku: str, kinds: set[str]) -> list[Fact]:
     return [f for f in snap.index.facts_of(sku) if f.kind in kinds]
 
 
-def _cov(terms: Sequence[str], text: str) -> float:
+def _cov(terms: Sequence[str], text: str, weights: dict[str, float] | None = None) -> float:
     """Share of the question's topic words a text contains; a longer word half-counts when only part
-    of it is there ("戴过" vs "使用过" no, "坐地铁" vs "地铁" yes)."""
+    of it is there ("戴过" vs "使用过" no, "坐地铁" vs "地铁" yes). ``weights`` make a word every
+    candidate shares ("露营" in a camping shop) count for less than the one that tells them apart."""
     if not terms:
         return 0.0
     blob = normalize(text)
-    got = 0.0
+    got = total = 0.0
     for t in terms:
+        w = weights.get(t, 1.0) if weights else 1.0
+        total += w
         if t in blob:
-            got += 1.0
+            got += w
         elif len(t) >= 3 and any(t[i : i + 2] in blob for i in range(len(t) - 1)):
-            got += 0.5
-    return got / len(terms)
+            got += 0.5 * w
+    return got / total if total else 0.0
+
+
+def _term_weights(terms: Sequence[str], blobs: Sequence[str]) -> dict[str, float]:
+    """Inverse document frequency of each term over the candidates' texts, scaled so the mean is 1; a
+    term no candidate has tells none apart and weighs nothing."""
+    if len(blobs) < 3:
+        return {}
+    n = len(blobs)
+    df = {t: sum(1 for b in blobs if t in b) for t in terms}
+    raw = {t: math.log((n + 1) / (0.5 + d)) for t, d in df.items() if d}
+    if not raw:
+        return {}
+    mean = sum(raw.values()) / len(raw) or 1.0
+    return {t: max(0.05, raw[t] / mean) if t in raw else 0.0 for t in terms}
 
 
 def render_fact(f: Fact) -> str:
@@ -494,8 +519,13 @@ def recommend(
     and say why with one fact of the chosen product."""
     if not candidates:
         return not_found(q.lang)
-    terms = residual(q.text, lex) + [t for i in interests for t in residual(i, lex)]
+    unwanted = negated(q.text)  # "不用充电的头灯": 充电 is what the viewer does not want
+    negators = set(function_words_of("negators_zh"))
+    negators |= set(function_words_of("desire_zh"))  # "推荐", "想买": the asking, not the need
+    terms = [t for t in residual(q.text, lex) if t not in unwanted and t not in negators]
+    terms += [t for i in interests for t in residual(i, lex)]
     terms += [k for t in terms for k in sorted(lex.kinds.get(t, ())) if k not in terms]  # 金毛 → 大型犬
+    n_terms = max(1, len(terms) + len(unwanted))
     retrieved: dict[str, float] = {}
     for h in hits:
         if h.sku and h.sku not in retrieved:
@@ -503,7 +533,8 @@ def recommend(
     asked = next((a for a in q.attributes if a != "stock"), None)
     scored: list[tuple[float, Product, Fact | None]] = []
     values: dict[str, float] = {}
-    if asked and q.direction:
+    # "不用充电的" reads as a direction on charging; only a comparative says the viewer wants more or less
+    if asked and q.direction and not (unwanted and not re.search("最|更|越", q.text)):
         for p in candidates:
             if asked == "price":
                 values[p.sku] = p.price
@@ -515,6 +546,12 @@ def recommend(
     # What the viewer says of themselves in numbers ("狗狗8岁了", "我家狗20斤", "身高160"), not a product's own size
     named_qty = {(x.dimension, round(x.base, 3)) for p in candidates for x in lex.entries[p.sku].name_qty}
     stated = [x for x in q.quantities if x.dimension and (x.dimension, round(x.base, 3)) not in named_qty]
+    name_words = {p.sku: _name_words(p) for p in candidates}
+    pitch: dict[str, list[tuple[float, float, Fact]]] = {}  # sku → its selling points, by fit to the need
+    blobs = [
+        normalize(" ".join([p.name, *(f.value or f.text for f in snap.index.facts_of(p.sku))])) for p in candidates
+    ]
+    weights = _term_weights(terms, blobs)
     for p in candidates:
         own = snap.index.facts_of(p.sku)
         fit, fit_fact = _range_fit(stated, [f for f in own if f.kind in ("spec", "suitable")], lex)
@@ -525,16 +562,24 @@ def recommend(
             if qvec is not None
             else [0.0] * (len(facts) + len(ns))
         )
-        best_f, best_c = None, 0.0
+        others = {w for sku, ws in name_words.items() if sku != p.sku for w in ws} - name_words[p.sku]
+        best_f, best_fc, best_c, against = None, 0.0, 0.0, 0.0
+        pitch[p.sku] = []
         for f, sim in zip(facts, sims):
-            c = _cov(terms, f.value or f.text) * (1.2 if f.kind == "suitable" else 1.0) + max(0.0, sim - 0.35)
-            if c > best_c and f.kind != "summary":
-                best_f, best_c = f, c
-            elif c > best_c:
-                best_c = c
+            pro, con = _clauses(f.value or f.text, others)
+            c = _cov(terms, pro, weights) * len(terms) / n_terms * (1.2 if f.kind == "suitable" else 1.0)
+            c += max(0.0, sim - 0.35) + sum(1.0 for ph in unwanted.values() if ph in normalize(pro)) / n_terms
+            against = max(against, _cov(terms, con, weights) * len(terms) / n_terms)
+            best_c = max(best_c, c)
+            if f.kind == "selling_point":
+                pitch[p.sku].append((c, float(sim), f))
+            if f.kind != "summary" and c > best_fc:
+                best_f, best_fc = f, c
         penalty = max(
-            (_cov(terms, f.value or "") + max(0.0, sim - 0.35) for f, sim in zip(ns, sims[len(facts) :])), default=0.0
+            (_cov(terms, f.value or "", weights) + max(0.0, sim - 0.35) for f, sim in zip(ns, sims[len(facts) :])),
+            default=0.0,
         )
+        penalty = max(penalty, against) + 0.5 * _has_unwanted(own, unwanted)
         s = best_c + 0.3 * retrieved.get(p.sku, 0.0) - 0.8 * penalty + 0.15 * _cov(terms, p.name)
         if fit > 0:  # "8岁" inside "适用年龄 7岁以上": the range says it suits
             s += 1.0
@@ -548,19 +593,56 @@ def recommend(
             if k and k != "价格":
                 best_f = _spec_fact(snap, p.sku, k) or best_f
         scored.append((s, p, best_f))
+        log.debug("recommend %s %.2f (fit %.2f, against %.2f) %s", p.sku, s, best_c, penalty, best_f and best_f.value)
     scored.sort(key=lambda x: -x[0])
     s, p, reason = scored[0]
+    if reason is None:  # nothing matched the need: the product's first selling point, cited like any fact
+        reason = next((f for f in snap.index.facts_of(p.sku) if f.kind == "selling_point"), None)
     facts = _of(snap, p.sku, {"price"}) + ([reason] if reason else [])
-    why = render_fact(reason).rstrip("。") if reason else (p.selling_points[0] if p.selling_points else "")
-    mark = _distinctive_spec(snap, p, candidates)
-    if mark is not None and mark != reason:
-        facts.append(mark)
-        why = "，".join(x for x in (why, render_fact(mark).rstrip("。")) if x)
+    why = render_fact(reason).rstrip("。") if reason else ""
+    # Who it suits says why; the selling point nearest the need says what it has (the merchant's own
+    # pitch), else the spec no sibling shares.
+    points = sorted((x for x in pitch.get(p.sku, []) if x[2] != reason), key=lambda x: (-x[0], -x[1]))
+    mark = points[0][2] if points and reason is not None and reason.kind != "selling_point" else None
+    spec = _distinctive_spec(snap, p, candidates)
+    for extra in (mark, spec):
+        if extra is not None and extra != reason and extra not in facts:
+            facts.append(extra)
+            why = "，".join(x for x in (why, render_fact(extra).rstrip("。")) if x)
     if q.lang == "en":
         return Draft(f"I'd suggest {p.name}: ¥{fmt_price(p.price)} tonight" + (f" — {why}." if why else "."), facts)
-    return Draft(
-        f"推荐你看看{p.name}，直播价{fmt_price(p.price)}元" + (f"，{short(why, 40)}" if why else "") + "。", facts
-    )
+    # The why is its own sentence: merchant words the claim checker must drop ("入门首选") take only it.
+    return Draft(f"推荐你看看{p.name}，直播价{fmt_price(p.price)}元。" + (f"{short(why, 64)}。" if why else ""), facts)
+
+
+def _name_words(p: Product) -> set[str]:
+    """The words of a product's names long enough to name it on their own ("棉睡袋")."""
+    return {w for n in [p.name, p.series or "", *p.aliases] for w in normalize(n).split() if len(w) >= 3}
+
+
+def _clauses(text: str, others: set[str]) -> tuple[str, str]:
+    """A fact's clauses that speak for the product, and those that advise against it ("山里风大不建议");
+    a clause that names another product ("夏天请选棉睡袋") speaks for neither."""
+    pro: list[str] = []
+    con: list[str] = []
+    for c in re.split(r"[，,。；;！!？?]", text):
+        if any(w in normalize(c) for w in others):
+            continue
+        (con if advises_against(c) else pro).append(c)
+    return "，".join(pro), "，".join(con)
+
+
+def _has_unwanted(facts: Sequence[Fact], unwanted: dict[str, str]) -> float:
+    """1.0 when the product's own text has a thing the viewer said they do not want ("充电是USB-C" for
+    "不用充电的"), unless the text itself negates it ("长线没地方充电")."""
+    negators = function_words_of("negators_zh") + ["没"]
+    for f in facts:
+        t = normalize(f.value or f.text)
+        for core in unwanted:
+            for m in re.finditer(re.escape(core), t):
+                if not any(t[max(0, m.start() - len(n) - 2) : m.start()].find(n) >= 0 for n in negators):
+                    return 1.0
+    return 0.0
 
 
 def _range_fit(stated: Sequence[Quantity], facts: Sequence[Fact], lex: CatalogLexicon) -> tuple[int, Fact | None]:

@@ -227,9 +227,11 @@ class Agent:
         draft = await self._compose(turn, intent)
         draft = await self._maybe_rephrase(turn, draft)
         text = self._guard_whole(turn, draft)
+        # Every sentence dropped by the checker: what goes out is the honest "I'll check", and says so.
+        refused = draft.refused or (bool(draft.text.strip()) and text == compose.not_found(turn.lang).text)
         first.append((time.perf_counter() - t0) * 1000)
         yield AnswerDelta(text=text, index=0)
-        yield done(self._finish(turn, Draft(text, draft.facts, draft.refused), "fast", intent))
+        yield done(self._finish(turn, Draft(text, draft.facts, refused), "fast", intent))
 
     # --- retrieval and tools --------------------------------------------------------------
     def _call(self, turn: _Turn, name: str, args: dict[str, Any], by: Literal["rules", "llm"] = "rules") -> Any:
@@ -530,7 +532,10 @@ class Agent:
             return self._profile(turn)
         if intent == "policy":
             return compose.policy(snap, lex, q, turn.hits, turn.qvec, self.kb.embedder.encode)
-        if intent == "recommend":
+        if intent == "recommend" or (
+            intent in ("detail", "price") and not q.pair and understand.asks_for_kind(q.text, lex)
+        ):
+            # "想要不用充电的头灯", "椅子要最轻的": a product of a kind asked for, whatever names it fits
             return self._recommend(turn)
         if intent == "compare":
             if len(q.products) >= 2:
@@ -550,7 +555,10 @@ class Agent:
                 return compose.policy(snap, lex, q, turn.hits, turn.qvec, self.kb.embedder.encode)
             return compose.not_found(lang)
         if not (q.named or turn.image is not None or turn.msg.context_sku or q.categories or self._had_focus(turn)):
-            # Nothing in the question points at a product: guessing one would answer a question not asked.
+            # Nothing in the question points at a product: guessing one would answer a question not asked —
+            # but a stated need ("家里狗狗10岁了") asks nothing about a product, it asks for one.
+            if self._a_need(turn, q, lex):
+                return self._recommend(turn)
             return compose.not_found(lang)
         chosen = q.variants.get(p.sku)
         if intent == "price":
@@ -572,8 +580,28 @@ class Agent:
             )
         if d.refused and not q.attributes and any(h.kind in ("doc", "qa") and not h.sku for h in turn.hits[:3]):
             pol = compose.policy(snap, lex, q, turn.hits, turn.qvec, self.kb.embedder.encode)
-            return pol if not pol.refused else d
+            if not pol.refused:
+                return pol
+        if d.refused and self._a_need(turn, q, lex):
+            # "家里有大狗选哪个牵引绳", "macbook只有两个c口 想接网线": nothing asked of one product's facts,
+            # a kind of product (or none) for a need the viewer describes — that is a recommendation.
+            return self._recommend(turn)
         return d
+
+    def _a_need(self, turn: _Turn, q: understand.Parsed, lex: CatalogLexicon) -> bool:
+        """The question asks no fact (no attribute, no spec key, not a yes/no about a feature) of one
+        product the viewer named outright: what is left is a need to match products against."""
+        t = normalize(q.text)
+        return (
+            all((a := lex.book.get(x)) is not None and a.audience for x in q.attributes)
+            and not any(normalize(k) in t for _, k in q.keys)  # a key said whole; its 2-char head may be a verb
+            and not understand.asks_existence(q.text)
+            and not understand.asks_yes_no(q.text)
+            and not (understand.asks_value(q.text) and not _choice(t, lex))
+            and not (q.named and _specific(q, lex) and not _choice(t, lex))
+            and not turn.tri.injection
+            and bool(understand.residual(q.text, lex))
+        )
 
     def _had_focus(self, turn: _Turn) -> bool:
         return bool(self.memory.get(turn.msg.merchant, turn.msg.room_id, turn.msg.viewer_id).focus)
@@ -594,7 +622,8 @@ class Agent:
         # Recommend within the kind of product the viewer said ("耳机", or a named product's kind); a need
         # with no product words ("自驾游充电用啥") is matched against the whole catalog.
         worded = bool(q.mentions) and any(w.startswith(("name:", "code", "qty", "variant")) for w in q.mentions[0].why)
-        cats = set(q.categories) or (
+        head = understand.head_category(q.text, lex) if len(q.categories) > 1 else None
+        cats = ({head} if head else set(q.categories)) or (
             {lex.entries[p.sku].category for p in q.products[:1] if p.sku in lex.entries} if worded else set()
         )
         pool = [e.product for e in lex.entries.values() if not cats or e.category in cats]
@@ -930,6 +959,13 @@ def _decisive_lang(text: str) -> bool:
     """Whether a message says which language the viewer uses (Chinese characters, or English words
     beyond a product code)."""
     return bool(re.search(r"[\u4e00-\u9fff]", text)) or len(_EN_WORD.findall(text)) >= 2
+
+
+def _choice(t: str, lex: CatalogLexicon) -> bool:
+    """ "选哪个牵引绳", "泰迪用什么牵引绳": the viewer asks which one to take, even when their words fit one."""
+    if any(f in t for f in lex.book.comparison_frames):
+        return True
+    return any(f"{w}{c}" in t for w in ("什么", "啥") for c in lex.category_words if len(c) >= 2)
 
 
 def _specific(q: understand.Parsed, lex: CatalogLexicon | None = None) -> bool:

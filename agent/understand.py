@@ -72,6 +72,70 @@ def asks_existence(text: str) -> bool:
     )
 
 
+def function_words_of(kind: str) -> list[str]:
+    """One list of the function-word data (``negators_zh``, ``desire_zh``...)."""
+    return list(_function_data()[kind])
+
+
+def negated(text: str) -> dict[str, str]:
+    """Words the viewer says they do not want, each with its negated phrase: "不用充电的头灯" →
+    {"充电": "不用充电"}."""
+    ws = words(text)
+    neg = set(_function_data()["negators_zh"])
+    return {b: a + b for a, b in zip(ws, ws[1:]) if a in neg and len(b) >= 2 and re.fullmatch(r"[\u4e00-\u9fff]+", b)}
+
+
+def advises_against(clause: str) -> bool:
+    """A clause of a product's own text that says it does not fit ("山里温差大、风大不建议")."""
+    return any(w in clause for w in _function_data()["advise_against_zh"])
+
+
+def head_category(text: str, lex: CatalogLexicon) -> str | None:
+    """The kind of product the sentence is about: of the categories named, the one whose word ends last
+    ("跑越野赛要能塞包里的杖" wants a 登山杖, not a 背包; "徒步背着走 椅子要最轻的" a chair). A
+    Chinese noun phrase ends with its head."""
+    t = normalize(text)
+    best: tuple[int, int, str] | None = None
+    for w, cat in lex.category_words.items():
+        i = t.rfind(w)
+        if i >= 0 and (best is None or (i + len(w), len(w)) > best[:2]):
+            best = (i + len(w), len(w), cat)
+    return best[2] if best else None
+
+
+def asks_for_kind(text: str, lex: CatalogLexicon) -> bool:
+    """The viewer asks for a product of a kind, not about one product: a wish ending in the kind
+    ("想要不用充电的头灯") or a superlative of the kind ("椅子要最轻的", "最便宜的垫子")."""
+    t = normalize(text)
+    head = head_category(t, lex)
+    if head is None or asks_yes_no(text):
+        return False
+    words_of = sorted((w for w, c in lex.category_words.items() if c == head and w in t), key=len, reverse=True)
+    end = max(t.rfind(w) + len(w) for w in words_of)
+    tail = re.sub(r"[\s?？!！。~～]+|[呢吧呀啊哦嘛]+$", "", t[end:])
+    wish = any(w in t[: t.rfind(words_of[0])] for w in _function_data()["desire_zh"]) and len(tail) <= 1
+    superlative = re.search(r"最[\u4e00-\u9fff]", t) is not None and not asks_value(t.replace("什么", ""))
+    return wish or superlative
+
+
+def asks_value(text: str) -> bool:
+    """The question asks for a value ("几K碳布", "多大", "多少瓦")."""
+    t = normalize(text)
+    return any(w in t for w in _function_data()["how_much_zh"])
+
+
+def asks_yes_no(text: str) -> bool:
+    """A question answered yes or no ("鼠标适合左手吗", "能不能机洗", "can the litter be flushed"): it asks a
+    fact of what it names, not which product to take."""
+    data, t = _function_data(), text.strip().lower()
+    if any(re.search(p, t) for p in data["yes_no_zh_patterns"]):
+        return True
+    first = re.sub(r"^[^a-z]*", "", t)
+    return any(re.match(rf"{re.escape(w)}\b", first) for w in data["yes_no_en_starts"]) and not re.search(
+        r"[\u4e00-\u9fff]", t
+    )
+
+
 @dataclass
 class Parsed:
     text: str
@@ -197,6 +261,23 @@ def _split_unknown(ws: list[str], lex: CatalogLexicon) -> list[str]:
                 out += [w[:-1], w[-1]]
                 continue
         out.append(w)
+    return _join_singles(out, vocab)
+
+
+def _join_singles(ws: list[str], vocab: set[str]) -> list[str]:
+    """Single characters the segmenter left apart ("夜" "爬") are one word when the catalog writes them
+    together ("适合夜爬"): the longest run of 2-4 of them found in the catalog's own text."""
+    out: list[str] = []
+    i = 0
+    while i < len(ws):
+        n = 0
+        for m in (4, 3, 2):
+            run = ws[i : i + m]
+            if len(run) == m and all(len(x) == 1 and "\u4e00" <= x <= "\u9fff" for x in run) and "".join(run) in vocab:
+                n = m
+                break
+        out.append("".join(ws[i : i + n]) if n else ws[i])
+        i += n or 1
     return out
 
 

@@ -45,6 +45,9 @@ class Attribute(BaseModel):
     more_words: list[str] = Field(default_factory=list)
     less_words: list[str] = Field(default_factory=list)
     better: Direction | None = None
+    # Whom, when or where a product suits (age, skin type, season, scenario…): a viewer who states one
+    # states a need, not a question about one product's facts.
+    audience: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,8 +229,8 @@ class CatalogLexicon:
         for p in products:
             cat = normalize(p.category or "")
             runs = [r for r in _CJK_RUN.findall(normalize(p.name)) if len(r) >= 2]  # not "S号"
-            if cat and runs:
-                heads[cat][runs[-1][-1]] += 1
+            if cat and runs:  # every run's end: "碳纤维登山杖 三节外锁" ends its noun at 杖, not at 锁
+                heads[cat].update({r[-1] for r in runs})
             elsewhere.update(
                 {(cat, ch) for text in [p.category, p.name, p.series, *p.aliases] for ch in normalize(text or "")}
             )
