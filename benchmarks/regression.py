@@ -143,6 +143,7 @@ async def _load(port: int, viewers: int, seconds: float, think: float) -> dict:
     firsts = [f for p, f, _, _ in out if p == "fast"]
     return {
         "answers": len(out),
+        "answers_per_s": round(len(out) / seconds, 1),
         "errors": len(errors),
         "p50_ms": pct(firsts, 50),
         "p95_ms": pct(firsts, 95),
@@ -204,6 +205,7 @@ def bench_load(viewers: int, seconds: float, think: float, pace: float) -> dict:
         "slowdown_p50": ratio("p50_ms"),
         "slowdown_p95": ratio("p95_ms"),
         "slowdown_mean": ratio("mean_ms"),
+        "throughput_ratio": ratio("answers_per_s"),
     }
 
 

@@ -12,7 +12,6 @@ import asyncio
 import difflib
 import json
 import string
-import time
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -339,47 +338,7 @@ async def kb_product_preview(merchant: MerchantId, sku: str, c: Console, data: d
     }
 
 
-@private_router.put(API + "/kb/products/{sku}")
-async def kb_product_save(
-    merchant: MerchantId, sku: str, request: Request, who: Who, c: Console, data: dict[str, Any] = Body(...)
-) -> dict:
-    try:
-        cat, old, new = await run_in_threadpool(_kb_guard, c.kb.edited_catalog, merchant, sku, data)
-    except KeyError:
-        raise HTTPException(404, f"商品 {sku} 不存在") from None
-    except ValidationError as e:
-        return JSONResponse({"issues": kbmod.validation_issues(e)}, status_code=422)
-    if old == new:
-        return {"changed": False, "version": c.container.kb.active_version(merchant)}
-    t0 = time.perf_counter()
-    info = await run_in_threadpool(c.container.kb.publish_catalog, merchant, cat, f"编辑商品 {sku}（{who.actor}）")
-    elapsed = round((time.perf_counter() - t0) * 1000)
-    try:  # keep the audience layer's sku → category/price in step (interest tags, coupon rules)
-        await run_in_threadpool(
-            c.container.audience.upsert_products,
-            merchant,
-            [{"sku": new.sku, "name": new.name, "category": new.category, "price": new.price}],
-        )
-    except Exception:  # noqa: BLE001 - the KB edit itself succeeded
-        pass
-    await run_in_threadpool(
-        _audit,
-        c,
-        merchant,
-        who,
-        "kb.product.edit",
-        sku,
-        json.loads(old.model_dump_json()),
-        json.loads(new.model_dump_json()) | {"_version": info.version},
-        request,
-    )
-    return {
-        "changed": True,
-        "version": info.version,
-        "embedded": info.embedded,
-        "facts": info.facts,
-        "elapsed_ms": elapsed,
-    }
+# PUT /kb/products/{sku} (save an edit) is console/regression_api.py's: every publish is tested first
 
 
 @private_router.post(API + "/kb/uploads")
@@ -438,34 +397,7 @@ async def kb_upload_discard(merchant: MerchantId, upload_id: str, c: Console) ->
     return {"ok": True}
 
 
-@private_router.post(API + "/kb/uploads/{upload_id}/publish")
-async def kb_upload_publish(merchant: MerchantId, upload_id: str, request: Request, who: Who, c: Console) -> dict:
-    try:
-        files = c.kb.upload_files(merchant, upload_id)
-    except KeyError:
-        raise HTTPException(404, "上传不存在或已过期，请重新上传") from None
-    kb = c.container.kb
-    ip = _ip(request)
-
-    def work(progress):
-        before = kb.active_version(merchant)
-        info = kb.import_files(
-            merchant, files, note=f"控制台上传 {', '.join(p.name for p in files)}（{who.actor}）", progress=progress
-        )
-        c.kb.discard(merchant, upload_id)
-        c.audit.record(
-            merchant,
-            who.actor,
-            "kb.import",
-            ", ".join(p.name for p in files),
-            {"version": before},
-            info.model_dump(),
-            ip,
-        )
-        return info.model_dump()
-
-    job = c.kb.start_job(merchant, "import", work)
-    return job.view()
+# POST /kb/uploads/{upload_id}/publish: console/regression_api.py (the upload is tested before it is published)
 
 
 @private_router.get(API + "/kb/jobs/{job_id}")
@@ -710,26 +642,7 @@ async def prompt_preview(merchant: MerchantId, name: str, body: PreviewIn, c: Co
     return out
 
 
-class PublishIn(BaseModel):
-    text: str | None = Field(None, max_length=20000)
-    note: str = Field("", max_length=200)
-
-
-@private_router.post(API + "/prompts/{name}/publish")
-async def prompt_publish(
-    merchant: MerchantId, name: str, body: PublishIn, request: Request, who: Who, c: Console
-) -> Any:
-    _prompt_name(name)
-    before = c.prompts.effective_text(merchant, name)
-    try:
-        v = await run_in_threadpool(c.prompts.publish, merchant, name, who.actor, body.text, body.note)
-    except PromptError as e:
-        text = body.text if body.text is not None else (c.prompts.state(merchant, name).draft or {}).get("text", "")
-        return JSONResponse(
-            {"detail": "提示词有错误，不能发布", "problems": pstore.problems(name, text) or [str(e)]}, status_code=422
-        )
-    await run_in_threadpool(_audit, c, merchant, who, "prompt.publish", f"{name} v{v.version}", before, v.text, request)
-    return {"version": v.version, "at": v.at}
+# POST /prompts/{name}/publish and /restore: console/regression_api.py (tested on the set first)
 
 
 @private_router.get(API + "/prompts/{name}/history")
@@ -770,26 +683,6 @@ async def prompt_diff(
             continue
         lines.append({"op": ln[0] if ln[0] in "+-" else " ", "text": ln[2:]})
     return {"a": a, "b": b, "lines": lines}
-
-
-class RestoreIn(BaseModel):
-    version: int = Field(ge=0)
-
-
-@private_router.post(API + "/prompts/{name}/restore")
-async def prompt_restore(
-    merchant: MerchantId, name: str, body: RestoreIn, request: Request, who: Who, c: Console
-) -> Any:
-    _prompt_name(name)
-    before = c.prompts.effective_text(merchant, name)
-    try:
-        v = await run_in_threadpool(c.prompts.restore, merchant, name, body.version, who.actor)
-    except PromptError as e:
-        return JSONResponse({"detail": str(e)}, status_code=404 if "no version" in str(e) else 422)
-    await run_in_threadpool(
-        _audit, c, merchant, who, "prompt.restore", f"{name} v{body.version}→v{v.version}", before, v.text, request
-    )
-    return {"version": v.version, "restored_from": body.version}
 
 
 # ============================================================================================

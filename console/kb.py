@@ -23,6 +23,7 @@ from knowledge.facts import catalog_facts, product_facts
 from knowledge.importers import KBImportError, parse_files
 from knowledge.schema import Catalog, Product
 from knowledge.store import KnowledgeBase, merge_catalogs
+from knowledge.text import normalize
 
 ALLOWED_SUFFIXES = {".json", ".csv", ".xlsx", ".md", ".markdown", ".txt"}
 MAX_UPLOAD_FILE_BYTES = 5 * 1024 * 1024
@@ -196,6 +197,47 @@ def sniff(name: str, head: bytes) -> None:
         raise UploadRejected(f"{name}：文件内容不是文本")
 
 
+def _own_option_follows(old: Product, data: dict) -> dict:
+    """An option the product's own name names ("精华液 30ml" with options 30ml / 50ml), priced and stocked
+    as the product was, is the product itself: when the edit changes the product's price or stock and
+    leaves the options as they were, that option follows (otherwise viewers asking for "精华液 30ml"
+    keep hearing the old price from the option). The preview shows the option's fact changed too."""
+    raw = (old.model_extra or {}).get("variants")
+    if not isinstance(raw, list) or data.get("variants") != raw:
+        return data
+    name = normalize(str(data.get("name") or old.name)).replace(" ", "")
+    moved = {f: data[f] for f in ("price", "stock") if _number(data.get(f)) and not _same(data[f], getattr(old, f))}
+    if not moved:
+        return data
+    items = []
+    for v in raw:
+        if isinstance(v, dict) and v.get("name") and normalize(str(v["name"])).replace(" ", "") in name:
+            v = dict(v) | {f: val for f, val in moved.items() if _same(v.get(f), getattr(old, f))}
+        items.append(v)
+    return data | {"variants": items}
+
+
+def _number(a: object) -> bool:
+    return _same(a, a)
+
+
+def _same(a: object, b: object) -> bool:
+    try:
+        return a is not None and b is not None and float(a) == float(b)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+STAGE_ZH = {
+    "parsing": "解析文件",
+    "embedding": "计算向量",
+    "indexing": "建立索引",
+    "building": "生成草稿索引",
+    "before": "发布检查：在已发布版本上回答",
+    "after": "发布检查：在草稿上回答",
+}
+
+
 @dataclass
 class Job:
     job_id: str
@@ -210,6 +252,7 @@ class Job:
     result: dict | None = None
     error: str | None = None
     issues: list[dict] | None = None
+    ended: threading.Event = field(default_factory=threading.Event, repr=False)  # set once state is final
 
     def view(self) -> dict:
         return {
@@ -217,9 +260,7 @@ class Job:
             "kind": self.kind,
             "state": self.state,
             "stage": self.stage,
-            "stage_zh": {"parsing": "解析文件", "embedding": "计算向量", "indexing": "建立索引"}.get(
-                self.stage, self.stage
-            ),
+            "stage_zh": STAGE_ZH.get(self.stage, self.stage),
             "done": self.done,
             "total": self.total,
             "result": self.result,
@@ -314,6 +355,7 @@ class KBConsole:
                 job.error, job.state = f"{type(e).__name__}: {e}", "failed"
             finally:
                 job.finished = time.time()
+                job.ended.set()
 
         threading.Thread(target=run, name=f"kb-job-{job.job_id}", daemon=True).start()
         return job
@@ -351,7 +393,7 @@ class KBConsole:
         old = cat.product(sku)
         if old is None:
             raise KeyError(sku)
-        data = {**data, "sku": sku}
+        data = _own_option_follows(old, {**data, "sku": sku})
         new = Product.model_validate(data)
         products = [new if p.sku == sku else p for p in cat.products]
         return cat.model_copy(update={"products": products}), old, new

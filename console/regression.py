@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from console import kb as kbmod
@@ -21,6 +22,8 @@ from regression.cases import Case, head
 from regression.drift import DriftWatch
 
 CORRECTIONS_SOURCE = "corrections.csv"  # the Q&A set that corrected reviews add to a draft
+AGENT_PROMPTS = ("system", "answer")  # the prompts the agent answers with; the others cannot change an answer
+Record = Callable[[dict | None, str | None, dict], None]
 
 
 class GateError(LiveRoomError):
@@ -59,9 +62,9 @@ class RegressionConsole:
             self._running[merchant] = job_id
         return job
 
-    def _run(
+    def _report(
         self, merchant: str, version: str | None, progress, prompt_drafts=None, extra: dict | None = None, pace=None
-    ):
+    ) -> dict:
         report = self.runner.run(
             merchant,
             version,
@@ -72,7 +75,12 @@ class RegressionConsole:
         if extra:
             report.update(extra)
             self.cases.save_run(merchant, report)
-        return view(report)
+        return report
+
+    def _run(
+        self, merchant: str, version: str | None, progress, prompt_drafts=None, extra: dict | None = None, pace=None
+    ):
+        return view(self._report(merchant, version, progress, prompt_drafts, extra, pace))
 
     def start_catalog_draft(self, merchant: str, catalog: Catalog, note: str, extra: dict | None = None) -> kbmod.Job:
         kb = self.container.kb
@@ -109,6 +117,69 @@ class RegressionConsole:
             )
 
         return self._start(merchant, "regression", work)
+
+    # --- every publish: draft → run → published when it broke nothing --------------------------------
+    def start_publish(
+        self,
+        merchant: str,
+        actor: str,
+        record: Record,
+        *,
+        catalog: Callable[[], Catalog] | None = None,
+        note: str = "",
+        prompt_drafts: dict[str, str] | None = None,
+        kind: str = "publish",
+        extra: dict | None = None,
+    ) -> kbmod.Job:
+        """The one way a console change reaches viewers: ``catalog()`` built as a draft version (or
+        ``prompt_drafts`` over the published prompts), the set run on it, and published when no case that
+        passed fails; otherwise it waits, with its run, for an owner's override on the regression page.
+        ``record(report, version_before, published)`` audits a publish (report None: a first import, which
+        has nothing to regress against)."""
+        kb = self.container.kb
+
+        def work(progress) -> dict:
+            cat = catalog() if catalog is not None else None  # parsed in the job: KBImportError → per-row issues
+            if cat is not None and kb.active_version(merchant) is None:
+                info = kb.publish_catalog(merchant, cat, note, progress=progress)
+                out = {"target": "kb", "version": info.version}
+                record(None, None, out)
+                return out | {"published": True, "run_id": None} | _built(info)
+            built: dict = {}
+            version = None
+            if cat is not None:
+
+                def build(stage: str, done: int, total: int) -> None:
+                    progress("building", done if stage == "embedding" else total, total)
+
+                info = kb.build_draft(merchant, cat, note, progress=build)
+                version, built = info.version, _built(info)
+            more = (extra or {}) | {"note": note} | ({"prompt_text": prompt_drafts} if prompt_drafts else {})
+            report = self._report(merchant, version, progress, prompt_drafts, more)
+            return self.publish_if_clear(merchant, report, actor, record) | built
+
+        return self._start(merchant, kind, work)
+
+    def publish_if_clear(self, merchant: str, report: dict, actor: str, record: Record) -> dict:
+        out = view(report) | {"published": False}
+        if report["blocked"]:
+            return out
+        try:
+            self.check_publish(merchant, report["run_id"], None, is_owner=False)
+        except GateError as e:  # the active version moved while the run went on
+            return out | {"stale": e.message}
+        before = self.container.kb.active_version(merchant)
+        pub = self.publish(merchant, report, actor)
+        record(report, before, pub)
+        return out | pub | {"published": True}
+
+    def start_product_publish(self, merchant: str, sku: str, data: dict, actor: str, record: Record) -> kbmod.Job:
+        cat, old, new = self.kbc.edited_catalog(merchant, sku, data)  # KeyError / ValidationError before any job
+        if old == new:
+            raise GateError("没有修改")
+        return self.start_publish(
+            merchant, actor, record, catalog=lambda: cat, note=f"编辑商品 {sku}（{actor}）", extra={"skus": [sku]}
+        )
 
     # --- reviews -----------------------------------------------------------------------------------
     def correct_review(
@@ -186,10 +257,21 @@ class RegressionConsole:
                     pass
             return {"target": "kb", "version": info.version}
         out = {"target": "prompt", "prompts": {}}
+        prompts = self.container.prompts
         for name, text in (report.get("prompt_text") or {}).items():
-            v = self.container.prompts.publish(merchant, name, actor, text, f"发布检查 {report['run_id']}")
+            restore = (report.get("prompt_restore") or {}).get(name)
+            if restore is not None:  # a restore publishes the old text again and keeps the draft
+                v = prompts.restore(merchant, name, restore, actor)
+            else:
+                v = prompts.publish(
+                    merchant, name, actor, text, report.get("prompt_note") or f"发布检查 {report['run_id']}"
+                )
             out["prompts"][name] = v.version
         return out
+
+
+def _built(info) -> dict:
+    return {"products": info.products, "facts": info.facts, "embedded": info.embedded}
 
 
 def view(report: dict, limit: int = 300) -> dict:

@@ -24,6 +24,8 @@ def env(tmp_path_factory, demo_root, use_embedder):
     tmp = tmp_path_factory.mktemp("console-kb")
     llm = FakeLLM()
     c = make_container(tmp, demo_root, use_embedder, llm=llm)
+    # every publish runs the regression set first: bounded here (the changed cases + a fixed sample), unpaced
+    c.regression.pace, c.regression.max_cases = 0.0, 120
     app = console_app(c, ConsoleSettings(simulator="*"))
     with TestClient(app) as client:
         cs = get_console(app)
@@ -137,7 +139,8 @@ def test_inline_edit_reindexes_one_product_and_changes_the_answer(env):
     assert bad.status_code == 422
     assert {i["field"] for i in bad.json()["issues"]} == {"price", "stock"}
     preview = client.post(api("/kb/products/SK-001/preview"), json={**prod, "price": 119}).json()
-    assert [f["fact_id"] for f in preview["facts"] if f["changed"]] == ["SK-001:price"]
+    # the 30ml option the product's name names was priced as the product: it follows the edit
+    assert [f["fact_id"] for f in preview["facts"] if f["changed"]] == ["SK-001:price", "SK-001:variant:0"]
     n_facts = len(preview["facts"])
     v0 = c.kb.active_version(M)
     r = client.put(api("/kb/products/SK-001"), json={**prod, "price": 119})
@@ -150,8 +153,9 @@ def test_inline_edit_reindexes_one_product_and_changes_the_answer(env):
     assert after["answer"]["citations"][0]["fact_id"] == "SK-001:price"
     audit = get_console_audit(env, "kb.product.edit")
     assert audit["before"]["price"] == 129 and audit["after"]["price"] == 119 and audit["actor"] == "user:operator1"
-    # unchanged save is a no-op
-    assert client.put(api("/kb/products/SK-001"), json={**prod, "price": 119}).json()["changed"] is False
+    # unchanged save (the form as it reloads after the save) is a no-op
+    saved = client.get(api("/kb/products/SK-001")).json()["product"]
+    assert client.put(api("/kb/products/SK-001"), json=saved).json()["changed"] is False
 
 
 def test_version_diff_and_restore(env):
@@ -160,7 +164,9 @@ def test_version_diff_and_restore(env):
     latest = versions[0]["version"]
     d = client.get(api(f"/kb/versions/{latest}/diff")).json()
     ch = {x["sku"]: x for x in d["products"]["changed"]}
-    assert ch["SK-001"]["fields"] == [{"field": "price", "field_zh": "直播价", "before": 129.0, "after": 119.0}]
+    price, options = ch["SK-001"]["fields"]
+    assert price == {"field": "price", "field_zh": "直播价", "before": 129.0, "after": 119.0}
+    assert options["field"] == "variants" and options["after"][0] == {"name": "30ml", "price": 119}
     new_price = "暖光 玻尿酸保湿精华液 30ml（SK-001）直播价119元，日常价199元"
     assert {"op": "+", "fact_id": "SK-001:price", "text": new_price} in d["facts"]["lines"]
     r = client.post(api("/kb/versions/v0001/restore"))

@@ -142,6 +142,10 @@ function showReport(r) {
   $("#rg-publish-status").textContent = "";
   if (pub) { pub.classList.toggle("hidden", !publishable); pub.disabled = !!r.blocked; pub.title = r.blocked ? "有原本答对的问题答错了" : ""; }
   if (ov) { ov.classList.toggle("hidden", !(publishable && r.blocked)); reason.classList.toggle("hidden", !(publishable && r.blocked)); }
+  if (r.published) { // a save or upload that published itself once the run broke nothing
+    $("#rg-publish-status").textContent = `已发布 ${r.target === "kb" ? `知识库 ${r.version}` : "提示词"}（发布检查通过）`;
+    for (const n of [pub, ov, reason]) n?.classList.add("hidden");
+  }
 }
 
 async function follow(jobId) {
