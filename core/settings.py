@@ -59,6 +59,11 @@ class VoiceSettings(BaseModel):
     # Turn taking.
     turn_grace_secs: float = 0.05  # after the VAD stop, how long the viewer may resume the same turn
     turn_stop_timeout_secs: float = 6.0  # a turn whose transcript never comes is closed after this
+    # Semantic end of turn: "smart-turn-v3" = Pipecat's Smart Turn v3 (the ONNX model in the pipecat-ai
+    # wheel) judges at each VAD stop whether the viewer has finished; when it says not yet, the turn
+    # waits for more speech or for `smart_turn_stop_secs` of silence. "off": the VAD stop ends it.
+    turn_model: Literal["off", "smart-turn-v3"] = "off"
+    smart_turn_stop_secs: float = 1.0
     # Barge-in: the bot's audio pauses as soon as the VAD hears the viewer, and the answer is only
     # abandoned once the viewer has kept talking this long (VAD start → still speaking). Shorter
     # sounds — "嗯", "mm-hmm", a cough — resume the answer where it paused.

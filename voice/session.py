@@ -4,7 +4,7 @@ transport.input()        PCM frames / control messages (VoiceSerializer)
 → VADProcessor           Silero (shared ONNX session)
 → BargeInGate            pause on speech over the bot; resume or release (min-speech rule)
 → STT                    Whisper (or any Pipecat STT service)
-→ UserTurnProcessor      VAD start → turn (+ InterruptionFrame); segment results → end of turn
+→ UserTurnProcessor      VAD start → turn (+ InterruptionFrame); segment results (+ Smart Turn) → end of turn
 → LiveRoomAgentProcessor Agent.stream: same tools and guardrails as text
 → TTS                    espeak-ng (or Piper / any Pipecat TTS service)
 → transport.output()     real-time paced PCM, events, pause/resume, interruption flush
@@ -112,7 +112,8 @@ def build_session(ws: WebSocket, info: SessionInfo, services: VoiceServices) -> 
     gate = BargeInGate(min_barge_in_secs=s.min_barge_in_secs, duplex=info.duplex)
     stt = services.make_stt(info.lang, info.merchant)
     turns = UserTurnProcessor(
-        user_turn_strategies=voice_turn_strategies(s.turn_grace_secs), user_turn_stop_timeout=s.turn_stop_timeout_secs
+        user_turn_strategies=voice_turn_strategies(s.turn_grace_secs, services.make_turn_analyzer()),
+        user_turn_stop_timeout=s.turn_stop_timeout_secs,
     )
     metrics = getattr(ws.app.state, "metrics", None)
     agent = LiveRoomAgentProcessor(

@@ -122,6 +122,10 @@ class ZhTTSEngine:
         ids = self.ids(text)
         if not ids:
             return np.zeros(0, dtype=np.float32)
+        return self._run_ids(ids, speed)[0]
+
+    def _run_ids(self, ids: list[int], speed: float) -> tuple[np.ndarray, np.ndarray]:
+        """Phoneme ids → (audio, frames per id)."""
         ac, voc = self._acoustic, self._vocoder
         assert ac is not None and voc is not None
         inp = ac.get_input_details()
@@ -137,13 +141,40 @@ class ZhTTSEngine:
         for detail, value in zip(inp, values):
             ac.set_tensor(detail["index"], value)
         ac.invoke()
-        mel = ac.get_tensor(ac.get_output_details()[1]["index"])
+        out = ac.get_output_details()
+        mel, durations = ac.get_tensor(out[1]["index"]), ac.get_tensor(out[2]["index"])[0]
         vin = voc.get_input_details()[0]["index"]
         voc.resize_tensor_input(vin, mel.shape)
         voc.allocate_tensors()
         voc.set_tensor(vin, mel)
         voc.invoke()
-        return np.asarray(voc.get_tensor(voc.get_output_details()[0]["index"])[0, :, 0], dtype=np.float32)
+        audio = np.asarray(voc.get_tensor(voc.get_output_details()[0]["index"])[0, :, 0], dtype=np.float32)
+        return audio, np.asarray(durations)
+
+    def synthesize_with_pauses(self, phrases: list[str], gap_secs: float, speed: float = 1.0) -> np.ndarray:
+        """One utterance said with a hesitation between ``phrases`` ("我想问一下" … "海盐巴旦木多少钱"):
+        synthesized whole with the corpus's intonational-phrase mark (#3) at each break, so the voice
+        does not fall as at a sentence's end, then ``gap_secs`` of silence inserted there (the model's
+        own durations locate it). Blocking; a test and eval fixture for turn taking."""
+        self.load()
+        sid = self.symbol_to_id
+        ids, breaks = [sid["sil"]], []
+        for i, phrase in enumerate(phrases):
+            if i:
+                ids.append(sid["#3"])
+                breaks.append(len(ids))  # the id after the mark
+            ids += [sid[p] for p in self.phonemes(phrase)[1:-1]]
+        ids += [sid["sil"], sid["eos"]]
+        with self._lock:
+            audio, durations = self._run_ids(ids, speed)
+        hop = len(audio) / max(1, int(durations.sum()))
+        cuts = [int(durations[:b].sum() * hop) for b in breaks]
+        gap = np.zeros(int(RATE * gap_secs), dtype=np.float32)
+        pieces, last = [], 0
+        for cut in cuts:
+            pieces += [audio[last:cut], gap]
+            last = cut
+        return np.concatenate([*pieces, audio[last:]])
 
     def synthesize(self, text: str, speed: float = 1.0) -> np.ndarray:
         """One clause → float32 audio at 24 kHz (blocking)."""
