@@ -129,8 +129,8 @@ class CaseIn(BaseModel):
 
 @router.post(R + "/cases", status_code=201)
 async def cases_add(merchant: MerchantId, body: CaseIn, request: Request, who: Who, c: Console) -> dict:
-    if not body.must_refuse and not body.must_contain:
-        raise HTTPException(422, "请填写回答必须包含的内容，或勾选“应当如实说没有”")
+    if not (body.must_refuse or body.must_contain or body.must_not_contain):  # a case must check something
+        raise HTTPException(422, "请填写回答必须包含或不能包含的内容，或勾选“应当如实说没有”")
     case = manual_case(body.question, body.must_contain, body.must_not_contain, body.must_refuse, body.note, who.actor)
     case = await run_in_threadpool(c.regression.cases.add, merchant, case)
     await run_in_threadpool(_audit, c, merchant, who, "regression.case.add", case.id, None, case_view(case), request)

@@ -128,5 +128,39 @@ def test_draft_progress_side_by_side_blocked_override_published(site):
         expect(page.locator("#rg-publish-status")).to_contain_text("已发布 知识库")
         shot(page, "06-correction-published")
         assert site["console"].review(M, rid)["status"] == "resolved"
+
+        # --- the page's plain save is tested too: held when it breaks a case, linked to its run ---------
+        page.goto(f"{url}/console/m/{M}/kb/products/SK-001")
+        specs = page.locator("textarea[name=specs]")
+        expect(specs).to_have_value(re.compile("主要成分"))
+        specs.fill("\n".join(x for x in specs.input_value().split("\n") if not x.startswith("主要成分")))
+        held_from = c.kb.active_version(M)
+        page.click("#product-save")
+        expect(page.locator("#product-status")).to_contain_text("未发布", timeout=90_000)
+        assert c.kb.active_version(M) == held_from
+        shot(page, "07-save-held")
+        page.click("#publish-held")
+        page.wait_for_url(f"**/console/m/{M}/regression?run=*")
+        expect(page.locator("#rg-verdict-text")).to_have_attribute("data-blocked", "1")
+        expect(page.locator("#rg-regressions tr[data-case='spec:SK-001:主要成分']")).to_contain_text("玻尿酸")
+        page.fill("#rg-override-reason", "成分表今晚由主播口播")
+        page.click("#rg-override")
+        expect(page.locator("#rg-publish-status")).to_contain_text("店主强制发布")
+        shot(page, "08-held-save-overridden")
+        assert c.kb.active_version(M) != held_from
+
+        # … and a save that breaks nothing goes straight out, with the run's figures
+        page.goto(f"{url}/console/m/{M}/kb/products/SK-002")
+        expect(page.locator("input[name=stock]")).to_have_value("12")
+        page.fill("input[name=stock]", "11")
+        page.click("#product-save")
+        expect(page.locator("#product-status")).to_contain_text(
+            re.compile("在(已发布版本|草稿)上回答")
+        )  # the run's progress
+        expect(page.locator("#product-status")).to_contain_text(
+            re.compile(r"已发布 v\d+.*发布检查 \d+/\d+ 通过"), timeout=90_000
+        )
+        shot(page, "09-save-tested-published")
+        assert c.kb.catalog(M).product("SK-002").stock == 11
         assert not errors, errors
         browser.close()

@@ -176,6 +176,19 @@ function renderPreview(box, p) {
   }));
 }
 
+// every publish is tested on the regression set first (docs/regression.md): a job's result says whether it went out
+function publishedText(j) {
+  const r = j.result;
+  const run = r.run_id ? `，发布检查 ${r.passed}/${r.cases} 通过` : "";
+  if (r.published) return `已发布 ${r.version}（${r.facts} 条事实，新计算 ${r.embedded} 条向量${run}，用时 ${j.elapsed_s} 秒）`;
+  return r.stale || `未发布：有 ${r.regressed} 个原本答对的问题答错了，已存为草稿 ${r.version}`;
+}
+
+function heldLink(box, r) {
+  if (r.published || !r.run_id) return;
+  box.append(" ", el("a", { id: "publish-held", href: `/console/m/${encodeURIComponent(MERCHANT)}/regression?run=${encodeURIComponent(r.run_id)}`, text: "查看发布检查" }));
+}
+
 async function followJob(jobId) {
   const prog = $("#progress");
   prog.classList.remove("hidden");
@@ -183,10 +196,10 @@ async function followJob(jobId) {
     const j = await api(`kb/jobs/${jobId}`);
     const pct = j.state === "done" ? 100 : j.total ? Math.round((100 * j.done) / j.total) : 5;
     $("#progress-bar").style.width = `${pct}%`;
-    $("#progress-text").textContent = j.state === "done" ? `已发布 ${j.result.version}（${j.result.facts} 条事实，新计算 ${j.result.embedded} 条向量，用时 ${j.elapsed_s} 秒）`
+    $("#progress-text").textContent = j.state === "done" ? publishedText(j)
       : j.state === "failed" ? `发布失败：${j.error}` : `${j.stage_zh} ${j.done}/${j.total || "?"}`;
     $("#progress").dataset.state = j.state;
-    if (j.state === "done") { toast(`知识库已更新为 ${j.result.version}`); return j; }
+    if (j.state === "done") { heldLink($("#progress-text"), j.result); if (j.result.published) toast(`知识库已更新为 ${j.result.version}`); return j; }
     if (j.state === "failed") throw new Error(j.error || "发布失败");
     await new Promise((r) => setTimeout(r, 300));
   }
@@ -273,18 +286,30 @@ function initProduct() {
     ev.preventDefault();
     const btn = $("#product-save");
     btn.disabled = true;
-    $("#product-status").textContent = "正在重新索引…";
+    const status = $("#product-status");
+    status.textContent = "正在重新索引…";
     try {
-      const r = await api(path, { method: "PUT", json: productFromForm(f) });
+      // saved as a draft, tested on the regression set, published when nothing that passed fails
+      let j = await api(`${path}/draft?publish=1`, { method: "POST", json: productFromForm(f) });
       renderProductIssues([]);
-      $("#product-status").textContent = r.changed ? `已发布 ${r.version}：只重新计算了 ${r.embedded} 条向量，用时 ${r.elapsed_ms} 毫秒` : "没有修改";
+      while (j.state === "running") {
+        status.textContent = `${j.stage_zh} ${j.done}/${j.total || "?"}`;
+        await new Promise((r) => setTimeout(r, 300));
+        j = await api(`kb/jobs/${j.job_id}`);
+      }
+      if (j.state === "failed") throw new Error(j.error || "保存失败");
+      const r = j.result;
+      status.textContent = r.published ? `已发布 ${r.version}：只重新计算了 ${r.embedded} 条向量，发布检查 ${r.passed}/${r.cases} 通过，用时 ${j.elapsed_s} 秒` : publishedText(j);
+      heldLink(status, r);
       const again = await api(path);
       fillProduct(f, again.product);
       renderFacts(again.facts);
-      toast(r.changed ? `已保存，知识库 ${r.version}` : "没有修改");
+      toast(r.published ? `已保存，知识库 ${r.version}` : "未发布：发布检查拦截", r.published ? "" : "error");
     } catch (e) {
-      $("#product-status").textContent = "";
-      if (e.status === 422) renderProductIssues(e.data.issues); else throw e;
+      status.textContent = "";
+      if (e.status === 422 && e.data?.issues) renderProductIssues(e.data.issues);
+      else if (e.status === 409 && e.message === "没有修改") { status.textContent = "没有修改"; toast("没有修改"); }
+      else throw e;
     } finally { btn.disabled = false; }
   }));
 }
