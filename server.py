@@ -33,6 +33,7 @@ from core.errors import LiveRoomError
 from core.settings import Settings
 from knowledge.store import KBError, UnknownMerchant
 from liveroom import openai_compat
+from liveroom.cache_metrics import CacheCollector
 from liveroom.container import Container
 
 log = logging.getLogger("liveroom.server")
@@ -412,8 +413,11 @@ async def _serve_room_socket(
         metrics.ws_errors.labels(code).inc()
         await send(wire.error_frame(code, message, id=req_id, **extra))
 
-    async def run(req: WsAsk, viewer: Viewer) -> None:
+    async def run(req: WsAsk, viewer: Viewer, ticket: float) -> None:
         try:
+            if c.admission.waited_too_long(ticket):  # the loop is behind: a quick busy drains the backlog
+                await error("busy", "too many questions right now; please retry", req.id, retry_after=1)
+                return
             async for ev in c.agent.stream(_message(c, room.room_id, req, "ws", viewer)):
                 if isinstance(ev, AnswerDelta):
                     await send({"type": "answer.delta", "id": req.id, "index": ev.index, "text": ev.text})
@@ -477,9 +481,13 @@ async def _serve_room_socket(
             if len(tasks) >= MAX_INFLIGHT_PER_SOCKET:
                 await error("busy", "too many questions in flight on this connection", req.id)
                 continue
-            t = asyncio.create_task(run(req, viewer))
+            if (ticket := c.admission.enter()) is None:
+                await error("busy", "too many questions right now; please retry", req.id, retry_after=1)
+                continue
+            t = asyncio.create_task(run(req, viewer, ticket))
             tasks.add(t)
             t.add_done_callback(tasks.discard)
+            t.add_done_callback(lambda _: c.admission.leave())  # also when cancelled before it ran
     except WebSocketDisconnect:
         pass
     finally:

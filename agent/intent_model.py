@@ -168,7 +168,7 @@ class IntentModel:
         self._dcoef, self._dint, self._dclasses = direction_head
         self._emb_w, self._char_w, self._dir_emb_w = emb_weight, char_weight, dir_emb_weight
         self.loaded_from_cache = False
-        self._memo: LruCache[tuple[str, bytes], IntentPrediction] = LruCache(4096)
+        self.memo: LruCache[tuple[str, bytes], IntentPrediction] = LruCache(4096)
 
     # ----------------------------------------------------------------- training
 
@@ -297,10 +297,10 @@ class IntentModel:
         """``vec``: the query's embedding if the caller already has it (saves the ~2 ms encode)."""
         emb = self.embedder.encode([text]) if vec is None else np.asarray(vec, dtype=np.float32).reshape(1, -1)
         key = (text, emb.tobytes())  # a live room asks the same few questions: their predictions are kept
-        pred = self._memo.get(key)
+        pred = self.memo.get(key)
         if pred is None:
             pred = self._predict([text], emb)[0]
-            self._memo.put(key, pred)
+            self.memo.put(key, pred)
         return pred
 
     def predict_many(self, texts: Sequence[str], vecs: np.ndarray | None = None) -> list[IntentPrediction]:

@@ -3,7 +3,9 @@ with random think time (open loop, like a live room), against a real `liveroom s
 
     python -m benchmarks.ws_load [--viewers 200] [--seconds 30] [--think 2.0] [--llm-share 0.0] [--json]
 
-Prints p50/p95 time to first answer token per path and the sustained messages/s. Traffic goes to
+Prints p50/p95 time to first answer token per path over the steady window (after every viewer has
+connected), the sustained answers/s in it, ``busy`` refusals and client timeouts, and the share of
+lookups served by the server's caches (from its /metrics; null on a server without those counters). Traffic goes to
 127.0.0.1 only; the run is bounded in time and stops by itself.
 """
 
@@ -39,6 +41,7 @@ FAST_QS = [
     "原味巴旦木和海盐的差几块钱",
     "羽绒服含绒量多少",
 ]
+ANSWER_TIMEOUT_S = 30.0  # a viewer that waited this long for its answer counts a timeout
 LLM_QS = ["有什么适合我的零食推荐吗", "主播今天推荐什么呀", "送妈妈什么礼物好"]
 
 
@@ -49,11 +52,14 @@ def pct(xs: list[float], p: float) -> float | None:
     return round(xs[min(len(xs) - 1, int(p / 100 * len(xs)))], 1)
 
 
-async def viewer(url: str, vid: int, until: float, think: float, llm_share: float, out: list, errors: list) -> None:
+async def viewer(
+    url: str, vid: int, until: float, think: float, llm_share: float, out: list, errors: list, ready: list
+) -> None:
     rnd = random.Random(vid)
     try:
-        async with websockets.connect(url, max_size=2**20, open_timeout=30) as ws:
+        async with websockets.connect(url, max_size=2**20, open_timeout=60) as ws:
             json.loads(await ws.recv())  # ready
+            ready.append(time.monotonic())
             n = 0
             while time.monotonic() < until:
                 await asyncio.sleep(rnd.expovariate(1 / think))
@@ -67,7 +73,11 @@ async def viewer(url: str, vid: int, until: float, think: float, llm_share: floa
                 await ws.send(json.dumps({"type": "ask", "id": rid, "viewer_id": f"load-{vid}", "text": q}))
                 first = None
                 while True:
-                    f = json.loads(await ws.recv())
+                    try:
+                        f = json.loads(await asyncio.wait_for(ws.recv(), ANSWER_TIMEOUT_S))
+                    except TimeoutError:
+                        errors.append("timeout")
+                        return  # the socket may still deliver the late answer: this viewer stops
                     if f.get("id") != rid:
                         continue
                     if f["type"] == "answer.delta" and first is None:
@@ -82,11 +92,35 @@ async def viewer(url: str, vid: int, until: float, think: float, llm_share: floa
                                     first if first is not None else (time.perf_counter() - t0) * 1000,
                                     (time.perf_counter() - t0) * 1000,
                                     "rate_limited" in f.get("flags", []),
+                                    time.monotonic(),
                                 )
                             )
                         break
     except Exception as e:  # noqa: BLE001 — report, don't crash the run
         errors.append(repr(e)[:80])
+
+
+def cache_counters(port: int) -> dict[str, float]:
+    """The server's cache counters from /metrics (absent on servers without them: {})."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("liveroom_cache_") and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def hit_share(before: dict[str, float], after: dict[str, float], cache: str) -> float | None:
+    def delta(kind: str) -> float:
+        key = f'liveroom_cache_lookups_total{{cache="{cache}",result="{kind}"}}'
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    hits, misses = delta("hit"), delta("miss")
+    return round(hits / (hits + misses), 3) if hits + misses else None
 
 
 def start_server(data_dir: Path, port: int, llm: bool) -> subprocess.Popen:
@@ -134,31 +168,51 @@ def start_server(data_dir: Path, port: int, llm: bool) -> subprocess.Popen:
 
 async def run(args) -> dict:
     port = free_port()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         proc = start_server(Path(tmp), port, args.llm_share > 0)
         try:
             url = f"ws://127.0.0.1:{port}/ws/rooms/bench"
             out: list = []
             errors: list = []
+            ready: list[float] = []
+            before = cache_counters(port)
             t0 = time.monotonic()
             until = t0 + args.seconds
             await asyncio.gather(
-                *[viewer(url, i, until, args.think, args.llm_share, out, errors) for i in range(args.viewers)]
+                *[viewer(url, i, until, args.think, args.llm_share, out, errors, ready) for i in range(args.viewers)]
             )
             elapsed = time.monotonic() - t0
+            after = cache_counters(port)
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+    # Sustained rate: answers completed between the last viewer's connection and the end of the run
+    # (connecting thousands of sockets takes seconds and is not answering).
+    steady_from = max(ready) if ready else t0
+    window = max(until - steady_from, 1e-9)
+    steady = [a for a in out if steady_from <= a[4] <= until]
+    kinds = [str(e) for e in errors]
     res: dict = {
         "viewers": args.viewers,
+        "think_s": args.think,
+        "offered_per_s": round(args.viewers / args.think, 1),
         "seconds": round(elapsed, 1),
+        "connect_s": round(steady_from - t0, 1),
+        "steady_window_s": round(window, 1),
         "answers": len(out),
+        "answers_per_s": round(len(steady) / window, 1) if until > steady_from else None,
         "messages_per_s": round(len(out) / elapsed, 1),
-        "errors": len(errors),
-        "error_kinds": sorted(set(map(str, errors)))[:5],
+        "busy": kinds.count("busy"),
+        "timeouts": kinds.count("timeout"),
+        "errors": len(errors) - kinds.count("busy"),
+        "error_kinds": sorted(set(kinds) - {"busy"})[:5],
+        "cache_hit_share": {c: hit_share(before, after, c) for c in ("search", "query_vector", "intent")},
+        "load_avg_1m_before": round(load_before[0], 2),
+        "load_avg_1m_after": round(os.getloadavg()[0], 2),
     }
     for path in ("fast", "llm"):
-        firsts = [f for p, f, _, _ in out if p == path]
+        firsts = [a[1] for a in steady if a[0] == path]
         res[path] = {
             "n": len(firsts),
             "first_token_ms": {"p50": pct(firsts, 50), "p95": pct(firsts, 95)},
@@ -183,7 +237,12 @@ def main() -> None:
         f"WebSocket load: {res['viewers']} concurrent viewers for {res['seconds']} s "
         f"(think time ~{args.think}s, LLM share {args.llm_share:.0%})"
     )
-    print(f"  sustained: {res['messages_per_s']} answers/s  ({res['answers']} answers, {res['errors']} errors)")
+    print(
+        f"  sustained: {res['answers_per_s']} answers/s over the last {res['steady_window_s']} s "
+        f"(offered ~{res['offered_per_s']}/s; {res['answers']} answers, {res['busy']} busy, "
+        f"{res['timeouts']} timeouts, {res['errors']} errors)"
+    )
+    print(f"  cache hit share: {res['cache_hit_share']}  (load avg {res['load_avg_1m_before']})")
     for path in ("fast", "llm"):
         r = res[path]
         if r["n"]:

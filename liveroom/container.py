@@ -21,6 +21,7 @@ from audience.access import ViewerAccess
 from audience.identity import ViewerTokens
 from audience.rooms import RoomRegistry
 from audience.service import AudienceService
+from core.admission import Admission
 from core.settings import Settings
 from knowledge.embedder import Embedder, QueryEmbedder, UseEmbedder
 from knowledge.store import KnowledgeBase
@@ -48,6 +49,11 @@ class Container:
     def embedder(self) -> Embedder:
         # live questions repeat: recent vectors are kept and concurrent misses share one encoder call
         return QueryEmbedder(UseEmbedder(threads=self.settings.embed_threads))
+
+    @cached_property
+    def admission(self) -> Admission:
+        """Beyond this process's capacity a question gets ``busy`` at once, not an answer seconds late."""
+        return Admission()
 
     @cached_property
     def kb(self) -> KnowledgeBase:
