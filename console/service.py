@@ -30,7 +30,8 @@ class ConsoleService:
         t.metadata.create_all(self.engine, checkfirst=True)
         self.accounts = Accounts(self.engine)
         self.audit = AuditLog(self.engine)
-        self.limiter = LoginLimiter(per_ip=self.config.login_per_ip, per_user=self.config.login_per_user)
+        shared = getattr(container, "login_limiter", None)  # the container's: in Redis with several workers
+        self.limiter = (shared or LoginLimiter)(per_ip=self.config.login_per_ip, per_user=self.config.login_per_user)
         data_dir = container.settings.data_dir
         self.kb = KBConsole(container.kb, data_dir / "console" / "uploads")
         self.prompts: PromptStore = container.prompts

@@ -157,6 +157,8 @@ class Settings(BaseSettings):
 
     # The audience/console/copy database: PostgreSQL for several workers, else SQLite in data_dir.
     database_url: str | None = None
+    # Shared state for several workers (rate and login limits): redis://host:port/db. Unset = in process.
+    redis_url: str | None = None
 
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)

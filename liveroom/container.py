@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from functools import cached_property
 
+import redis
+
 from agent.bus import AnswerBus
 from agent.claims import checker_for
 from agent.core import Agent, AgentConfig
@@ -21,6 +23,7 @@ from audience.access import ViewerAccess
 from audience.identity import ViewerTokens
 from audience.rooms import RoomRegistry
 from audience.service import AudienceService
+from console.auth import LoginLimiter
 from core.admission import Admission
 from core.settings import Settings
 from knowledge.embedder import Embedder, QueryEmbedder, UseEmbedder
@@ -29,6 +32,8 @@ from prompts.store import PromptStore
 from prompts.styles import StyleStore
 from regression.runner import RegressionRunner
 from regression.store import CaseStore
+from state.limits import RedisLoginLimiter, RedisRateLimiter
+from state.redis_client import connect
 from tools.audience_tools import audience_tools
 from tools.catalog import catalog_tools
 from tools.contracts import CouponLedger, ProfileStore
@@ -49,6 +54,17 @@ class Container:
     def embedder(self) -> Embedder:
         # live questions repeat: recent vectors are kept and concurrent misses share one encoder call
         return QueryEmbedder(UseEmbedder(threads=self.settings.embed_threads))
+
+    @cached_property
+    def shared_redis(self) -> redis.Redis | None:
+        """The shared-state client when ``LIVEROOM_REDIS_URL`` is set (several workers), else None."""
+        return connect(self.settings.redis_url) if self.settings.redis_url else None
+
+    def login_limiter(self, per_ip: int, per_user: int) -> LoginLimiter | RedisLoginLimiter:
+        """The console's login limiter: in Redis with several workers (a guesser is counted once)."""
+        if self.shared_redis is not None:
+            return RedisLoginLimiter(self.shared_redis, per_ip=per_ip, per_user=per_user)
+        return LoginLimiter(per_ip=per_ip, per_user=per_user)
 
     @cached_property
     def admission(self) -> Admission:
@@ -150,6 +166,9 @@ class Container:
         )
         agent.prompt_store = self.prompts  # merchants' published prompt overrides
         agent.intent_model = self.intent_model
+        if self.shared_redis is not None:  # several workers: a viewer's bucket follows them to any worker
+            lim = agent.limiter
+            agent.limiter = RedisRateLimiter(self.shared_redis, rate=lim.rate, per=lim.per, burst=lim.burst)
         overrides = self.settings.data_dir / "compliance"
         agent.claims_for = lambda merchant: checker_for(overrides / f"{merchant}.json")
         agent.style_for = StyleCache(self.styles.published, agent.claims_for)
