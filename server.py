@@ -126,6 +126,10 @@ def create_app(container: Container | None = None, start_llm: bool | None = None
         from console.service import get_console
 
         await asyncio.to_thread(get_console, app)  # its live answer log hears answers from the first one
+        if container is None:  # the served app (make run): the console URL, and the first-run setup code
+            from console.setup import announce
+
+            await asyncio.to_thread(announce, app)
         if autostart:
             # The fast path answers from the first second; the LLM path joins when the model is up.
             app.state.llm_task = asyncio.create_task(_start_llm(c), name="llm-start")

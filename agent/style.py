@@ -11,7 +11,9 @@ deltas a channel speaks and the final answer carry the same text.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -216,6 +218,9 @@ class StyleCache:
         self._compiled: dict[str, tuple[object, StyleApplier | None]] = {}
 
     def __call__(self, merchant: str) -> StyleApplier | None:
+        draft = _preview.get()
+        if draft is not None and draft[0] == merchant:  # the console's preview of a draft style
+            return for_style(draft[1], self.checker_for(merchant))
         raw = self.load(merchant)
         hit = self._compiled.get(merchant)
         if hit is not None and hit[0] is raw:
@@ -226,3 +231,17 @@ class StyleCache:
             applier = None
         self._compiled[merchant] = (raw, applier)
         return applier
+
+
+_preview: ContextVar[tuple[str, MerchantStyle] | None] = ContextVar("liveroom_style_preview", default=None)
+
+
+@contextmanager
+def preview(merchant: str, style: MerchantStyle) -> Iterator[None]:
+    """Within this block (and tasks started in it), ``merchant``'s answers use ``style`` instead of the
+    published one (the console's side-by-side preview; like ``prompts.loader.scope``)."""
+    token = _preview.set((merchant, style))
+    try:
+        yield
+    finally:
+        _preview.reset(token)

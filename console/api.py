@@ -14,6 +14,7 @@ import json
 import string
 import uuid
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -702,9 +703,16 @@ class RoomPatch(BaseModel):
     allowed_origins: list[str] | None = Field(None, max_length=20)
 
 
+def viewer_url(request: Request, public_url: str, room_id: str) -> str:
+    """A room's viewer page as an absolute URL: ``console.public_url``, else the address the console was opened at."""
+    base = (public_url or str(request.base_url)).rstrip("/")
+    return f"{base}/rooms/{quote(room_id, safe='')}"
+
+
 @private_router.get(API + "/rooms")
-async def rooms_list(merchant: MerchantId, c: Console) -> list[dict]:
-    return await run_in_threadpool(c.rooms, merchant)
+async def rooms_list(merchant: MerchantId, request: Request, c: Console) -> list[dict]:
+    rooms = await run_in_threadpool(c.rooms, merchant)
+    return [{**r, "url": viewer_url(request, c.config.public_url, r["room_id"])} for r in rooms]
 
 
 @private_router.post(API + "/rooms", status_code=201)
@@ -999,9 +1007,12 @@ async def audit_list(
 
 
 from console.regression_api import router as regression_router  # noqa: E402 - it uses the helpers above
+from console.show_routes import show_routers  # noqa: E402 - campaigns, room links, style (issue 19)
 
 router = APIRouter()  # what the server includes
 router.include_router(public_router)
 router.include_router(private_router)
 router.include_router(regression_router)
+for _r in show_routers():
+    router.include_router(_r)
 routers = [router]

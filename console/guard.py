@@ -64,6 +64,9 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/console/login"): "the console's login page",
     ("POST", "/console/login"): "the console's login form (rate-limited, CSRF double-submit)",
     ("GET", "/console/static/{path:path}"): "the console's scripts, styles and fonts",
+    # first run (console/setup.py): loopback only, a one-time code printed at start-up, while there is no owner
+    ("GET", "/console/setup"): "first-run owner setup page (loopback only, checked by the handler)",
+    ("POST", "/console/setup"): "first-run owner setup (loopback only, one-time code, rate-limited, CSRF)",
     # live-platform connectors (connectors/api.py): each request proves itself with its signature
     ("POST", "/connectors/douyin/{connector_id}/push"): "Douyin live data push: x-signature checked by the handler",
     ("POST", "/connectors/webhook/{connector_id}"): "signed webhook: HMAC-SHA256 checked by the handler",
@@ -84,6 +87,7 @@ PUBLIC_BODY_LIMITS: dict[tuple[str, str], str] = {
     ("POST", "/api/rooms/{room_id}/ask"): "max_ask_body",
     ("POST", "/v1/chat/completions"): "max_v1_body",
     ("POST", "/console/login"): "max_ask_body",
+    ("POST", "/console/setup"): "max_ask_body",
     ("POST", "/connectors/douyin/{connector_id}/push"): "max_v1_body",  # a push batches messages
     ("POST", "/connectors/webhook/{connector_id}"): "max_v1_body",
 }
@@ -163,7 +167,7 @@ BEFORE: dict[tuple[str, str], Callable[[Any, dict], Any]] = {
 
 # POSTs that only compute something (retrieval test, template check, previews): read-only users may run them.
 READ_ONLY_POSTS = re.compile(
-    r"^/console/api/m/[^/]+/(kb/search|kb/products/[^/]+/preview|prompts/[^/]+/(validate|preview))$"
+    r"^/console/api/m/[^/]+/(kb/search|kb/products/[^/]+/preview|prompts/[^/]+/(validate|preview)|style/(check|preview))$"
 )
 
 

@@ -22,6 +22,8 @@ env = Environment(
 
 NAV = [
     ("rooms", "直播间"),
+    ("campaigns", "优惠券活动"),
+    ("style", "回答风格"),
     ("kb", "知识库"),
     ("search", "检索测试"),
     ("versions", "版本"),

@@ -496,6 +496,8 @@ async function loadRooms() {
   $("#rooms-empty").classList.toggle("hidden", rooms.length > 0);
   for (const r of rooms) {
     tb.append(el("tr", { data: { room: r.room_id } }, el("td", {}, el("b", { text: r.title })), el("td", {}, el("code", { text: r.room_id })),
+      el("td", { class: "viewer-link" }, el("a", { href: r.url, target: "_blank", rel: "noopener", text: r.url }),
+        el("img", { class: "qr", alt: "观众页二维码", width: 96, height: 96, src: `${BASE}/rooms/${encodeURIComponent(r.room_id)}/qr.svg` })),
       el("td", { text: fmtTime(r.created_at) }), el("td", {}, r.simulator.running ? el("span", { class: "badge on", text: "运行中" }) : "—"),
       el("td", {}, el("a", { href: `/console/m/${encodeURIComponent(MERCHANT)}/rooms/${encodeURIComponent(r.room_id)}`, text: "打开看板" }), " ", roomStatus(r))));
   }
