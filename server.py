@@ -121,6 +121,7 @@ def create_app(container: Container | None = None, start_llm: bool | None = None
         app.state.container = c
         app.state.metrics = Metrics()
         unsubscribe = c.answer_bus.subscribe(app.state.metrics.on_answer)
+        app.state.metrics.registry.register(CacheCollector(c))
         app.state.llm_task = None
         await asyncio.to_thread(_preload, c)
         from console.service import get_console

@@ -257,13 +257,34 @@ def eval_merchant(
 
 
 @app.command("serve")
-def serve(host: str | None = None, port: int | None = None) -> None:
+def serve(
+    host: str | None = None,
+    port: int | None = None,
+    workers: int = typer.Option(1, min=1, help="worker processes on one port (several: set LIVEROOM_REDIS_URL)"),
+) -> None:
     """Start the HTTP/WebSocket server."""
+    import os
+
     import uvicorn
 
     from core.settings import Settings
 
     s = Settings()
+    if workers > 1:
+        if not s.redis_url:
+            print(
+                "warning: --workers without LIVEROOM_REDIS_URL: each worker keeps its own rate limits, login "
+                "limits and memory (a viewer's limits do not follow them across workers)",
+                file=sys.stderr,
+            )
+        if s.llm_backend == "embedded" and s.llm_autostart:
+            # one embedded model per worker would not fit: workers share an OpenAI-compatible URL instead
+            os.environ["LIVEROOM_LLM_AUTOSTART"] = "false"
+            print(
+                "note: the embedded LLM is not started per worker; run one model server and point every worker "
+                "at it (LIVEROOM_LLM_BACKEND=openai LIVEROOM_LLM_BASE_URL=...); see deploy/README.md",
+                file=sys.stderr,
+            )
     # Frames up to 1 MiB reach the app (which answers oversized ones with an error frame);
     # beyond that the protocol layer closes the socket.
     uvicorn.run(
@@ -272,6 +293,7 @@ def serve(host: str | None = None, port: int | None = None) -> None:
         host=host or s.host,
         port=port or s.port,
         log_level="info",
+        workers=workers if workers > 1 else None,
         ws_max_size=1 << 20,
         # X-Forwarded-For only from the proxies configured (none by default: the socket peer is the client)
         proxy_headers=bool(s.access.proxies()),
