@@ -358,6 +358,30 @@ def _routes(app: FastAPI) -> None:
             "matches": [m.model_dump(include={"sku", "score", "method"}) for m in a.matches[:3]],
         }
 
+    @app.get("/api/rooms/{room_id}/products/{sku}")
+    async def product_card(
+        room_id: str, sku: str, request: Request, merchant: str | None = None, c: Container = Depends(get_container)
+    ) -> dict[str, Any]:
+        """The viewer page's product card: name, live price and stock of one product of the room's merchant
+        (the one an answer cited), from the published catalog — what the merchant already shows viewers."""
+        room = await asyncio.to_thread(
+            c.access.room, room_id, named_merchant=merchant, origin=request.headers.get("origin")
+        )
+        try:
+            p = c.kb.snapshot(room.merchant).product(sku)
+        except KBError as e:
+            raise HTTPException(404, str(e)) from e
+        if p is None:
+            raise HTTPException(404, "no such product in this room")
+        return {
+            "sku": p.sku,
+            "name": p.name,
+            "price": p.price,
+            "list_price": p.list_price,
+            "stock": p.stock,
+            "variants": [v.model_dump(include={"name", "price", "stock"}) for v in p.variant_list()][:8],
+        }
+
     @app.websocket("/ws/rooms/{room_id}")
     async def room_socket(ws: WebSocket, room_id: str) -> None:
         await _serve_socket(ws, room_id)

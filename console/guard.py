@@ -52,6 +52,7 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/metrics"): "Prometheus scrape: aggregate counters only, no merchant data",
     ("POST", "/api/rooms/{room_id}/ask"): "viewer side of a live room: anyone in the room may ask",
     ("POST", "/api/rooms/{room_id}/images"): "viewer side of a live room: a viewer's picture (size-capped)",
+    ("GET", "/api/rooms/{room_id}/products/{sku}"): "viewer page's product card: name, live price, stock",
     ("WS", "/ws/rooms/{room_id}"): "viewer side of a live room: the danmaku channel",
     ("WS", "/ws/rooms/{room_id}/voice"): "viewer side of a live room: the voice channel",
     ("GET", "/rooms/{room_id}"): "the public live-room page (text chat + microphone)",

@@ -13,6 +13,47 @@
   let viewerId = q.get("viewer_id") || localStorage.getItem("liveroom.viewer");
   if (!viewerId) { viewerId = "web-" + Math.random().toString(36).slice(2, 10); localStorage.setItem("liveroom.viewer", viewerId); }
   $("room-name").textContent = "· " + roomId;
+
+  // --- labels: one language at a time, following the picker ------------------------------
+  const I18N = {
+    zh: {
+      title: "直播间", language: "语言", aiLabel: "回答由AI生成", ai: "AI生成", typing: "主播助手正在输入…",
+      photo: "发图片提问", placeholder: "发弹幕提问…", send: "发送", ptt: "按住说话", pttTitle: "按住说话（或按空格键）",
+      stop: "打断", stopTitle: "打断回答", half: "播报时静音麦克风", halfTitle: "播报时麦克风静音：不戴耳机也不会回声，但不能插话",
+      handsOn: "免提：开", handsOff: "免提：关", via_text: "文字", via_voice: "语音", via_spoken: "播报", via_photo: "图片",
+      cut: "已打断", welcome: "欢迎来到直播间：打字、发图片或按住说话提问（回答由AI生成）。",
+      photoAsk: "这个有吗？", photoFail: "图片上传失败", stock: (n) => (n > 0 ? `库存 ${n} 件` : "已售罄"),
+      price: (x) => `¥${x}`, mic: "麦克风",
+      st: { idle: "语音：未开启", connecting: "语音：连接中…", ready: "语音：就绪，按住说话", listening: "语音：免提收听中",
+        speaking: "语音：播报中", paused: "语音：暂停（在听）", disconnected: "语音：已断开", last: "上一轮：说完到出声" },
+    },
+    en: {
+      title: "Live room", language: "Language", aiLabel: "Answers are AI-generated", ai: "AI-generated", typing: "The assistant is typing…",
+      photo: "Ask with a photo", placeholder: "Ask a question…", send: "Send", ptt: "Hold to talk", pttTitle: "Hold to talk (or hold Space)",
+      stop: "Stop", stopTitle: "Stop the answer", half: "Mute mic while the bot speaks", halfTitle: "The mic is muted while the bot speaks: safe without headphones, but you can't talk over it",
+      handsOn: "Hands-free: on", handsOff: "Hands-free: off", via_text: "text", via_voice: "voice", via_spoken: "spoken", via_photo: "photo",
+      cut: "interrupted", welcome: "Welcome: type, send a photo or hold the mic button to ask — answers are AI-generated.",
+      photoAsk: "Do you have this?", photoFail: "Photo upload failed", stock: (n) => (n > 0 ? `${n} in stock` : "Sold out"),
+      price: (x) => `¥${x}`, mic: "microphone",
+      st: { idle: "voice: off", connecting: "voice: connecting…", ready: "voice: ready — hold to talk", listening: "voice: listening (hands-free)",
+        speaking: "voice: speaking", paused: "voice: paused (listening)", disconnected: "voice: disconnected", last: "last turn: end of speech → first audio" },
+    },
+  };
+  const T = () => I18N[langSel.value] || I18N.zh;
+  function applyLabels() {
+    const t = T();
+    document.documentElement.lang = langSel.value;
+    document.title = `${t.title} · ${roomId}`;
+    for (const n of document.querySelectorAll("[data-i18n]")) n.textContent = t[n.dataset.i18n];
+    for (const n of document.querySelectorAll("[data-i18n-title]")) n.title = t[n.dataset.i18nTitle];
+    for (const n of document.querySelectorAll("[data-i18n-placeholder]")) n.placeholder = t[n.dataset.i18nPlaceholder];
+    for (const n of document.querySelectorAll(".msg.bot")) n.dataset.ai = t.ai;
+    for (const n of document.querySelectorAll(".msg.interrupted")) n.dataset.cut = t.cut;
+    for (const n of document.querySelectorAll(".via[data-via]")) n.textContent = t["via_" + n.dataset.via];
+    $("handsfree-label").textContent = handsFree ? t.handsOn : t.handsOff;
+    if (stats.state) status(stats.state);
+    if (card) showCard(card);
+  }
   $("halfduplex").checked = q.get("duplex") === "half";
 
   // What the page saw, for people debugging and for the browser test.
@@ -37,7 +78,8 @@
   function addMsg(kind, text, via) {
     const div = document.createElement("div");
     div.className = "msg " + kind;
-    if (via) { const s = document.createElement("span"); s.className = "via"; s.textContent = via; div.appendChild(s); }
+    if (kind === "bot") div.dataset.ai = T().ai;
+    if (via) { const s = document.createElement("span"); s.className = "via"; s.dataset.via = via; s.textContent = T()["via_" + via]; div.appendChild(s); }
     div.appendChild(document.createTextNode(text));
     $("log").appendChild(div);
     $("log").scrollTop = $("log").scrollHeight;
@@ -51,7 +93,44 @@
     $("log").scrollTop = $("log").scrollHeight;
     return b;
   }
-  const status = (s) => { stats.state = s; $("status").textContent = "voice: " + s; };
+  // The voice state, as a key of I18N.*.st (stats.state keeps the key for tests and debugging).
+  const status = (s) => { stats.state = s; $("status").textContent = T().st[s] || s; };
+
+  // --- typing indicator: from the question until the first words of the answer -------------
+  const waiting = new Set();
+  function typing(id, on) {
+    if (on) waiting.add(id); else if (id === null) waiting.clear(); else waiting.delete(id);
+    $("typing").classList.toggle("hidden", waiting.size === 0);
+    if (waiting.size) $("log").appendChild($("typing"));  // stays the last line of the log
+    $("log").scrollTop = $("log").scrollHeight;
+  }
+
+  // --- product card: the product the last answer was about (name, live price, stock) --------
+  let card = null;
+  const apiQ = () => { const p = new URLSearchParams(); if (merchant) p.set("merchant", merchant); const s = p.toString(); return s ? "?" + s : ""; };
+  function showCard(c) {
+    card = c;
+    const t = T();
+    $("card-name").textContent = c.name;
+    $("card-price").textContent = t.price(c.price);
+    $("card-list").textContent = c.list_price && c.list_price > c.price ? t.price(c.list_price) : "";
+    const st = $("card-stock");
+    st.textContent = c.stock === null || c.stock === undefined ? "" : t.stock(c.stock);
+    st.classList.toggle("out", c.stock === 0);
+    $("product-card").dataset.sku = c.sku;
+    $("product-card").classList.remove("hidden");
+  }
+  async function cardFor(answer) {
+    const skus = (answer.citations || []).map((x) => x.sku).filter(Boolean);
+    if (!skus.length) return;
+    const counts = {};
+    for (const k of skus) counts[k] = (counts[k] || 0) + 1;
+    const sku = Object.keys(counts).sort((a, b) => counts[b] - counts[a] || skus.indexOf(a) - skus.indexOf(b))[0];
+    try {
+      const r = await fetch(`/api/rooms/${encodeURIComponent(roomId)}/products/${encodeURIComponent(sku)}${apiQ()}`, {credentials: "same-origin"});
+      if (r.ok) showCard(await r.json());
+    } catch (err) { stats.errors.push({code: "card", message: String(err)}); }
+  }
 
   // --- text chat --------------------------------------------------------------------------
   let textWs = null, textQueue = [];
@@ -60,20 +139,53 @@
     textWs.onopen = () => { for (const m of textQueue) textWs.send(m); textQueue = []; };
     textWs.onmessage = (e) => {
       const m = JSON.parse(e.data);
-      if (m.type === "answer.delta") botText("t-" + m.id, m.text, "💬");
-      else if (m.type === "answer.done") { botText("t-" + m.id, m.answer, "💬", true); stats.answers.push(m.answer); }
-      else if (m.type === "error") { addMsg("error", m.message); stats.errors.push(m); }
+      if (m.type === "answer.delta") { typing(m.id, false); botText("t-" + m.id, m.text, "text"); }
+      else if (m.type === "answer.done") { typing(m.id, false); botText("t-" + m.id, m.answer, "text", true); stats.answers.push(m.answer); cardFor(m); }
+      else if (m.type === "error") { typing(m.id || null, false); addMsg("error", m.message); stats.errors.push(m); }
     };
     textWs.onclose = () => { textWs = null; };
+  }
+  let seq = 0;
+  function ask(text, imageId) {
+    const id = "c" + Date.now() + "-" + (seq++);
+    const body = {type: "ask", id, viewer_id: viewerId, text, lang: langSel.value};
+    if (imageId) body.image_id = imageId;
+    const msg = JSON.stringify(body);
+    typing(id, true);
+    if (textWs && textWs.readyState === 1) textWs.send(msg); else { textQueue.push(msg); if (!textWs) connectText(); }
   }
   $("chat").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const text = $("text").value.trim();
     if (!text) return;
     $("text").value = "";
-    addMsg("viewer", text, "💬");
-    const msg = JSON.stringify({type: "ask", id: "c" + Date.now(), viewer_id: viewerId, text, lang: langSel.value});
-    if (textWs && textWs.readyState === 1) textWs.send(msg); else { textQueue.push(msg); if (!textWs) connectText(); }
+    addMsg("viewer", text, "text");
+    ask(text);
+  });
+
+  // --- a picture: uploaded to the room (POST /api/rooms/{room}/images), then asked about ----
+  $("photo").addEventListener("click", () => $("photo-input").click());
+  $("photo-input").addEventListener("change", async () => {
+    const file = $("photo-input").files[0];
+    $("photo-input").value = "";
+    if (!file) return;
+    const text = $("text").value.trim() || T().photoAsk;
+    $("text").value = "";
+    const bubble = addMsg("viewer", text, "photo");
+    const reader = new FileReader();  // a data: URL (the page's CSP allows data: images, not blob:)
+    reader.onload = () => { const img = document.createElement("img"); img.className = "shot"; img.alt = ""; img.src = reader.result; bubble.appendChild(img); };
+    reader.readAsDataURL(file);
+    const p = new URLSearchParams({text});
+    if (merchant) p.set("merchant", merchant);
+    if (viewerToken) p.set("token", viewerToken);
+    try {
+      const r = await fetch(`/api/rooms/${encodeURIComponent(roomId)}/images?${p}`, {method: "POST", body: file,
+        headers: {"Content-Type": file.type || "application/octet-stream"}, credentials: "same-origin"});
+      const d = await r.json().catch(() => ({}));
+      if (!r.ok) throw new Error((d.detail && (d.detail.message || d.detail)) || r.status);
+      stats.images = (stats.images || 0) + 1;
+      ask(text, d.image_id);
+    } catch (err) { stats.errors.push({code: "image", message: String(err)}); addMsg("error", `${T().photoFail}: ${err.message || err}`); }
   });
 
   // --- voice ------------------------------------------------------------------------------
@@ -123,7 +235,7 @@
     const ws = voiceWs = new WebSocket(wsBase + "/ws/rooms/" + encodeURIComponent(roomId) + "/voice?" +
                                        mq({lang: langSel.value, duplex}));
     ws.binaryType = "arraybuffer";
-    status("connecting…");
+    status("connecting");
     ws.onmessage = (e) => {
       if (typeof e.data !== "string") {
         stats.audioBytesIn += e.data.byteLength; stats.audioChunksIn++;
@@ -137,26 +249,26 @@
           ready = true;
           ws.send(JSON.stringify({type: "start", sample_rate: 16000, encoding: "pcm_s16le", channels: 1}));
           if (pending.length) flushPending();
-          status(handsFree ? "listening (hands-free)" : "ready — hold to talk");
+          status(handsFree ? "listening" : "ready");
           break;
         case "transcript":
-          if (m.final) { stats.transcripts.push(m.text); addMsg("viewer", m.text, m.source === "text" ? "💬" : "🎤"); }
+          if (m.final) { stats.transcripts.push(m.text); addMsg("viewer", m.text, m.source === "text" ? "text" : "voice"); typing("voice", true); }
           break;
         case "transcript.ignored": addMsg("system", `(${m.reason}: ${m.text})`); break;
-        case "answer": botText("v-" + m.id, m.text, "🔊"); break;
-        case "answer.done": botText("v-" + m.id, m.answer, "🔊", true); stats.answers.push(m.answer); break;
-        case "answer.interrupted": if (bubbles["v-" + m.id]) bubbles["v-" + m.id].classList.add("interrupted"); break;
+        case "answer": typing("voice", false); botText("v-" + m.id, m.text, "spoken"); break;
+        case "answer.done": typing("voice", false); botText("v-" + m.id, m.answer, "spoken", true); stats.answers.push(m.answer); cardFor(m); break;
+        case "answer.interrupted": if (bubbles["v-" + m.id]) { bubbles["v-" + m.id].classList.add("interrupted"); bubbles["v-" + m.id].dataset.cut = T().cut; } break;
         case "interruption": if (player) player.port.postMessage({type: "flush"}); break;
-        case "bot.paused": if (player) player.port.postMessage({type: "pause"}); status("paused (listening)"); break;
+        case "bot.paused": if (player) player.port.postMessage({type: "pause"}); status("paused"); break;
         case "bot.resumed": if (player) player.port.postMessage({type: "resume"}); status("speaking"); break;
         case "bot.started_speaking": botSpeaking = true; status("speaking"); break;
-        case "bot.stopped_speaking": botSpeaking = false; status(handsFree ? "listening (hands-free)" : "ready"); break;
+        case "bot.stopped_speaking": botSpeaking = false; status(handsFree ? "listening" : "ready"); break;
         case "turn.metrics":
           stats.metrics.push(m);
-          $("status").textContent += ` · last turn: end of speech → first audio ${Math.round(m.eos_to_first_audio_ms)} ms` +
+          $("status").textContent += ` · ${T().st.last} ${Math.round(m.eos_to_first_audio_ms)} ms` +
             ` (STT ${Math.round(m.stt_ms)} ms, agent ${Math.round(m.agent_first_sentence_ms)} ms, TTS ${Math.round(m.tts_first_byte_ms)} ms)`;
           break;
-        case "error": stats.errors.push(m); addMsg("error", m.code + ": " + m.message); break;
+        case "error": typing("voice", false); stats.errors.push(m); addMsg("error", m.code + ": " + m.message); break;
       }
     };
     ws.onclose = () => { if (voiceWs === ws) { voiceWs = null; ready = false; pending = []; status("disconnected"); } };
@@ -180,7 +292,7 @@
       const sink = ctx.createGain(); sink.gain.value = 0;  // keeps the capture node pulled, silently
       src.connect(capture); capture.connect(sink); sink.connect(ctx.destination);
       await ctx.resume();
-    })().catch((err) => { ctx = null; starting = null; stats.errors.push({code: "mic", message: String(err)}); addMsg("error", "microphone: " + err); });
+    })().catch((err) => { ctx = null; starting = null; stats.errors.push({code: "mic", message: String(err)}); addMsg("error", T().mic + ": " + err); });
     return starting;
   }
 
@@ -206,15 +318,18 @@
   $("handsfree").addEventListener("click", async () => {
     handsFree = !handsFree;
     $("handsfree").setAttribute("aria-pressed", String(handsFree));
-    $("handsfree").textContent = "免提 Hands-free: " + (handsFree ? "on" : "off");
+    $("handsfree-label").textContent = handsFree ? T().handsOn : T().handsOff;
     await startVoice();
-    if (ready) status(handsFree ? "listening (hands-free)" : "ready — hold to talk");
+    if (ready) status(handsFree ? "listening" : "ready");
   });
   $("stop").addEventListener("click", interruptBot);
   const reconnect = () => { pending = []; if (voiceWs) { const old = voiceWs; voiceWs = null; old.close(); } if (ctx) connectVoice(); };
-  langSel.addEventListener("change", reconnect);
+  langSel.addEventListener("change", () => { applyLabels(); reconnect(); });
   $("halfduplex").addEventListener("change", reconnect);
 
   connectText();
-  addMsg("system", "欢迎来到直播间：打字或按住说话提问（回答由AI生成）。 Type, or hold the mic button to ask — answers are AI-generated.");
+  status("idle");
+  applyLabels();
+  const welcome = addMsg("system", T().welcome);
+  welcome.dataset.i18n = "welcome";
 })();
