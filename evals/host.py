@@ -14,8 +14,10 @@ number, an address, a name: "能退吗，我49斤") and a hot question the produ
   that appears in none of the facts of the product's own category;
 * ``personal_details``: a line carrying a viewer's personal detail (the injected weights, phones,
   addresses, names, or any phone-number / body-measurement pattern);
-* ``repeats``: pairs of lines whose meaning is the same (sentence-embedding cosine ≥ ``REPEAT_COS``) —
-  restating a selling point under a new lead-in counts;
+* ``repeats``: lines whose meaning was said before — the main clause, or most of the line, is clauses
+  already said, word for word or within ``REPEAT_COS`` sentence-embedding cosine with the same figures
+  and products (``count_repeats``); restating a selling point under a new lead-in counts (a whole-sentence cosine misses it: the
+  template dominates);
 * ``after_closing``: lines said after the closing sign-off ("…下次见！").
 
 Target: 0 of each. Audience data goes to a throwaway database (never a merchant's).
@@ -33,9 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
+from host.answers import short_name
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "knowledge" / "demo"
-REPEAT_COS = 0.9
+REPEAT_COS = 0.9  # clause-level cosine for "the same thing"
+REPEAT_SHARE = 0.6  # share of a line (without product names) in clauses said before
+MAIN_CHARS = 8  # a main clause this long said before repeats the line on its own
 
 # usage words that belong to one kind of product (the eval's own list, not the host's)
 USAGE_WORDS = ("吃", "食用", "口感", "入口", "涂", "上脸", "上嘴", "肌肤", "穿", "上身", "显瘦", "充电", "续航", "喂")
@@ -87,6 +93,74 @@ async def _inject(room, clock, every_s: float = 300.0) -> None:
         i += 1
 
 
+_CLAUSE = re.compile(r"[，,。！!？?；;：:]+")  # product names and 、-lists stay whole
+
+
+def count_repeats(lines: list, embed, names: dict[str, str]) -> tuple[int, list[dict]]:
+    """Lines whose meaning was said before. A clause is old when said before, in a line about the same
+    products (those it names, else its segment's; a line about none matches any), word for word or
+    within REPEAT_COS cosine stating the same figures; a line with a figure not said before is news;
+    otherwise it repeats when it holds a whole earlier line, when its main (longest) clause of
+    MAIN_CHARS or more is old, or old clauses make up REPEAT_SHARE of it — lengths
+    counted without product names, so a new selling point under an old "X的亮点之一" is new and an old one
+    under a new lead-in is not. An answer is weighed against earlier answers only (a viewer asking what
+    the script said deserves the answer)."""
+    order = sorted(names, key=len, reverse=True)  # name or short name → sku
+    cls = [[c for c in (x.strip() for x in _CLAUSE.split(ln.text)) if c] for ln in lines]
+    flat = sorted({c for cs in cls for c in cs})
+    if not flat:
+        return 0, []
+    idx = {c: i for i, c in enumerate(flat)}
+    v = np.asarray(embed(flat), dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True) + 1e-9
+    sims = v @ v.T
+    figs, weight, named_in = [], [], []
+    for c in flat:
+        named, rest = [], c
+        for n in order:
+            if n in rest:
+                named.append(names[n])
+                rest = rest.replace(n, "")
+        figs.append(frozenset(_NUM.findall(rest)))
+        weight.append(len(rest.strip()))
+        named_in.append(frozenset(named))
+    seen: dict[str, list[tuple[int, frozenset[str]]]] = {"answer": [], "show": []}
+    said_lines: list[tuple[frozenset[tuple[int, frozenset[str]]], int]] = []
+    n, ex = 0, []
+    for ln, cs in zip(lines, cls):
+        pool = seen["answer" if ln.kind == "answer" else "show"]
+        ids = [idx[c] for c in cs]
+        # the products the line is about: those it names, else its segment's; "" for none
+        about = frozenset().union(*(named_in[i] for i in ids)) or frozenset([ln.sku] if ln.sku else [])
+        old, matched = [], set()
+        for i in ids:
+            hits = [
+                (j, a)
+                for j, a in pool
+                if (a == about or not a or not about) and figs[j] == figs[i] and sims[i, j] >= REPEAT_COS
+            ]
+            old.append(flat[hits[0][0]] if hits else None)
+            matched.update(hits)
+        ws = [weight[i] for i in ids]
+        if any(figs[i] and not o for i, o in zip(ids, old)):
+            pool.extend((i, about) for i in ids)
+            said_lines.append((frozenset((i, about) for i in ids), sum(ws)))
+            continue  # a figure not said before is news
+        whole = any(earlier <= matched for earlier, w in said_lines if w >= MAIN_CHARS)
+        said_lines.append((frozenset((i, about) for i in ids), sum(ws)))
+        main = max(range(len(ids)), key=lambda k: ws[k]) if ids else 0
+        total = sum(ws)
+        done = sum(w for w, o in zip(ws, old) if o)
+        if ids and (
+            whole or (old[main] and ws[main] >= MAIN_CHARS) or (done >= REPEAT_SHARE * total if total else all(old))
+        ):
+            n += 1
+            if len(ex) < 5:
+                ex.append({"seq": ln.seq, "kind": ln.kind, "text": ln.text, "said_before": next(o for o in old if o)})
+        pool.extend((i, about) for i in ids)
+    return n, ex
+
+
 def check(lines: list, products: list, kb, merchant: str, embed) -> dict:
     snap = kb.snapshot(merchant)
     facts_of: dict[str, str] = {}
@@ -131,20 +205,9 @@ def check(lines: list, products: list, kb, merchant: str, embed) -> dict:
         wrong = [w for w in USAGE_WORDS if w in t and w not in own]
         if wrong:
             flag("wrong_template", ln, f"'{wrong[0]}' fits no {p.category} product")
-    # repeats on meaning: the same thing said twice, whatever the lead-in
-    texts = [ln.text for ln in lines]
-    repeats = 0
-    if texts:
-        v = np.asarray(embed(texts), dtype=np.float32)
-        v /= np.linalg.norm(v, axis=1, keepdims=True) + 1e-9
-        sims = v @ v.T
-        np.fill_diagonal(sims, 0)
-        iu = np.triu_indices(len(texts), 1)
-        hits = np.nonzero(sims[iu] >= REPEAT_COS)[0]
-        repeats = int(len(hits))
-        for h in hits[:5]:
-            a, b = iu[0][h], iu[1][h]
-            examples["repeats"].append({"a": texts[a], "b": texts[b], "cos": round(float(sims[a, b]), 3)})
+    repeats, examples["repeats"] = count_repeats(
+        lines, embed, {n: p.sku for p in products for n in (p.name, short_name(p))}
+    )
     out["repeats"] = repeats
     # after the closing sign-off
     close = next((i for i, ln in enumerate(lines) if re.search(r"下次(直播)?再?见", ln.text)), None)

@@ -35,7 +35,7 @@ from host.room import HostRoom
 from host.rundown import ClosingSegment, CouponSegment, OpeningSegment, ProductSegment, Rundown, Slot, Timeline
 from host.script import Line, Rephraser, ScriptWriter, ShowMemory
 from host.speech import Speaker
-from host.topics import is_store_topic, on_topic
+from host.topics import is_store_topic, on_topic, topics_of
 from knowledge.schema import Product
 
 log = logging.getLogger("liveroom.host")
@@ -140,7 +140,10 @@ class HostLoop:
         self.said: list[SpokenLine] = []  # the last 1000 lines (tests, console)
         self._kinds: dict[str, int] = {}
         self._spoken: set[bytes] = set()  # audit: every sentence actually said
-        self._meaning = MeaningMemory(room.embed)  # …and what they meant: nothing is said twice in other words
+        # …and what they meant: nothing is said twice in other words. Answers are weighed against answers
+        # only: a viewer asking what the script said deserves the answer.
+        self._meaning = {k: MeaningMemory(room.embed, self._catalog_names) for k in ("answer", "show")}
+        self._names: tuple[Any, dict[str, str]] = (None, {})
         self._answered_keys: OrderedDict[str, float] = OrderedDict()
         self._last_flash = -1e18
         self._last_hook = -1e18
@@ -443,6 +446,9 @@ class HostLoop:
         p = self._product_of(sku or self.room.context_sku)
         if text and not topics and not answers_question(text, questions, p):
             return "", [], source  # a fact that does not answer it: not at all
+        named = frozenset().union(*(topics_of(q) for q in questions))
+        if text and named and not on_topic(text, named):
+            return "", [], source  # '专柜有吗' read as a stock question: the stock figure does not answer it
         return text, facts, source
 
     async def _find_answer(
@@ -544,6 +550,14 @@ class HostLoop:
                 return True
         return False
 
+    def _catalog_names(self) -> dict[str, str]:
+        """The catalog's product names and spoken short names → sku, longest first (per KB version)."""
+        snap = self.room.snapshot()
+        if snap is not None and self._names[0] is not snap:
+            named = {n: p.sku for p in snap.catalog.products for n in (p.name, short_name(p))}
+            self._names = (snap, dict(sorted(named.items(), key=lambda kv: -len(kv[0]))))
+        return self._names[1]
+
     def _product_of(self, sku: str | None) -> Product | None:
         snap = self.room.snapshot()
         return snap.product(sku) if snap and sku else None
@@ -604,10 +618,11 @@ class HostLoop:
     # --- speaking -----------------------------------------------------------------------------------
     async def _say(self, ln: Line, cluster_id: str | None = None) -> bool:
         """Say the line unless it repeats, by meaning, something said before (then False)."""
-        if self._meaning.repeats(ln.text):
+        memory = self._meaning["answer" if ln.kind == "answer" else "show"]
+        if memory.repeats(ln.text, ln.sku):
             self.report.repeats_withheld += 1
             return False
-        self._meaning.add(ln.text)
+        memory.add(ln.text, ln.sku)
         self.seq += 1
         sl = SpokenLine(
             seq=self.seq,

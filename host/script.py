@@ -109,7 +109,8 @@ T_SP = [
 T_SPEC = ["{short}的{k}是{v}。", "给大家报一下{k}：{v}。", "{k}方面，{v}。", "说一下{k}，{v}。"]
 T_FAQ = ["很多朋友问{q}{a}", "经常有人问：{q}{a}", "有朋友关心{q}统一回答一下：{a}", "{q}我来说一下：{a}"]
 T_SUIT = ["{short}适合{v}的朋友。", "{v}的朋友可以重点看看{short}。", "如果你是{v}，{short}很合适。"]
-T_NOT = ["提醒一下，{v}不建议{verb}{short}。", "{v}的朋友请注意，{short}不建议{verb}。"]
+# Said in the fact's own words ("不适合：…"): no usage verb (吃/穿/涂) guessed from the category.
+T_NOT = ["提醒一下，{short}不适合{v}。", "要说明一下，{short}不太适合{v}。", "{short}不适合{v}，大家按需选择。"]
 T_PRICE = [
     "{short}今天直播价{price}元，日常价{list}元。",
     "价格给大家说清楚：直播价{price}元，日常价{list}元。",
@@ -158,15 +159,6 @@ HOOK_NEW = ["刚进来的朋友，先了解一下，", "新来的朋友，"]
 
 def _offer(o: Any) -> CouponOffer:
     return o if isinstance(o, CouponOffer) else as_offer(o)
-
-
-def _verb(p: Product) -> str:
-    cat = f"{p.category}{p.name}"
-    if any(w in cat for w in ("女装", "男装", "服", "裙", "裤", "衫", "衣", "鞋")):
-        return "穿"
-    if any(w in cat for w in ("零食", "食品", "坚果", "茶", "咖啡", "饼", "酥")):
-        return "吃"
-    return "用"
 
 
 def _q(text: str) -> str:
@@ -249,7 +241,7 @@ class ScriptWriter:
             for k in ("price", "stock", "spec", "selling_point", "faq", "suitable", "not_suitable")
         }
         short = short_name(p)
-        fmt = {"short": short, "name": p.name, "verb": _verb(p)}
+        fmt = {"short": short, "name": p.name}
         rot = pass_no  # rotate which facts lead on each pass
 
         def rotated(xs: list) -> list:

@@ -43,9 +43,19 @@ def test_an_answer_must_speak_to_the_question():
 
 
 def test_repeats_are_caught_by_meaning(use_embedder):
-    m = MeaningMemory(use_embedder.encode)
-    m.add("三种分子量玻尿酸分层补水，上脸不黏腻，这是玻尿酸保湿精华液的特点。")
-    assert m.repeats("玻尿酸保湿精华液的亮点之一：三种分子量玻尿酸分层补水，上脸不黏腻。")
+    names = {"暖光 玻尿酸保湿精华液 30ml": "SK-001", "玻尿酸保湿精华液": "SK-001", "原味巴旦木": "SN-001"}
+    m = MeaningMemory(use_embedder.encode, lambda: names)
+    m.add("三种分子量玻尿酸分层补水，上脸不黏腻，这是玻尿酸保湿精华液的特点。", "SK-001")
+    m.add("给大家讲讲玻尿酸保湿精华液，滴管瓶设计，每次2-3滴就够全脸。", "SK-001")
+    m.add("觉得玻尿酸保湿精华液不错的朋友，公屏扣个想要。", "SK-001")
+    # the same selling point under another lead-in, with or without the name
+    assert m.repeats("玻尿酸保湿精华液的亮点之一：三种分子量玻尿酸分层补水，上脸不黏腻。", "SK-001")
+    assert m.repeats("大家看，滴管瓶设计，每次2-3滴就够全脸。", "SK-001")
+    assert m.repeats("刚进来的朋友听一下，觉得玻尿酸保湿精华液不错的朋友，公屏扣个想要。", "SK-001")
+    # a new selling point under an old lead-in, the same call to action on another product, new figures
+    assert not m.repeats("玻尿酸保湿精华液的亮点之一：添加泛醇，干燥起皮时帮助安抚肌肤。", "SK-001")
+    assert not m.repeats("觉得原味巴旦木不错的朋友，公屏扣个想要。", "SN-001")
+    assert not m.repeats("给大家讲讲玻尿酸保湿精华液，每次3-4滴就够全脸。", "SK-001")
     assert not m.repeats("下单满199减20，记得先领券。")
 
 

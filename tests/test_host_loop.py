@@ -153,7 +153,7 @@ segments:
     texts = [ln.text for ln in lines]
     # nothing said twice even in other words (issue 19): a looping 2-hour show on two products says
     # fewer, new things and withholds the rest
-    assert len(texts) > 150 and report.repeated_lines == 0 and report.repeats_withheld > 0
+    assert len(texts) > 100 and report.repeated_lines == 0 and report.repeats_withheld > 0
     assert len(set(texts)) == len(texts)
     assert report.show_hours == pytest.approx(2.0, abs=0.02) and report.segment_errors == 0
     assert report.answered_clusters > 0 and report.lines_by_kind.get("greeting", 0) > 0
