@@ -1,7 +1,7 @@
 """Publish-with-proof figures (docs/regression.md).
 
     python -m benchmarks.regression [--products 0|2000] [--all] [--json]
-    python -m benchmarks.regression --load [--viewers 100] [--seconds 30] [--pace 1.0] [--json]
+    python -m benchmarks.regression --load [--viewers 100] [--seconds 30] [--pace 1.0] [--rounds 2] [--json]
 
 Without ``--load``: generate the regression set of the demo catalog (``--products 0``) or of a synthetic
 catalog of N products (the demo products re-combined under new names and skus, as benchmarks/retrieval.py
@@ -11,7 +11,7 @@ cases, seconds and cases/s of each step. A big set is bounded like the console's
 everything the draft touches plus a fixed sample); ``--all`` runs every case.
 
 With ``--load``: the WebSocket load benchmark (benchmarks/ws_load.py) against a real ``liveroom serve``,
-twice — alone, then while the server runs the demo set through the console API in the background (at
+in alternating windows — alone, then while the server runs the demo set through the console API (at
 ``--pace``) — and the ratio of the live answers' first-token latency.
 """
 
@@ -138,21 +138,30 @@ async def _load(port: int, viewers: int, seconds: float, think: float) -> dict:
     url = f"ws://127.0.0.1:{port}/ws/rooms/bench"
     out: list = []
     errors: list = []
-    until = time.monotonic() + seconds
-    await asyncio.gather(*[viewer(url, i, until, think, 0.0, out, errors) for i in range(viewers)])
-    firsts = [f for p, f, _, _ in out if p == "fast"]
+    ready: list[float] = []
+    t0 = time.monotonic()
+    until = t0 + seconds
+    await asyncio.gather(*[viewer(url, i, until, think, 0.0, out, errors, ready) for i in range(viewers)])
+    # as ws_load: the rate over the window after the last viewer connected (connecting is not answering)
+    start = max(ready) if ready else t0
+    steady = [a for a in out if start <= a[4] <= until]
+    firsts = [a[1] for a in out if a[0] == "fast"]
     return {
         "answers": len(out),
-        "answers_per_s": round(len(out) / seconds, 1),
+        "answers_per_s": round(len(steady) / max(until - start, 1e-9), 1),
         "errors": len(errors),
+        "busy": sum(1 for e in errors if e == "busy"),
         "p50_ms": pct(firsts, 50),
         "p95_ms": pct(firsts, 95),
         "mean_ms": round(sum(firsts) / len(firsts), 1) if firsts else None,
     }
 
 
-def bench_load(viewers: int, seconds: float, think: float, pace: float) -> dict:
+def bench_load(viewers: int, seconds: float, think: float, pace: float, rounds: int = 2) -> dict:
+    """``rounds`` × (live load alone, then the same load while a run goes on): alternating windows, so a
+    neighbour's job on a shared machine lands on both sides as often as on one."""
     import os
+    import statistics
 
     import httpx
 
@@ -160,6 +169,8 @@ def bench_load(viewers: int, seconds: float, think: float, pace: float) -> dict:
     from benchmarks.ws_load import start_server
 
     port = free_port()
+    pairs: list[tuple[dict, dict, bool]] = []
+    runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "LIVEROOM_DATA_DIR": tmp}
         proc = start_server(Path(tmp), port, False)
@@ -175,34 +186,48 @@ def bench_load(viewers: int, seconds: float, think: float, pace: float) -> dict:
             token = next(w for w in tok.split() if len(w) > 30)
             api = f"http://127.0.0.1:{port}/console/api/m/demo"
             h = {"Authorization": f"Bearer {token}"}
+
+            def job_state(job_id: str) -> dict:
+                return httpx.get(f"{api}/regression/jobs/{job_id}", headers=h, timeout=30).json()
+
             # warm both sides (the first answers load the lexicon and the intent model)
             asyncio.run(_load(port, 10, 5, think))
-            first = httpx.post(f"{api}/regression/runs", json={}, headers=h, timeout=30).json()  # caches the
-            while httpx.get(f"{api}/regression/jobs/{first['job_id']}", headers=h).json()["state"] == "running":
-                time.sleep(0.5)  # published version's answers, so the next run is one pass of the set
-            alone = asyncio.run(_load(port, viewers, seconds, think))
-            job = httpx.post(f"{api}/regression/runs", json={"pace": pace}, headers=h, timeout=30).json()
-            t0 = time.monotonic()
-            during = asyncio.run(_load(port, viewers, seconds, think))
-            j = httpx.get(f"{api}/regression/jobs/{job['job_id']}", headers=h).json()
-            still_running = j["state"] == "running"
-            while j["state"] == "running":
-                time.sleep(0.5)
-                j = httpx.get(f"{api}/regression/jobs/{job['job_id']}", headers=h).json()
-            run_s = time.monotonic() - t0
+            first = httpx.post(f"{api}/regression/runs", json={"pace": 0}, headers=h, timeout=30).json()
+            while job_state(first["job_id"])["state"] == "running":
+                time.sleep(0.5)  # caches the published version's answers: a run is one pass of the set
+            for _ in range(rounds):
+                alone = asyncio.run(_load(port, viewers, seconds, think))
+                job = httpx.post(f"{api}/regression/runs", json={"pace": pace}, headers=h, timeout=30).json()
+                t0 = time.monotonic()
+                during = asyncio.run(_load(port, viewers, seconds, think))
+                j = job_state(job["job_id"])
+                pairs.append((alone, during, j["state"] == "running"))
+                while j["state"] == "running":
+                    time.sleep(0.5)
+                    j = job_state(job["job_id"])
+                runs.append(
+                    {
+                        "state": j["state"],
+                        "cases": (j.get("result") or {}).get("cases"),
+                        "seconds": round(time.monotonic() - t0, 1),
+                    }
+                )
         finally:
             proc.terminate()
             proc.wait(timeout=20)
-    ratio = lambda k: round(during[k] / alone[k], 3) if alone.get(k) and during.get(k) else None  # noqa: E731
+
+    def ratio(k: str) -> float | None:
+        rs = [d[k] / a[k] for a, d, _ in pairs if a.get(k) and d.get(k)]
+        return round(statistics.median(rs), 3) if rs else None
+
     return {
         "viewers": viewers,
+        "offered_per_s": round(viewers / think, 1),
         "seconds": seconds,
         "pace": pace,
-        "alone": alone,
-        "during_run": during,
-        "run_still_going_at_end": still_running,
-        "run": {"state": j["state"], "cases": (j.get("result") or {}).get("cases"), "seconds": round(run_s, 1)},
-        "slowdown_p50": ratio("p50_ms"),
+        "rounds": [{"alone": a, "during_run": d, "run_still_going_at_end": g} for a, d, g in pairs],
+        "runs": runs,
+        "slowdown_p50": ratio("p50_ms"),  # median over the rounds of during / alone
         "slowdown_p95": ratio("p95_ms"),
         "slowdown_mean": ratio("mean_ms"),
         "throughput_ratio": ratio("answers_per_s"),
@@ -218,9 +243,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--think", type=float, default=2.0)
     ap.add_argument("--pace", type=float, default=1.0)
+    ap.add_argument("--rounds", type=int, default=2, help="--load: alternating alone / during-a-run windows")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    res = bench_load(a.viewers, a.seconds, a.think, a.pace) if a.load else bench_set(a.products, a.all)
+    res = bench_load(a.viewers, a.seconds, a.think, a.pace, a.rounds) if a.load else bench_set(a.products, a.all)
     print(json.dumps(res, ensure_ascii=False, indent=None if a.json else 1))
 
 

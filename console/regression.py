@@ -36,6 +36,8 @@ class RegressionConsole:
         self.container = container
         self.kbc = kbc
         self.runner = container.regression
+        admission = container.admission
+        self.runner.live_busy = lambda: admission.inflight > 0  # a console run gives way to viewers' questions
         self.cases = container.regression_cases
         self.drift = DriftWatch()
         self._running: dict[str, str] = {}  # merchant → job id of its run

@@ -7,7 +7,10 @@ run never shows in the live log, the metrics or the drift watch). Nothing else d
 question: the same triage, understanding, composition and claim checks run.
 
 A run yields the event loop after every case and sleeps ``pace`` × the time the case took, so a run
-during a show takes at most 1/(1+pace) of a core away from live answers.
+during a show takes at most 1/(1+pace) of a core away from live answers. It shares the process (and
+its GIL) with them, so it also gives way to them: before each case it waits while ``live_busy()`` says
+viewers' questions are being answered (the server's admission count), up to ``max_yield_s`` — a run
+still finishes under a steady stream of questions, at about one case per ``max_yield_s``.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ async def answer_cases(
     progress: Callable[[int], None] | None = None,
     cancel: threading.Event | None = None,
     pace: float = 0.0,
+    live_busy: Callable[[], bool] | None = None,
+    max_yield_s: float = 0.5,
 ) -> dict[str, dict[str, Any]]:
     """case id → {answer, refused, passed, reasons, citations, path, intent, latency_ms}."""
     out: dict[str, dict[str, Any]] = {}
@@ -78,6 +83,10 @@ async def answer_cases(
         for i, c in enumerate(cases):
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
+            if live_busy is not None:  # live questions first (see the module docstring)
+                until = time.perf_counter() + max_yield_s
+                while live_busy() and time.perf_counter() < until:
+                    await asyncio.sleep(0.005)
             t0 = time.perf_counter()
             ans = await agent.answer(
                 ViewerMessage(
@@ -186,6 +195,9 @@ class RegressionRunner:
         max_cases: int | None = 3000,
     ):
         self.kb, self._agent, self.store, self.pace, self.max_cases = kb, agent, store, pace, max_cases
+        # set by whoever runs it beside live traffic (the console: the server's admission count)
+        self.live_busy: Callable[[], bool] | None = None
+        self.max_yield_s = 0.5
         # answers of a published version (with its prompts), per case: (case json, result)
         self._before: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
@@ -255,6 +267,8 @@ class RegressionRunner:
                     progress=tick("before", 0),
                     cancel=cancel,
                     pace=pace,
+                    live_busy=self.live_busy,
+                    max_yield_s=self.max_yield_s,
                 )
                 for c in todo:
                     cache[c.id] = (c.model_dump_json(), got[c.id])
@@ -266,6 +280,8 @@ class RegressionRunner:
                 progress=tick("after", len(todo)),
                 cancel=cancel,
                 pace=pace,
+                live_busy=self.live_busy,
+                max_yield_s=self.max_yield_s,
             )
 
         if progress:

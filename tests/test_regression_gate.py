@@ -139,3 +139,22 @@ def test_a_prompt_publish_is_tested_on_the_set_first(env):
     assert cs.prompts.published_text(M, "system") == calm
     a = audit(env, "prompt.publish")
     assert a["after"] == calm and ok.json()["run_id"] in a["target"]
+
+
+def test_a_console_run_gives_way_to_live_questions(env):
+    c, cs = env["container"], env["console"]
+    runner = cs.regression.runner
+    assert runner.live_busy is not None and not runner.live_busy()
+    assert c.admission.enter() is not None  # a viewer's question being answered
+    try:
+        assert runner.live_busy()
+    finally:
+        c.admission.leave()
+    asked: list[int] = []
+    busy, wait = runner.live_busy, runner.max_yield_s
+    runner.live_busy, runner.max_yield_s = lambda: asked.append(1) is None, 0.001  # always busy
+    try:
+        r = runner.run(M, pace=0.0)  # still finishes: each case waits at most max_yield_s
+    finally:
+        runner.live_busy, runner.max_yield_s = busy, wait
+    assert r["cases"] > 0 and len(asked) >= r["cases"]
