@@ -131,8 +131,8 @@ def test_style_check_preview_publish_restore(site):
     assert client.get(base).json()["style"]["address"] == "亲"
 
 
-def test_first_run_setup_is_local_and_one_time(tmp_path, demo_root, use_embedder):
-    from console.setup import pending_code
+def test_first_run_setup_is_local_and_one_time(tmp_path, demo_root, use_embedder, capsys):
+    from console.setup import announce, pending_code
     from tests.support.console import console_app, make_container
 
     app = console_app(make_container(tmp_path, demo_root, use_embedder))
@@ -142,6 +142,9 @@ def test_first_run_setup_is_local_and_one_time(tmp_path, demo_root, use_embedder
     with TestClient(app, base_url="http://127.0.0.1:8000", client=("127.0.0.1", 4000)) as local:
         code = pending_code(app)
         assert code and re.fullmatch(r"[0-9A-F]{4}(-[0-9A-F]{4}){3}", code)
+        announce(app)  # what `make run` prints at start-up
+        printed = capsys.readouterr().out
+        assert "/console/setup" in printed and code in printed
         page = local.get("/console/setup")
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
         form = {"username": "owner", "password": "a-long-password", "password2": "a-long-password", "csrf": csrf}
@@ -152,5 +155,8 @@ def test_first_run_setup_is_local_and_one_time(tmp_path, demo_root, use_embedder
         assert r.status_code == 303 and r.headers["location"] == f"/console/m/{M}/rooms"
         assert local.get(f"/console/m/{M}/rooms").status_code == 200  # logged in as the new owner
         assert pending_code(app) is None
+        announce(app)
+        printed = capsys.readouterr().out
+        assert "/console/" in printed and code not in printed and "setup code" not in printed
         again = local.get("/console/setup", follow_redirects=False)
         assert again.status_code == 303 and again.headers["location"] == "/console/login"
