@@ -128,7 +128,7 @@ def create_app(container: Container | None = None, start_llm: bool | None = None
 
         await asyncio.to_thread(get_console, app)  # its live answer log hears answers from the first one
         if container is None:  # the served app (make run): the console URL, and the first-run setup code
-            from console.setup import announce
+            from console.first_run import announce
 
             await asyncio.to_thread(announce, app)
         if autostart:

@@ -3,14 +3,13 @@ one-time setup code at start-up (``make run``); ``/console/setup`` — reachable
 (loopback) — takes that code and the owner's chosen username and password, creates the owner and logs
 them in. The code is used once (then, and once an owner exists, the page sends to the login form).
 
-The code lives on the app's state (one per server start), never on disk; it is compared in constant time,
+The code (console/first_run.py) lives on the app's state (one per server start), never on disk; it is compared in constant time,
 and failed attempts share the login form's rate limiter.
 """
 
 from __future__ import annotations
 
 import hmac
-import secrets
 import uuid
 
 from fastapi import APIRouter, Form, HTTPException, Request
@@ -19,44 +18,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from console.api import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Console, _ip, _secure
 from console.auth import AuthError
+from console.first_run import SETUP_PATH, _merchant, pending_code
 from console.pages import env
 
 router = APIRouter(tags=["console"])  # public routes (console/guard.py PUBLIC): checked here
-SETUP_PATH = "/console/setup"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 MIN_PASSWORD = 10
-
-
-def _merchant(app) -> str:
-    return app.state.container.settings.default_merchant
-
-
-def pending_code(app) -> str | None:
-    """The one-time setup code while the default merchant has no owner (created on first call)."""
-    from console.service import get_console
-
-    if get_console(app).accounts.owners(_merchant(app)) > 0:
-        app.state.setup_code = None
-        return None
-    code = getattr(app.state, "setup_code", None)
-    if code is None and not getattr(app.state, "setup_used", False):
-        code = app.state.setup_code = "-".join(secrets.token_hex(2).upper() for _ in range(4))
-    return code
-
-
-def announce(app) -> None:
-    """At start-up: print where to set the console up, and the code, while there is no owner yet."""
-    code = pending_code(app)
-    s = app.state.container.settings
-    url = f"http://{s.host}:{s.port}"
-    if code:
-        print(
-            f"\n  LiveRoom console (first run): open {url}{SETUP_PATH} on this machine\n"
-            f"  one-time owner setup code: {code}\n",
-            flush=True,
-        )
-    else:
-        print(f"\n  LiveRoom console: {url}/console/\n", flush=True)
 
 
 def _local(request: Request) -> bool:

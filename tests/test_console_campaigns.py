@@ -132,7 +132,7 @@ def test_style_check_preview_publish_restore(site):
 
 
 def test_first_run_setup_is_local_and_one_time(tmp_path, demo_root, use_embedder, capsys):
-    from console.setup import announce, pending_code
+    from console.first_run import announce, pending_code
     from tests.support.console import console_app, make_container
 
     app = console_app(make_container(tmp_path, demo_root, use_embedder))

@@ -36,7 +36,7 @@ def shot(page, name: str) -> None:
 def test_first_run_rooms_and_campaigns(site):
     from playwright.sync_api import expect, sync_playwright
 
-    from console.setup import pending_code
+    from console.first_run import pending_code
 
     url, app, c = site
     with sync_playwright() as p:
