@@ -82,14 +82,20 @@ def rundown_for(products: list, hours: float, coupons: list[str]) -> str:
     return head + "loop: false\nsegments:\n" + "\n".join(segs) + "\n"
 
 
+_ASKED = ["", "主播，", "请问", "姐妹们"]  # several viewers, each in their own words (no flood dedup)
+
+
 async def _inject(room, clock, every_s: float = 300.0) -> None:
+    """Every few show minutes a burst of viewers asking with a personal detail, and a burst of a hot
+    question the segment's product may not answer: both become clusters the host answers aloud."""
     i = 0
     while True:
         await clock.sleep(every_s)
         text, _ = INJECTED[i % len(INJECTED)]
-        room.ingest(f"pii{i}", text, context_sku=room.context_sku)
-        for k in range(6):  # a hot question the segment's product may or may not answer
-            room.ingest(f"hot{i}-{k}", HOT[k % len(HOT)], context_sku=room.context_sku)
+        for k, pre in enumerate(_ASKED):
+            room.ingest(f"pii{i}-{k}", pre + text, context_sku=room.context_sku)
+            room.ingest(f"hot{i}-{k}", pre + HOT[k % len(HOT)], context_sku=room.context_sku)
+            await clock.sleep(3)
         i += 1
 
 
@@ -212,12 +218,18 @@ def check(lines: list, products: list, kb, merchant: str, embed) -> dict:
     # after the closing sign-off
     close = next((i for i, ln in enumerate(lines) if re.search(r"下次(直播)?再?见", ln.text)), None)
     out["after_closing"] = 0 if close is None else len(lines) - close - 1
+    # the checks above were exercised: answers read aloud, and those on the injected danmaku's topics
+    # (returns for "能退吗，我49斤", eating for the hot question)
+    out["answers"] = sum(ln.kind == "answer" for ln in lines)
+    out["answers_on_injected_topics"] = sum(
+        ln.kind == "answer" and bool(re.search("退|吃饭|掉", ln.text)) for ln in lines
+    )
     out["closing_said"] = close is not None
     out["examples"] = examples
     return out
 
 
-async def run_show(c, merchant: str, hours: float, tmp: Path) -> dict:
+async def run_show(c, merchant: str, hours: float, tmp: Path, guard: bool = True) -> dict:
     from audience.service import AudienceService
     from core.clock import VirtualClock
     from host.loop import HostLoop
@@ -253,6 +265,9 @@ async def run_show(c, merchant: str, hours: float, tmp: Path) -> dict:
     said: list = []
     speaker = Speaker(clock, TextTrack(room.bus, echo=said.append), None, rd.pace.chars_per_second)
     loop = HostLoop(room, rd, speaker, hours=hours)
+    if not guard:  # the check's own teeth: the same show with the host's repeat guard off
+        for m in loop._meaning.values():
+            m.repeats = lambda *a, **k: False  # type: ignore[method-assign]
     sim = ShowSimulator(room, Timeline(rd, clock.now(), hours), plist, viewers=200, audience=svc, ingest_every_s=60)
     room.start()
     tasks = [asyncio.create_task(sim.run()), asyncio.create_task(_inject(room, clock))]
@@ -270,7 +285,7 @@ async def run_show(c, merchant: str, hours: float, tmp: Path) -> dict:
     return res
 
 
-async def run(catalogs: list[str], hours: float) -> dict:
+async def run(catalogs: list[str], hours: float, guard: bool = True) -> dict:
     from core.settings import Settings
     from evals.answers import import_catalog
     from liveroom.container import Container
@@ -286,7 +301,7 @@ async def run(catalogs: list[str], hours: float) -> dict:
                     c.kb.import_files("demo", files)
                 else:
                     import_catalog(c, name, tmp)
-                out[name] = await run_show(c, name, hours, tmp)
+                out[name] = await run_show(c, name, hours, tmp, guard)
         finally:
             await c.aclose()
     keys = ("lines", "cross_product", "wrong_template", "personal_details", "repeats", "after_closing")
@@ -299,9 +314,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--hours", type=float, default=2.0)
     ap.add_argument("--catalog", action="append", help="demo and/or a name under evals/data/catalogs")
+    ap.add_argument(
+        "--without-guard", action="store_true", help="turn the host's repeat guard off (shows the check bites)"
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="print examples of every failure")
     a = ap.parse_args(argv)
-    res = asyncio.run(run(a.catalog or ["demo", "gadgets"], a.hours))
+    res = asyncio.run(run(a.catalog or ["demo", "gadgets"], a.hours, not a.without_guard))
     if a.json:
         if not a.verbose:
             for r in res["catalogs"].values():
@@ -313,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{name}: {r['lines']} lines in {r['show_hours']} h — cross_product {r['cross_product']}, "
             f"wrong_template {r['wrong_template']}, personal_details {r['personal_details']}, "
             f"repeats {r['repeats']} (the loop reported {r['reported_repeated_lines']}), "
-            f"after_closing {r['after_closing']}"
+            f"after_closing {r['after_closing']}; {r['answers']} answers read aloud, "
+            f"{r['answers_on_injected_topics']} on the injected danmaku's topics"
         )
         if a.verbose:
             for k, ex in r["examples"].items():
