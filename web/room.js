@@ -43,7 +43,7 @@
   function applyLabels() {
     const t = T();
     document.documentElement.lang = langSel.value;
-    document.title = `${t.title} · ${roomId}`;
+    document.title = `LiveRoom · ${t.title} · ${roomId}`;
     for (const n of document.querySelectorAll("[data-i18n]")) n.textContent = t[n.dataset.i18n];
     for (const n of document.querySelectorAll("[data-i18n-title]")) n.title = t[n.dataset.i18nTitle];
     for (const n of document.querySelectorAll("[data-i18n-placeholder]")) n.placeholder = t[n.dataset.i18nPlaceholder];
