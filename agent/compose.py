@@ -21,6 +21,7 @@ from agent.understand import (
     Parsed,
     advises_against,
     asks_existence,
+    asks_yes_no,
     function_words_of,
     negated,
     points_elsewhere,
@@ -257,7 +258,7 @@ def _detail_candidates(
     # The product's own FAQ that means what was asked, clearly more than any other fact ("两条能拼一起吗"
     # ~ "两条能拼成双人的吗"), answers it in other words.
     ranked_sims = sorted(sims, reverse=True)
-    own_text = _strip_own_name(q.text, p)
+    own_text = strip_own_name(q.text, p)
     clear_faq = ranked_sims[0] - (ranked_sims[1] if len(ranked_sims) > 1 else 0.0) >= FAQ_SIM_GAP if sims else False
     for f, sim in zip(pool, sims):
         if f.kind in ("faq", "qa"):
@@ -298,7 +299,7 @@ def _detail_candidates(
 _PARTICLES = re.compile(r"[吗呢吧啊呀嘛哦么的了]|^[能可会要]")  # grammar, or a modal ("能用", "可以")
 
 
-def _strip_own_name(text: str, p: Product) -> str:
+def strip_own_name(text: str, p: Product) -> str:
     t = normalize(text)
     for n in sorted({normalize(x) for x in [p.name, p.series or "", *p.aliases] if x}, key=len, reverse=True):
         t = t.replace(n, " ")
@@ -377,6 +378,17 @@ def _ranked(
     conf = ranker.confidence(rows[best])
     if conf < ranker.threshold:
         return []  # the best fact still misses what was asked: not an answer
+    f = pool[best]
+    # "重不重", "吵不吵": the attribute is the question and its spec answers it
+    of_asked = f.kind == "spec" and any(f.key in lex.keys_for(p.sku, a) for a in q.attributes)
+    of_asked = of_asked and re.search(r"([\u4e00-\u9fff])[不没]\1", q.text) is not None
+    yes_no = asks_yes_no(q.text) and f.kind not in ("faq", "qa") and not of_asked
+    if q.lang != "en" and (asks_existence(q.text) or yes_no):
+        # "温奶器能定时吗": whether it has a feature is answered only by a fact that names the feature (a
+        # FAQ may answer in other words: "两条能拼一起吗" ~ "两条能拼成双人的吗")
+        terms = [t for t in residual(q.text, lex, [p]) if re.search(r"[\u4e00-\u9fff]|[a-z]{2}", t)]
+        if terms and _cov(terms, " ".join(x for x in (f.key, f.value, f.text) if x)) == 0:
+            return []
     return [(conf, pool[best])] + [(0.0, pool[int(i)]) for i in order[1:]]
 
 

@@ -532,6 +532,8 @@ class Agent:
             return self._profile(turn)
         if intent == "policy":
             return compose.policy(snap, lex, q, turn.hits, turn.qvec, self.kb.embedder.encode)
+        if not q.named and intent in (*_PRODUCT_INTENTS, "recommend") and (faq := self._faq_asked(turn, q)):
+            return faq  # a product's own FAQ asked word for word ("奶嘴多久换一次") names the product itself
         if intent == "recommend" or (
             intent in ("detail", "price") and not q.pair and understand.asks_for_kind(q.text, lex)
         ):
@@ -563,9 +565,13 @@ class Agent:
         chosen = q.variants.get(p.sku)
         if intent == "price":
             return compose.price(snap, p, lang, chosen)
-        if intent == "stock":
+        if intent == "stock" and not (
+            lang != "en" and understand.asks_existence(q.text) and self._asks_beyond_stock(q, lex, p)
+        ):
             return compose.stock(snap, p, lang, chosen)
         d = compose.detail(snap, lex, q, p, turn.qvec)
+        if d.refused and (own := self._own_faq(turn, q, p)) is not None:
+            return own  # "伞车能带上飞机吗" is the product's own "能上飞机吗", whatever attribute it read as
         if (
             d.refused
             and not q.attributes
@@ -587,6 +593,54 @@ class Agent:
             # a kind of product (or none) for a need the viewer describes — that is a recommendation.
             return self._recommend(turn)
         return d
+
+    def _faq_asked(self, turn: _Turn, q: understand.Parsed) -> Draft | None:
+        """The answer of the one product FAQ whose question is the viewer's, near word for word (two
+        FAQs that both fit and answer differently leave it unanswered: it is unclear which product)."""
+        said = _bigrams(q.text)
+        if len(said) < 3:
+            return None
+        scored: list[tuple[float, Fact]] = []
+        for h in turn.hits[:6]:
+            if h.kind != "faq" or not h.sku:
+                continue
+            f = next((x for x in turn.snap.index.facts_of(h.sku) if x.id == h.fact_id), None)
+            if f is None or not f.key or not f.value:
+                continue
+            asked = _bigrams(f.key)
+            if asked and (dice := 2 * len(said & asked) / (len(said) + len(asked))) >= 0.7:
+                scored.append((dice, f))
+        if not scored or turn.lang == "en":  # an English question takes the usual path
+            return None
+        top = max(d for d, _ in scored)
+        fits = [f for d, f in scored if d >= top - 0.05]
+        if len({normalize(f.value or "") for f in fits}) > 1:
+            return None
+        names = list(dict.fromkeys(f.name or "" for f in fits))
+        who = names[0] if len(names) == 1 else "、".join(names[:3]) + "都一样"
+        return Draft(f"{who}：{fits[0].value}", list({f.id: f for f in fits}.values()))
+
+    @staticmethod
+    def _asks_beyond_stock(q: understand.Parsed, lex: CatalogLexicon, p: Product) -> bool:
+        """ "3段奶粉加了OPO吗" reads like "有…吗" but names a thing besides the product and its stock."""
+        stock = lex.book.get("stock")
+        names = [normalize(n) for n in (stock.names_zh + stock.names_en if stock else [])]
+        return any(
+            not any(t in n or n in t for n in names) for t in understand.residual(q.text, lex, [p]) if len(t) >= 2
+        )
+
+    def _own_faq(self, turn: _Turn, q: understand.Parsed, p: Product) -> Draft | None:
+        """The named product's FAQ whose question is the viewer's, its name aside (bigram Dice ≥ 0.6)."""
+        said = _bigrams(compose.strip_own_name(q.text, p))
+        if len(said) < 2 or turn.lang == "en":
+            return None
+        best: tuple[float, Fact] | None = None
+        for f in turn.snap.index.facts_of(p.sku):
+            if f.kind in ("faq", "qa") and f.key and f.value and (asked := _bigrams(f.key)):
+                dice = 2 * len(said & asked) / (len(said) + len(asked))
+                if dice >= 0.6 and (best is None or dice > best[0]):
+                    best = (dice, f)
+        return Draft(f"{p.name}：{best[1].value}", [best[1]]) if best else None
 
     def _a_need(self, turn: _Turn, q: understand.Parsed, lex: CatalogLexicon) -> bool:
         """The question asks no fact (no attribute, no spec key, not a yes/no about a feature) of one
@@ -959,6 +1013,11 @@ def _decisive_lang(text: str) -> bool:
     """Whether a message says which language the viewer uses (Chinese characters, or English words
     beyond a product code)."""
     return bool(re.search(r"[\u4e00-\u9fff]", text)) or len(_EN_WORD.findall(text)) >= 2
+
+
+def _bigrams(text: str) -> set[str]:
+    t = re.sub(r"[^\w]", "", normalize(text))
+    return {t[i : i + 2] for i in range(len(t) - 1)}
 
 
 def _choice(t: str, lex: CatalogLexicon) -> bool:

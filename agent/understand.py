@@ -462,6 +462,7 @@ def score_products(
     cats = lex.categories_in(text)
     qties = parse_quantities(text, lex.book)
     retrieved = _hit_scores(hits)
+    verbatim = _verbatim_aliases(text, lex)
     out: list[Mention] = []
     for sku, e in lex.entries.items():
         why: list[str] = []
@@ -469,6 +470,9 @@ def score_products(
         if (v := named.get(sku, 0.0)) > 0:
             s += v
             why.append(f"name:{v:.2f}")
+        if sku in verbatim:  # "1段奶粉" is one product's own alias, word for word: it outranks "1段羊奶粉"
+            s += 0.7
+            why.append("alias")
         said, unsaid = lex.codes_in(sku, text)
         if said:
             s += 0.45 * said
@@ -508,6 +512,22 @@ def score_products(
         out.append(Mention(sku, round(s, 4), why))
     out.sort(key=lambda m: -m.score)
     return out
+
+
+def _verbatim_aliases(text: str, lex: CatalogLexicon) -> set[str]:
+    """Products whose full name or an alias the text says word for word, the longest such only; an
+    alias two products share names neither."""
+    t = normalize(text)
+    said: dict[str, list[str]] = {}
+    for sku, e in lex.entries.items():
+        for n in {normalize(x) for x in [e.product.name, *e.product.aliases] if x}:
+            if len(n) >= 2 and n in t:
+                said.setdefault(n, []).append(sku)
+    own = {n: skus for n, skus in said.items() if len(skus) == 1}
+    if not own:
+        return set()
+    longest = max(len(n) for n in own)
+    return {skus[0] for n, skus in own.items() if len(n) == longest}
 
 
 def has_evidence(m: Mention) -> bool:
@@ -550,7 +570,9 @@ def resolve(
     if len(pair) >= 2 and intent in ("compare", "price", "detail", "stock", "suitability", "recommend"):
         return pair, True, ms, True
     if intent == "compare":
-        strong = [m for m in ms if m.score >= 0.5 and (not ms or m.score >= 0.45 * ms[0].score)]
+        # the other side need not have said an alias word for word ("1段牛奶粉和羊奶粉")
+        ref = ms[0].score - (0.7 if ms and "alias" in ms[0].why else 0.0) if ms else 0.0
+        strong = [m for m in ms if m.score >= 0.5 and m.score >= 0.45 * ref]
         prods = [p for m in strong if (p := snap.product(m.sku)) is not None]
         return prods[:4], named, ms, False
     prods = [p for m in ms[:4] if m.score >= 0.25 and (p := snap.product(m.sku)) is not None]

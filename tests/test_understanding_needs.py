@@ -114,3 +114,33 @@ def test_a_clause_advising_against_is_no_reason(fishing: Container) -> None:
 def test_a_yes_no_question_about_one_product_is_not_a_recommendation(fishing: Container) -> None:
     a = ask(fishing, "海竿能当登山杖用吗")
     assert a.refused and "推荐" not in a.answer
+
+
+def test_a_products_own_faq_asked_word_for_word_names_the_product(fishing: Container) -> None:
+    a = ask(fishing, "能在水库用吗")  # no product named, but only the sea rod's FAQ asks this
+    assert "海竿" in a.answer and "不建议" in a.answer
+    b = ask(fishing, "海竿能在水库用吗")
+    assert "不建议" in b.answer and not b.refused
+
+
+def test_an_alias_said_word_for_word_outranks_a_longer_name_that_contains_its_words(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    root = tmp_path_factory.mktemp("alias")
+    rows = [
+        {"sku": "F-1", "name": "禾苗 奶粉 1段 800g", "aliases": ["1段奶粉"], "category": "奶粉", "price": 328},
+        {"sku": "F-G", "name": "禾苗 羊奶粉 1段 400g", "aliases": ["1段羊奶粉"], "category": "奶粉", "price": 228},
+    ]
+    src = root / "products.json"
+    src.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    c = Container(Settings(data_dir=root / "data", llm_autostart=False), AgentConfig(rate=(1000, 1.0)))
+    c.kb.import_files("milk", [src])
+    msg = ViewerMessage(merchant="milk", room_id="r1", viewer_id="v1", text="1段奶粉多少钱", channel="sim")
+    assert "328" in asyncio.run(c.agent.answer(msg)).answer
+
+
+def test_whether_it_has_a_feature_needs_a_fact_naming_it(fishing: Container) -> None:
+    a = ask(fishing, "电动打窝钓箱能遥控吗")
+    assert a.refused and "遥控" not in a.answer.split("我能告诉你的是")[-1]
+    b = ask(fishing, "轻便钓箱加了电池吗")
+    assert b.refused and "库存" not in b.answer
