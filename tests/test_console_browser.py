@@ -207,7 +207,7 @@ def test_console_end_to_end(site, browser):
     page.fill("#room-id", "spring")
     page.fill("#room-title", "春季护肤专场")
     page.click("#room-create")
-    page.locator("#rooms tr[data-room='spring'] a").click()
+    page.locator("#rooms tr[data-room='spring'] a[href^='/console/']").click()  # the dashboard, not the viewer link
     expect(page.locator("#live-updated")).to_contain_text("更新于")
     r = page.request.post(
         f"{site}/api/rooms/spring/ask", data={"merchant": M, "viewer_id": "<b>v1</b>", "text": HOSTILE_DANMAKU}

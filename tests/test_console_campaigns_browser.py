@@ -82,6 +82,8 @@ def test_first_run_rooms_and_campaigns(site):
             expect(qr).to_be_visible()
             page.wait_for_function("document.querySelector(\"tr[data-room='spring'] img.qr\").naturalWidth > 0")
             shot(page, "03-rooms-link-qr")
+            row.locator("a[href^='/console/']").click()  # the row's dashboard link (as test_console_browser does)
+            expect(page).to_have_url(f"{url}/console/m/{M}/rooms/spring")
 
             # --- campaigns: create, edit, pause, resume, burn-down --------------------------------
             page.click("a[data-nav='campaigns']")
