@@ -50,9 +50,9 @@ from evals.retrieval import DEMO
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "evals" / "data" / "multiturn.jsonl"
-CATALOG_NAMES = ("demo", "gadgets", "pets", "outdoor")
+CATALOG_NAMES = ("demo", "gadgets", "pets", "outdoor", "kitchen", "baby")
 # Written blind and kept out of all tuning; its exchanges live beside the catalog and are never in "all".
-HELD_OUT = ("outdoor",)
+HELD_OUT = ("outdoor", "kitchen", "baby")  # each catalog's own file, written blind
 KINDS = (
     "followup",
     "variant_followup",
