@@ -215,6 +215,12 @@ def _public_attempts(client, method: str, path: str, a_token: str) -> list[tuple
         out.append(("query merchant", client.post(f"{url}?merchant={A}", content=b"x").status_code))
         out.append(("A's viewer token", client.post(f"{url}?token={a_token}", content=b"x").status_code))
         return out
+    if path.endswith("/products/{sku}"):  # the viewer page's product card: B's catalog only
+        url = url.replace("{sku}", "SN-002")  # one of A's products, not in B's catalog
+        out.append(("query merchant", client.get(f"{url}?merchant={A}").status_code))
+        assert client.get(url).status_code == 404  # A's product is not found through B's room
+        assert client.get(url.replace("SN-002", "SK-001")).json()["name"] != ""  # B's own card
+        return out
     if "/overlay/" in path:  # the OBS overlay: only a token minted for that very room opens it
         codes = {"invalid_overlay_token": 401}
         if method == "WS":
