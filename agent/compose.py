@@ -420,7 +420,7 @@ def _suitability_sentence(f: Fact, q: Parsed, lex: CatalogLexicon) -> str:
 
 
 # --- comparisons -------------------------------------------------------------------------------
-def _value_number(v: str) -> float | None:
+def value_number(v: str) -> float | None:
     qs = [x for x in parse_quantities(v) if x.dimension]
     if qs:
         return max(x.base for x in qs)
@@ -486,7 +486,7 @@ def compare(
             attr_for_winner = attr_for_winner or (attrs[0] if attrs else None)
             book_attr = lex.book.get(attr_for_winner) if attr_for_winner else None
             direction = book_attr.better if book_attr else None
-        na_, nb_ = _value_number(xa), _value_number(xb)
+        na_, nb_ = value_number(xa), value_number(xb)
         if direction and na_ is not None and nb_ is not None and na_ != nb_:
             winner = na if (na_ > nb_) == (direction == "more") else nb
     elif price_asked and pa != pb:
@@ -552,7 +552,7 @@ def recommend(
                 values[p.sku] = p.price
             else:
                 k = next(iter(lex.keys_for(p.sku, asked)), None)
-                v = _value_number(p.specs[k]) if k else None
+                v = value_number(p.specs[k]) if k else None
                 if v is not None:
                     values[p.sku] = v
     # What the viewer says of themselves in numbers ("狗狗8岁了", "我家狗20斤", "身高160"), not a product's own size

@@ -462,6 +462,9 @@ class Agent:
     ) -> list[Product]:
         """The product in focus, or its sibling the follow-up points at ("那大号呢", "2米的呢")."""
         here = focus[0]
+        picked = self._by_direction(q, focus, lex)
+        if picked is not None:
+            return [picked]
         siblings = [
             m
             for m in understand.score_products(q.text, snap, lex, [], here.category)
@@ -485,6 +488,32 @@ class Agent:
         if q.intent == "compare" and len(focus) >= 2:
             return focus[:2]
         return [here] + [p for p in q.products if p.sku != here.sku][:1]
+
+    @staticmethod
+    def _by_direction(q: understand.Parsed, focus: list[Product], lex: CatalogLexicon) -> Product | None:
+        """ "那便宜的那个能躺吗" after two were compared: of the products in focus, the cheaper (lighter,
+        bigger…) one the words point at."""
+        if q.intent == "compare" or len(focus) < 2 or not re.search(r"的|那个|这个|one", q.text):
+            return None
+        t = normalize(q.text)
+        # "便宜的那个" points with the adjective the book reads in "哪个便宜"
+        dirs = lex.book.direction(t) + [
+            x
+            for m in re.finditer(r"([\u4e00-\u9fff]{1,4})的", t)
+            for k in range(1, len(m.group(1)) + 1)
+            for x in lex.book.direction("哪个" + m.group(1)[-k:])
+        ]
+        for attr, d in dirs:
+            values: dict[str, float] = {}
+            for p in focus[:2]:
+                if attr == "price":
+                    values[p.sku] = p.price
+                elif (k := next(iter(lex.keys_for(p.sku, attr)), None)) and (v := compose.value_number(p.specs[k])):
+                    values[p.sku] = v
+            if len(values) == 2 and len(set(values.values())) == 2:
+                sku = (min if d == "less" else max)(values, key=lambda x: values[x])
+                return next(p for p in focus if p.sku == sku)
+        return None
 
     # --- composition ------------------------------------------------------------------------
     async def _compose(self, turn: _Turn, intent: str) -> Draft:
