@@ -123,7 +123,9 @@ def hit_share(before: dict[str, float], after: dict[str, float], cache: str) -> 
     return round(hits / (hits + misses), 3) if hits + misses else None
 
 
-def start_server(data_dir: Path, port: int, llm: bool) -> subprocess.Popen:
+def start_server(
+    data_dir: Path, port: int, llm: bool, workers: int = 1, extra_env: dict | None = None
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "LIVEROOM_DATA_DIR": str(data_dir),
@@ -134,6 +136,7 @@ def start_server(data_dir: Path, port: int, llm: bool) -> subprocess.Popen:
         "LIVEROOM_ACCESS_QUESTIONS_PER_ROOM": "0",
         "LIVEROOM_ACCESS_SOCKETS_PER_IP": "0",
         "LIVEROOM_ACCESS_OPEN_SOCKETS_PER_IP": "0",
+        **(extra_env or {}),
     }
     subprocess.run(
         [sys.executable, "-m", "liveroom.cli", "kb", "import", "-m", "demo", "-q", str(ROOT / "knowledge" / "demo")],
@@ -148,12 +151,12 @@ def start_server(data_dir: Path, port: int, llm: bool) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "liveroom.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "liveroom.cli", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 180 * workers  # each worker loads the KB and the models
     while time.monotonic() < deadline:
         try:
             r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
