@@ -9,8 +9,9 @@ question: the same triage, understanding, composition and claim checks run.
 A run yields the event loop after every case and sleeps ``pace`` × the time the case took, so a run
 during a show takes at most 1/(1+pace) of a core away from live answers. It shares the process (and
 its GIL) with them, so it also gives way to them: before each case it waits while ``live_busy()`` says
-viewers' questions are being answered (the server's admission count), up to ``max_yield_s`` — a run
-still finishes under a steady stream of questions, at about one case per ``max_yield_s``.
+viewers' questions are being answered (the server's admission count), up to ``max_yield_s``, and while
+live questions were seen in the last ``live_window_s`` it paces itself at ``live_pace`` (9: a tenth of a
+core at most) — a run finishes under a steady stream of questions, slowly, and at full pace off-show.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ async def answer_cases(
     pace: float = 0.0,
     live_busy: Callable[[], bool] | None = None,
     max_yield_s: float = 0.5,
+    live_pace: float = 9.0,
+    live_window_s: float = 2.0,
 ) -> dict[str, dict[str, Any]]:
     """case id → {answer, refused, passed, reasons, citations, path, intent, latency_ms}."""
     out: dict[str, dict[str, Any]] = {}
@@ -80,12 +83,14 @@ async def answer_cases(
     with prompt_loader.scope(merchant, agent.prompt_store, prompt_drafts or {}):
         if not snap.lexicon_ready:
             await asyncio.to_thread(lambda: snap.lexicon)
+        last_live = -1e9
         for i, c in enumerate(cases):
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             if live_busy is not None:  # live questions first (see the module docstring)
                 until = time.perf_counter() + max_yield_s
                 while live_busy() and time.perf_counter() < until:
+                    last_live = time.perf_counter()
                     await asyncio.sleep(0.005)
             t0 = time.perf_counter()
             ans = await agent.answer(
@@ -111,7 +116,10 @@ async def answer_cases(
             if progress:
                 progress(i + 1)
             took = time.perf_counter() - t0
-            await asyncio.sleep(took * pace if pace > 0 else 0)
+            if live_busy is not None and live_busy():
+                last_live = time.perf_counter()
+            live = time.perf_counter() - last_live < live_window_s  # a show is on: at most 1/(1+live_pace)
+            await asyncio.sleep(took * max(pace, live_pace if live else 0.0))
     return out
 
 
