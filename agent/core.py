@@ -599,6 +599,8 @@ class Agent:
         ):
             return compose.stock(snap, p, lang, chosen)
         d = compose.detail(snap, lex, q, p, turn.qvec)
+        if d.refused and (opts := self._options(turn, q, p)) is not None:
+            return opts
         if d.refused and (own := self._own_faq(turn, q, p)) is not None:
             return own  # "伞车能带上飞机吗" is the product's own "能上飞机吗", whatever attribute it read as
         if (
@@ -657,6 +659,25 @@ class Agent:
         return any(
             not any(t in n or n in t for n in names) for t in understand.residual(q.text, lex, [p]) if len(t) >= 2
         )
+
+    @staticmethod
+    def _options(turn: _Turn, q: understand.Parsed, p: Product) -> Draft | None:
+        """ "伞车有什么颜色", "有粉色吗": a colour or size asked of a product with no such spec but
+        variants — its options, the one that has the asked word first."""
+        if not {"color", "size_fit", "style"} & set(q.attributes):
+            return None
+        facts = [f for f in turn.snap.index.facts_of(p.sku) if f.kind == "variant" and f.key]
+        if len(facts) < 2:
+            return None
+        t = normalize(q.text)
+        # the option whose last word(s) the viewer said ("粉色" → 樱花粉)
+        said = [f for f in facts if any(k[i:] in t for k in [normalize(f.key or "")] for i in range(len(k)))]
+        names = "、".join(f.key or "" for f in facts)
+        if turn.lang == "en":
+            return Draft(f"{p.name} comes in: {names}.", facts)
+        if said and understand.asks_existence(q.text):
+            return Draft(f"有的，{p.name}有{said[0].key}，可选：{names}。", facts)
+        return Draft(f"{p.name}可选：{names}。", facts)
 
     def _own_faq(self, turn: _Turn, q: understand.Parsed, p: Product) -> Draft | None:
         """The named product's FAQ whose question is the viewer's, its name aside (bigram Dice ≥ 0.6)."""
