@@ -91,6 +91,9 @@ class ConsoleSettings(BaseModel):
     password: SecretStr | None = None  # `liveroom console add-user` default password (else prompted)
     login_per_ip: int = 20
     login_per_user: int = 5
+    # Base of the viewer-page links and QR codes on the rooms page (e.g. https://live.example.com);
+    # empty = the address the console was opened at.
+    public_url: str = ""
 
     def simulator_allowed(self, merchant: str) -> bool:
         allowed = {x.strip() for x in self.simulator.split(",") if x.strip()}
