@@ -371,7 +371,9 @@ class Agent:
             any(a not in ("price", "stock") and lex.keys_for(q.products[0].sku, a) for a in q.attributes)
             or bool(q.keys_of(q.products[0].sku))
         )
-        if asks_spec and not understand.asks_money(text) and q.intent in ("price", "detail"):
+        # money read without the product's own name: the 价 of "全价成犬粮" names the food, it asks no price
+        said = compose.strip_own_name(text, q.products[0]) if q.products else text
+        if asks_spec and not understand.asks_money(said) and q.intent in ("price", "detail"):
             q.intent = "detail"  # "短款裙长多少", "how much does it weigh": the number asked is a spec, not the price
             q.attributes = [a for a in q.attributes if a != "price"]
         ms = [m.score for m in q.mentions]
