@@ -601,8 +601,6 @@ class Agent:
         ):
             return compose.stock(snap, p, lang, chosen)
         d = compose.detail(snap, lex, q, p, turn.qvec)
-        if d.refused and (opts := self._options(turn, q, p)) is not None:
-            return opts
         if d.refused and (own := self._own_faq(turn, q, p)) is not None:
             return own  # "伞车能带上飞机吗" is the product's own "能上飞机吗", whatever attribute it read as
         if (
@@ -617,6 +615,8 @@ class Agent:
                 if turn.runner_up == "price"
                 else compose.stock(snap, p, lang, chosen)
             )
+        if d.refused and (opts := self._options(turn, q, p)) is not None:
+            return opts
         if d.refused and not q.attributes and any(h.kind in ("doc", "qa") and not h.sku for h in turn.hits[:3]):
             pol = compose.policy(snap, lex, q, turn.hits, turn.qvec, self.kb.embedder.encode)
             if not pol.refused:
@@ -662,8 +662,7 @@ class Agent:
             not any(t in n or n in t for n in names) for t in understand.residual(q.text, lex, [p]) if len(t) >= 2
         )
 
-    @staticmethod
-    def _options(turn: _Turn, q: understand.Parsed, p: Product) -> Draft | None:
+    def _options(self, turn: _Turn, q: understand.Parsed, p: Product) -> Draft | None:
         """ "伞车有什么颜色", "有粉色吗": a colour or size asked of a product with no such spec but
         variants — its options, the one that has the asked word first."""
         if not {"color", "size_fit", "style"} & set(q.attributes):
@@ -672,9 +671,22 @@ class Agent:
         if len(facts) < 2:
             return None
         t = normalize(q.text)
-        # the option whose last word(s) the viewer said ("粉色" → 樱花粉)
-        said = [f for f in facts if any(k[i:] in t for k in [normalize(f.key or "")] for i in range(len(k)))]
+
+        # the option sharing most characters with the words said, not counting the words every option
+        # name may carry ("粉色" → 樱花粉; "紫色的" → 薰衣草紫, not 白色)
+        def shared(f: Fact) -> int:
+            return sum(1 for ch in set(normalize(f.key or "")) if ch in t and ch not in "色款号码的")
+
+        best = max((shared(f) for f in facts), default=0)
+        said = [f for f in facts if best and shared(f) == best]
         names = "、".join(f.key or "" for f in facts)
+        m = turn.msg
+        last = self.memory.get(m.merchant, m.room_id, m.viewer_id).last_intent
+        if said and last in ("price", "stock") and not understand.asks_existence(q.text):
+            # "紫色的呢" after the price: that option's price (or stock)
+            v = next((x for x in p.variant_list() if x.name == said[0].key), None)
+            if v is not None:
+                return (compose.price if last == "price" else compose.stock)(turn.snap, p, turn.lang, v)
         if turn.lang == "en":
             return Draft(f"{p.name} comes in: {names}.", facts)
         if said and understand.asks_existence(q.text):
