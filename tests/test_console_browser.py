@@ -63,6 +63,9 @@ def site(tmp_path_factory, demo_root, use_embedder):
 
     tmp = tmp_path_factory.mktemp("console-browser")
     c = make_container(tmp, demo_root, use_embedder, llm=FakeLLM())
+    # every publish runs the regression set first: bounded here (the changed cases + a fixed sample), unpaced,
+    # so the upload's publish check ends inside the page's wait (the gate itself: test_regression_gate.py)
+    c.regression.pace, c.regression.max_cases = 0.0, 120
     app = console_app(c, ConsoleSettings(simulator="*"))
     with ServerThread(app) as srv:
         get_console(app).accounts.create_user(M, "owner1", "owner-password-1", "owner", "店主小王")
@@ -133,7 +136,8 @@ def test_console_end_to_end(site, browser):
     expect(page.locator("#preview-facts")).to_contain_text("晨光 黑芝麻糊 500g（OAT-002）直播价29.9元")
     shot(page, "03-kb-preview")
     page.click("#upload-publish")
-    expect(page.locator("#progress")).to_have_attribute("data-state", "done")
+    # the publish check runs the merchant's regression cases first (with its progress bar): give it time
+    expect(page.locator("#progress")).to_have_attribute("data-state", "done", timeout=90_000)
     expect(page.locator("#progress-text")).to_contain_text("已发布 v0002")
     expect(page.locator("#kb-summary")).to_contain_text("67 个商品")
     expect(page.locator("#products tr[data-sku='OAT-001'] .pname")).to_have_text(HOSTILE_NAME)  # text, not markup
@@ -153,10 +157,11 @@ def test_console_end_to_end(site, browser):
     expect(page.locator("input[name=price]")).to_have_value("129")
     page.fill("input[name=price]", "119")
     page.click("#product-preview")
-    expect(page.locator("#product-facts li.chg")).to_have_count(1)
-    expect(page.locator("#product-facts li.chg")).to_contain_text("直播价119元")
+    # the price fact, and the 30ml option the name points at, which carried the old price and follows it
+    expect(page.locator("#product-facts li.chg")).to_have_count(2)
+    expect(page.locator("#product-facts li.chg").first).to_contain_text("直播价119元")
     page.click("#product-save")
-    expect(page.locator("#product-status")).to_contain_text("已发布 v0003")
+    expect(page.locator("#product-status")).to_contain_text("已发布 v0003", timeout=90_000)  # after its check
     shot(page, "06-product-edit")
     page.goto(f"{site}/console/m/{M}/search")
     page.fill("#search-q", "小蓝瓶多少钱")

@@ -89,7 +89,8 @@ def test_show_on_air_with_interruptions_pause_and_stop(tmp_path, demo_root, use_
         show = svc.onair.get(ROOM)
         wait(lambda: any(ln.kind == "answer" for ln in show.loop.said))  # answered aloud
         answer = next(ln for ln in show.loop.said if ln.kind == "answer")
-        assert show.loop.report.answered_clusters >= 1
+        # counted once the answer has been said to the end (it is in `said` as soon as it starts)
+        wait(lambda: show.loop.report.answered_clusters >= 1)
         wait(lambda: show.loop.seq > answer.seq + 1)  # the script goes on after the answer
         said = []
         while (item := lines.get_nowait()) is not None:
