@@ -43,13 +43,33 @@ def make_engine(
     return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
 
 
+def _set_wal(cur, timeout_s: float) -> None:
+    """``PRAGMA journal_mode=WAL`` needs the database to itself and SQLite does not wait on its busy
+    handler for it: workers opening a fresh file at once see "database is locked". WAL persists in the
+    file, so retrying until the first one has switched it is enough."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    delay = 0.01
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(0.2, delay * 2)
+
+
 def _sqlite_hooks(engine: Engine, synchronous: str, busy_timeout_s: float) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):  # pragma: no cover - exercised by every test
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-        cur.execute("PRAGMA journal_mode=WAL")
+        _set_wal(cur, busy_timeout_s)
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA cache_size=-32768")
