@@ -1,33 +1,9 @@
 // LiveRoom merchant console. No framework, no build step. Every piece of data is rendered with
 // textContent / createElement (never innerHTML), so product names, prompts and danmaku stay text.
-const $ = (s, r = document) => r.querySelector(s);
-const $$ = (s, r = document) => Array.from(r.querySelectorAll(s));
-const body = document.body;
-const MERCHANT = body.dataset.merchant;
-const BASE = `/console/api/m/${encodeURIComponent(MERCHANT || "")}`;
-const CSRF = $('meta[name="csrf-token"]')?.content || "";
-const CAN_WRITE = body.dataset.canWrite === "1";
+import { $, $$, BASE, CAN_WRITE, CSRF, MERCHANT, clear, el, fmtTime, yuan } from "./common.js";
 
-function el(tag, attrs = {}, ...kids) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") e.className = v;
-    else if (k === "text") e.textContent = String(v);
-    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else if (k === "data") for (const [dk, dv] of Object.entries(v)) e.dataset[dk] = dv;
-    else e.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const kid of kids.flat()) {
-    if (kid === undefined || kid === null || kid === false) continue;
-    e.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
-  }
-  return e;
-}
-const clear = (node) => { while (node.firstChild) node.removeChild(node.firstChild); return node; };
-const fmtTime = (t) => (t ? new Date(t * 1000).toLocaleString("zh-CN", { hour12: false }) : "—");
+const body = document.body;
 const fmtClock = (t) => new Date(t * 1000).toLocaleTimeString("zh-CN", { hour12: false });
-const yuan = (x) => (x === null || x === undefined ? "—" : Number(x).toLocaleString("zh-CN", { maximumFractionDigits: 2 }));
 
 function toast(msg, kind = "") {
   const box = $("#toast");

@@ -1,11 +1,11 @@
-// Helpers shared by the per-page modules (campaigns.js, style.js, rooms.js). Same rules as app.js:
+// Helpers shared by the console's modules (app.js, regression.js, campaigns.js, style.js). Same rules as app.js:
 // no innerHTML, every piece of data goes in as text.
 export const $ = (s, r = document) => r.querySelector(s);
 export const $$ = (s, r = document) => Array.from(r.querySelectorAll(s));
 export const MERCHANT = document.body.dataset.merchant;
 export const CAN_WRITE = document.body.dataset.canWrite === "1";
-const BASE = `/console/api/m/${encodeURIComponent(MERCHANT || "")}`;
-const CSRF = document.querySelector('meta[name="csrf-token"]')?.content || "";
+export const BASE = `/console/api/m/${encodeURIComponent(MERCHANT || "")}`;
+export const CSRF = document.querySelector('meta[name="csrf-token"]')?.content || "";
 
 export function el(tag, attrs = {}, ...kids) {
   const e = document.createElement(tag);

@@ -1,29 +1,8 @@
 // Publish with proof (docs/regression.md): the regression page, and the product page's "save as draft and
 // test" button. Same rules as app.js: no innerHTML, every piece of data goes in as text.
-const $ = (s, r = document) => r.querySelector(s);
-const body = document.body;
-const MERCHANT = body.dataset.merchant;
-const BASE = `/console/api/m/${encodeURIComponent(MERCHANT || "")}`;
-const CSRF = $('meta[name="csrf-token"]')?.content || "";
+import { $, BASE, CSRF, MERCHANT, clear, el, fmtTime } from "./common.js";
 
-function el(tag, attrs = {}, ...kids) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") e.className = v;
-    else if (k === "text") e.textContent = String(v);
-    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else if (k === "data") for (const [dk, dv] of Object.entries(v)) e.dataset[dk] = dv;
-    else e.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const kid of kids.flat()) {
-    if (kid === undefined || kid === null || kid === false) continue;
-    e.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
-  }
-  return e;
-}
-const clear = (n) => { while (n.firstChild) n.removeChild(n.firstChild); return n; };
-const fmtTime = (t) => (t ? new Date(t * 1000).toLocaleString("zh-CN", { hour12: false }) : "—");
+const body = document.body;
 const pct = (x) => (x === null || x === undefined ? "—" : `${(x * 100).toFixed(1)}%`);
 
 function toast(msg, kind = "") {
