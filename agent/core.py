@@ -631,7 +631,7 @@ class Agent:
         """The answer of the one product FAQ whose question is the viewer's, near word for word (two
         FAQs that both fit and answer differently leave it unanswered: it is unclear which product)."""
         said = _bigrams(q.text)
-        if len(said) < 3:
+        if len(said) < 3 or turn.lang == "en":  # an English question takes the usual path
             return None
         scored: list[tuple[float, Fact]] = []
         for h in turn.hits[:6]:
@@ -640,10 +640,9 @@ class Agent:
             f = next((x for x in turn.snap.index.facts_of(h.sku) if x.id == h.fact_id), None)
             if f is None or not f.key or not f.value:
                 continue
-            asked = _bigrams(f.key)
-            if asked and (dice := 2 * len(said & asked) / (len(said) + len(asked))) >= 0.7:
+            if (dice := _dice(said, f.key)) >= 0.7:
                 scored.append((dice, f))
-        if not scored or turn.lang == "en":  # an English question takes the usual path
+        if not scored:
             return None
         top = max(d for d, _ in scored)
         fits = [f for d, f in scored if d >= top - 0.05]
@@ -700,9 +699,8 @@ class Agent:
             return None
         best: tuple[float, Fact] | None = None
         for f in turn.snap.index.facts_of(p.sku):
-            if f.kind in ("faq", "qa") and f.key and f.value and (asked := _bigrams(f.key)):
-                dice = 2 * len(said & asked) / (len(said) + len(asked))
-                if dice >= 0.6 and (best is None or dice > best[0]):
+            if f.kind in ("faq", "qa") and f.key and f.value and (dice := _dice(said, f.key)) >= 0.6:
+                if best is None or dice > best[0]:
                     best = (dice, f)
         return Draft(f"{p.name}：{best[1].value}", [best[1]]) if best else None
 
@@ -1082,6 +1080,12 @@ def _decisive_lang(text: str) -> bool:
 def _bigrams(text: str) -> set[str]:
     t = re.sub(r"[^\w]", "", normalize(text))
     return {t[i : i + 2] for i in range(len(t) - 1)}
+
+
+def _dice(said: set[str], question: str) -> float:
+    """Bigram Dice of the viewer's words against a FAQ's question (0 when either is empty)."""
+    asked = _bigrams(question)
+    return 2 * len(said & asked) / (len(said) + len(asked)) if said and asked else 0.0
 
 
 def _choice(t: str, lex: CatalogLexicon) -> bool:
