@@ -539,8 +539,9 @@ class ClaimChecker:
         if not sentence.strip():
             return Verdict("", [])
         flags: list[str] = []
+        said = [n for n in ctx.catalog_names if len(n) >= 2 and n in sentence]
         text, violations = compliance.enforce(
-            sentence, self.rules.compliance, real_stock=ctx.real_stock, prices=ctx.prices
+            sentence, self.rules.compliance, real_stock=ctx.real_stock, prices=ctx.prices, names=said
         )
         flags += [f"claims:{v.rule}:{v.term}" for v in violations]
         if not text:

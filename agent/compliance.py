@@ -521,13 +521,16 @@ def check(
     negated_ok: bool = True,
     *,
     prices: PriceFacts | None = None,
+    names: Iterable[str] = (),
 ) -> list[Violation]:
     """Every violation in ``text``. ``real_stock`` lets a true stock statement through; ``prices`` (the real
-    figures) turns on the price-claim rule."""
+    figures) turns on the price-claim rule; ``names`` (the catalog's product names said) are the merchant's
+    names, not claims ("儿童增高垫" claims no 增高)."""
     out: list[Violation] = []
+    keep = [*rules.allow, *sorted(names, key=len, reverse=True)]
     for s in sentences(text):
         sc = s
-        for a in rules.allow:
+        for a in keep:
             sc = sc.replace(a, " " * len(a))
         # A superlative that bounds a measurement ("最高15cm", "最大输出65W", "最长续航30小时") states a
         # spec, not a ranking: blank it before looking for absolute terms.
@@ -573,19 +576,21 @@ def enforce(
     real_stock: int | None = None,
     *,
     prices: PriceFacts | None = None,
+    names: Iterable[str] = (),
 ) -> tuple[str, list[Violation]]:
     """Rewrite what can be rewritten safely, drop sentences that still violate; return (text, violations)."""
-    violations = check(text, rules, real_stock, prices=prices)
+    names = list(names)
+    violations = check(text, rules, real_stock, prices=prices, names=names)
     if not violations:
         return text, []
     kept: list[str] = []
     for s in sentences(text):
-        if not check(s, rules, real_stock, prices=prices):
+        if not check(s, rules, real_stock, prices=prices, names=names):
             kept.append(s)
             continue
         fixed = s
         for pat, repl in _REWRITES:
             fixed = pat.sub(repl, fixed)
-        if fixed.strip() and not check(fixed, rules, real_stock, prices=prices):
+        if fixed.strip() and not check(fixed, rules, real_stock, prices=prices, names=names):
             kept.append(fixed)
     return "".join(kept).strip(), violations

@@ -387,9 +387,18 @@ def _ranked(
         # "温奶器能定时吗": whether it has a feature is answered only by a fact that names the feature (a
         # FAQ may answer in other words: "两条能拼一起吗" ~ "两条能拼成双人的吗")
         terms = [t for t in residual(q.text, lex, [p]) if re.search(r"[\u4e00-\u9fff]|[a-z]{2}", t)]
+        if f.kind == "spec" and (own := _said_names(q, lex, lex.attributes_of(p.sku, f.key or "")[:1])):
+            # "吸奶器声音大吗": the attribute's own name is the question, and its spec answers it
+            terms = [t for t in terms if not any(t in n for n in own)]
         if terms and _cov(terms, " ".join(x for x in (f.key, f.value, f.text) if x)) == 0:
             return []
     return [(conf, pool[best])] + [(0.0, pool[int(i)]) for i in order[1:]]
+
+
+def _said_names(q: Parsed, lex: CatalogLexicon, attrs: Sequence[str]) -> list[str]:
+    """The names of these attributes the question says word for word."""
+    t = normalize(q.text)
+    return [n for a in attrs if (x := lex.book.get(a)) for n in x.names_zh if normalize(n) in t]
 
 
 def detail(snap: LoadedVersion, lex: CatalogLexicon, q: Parsed, p: Product, qvec: np.ndarray | None) -> Draft:

@@ -30,7 +30,7 @@ from agent.memory import Memory, ViewerState
 from agent.messages import AgentAnswer, AnswerDelta, Citation, ToolCallRecord, ViewerMessage
 from agent.triage import Triage, detect_lang, triage
 from agent.understand import Direction
-from knowledge.lexicon import CatalogLexicon
+from knowledge.lexicon import CatalogLexicon, Mention
 from knowledge.schema import Fact, Product, SearchHit
 from knowledge.store import KnowledgeBase, LoadedVersion
 from knowledge.text import normalize
@@ -345,6 +345,11 @@ class Agent:
         ):
             q.intent = state.last_intent
             q.attributes = list(state.last_attributes)
+        if focus and q.named and not q.pair and q.products and q.products[0].sku != focus[0].sku:
+            if _focus_explains(text, q.mentions[0] if q.mentions else None, q.products[0], focus[0]):
+                # "新生儿能躺吗" after the pram: 新生儿 is in the pram's own facts, not a mention of the 新生儿提篮
+                q.named = False
+                q.products = [focus[0]] + [p for p in q.products if p.sku != focus[0].sku]
         # "和K104比哪个重" after talking about the K84: the named product against the one in focus.
         if q.intent == "compare" and focus and not q.pair and q.named:
             other = next((p for p in q.products if p.sku != focus[0].sku), None)
@@ -427,7 +432,19 @@ class Agent:
             and not (store_attr and q.intent == "policy" and not own_first)
         ):
             q.intent = "detail"  # "静音鼠标用什么电池", "欧包能放几天": about one product the viewer named
-        if turn.image is not None:
+        pointed = self._by_direction(q, focus, lex) if not q.named and not q.pair else None
+        if pointed is not None:
+            # "便宜的能蒸吗" after a comparison: a question about the cheaper one, asked in what is left
+            q.products, q.named = [pointed[0]], True
+            if pointed[1]:
+                q.text = normalize(text).replace(pointed[1], "", 1).strip() or text
+                # the pointing adjective ("便宜的") is not what is asked: "便宜的那个有餐盘吗" asks the tray
+                q.attributes, q.direction = [a for a, _ in lex.book.mentioned(q.text)], None
+                if q.intent in ("price", "compare") and "price" not in q.attributes:
+                    q.intent = "detail"
+            if q.intent not in _PRODUCT_INTENTS and not store_attr:
+                q.intent = "detail"
+        elif turn.image is not None:
             best = snap.product(turn.image.best_sku) if turn.image.best_sku else None
             q.products, q.named = ([best], True) if best else ([], False)
         elif not q.named and focus and q.intent in _PRODUCT_INTENTS and not q.pair:
@@ -457,7 +474,7 @@ class Agent:
                 [(m.sku, m.score, m.why) for m in q.mentions[:4]],
             )
         turn.products = q.products
-        turn.question = text
+        turn.question = q.text
 
     def _from_focus(
         self, q: understand.Parsed, focus: list[Product], lex: CatalogLexicon, snap: LoadedVersion
@@ -466,7 +483,7 @@ class Agent:
         here = focus[0]
         picked = self._by_direction(q, focus, lex)
         if picked is not None:
-            return [picked]
+            return [picked[0]]
         siblings = [
             m
             for m in understand.score_products(q.text, snap, lex, [], here.category)
@@ -492,20 +509,20 @@ class Agent:
         return [here] + [p for p in q.products if p.sku != here.sku][:1]
 
     @staticmethod
-    def _by_direction(q: understand.Parsed, focus: list[Product], lex: CatalogLexicon) -> Product | None:
+    def _by_direction(q: understand.Parsed, focus: list[Product], lex: CatalogLexicon) -> tuple[Product, str] | None:
         """ "那便宜的那个能躺吗" after two were compared: of the products in focus, the cheaper (lighter,
-        bigger…) one the words point at."""
+        bigger…) one the words point at, and the pointing words ("那便宜的那个")."""
         if q.intent == "compare" or len(focus) < 2 or not re.search(r"的|那个|这个|one", q.text):
             return None
         t = normalize(q.text)
         # "便宜的那个" points with the adjective the book reads in "哪个便宜"
-        dirs = lex.book.direction(t) + [
-            x
+        dirs = [(x, "") for x in lex.book.direction(t)] + [
+            (x, m.group(1)[-k:] + "的")
             for m in re.finditer(r"([\u4e00-\u9fff]{1,4})的", t)
             for k in range(1, len(m.group(1)) + 1)
             for x in lex.book.direction("哪个" + m.group(1)[-k:])
         ]
-        for attr, d in dirs:
+        for (attr, d), said in dirs:
             values: dict[str, float] = {}
             for p in focus[:2]:
                 if attr == "price":
@@ -514,7 +531,8 @@ class Agent:
                     values[p.sku] = v
             if len(values) == 2 and len(set(values.values())) == 2:
                 sku = (min if d == "less" else max)(values, key=lambda x: values[x])
-                return next(p for p in focus if p.sku == sku)
+                m = re.search(rf"[那这]?{re.escape(said)}(?:那个|这个|那款|这款|那一款)?", t) if said else None
+                return next(p for p in focus if p.sku == sku), (m.group(0) if m else "")
         return None
 
     # --- composition ------------------------------------------------------------------------
@@ -1054,6 +1072,27 @@ class Agent:
             kb_version=turn.snap.version,
             flags=sorted(set(turn.flags)),
         )
+
+
+def _focus_explains(text: str, m: Mention | None, other: Product, here: Product) -> bool:
+    """Whether the words naming ``other`` in a follow-up are only part of its name that the product in
+    focus's own facts say too (its audience, its use): then they are about ``here``."""
+    if m is None or m.sku != other.sku or any(not w.startswith(("name:", "dense:")) for w in m.why):
+        return False
+    if any(w.startswith("name:") and float(w[5:]) >= 1.0 for w in m.why):
+        return False
+    t = normalize(text)
+    grams = {
+        g for n in [other.name, other.series, *other.aliases] for g in understand.name_grams_exact(normalize(n or ""))
+    }
+    said = {g for g in grams if g in t}
+    said = {g for g in said if not any(g != h and g in h for h in said)}
+    if not said:
+        return False
+    facts = normalize(
+        " ".join([*here.specs.values(), *here.selling_points, *here.suitable_for, *(f.q + f.a for f in here.faq)])
+    )
+    return all(g in facts for g in said)
 
 
 def _split_sentences(text: str) -> list[str]:

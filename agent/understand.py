@@ -281,20 +281,32 @@ def _join_singles(ws: list[str], vocab: set[str]) -> list[str]:
     return out
 
 
-def _strip_names(text: str, products: Sequence[Product], shortest: int = 2) -> str:
+def _strip_names(text: str, products: Sequence[Product], shortest: int = 2, book: AttributeBook | None = None) -> str:
     """Blank out the parts of the text that are the named products' own names ("降噪耳机" in
-    "降噪耳机和lite哪个续航长" names the product, it is not the attribute asked about)."""
+    "降噪耳机和lite哪个续航长" names the product, it is not the attribute asked about). A name's word
+    that an attribute phrase runs across is the question's ("实木椅是什么木头的": 什么木头, though an alias is
+    木头椅子)."""
     grams = {g for p in products for n in [p.name, p.series, *p.aliases] for g in _ngrams(normalize(n or ""))}
     t = normalize(text)
+    spans = book.phrase_spans(t) if book is not None else []
+
+    def crossed(i: int, j: int) -> bool:
+        return any(s < j and e > i and (s < i or e > j) and not (s <= i and e >= j) for s, e in spans)
+
     keep = [True] * len(t)
     used: set[str] = set()  # a name's word said once names it; said again ("保温壶保温多久") it is the topic
     for n in (4, 3, 2)[: 5 - shortest]:
         for i in range(len(t) - n + 1):
             g = t[i : i + n]
-            if g in grams and (n >= 3 or g not in used) and any(keep[i : i + n]):
+            if g in grams and (n >= 3 or g not in used) and any(keep[i : i + n]) and not crossed(i, i + n):
                 keep[i : i + n] = [False] * n
                 used |= {g[a:b] for a in range(n) for b in range(a + 2, n + 1)}
     return "".join(ch if k else " " for ch, k in zip(t, keep))
+
+
+def name_grams_exact(text: str) -> set[str]:
+    """The two- to four-character Chinese windows of a name."""
+    return _ngrams(text)
 
 
 def _ngrams(text: str) -> set[str]:
@@ -655,7 +667,7 @@ def parse(
     # The names said: the two sides of "A和B", else the one product named ("钛杯保温吗" keeps 保温 though
     # the 保温杯 is the next candidate).
     said = (prods[:2] if pair else prods[:1]) if named else []
-    bare = _strip_names(bare, said)
+    bare = _strip_names(bare, said, book=book)
     if named and prods and re.search(r"[a-z]{3}", normalize(bare)):
         # "the large one", "small dog leash": English words that name the product are not the attribute
         own = lex.english.get(prods[0].sku, set()) - _attribute_phrase_words(bare, book)

@@ -216,6 +216,10 @@ class AttributeBook(BaseModel):
             scores[attr] = (1 - (1 - p) * (1 - s), min(first, pos))
         return _ranked(scores)
 
+    def phrase_spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) in ``normalize(text)`` of every attribute phrase found (names, comparatives)."""
+        return [(start, end) for start, end, _ in _scan(normalize(text), self._terms)]
+
     def direction(self, text: str) -> list[tuple[str, Direction]]:
         """Comparatives in the text as (attribute id, "more" | "less"), in text order."""
         out: list[tuple[str, Direction]] = []

@@ -51,6 +51,7 @@ class ProductMatcher:
                 self._alias_list.append(a)
                 self._alias_row.append(i)
         corpus = [tokens(" ".join([_strip_common(p.name), p.series, *p.aliases])) or [""] for p in products]
+        self._generic = _generic_words(products, corpus)
         corpus += [tokens(" ".join(names)) or [""] for names in documents.values()]
         self._bm25 = bm25s.BM25()
         if corpus:
@@ -66,7 +67,7 @@ class ProductMatcher:
             i = self._sku_norm.get(m.group().replace("-", ""))
             if i is not None:
                 out[self._skus[i]] = 1.0
-        qt = [t for t in tokens(query) if t in self._bm25.vocab_dict]
+        qt = [t for t in _without_generic(tokens(query), self._generic) if t in self._bm25.vocab_dict]
         if qt:
             scores = self._bm25.get_scores(qt)
             top = float(scores.max())
@@ -135,6 +136,41 @@ def _interleave(hits: list[SearchHit], keys: list[str]) -> list[SearchHit]:
             if queues[k]:
                 head.append(queues[k].pop(0))
     return head + [h for h in hits if h.sku not in queues]
+
+
+GENERIC_SHARE = 0.5  # a name word the catalog's own text uses for at least this share of its products
+
+
+def _generic_words(products: Sequence[Product], names: list[list[str]]) -> frozenset[str]:
+    """Name words the catalog uses about most of its products ("宝宝" in a baby shop: one alias says
+    宝宝餐椅, but 0-6个月宝宝 is in four products in five) say little about which product is meant."""
+    if len(products) < 8:
+        return frozenset()
+    in_names = {t for ts in names for t in ts}
+    seen: dict[str, int] = {}
+    for p in products:
+        text = " ".join(
+            [*p.specs.values(), *p.selling_points, *p.suitable_for, *p.not_suitable_for, *(f.a for f in p.faq)]
+        )
+        for t in set(tokens(text)) & in_names:
+            seen[t] = seen.get(t, 0) + 1
+    # Words only: single characters are what keeps a typo's partial credit ("精化液" still shares 精/液).
+    return frozenset(t for t, n in seen.items() if len(t) >= 2 and n >= GENERIC_SHARE * len(products))
+
+
+def _without_generic(toks: list[str], generic: frozenset[str]) -> list[str]:
+    """The query's tokens without its generic words, nor the characters those words were made of."""
+    if not generic:
+        return toks
+    drop = [t for t in toks if t in generic]
+    if not drop:
+        return toks
+    out = [t for t in toks if t not in generic]
+    for w in drop:
+        for ch in w:
+            if ch in out:
+                out.remove(ch)
+    return out
 
 
 def _strip_common(name: str) -> str:

@@ -93,7 +93,14 @@ class CatalogLexicon:
         common = {c for c, n in code_count.items() if n > max(2, len(products) // 2)}
         for e in self.entries.values():
             e.codes -= common
-            e.codes = {c for c in e.codes if not any(u.symbol.lower() == c for u in self.book.units)}
+            # A bare unit symbol is no code ("2 m"), but a size letter is ("M码", "L号").
+            said = " ".join(e.names)
+            e.codes = {
+                c
+                for c in e.codes
+                if not any(u.symbol.lower() == c for u in self.book.units)
+                or re.search(rf"(?<![a-z0-9.]){re.escape(c)}[码号]", said)
+            }
         self.category_words = self._category_words(products)
         self._categories_memo: LruCache[str, dict[str, float]] = LruCache(4096)
         # Every name the catalog gives its products: the claim checker's list of real products.
