@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from agent import compliance, compose, style, understand
+from agent.answer_cache import AnswerCache, Probe
 from agent.bus import AnswerBus, AnsweredEvent
 from agent.claims import ClaimChecker, ClaimContext, default_checker, numbers
 from agent.compose import Draft
@@ -102,6 +103,8 @@ class Agent:
         # The merchant's published style (agent/style.py), applied last on every path; the container sets it.
         self.style_for: Callable[[str], style.StyleApplier | None] = lambda merchant: None
         self.limiter = RateLimiter(rate=self.config.rate[0], per=self.config.rate[1], burst=self.config.rate[0])
+        # Composed answers replayed to every viewer who asks the same (agent/answer_cache.py); the container sets it.
+        self.answer_cache: AnswerCache | None = None
 
     # --- public -------------------------------------------------------------------------
     async def answer(self, msg: ViewerMessage) -> AgentAnswer:
@@ -167,6 +170,14 @@ class Agent:
             yield AnswerDelta(text=text, index=0)
             yield done(self._finish(turn, Draft(text, refused=True), "fast", "abuse"))
             return
+        probe = self._cache_probe(msg, tri, snap)
+        if probe is not None and self.answer_cache is not None and (hit := self.answer_cache.get(probe)):
+            ans = hit.replay()  # the rate limit above applied; memory and the bus see it as any answer
+            self._remember(msg, tri.text, hit.intent, hit.attributes, ans.lang, hit.skus, ans.answer)
+            first.append((time.perf_counter() - t0) * 1000)
+            yield AnswerDelta(text=ans.answer, index=0)
+            yield done(ans)
+            return
 
         if msg.image_id:
             err = await self._look_at_image(turn)
@@ -231,7 +242,31 @@ class Agent:
         refused = draft.refused or (bool(draft.text.strip()) and text == compose.not_found(turn.lang).text)
         first.append((time.perf_counter() - t0) * 1000)
         yield AnswerDelta(text=text, index=0)
-        yield done(self._finish(turn, Draft(text, draft.facts, refused), "fast", intent))
+        ans = done(self._finish(turn, Draft(text, draft.facts, refused), "fast", intent))
+        if probe is not None and self.answer_cache is not None:
+            self.answer_cache.offer(probe, turn, ans)
+        yield ans
+
+    def _cache_probe(self, msg: ViewerMessage, tri: Triage, snap: LoadedVersion) -> Probe | None:
+        """The answer cache's keys for this message (None: not a cached kind of message at all)."""
+        if self.answer_cache is None or msg.image_id or tri.injection:
+            return None
+        if self.llm is not None and self.config.rephrase_budget_ms > 0:
+            return None  # answers reworded by the model within a time budget are not a function of the question
+        state = self.memory.get(msg.merchant, msg.room_id, msg.viewer_id)
+        return AnswerCache.probe(
+            merchant=msg.merchant,
+            version=snap.version,
+            checker=self.claims_for(msg.merchant),
+            text=tri.text,
+            lang_asked=msg.lang,
+            lang_known=state.lang,
+            context_sku=msg.context_sku,
+            model=self.llm is not None,
+            focus=[s for s in state.focus if snap.product(s) is not None],
+            had_focus=bool(state.focus),
+            last_intent=state.last_intent,
+        )
 
     # --- retrieval and tools --------------------------------------------------------------
     def _call(self, turn: _Turn, name: str, args: dict[str, Any], by: Literal["rules", "llm"] = "rules") -> Any:
@@ -1052,15 +1087,8 @@ class Agent:
             # The offline image finding is cited too (its method and score are in tool_calls).
             cites.append((f"image:{turn.image.image_id}", turn.image.best_sku))
         skus = [s for _, s in cites if s] or [p.sku for p in turn.products[:1]]
-        m = turn.msg
-        state = self.memory.get(m.merchant, m.room_id, m.viewer_id)
-        state.last_intent, state.last_question = intent, turn.tri.text
-        if turn.parsed is not None:
-            state.last_attributes = list(turn.parsed.attributes)
-        if _decisive_lang(turn.tri.text) or not state.lang:
-            state.lang = turn.lang
-        self.memory.record(m.merchant, m.room_id, m.viewer_id, "viewer", turn.tri.text, skus)
-        self.memory.record(m.merchant, m.room_id, m.viewer_id, "agent", draft.text)
+        attributes = turn.parsed.attributes if turn.parsed is not None else None
+        self._remember(turn.msg, turn.tri.text, intent, attributes, turn.lang, skus, draft.text)
         return AgentAnswer(
             answer=draft.text,
             citations=[Citation(fact_id=i, sku=s) for i, s in cites],
@@ -1072,6 +1100,26 @@ class Agent:
             kb_version=turn.snap.version,
             flags=sorted(set(turn.flags)),
         )
+
+    def _remember(
+        self,
+        m: ViewerMessage,
+        said: str,
+        intent: str,
+        attributes: Sequence[str] | None,
+        lang: str,
+        skus: Sequence[str],
+        answer: str,
+    ) -> None:
+        """What one answered turn leaves in the viewer's memory (a cached answer leaves the same)."""
+        state = self.memory.get(m.merchant, m.room_id, m.viewer_id)
+        state.last_intent, state.last_question = intent, said
+        if attributes is not None:
+            state.last_attributes = list(attributes)
+        if _decisive_lang(said) or not state.lang:
+            state.lang = lang
+        self.memory.record(m.merchant, m.room_id, m.viewer_id, "viewer", said, skus)
+        self.memory.record(m.merchant, m.room_id, m.viewer_id, "agent", answer)
 
 
 def _focus_explains(text: str, m: Mention | None, other: Product, here: Product) -> bool:

@@ -1,4 +1,4 @@
-"""Prometheus counters of the answer path's caches (search results, query vectors, intent predictions):
+"""Prometheus counters of the answer path's caches (whole answers, search results, query vectors, intent predictions):
 the share of a live room's repeated questions that cost nothing (benchmarks/ws_load reads them)."""
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ class CacheCollector(Collector):
             counts["search"] = (sc.hits, sc.misses)
         if isinstance(emb := built.get("embedder"), QueryEmbedder):
             counts["query_vector"] = (emb.stats["hits"], emb.stats["misses"])
+        if "agent" in built and (ac := self.c.agent.answer_cache) is not None:
+            counts["answer"] = (ac.hits, ac.misses)
         if "intent_model" in built:
             memo = self.c.intent_model.memo
             counts["intent"] = (memo.hits, memo.misses)

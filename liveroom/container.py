@@ -11,6 +11,7 @@ from functools import cached_property
 
 import redis
 
+from agent.answer_cache import AnswerCache
 from agent.bus import AnswerBus
 from agent.claims import checker_for
 from agent.core import Agent, AgentConfig
@@ -172,6 +173,8 @@ class Container:
         overrides = self.settings.data_dir / "compliance"
         agent.claims_for = lambda merchant: checker_for(overrides / f"{merchant}.json")
         agent.style_for = StyleCache(self.styles.published, agent.claims_for)
+        # the same few questions over and over: a composed answer is replayed (keyed by KB version and claims)
+        agent.answer_cache = AnswerCache()
         return agent
 
     async def start_llm(self) -> LLMClient:
