@@ -158,7 +158,10 @@ def storable(turn: Any, answer: AgentAnswer, focus: Sequence[str]) -> bool | Non
     if tri.followup or (len(tri.text) <= 8 and top in _SHORT_TALK):
         return None  # a follow-up by its wording ("那大号呢"): resolved against the viewer's last turn
     said = {m.sku for m in q.mentions} if q.named else set()
-    used = {c.sku for c in answer.citations if c.sku} | {p.sku for p in turn.products}
+    # The products the answer is about: those it cites, and the one it was composed for (a store policy
+    # cites no product: the candidates retrieval ranked for it are not what it says).
+    cited = {c.sku for c in answer.citations if c.sku}
+    used = cited | {p.sku for p in turn.products[:1]} if cited or q.named else set()
     if (used & set(focus)) - said:
         return None  # about a product in focus the question did not name
     # A named question answered about a focus product may have been pointed at it ("便宜的那个…"), which

@@ -5,7 +5,8 @@ with random think time (open loop, like a live room), against a real `liveroom s
 
 Prints p50/p95 time to first answer token per path over the steady window (after every viewer has
 connected), the sustained answers/s in it, ``busy`` refusals and client timeouts, and the share of
-lookups served by the server's caches (from its /metrics; null on a server without those counters). Traffic goes to
+lookups served by the server's caches (from its /metrics; null on a server without those counters), and the share of
+answers replayed whole by the answer cache (their ``answer_cache`` flag). Traffic goes to
 127.0.0.1 only; the run is bounded in time and stops by itself.
 """
 
@@ -93,6 +94,7 @@ async def viewer(
                                     (time.perf_counter() - t0) * 1000,
                                     "rate_limited" in f.get("flags", []),
                                     time.monotonic(),
+                                    "answer_cache" in f.get("flags", []),  # replayed by the whole-answer cache
                                 )
                             )
                         break
@@ -210,7 +212,10 @@ async def run(args) -> dict:
         "timeouts": kinds.count("timeout"),
         "errors": len(errors) - kinds.count("busy"),
         "error_kinds": sorted(set(kinds) - {"busy"})[:5],
-        "cache_hit_share": {c: hit_share(before, after, c) for c in ("search", "query_vector", "intent")},
+        "cache_hit_share": {c: hit_share(before, after, c) for c in ("answer", "search", "query_vector", "intent")},
+        # answers in the steady window that the whole-answer cache replayed (their flag; works on any server)
+        "answered_from_cache": round(sum(1 for a in steady if a[5]) / len(steady), 3) if steady else None,
+        "rate_limited": sum(1 for a in steady if a[3]),
         "load_avg_1m_before": round(load_before[0], 2),
         "load_avg_1m_after": round(os.getloadavg()[0], 2),
     }
@@ -245,6 +250,7 @@ def main() -> None:
         f"(offered ~{res['offered_per_s']}/s; {res['answers']} answers, {res['busy']} busy, "
         f"{res['timeouts']} timeouts, {res['errors']} errors)"
     )
+    print(f"  answered from the answer cache: {res['answered_from_cache']}; rate-limited: {res['rate_limited']}")
     print(f"  cache hit share: {res['cache_hit_share']}  (load avg {res['load_avg_1m_before']})")
     for path in ("fast", "llm"):
         r = res[path]
