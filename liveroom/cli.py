@@ -295,6 +295,9 @@ def serve(
         log_level="info",
         workers=workers if workers > 1 else None,
         ws_max_size=1 << 20,
+        # danmaku frames are a few hundred bytes: compressing them costs CPU per frame on both ends and a zlib
+        # context per open socket, for almost no bytes saved
+        ws_per_message_deflate=False,
         # X-Forwarded-For only from the proxies configured (none by default: the socket peer is the client)
         proxy_headers=bool(s.access.proxies()),
         forwarded_allow_ips=",".join(s.access.proxies()) or None,
