@@ -387,7 +387,11 @@ def _ranked(
         # "温奶器能定时吗": whether it has a feature is answered only by a fact that names the feature (a
         # FAQ may answer in other words: "两条能拼一起吗" ~ "两条能拼成双人的吗")
         terms = [t for t in residual(q.text, lex, [p]) if re.search(r"[\u4e00-\u9fff]|[a-z]{2}", t)]
-        if f.kind == "spec" and (own := _said_names(q, lex, lex.attributes_of(p.sku, f.key or "")[:1])):
+        if (
+            f.kind == "spec"
+            and not asks_existence(q.text)  # "含乳糖吗" needs a fact naming 乳糖, whatever the nutrition spec says
+            and (own := _said_names(q, lex, lex.attributes_of(p.sku, f.key or "")[:1]))
+        ):
             # "吸奶器声音大吗": the attribute's own name is the question, and its spec answers it
             terms = [t for t in terms if not any(t in n for n in own)]
         if terms and _cov(terms, " ".join(x for x in (f.key, f.value, f.text) if x)) == 0:
@@ -737,6 +741,8 @@ def policy_candidates(
     if q.by_sound:  # "byma": the words are pinyin; the attribute's own names are what was asked
         terms = []
     alias_terms = {t for t in terms if any(t in n for n in store_names)}
+    generic = {normalize(k) for a in q.attributes if (attr := lex.book.get(a)) is not None for k in attr.key_patterns}
+    instance_terms = {t for t in alias_terms if t in store_names and t not in generic}
     cands = [
         f
         for h in hits
@@ -787,7 +793,18 @@ def policy_candidates(
         for i, s in enumerate(sents):
             ns = normalize(s)
             named = sum(1 for n in store_names if n and (n in ns or n in head))
-            c = sum(weight[t] for t in terms if t in ns or (t in alias_terms and named)) / total_w if terms else 0.0
+            # An instance the viewer names ("内蒙古", "顺丰": a name of the attribute, not one of its key words)
+            # is half covered by a sentence naming another one ("新疆…"): the sentence saying it comes first.
+            c = (
+                sum(
+                    weight[t] * (1.0 if t in ns or t not in instance_terms else 0.5)
+                    for t in terms
+                    if t in ns or (t in alias_terms and named)
+                )
+                / total_w
+                if terms
+                else 0.0
+            )
             if q.lang == "en" and terms:  # "ship free to xinjiang": the sentence's words in English (CC-CEDICT)
                 gl = _glossed(head + " " + s)
                 c = max(c, sum(weight[t] for t in terms if stem(t) in gl) / total_w)

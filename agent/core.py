@@ -615,7 +615,10 @@ class Agent:
         if intent == "profile":
             return self._profile(turn)
         if intent == "policy":
-            return compose.policy(snap, lex, q, turn.hits, turn.qvec, self.kb.embedder.encode)
+            pol = compose.policy(snap, lex, q, turn.hits, turn.qvec, self.kb.embedder.encode)
+            if not pol.refused or p is None or not (q.named or q.categories):
+                return pol
+            intent = "detail"  # "提篮要买底座吗": no store rule says it, the named product's own facts may
         if not q.named and intent in (*_PRODUCT_INTENTS, "recommend") and (faq := self._faq_asked(turn, q)):
             return faq  # a product's own FAQ asked word for word ("奶嘴多久换一次") names the product itself
         if intent == "recommend" or (
@@ -647,6 +650,16 @@ class Agent:
                 return self._recommend(turn)
             return compose.not_found(lang)
         chosen = q.variants.get(p.sku)
+        if (
+            intent == "detail"
+            and chosen is not None
+            and understand.asks_how_much(q.text)
+            and not understand.residual(q.text, lex, [p])
+            and not lex.book.mentioned(_without_grams(q.text, chosen.name or ""))
+        ):
+            intent = "price"  # "二段三罐装多少": an option named and "多少" of nothing else is its price
+        if intent == "price" and (part := self._part_price(turn, q, p)) is not None:
+            return part
         if intent == "price":
             return compose.price(snap, p, lang, chosen)
         if intent == "stock" and not (
@@ -654,6 +667,14 @@ class Agent:
         ):
             return compose.stock(snap, p, lang, chosen)
         d = compose.detail(snap, lex, q, p, turn.qvec)
+        if d.refused and q.categories and _kind_only(q) and not self._had_focus(turn):
+            # "奶粉开罐以后多久要喝完": only the kind is named; the first of it that says is the answer
+            for other in [x for x in q.products[1:4] if x.category in q.categories]:
+                alt = compose.detail(snap, lex, q, other, turn.qvec)
+                words = understand.residual(q.text, lex, [other])
+                # …saying what was asked in its own words, not a spec of the attribute whatever it says
+                if not alt.refused and words and any(w in normalize(f.text) for f in alt.facts for w in words):
+                    return alt
         if d.refused and (own := self._own_faq(turn, q, p)) is not None:
             return own  # "伞车能带上飞机吗" is the product's own "能上飞机吗", whatever attribute it read as
         if (
@@ -679,6 +700,22 @@ class Agent:
             # a kind of product (or none) for a need the viewer describes — that is a recommendation.
             return self._recommend(turn)
         return d
+
+    def _part_price(self, turn: _Turn, q: understand.Parsed, p: Product) -> Draft | None:
+        """ "刷头多少钱", "isofix底座多少钱": the price of a part or add-on the product's own facts quote,
+        not the product's price — a fact naming the asked words together with an amount of money."""
+        lex = turn.lex
+        assert lex is not None
+        terms = [t for t in understand.residual(q.text, lex, [p]) if not understand.asks_money(t)]
+        if not terms or q.variants.get(p.sku) is not None:
+            return None
+        d = compose.detail(turn.snap, lex, q, p, turn.qvec)
+        if d.refused or not d.facts:
+            return None
+        said = normalize(" ".join(x for f in d.facts for x in (f.key, f.value, f.text) if x))
+        if any(normalize(t) in said for t in terms) and re.search(r"\d\s*(元|块)|[¥￥]\s*\d", said):
+            return d
+        return None
 
     def _faq_asked(self, turn: _Turn, q: understand.Parsed) -> Draft | None:
         """The answer of the one product FAQ whose question is the viewer's, near word for word (two
@@ -1120,6 +1157,30 @@ class Agent:
             state.lang = lang
         self.memory.record(m.merchant, m.room_id, m.viewer_id, "viewer", said, skus)
         self.memory.record(m.merchant, m.room_id, m.viewer_id, "agent", answer)
+
+
+def _without_grams(text: str, name: str) -> str:
+    """The text with every two-character piece of ``name`` it says blanked ("三罐装多少" less 罐装)."""
+    t, n = normalize(text), normalize(name)
+    for g in {n[i : i + 2] for i in range(len(n) - 1)}:
+        t = t.replace(g, " ")
+    return t
+
+
+def _kind_only(q: understand.Parsed) -> bool:
+    """The question names a kind of product, not one of them: no alias, code or near-whole name said, and
+    beside the kind's word nothing of the first product's name ("轻便钓箱" names that box)."""
+    top = q.mentions[0] if q.mentions else None
+    if top is not None and any(
+        w == "alias" or w.startswith(("code:", "qty:", "gloss:")) or (w.startswith("name:") and float(w[5:]) >= 0.8)
+        for w in top.why
+    ):
+        return False
+    rest = normalize(q.text)
+    for c in q.categories:
+        rest = rest.replace(normalize(c), " ")
+    name = normalize(q.products[0].name) if q.products else ""
+    return not any(rest[i : i + 2] in name for i in range(len(rest) - 1) if rest[i : i + 2].strip())
 
 
 def _focus_explains(text: str, m: Mention | None, other: Product, here: Product) -> bool:

@@ -60,6 +60,11 @@ def asks_money(text: str) -> bool:
     return any(w in t for w in _function_data()["money_words"])
 
 
+def asks_how_much(text: str) -> bool:
+    """ "多少", "几块", "how much" without saying of what: a value asked, which one left open."""
+    return re.search(r"多少(?!钱)|几块|how much", normalize(text)) is not None
+
+
 def asks_existence(text: str) -> bool:
     """A yes/no question about whether a product has a feature ("有没有背光", "支持LDAC吗")."""
     data, t = _function_data(), normalize(text)

@@ -184,6 +184,11 @@ class AttributeBook(BaseModel):
                         own(frame + "比较" + word[1:], a.id, kind)
             for word in [*a.names_zh, *a.names_en]:
                 own(word, a.id, "name")
+            for word in a.names_zh:
+                # "今天能发吗" is also said inside a longer question without its particle ("几点前拍今天能发")
+                bare = word[:-1] if word.endswith(("吗", "呢")) else word
+                if bare != word and len(bare) >= 3 and not bare.endswith("的"):  # "充电的" names nothing
+                    own(bare, a.id, "name")
             for word in a.key_patterns:
                 own(word, a.id, "key")
         self._owners = owners

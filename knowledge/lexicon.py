@@ -68,6 +68,14 @@ class Mention:
 
 
 def _same_value(q: Quantity, p: Quantity) -> bool:
+    if (
+        q.dimension == p.dimension == "count"
+        and q.unit
+        and p.unit
+        and q.unit != p.unit
+        and "个" not in (q.unit, p.unit)
+    ):
+        return False  # counts of different things: "三罐装" is not "3段"
     if q.dimension and p.dimension:
         return q.dimension == p.dimension and abs(q.base - p.base) <= 0.01 * max(abs(p.base), 1e-9)
     # A bare number ("5000的", "两万") matches the value as the product writes it.

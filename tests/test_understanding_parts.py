@@ -1,0 +1,114 @@
+"""Questions about a part, an option or a store rule, on a tea catalog none of the code or the eval catalogs
+use: the price of an add-on a product's own facts quote is not the product's price, an option named with
+"多少" is its price, counts of different things are different quantities ("三盒装" is not "3号"), a kind
+named alone is answered by the one of it whose facts say what was asked, a store rule that names the
+viewer's region comes before one naming another, and "含X吗" needs a fact naming X."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.core import AgentConfig
+from agent.messages import AgentAnswer, ViewerMessage
+from core.settings import Settings
+from liveroom.container import Container
+
+TEA = [
+    {
+        "sku": "T-2",
+        "name": "茗川 2号 高山乌龙 250g",
+        "category": "乌龙茶",
+        "price": 168,
+        "stock": 40,
+        "specs": {"产地": "台湾阿里山", "等级": "特级", "营养": "茶多酚 18%"},
+        "variants": [{"name": "单盒", "price": 168}, {"name": "3盒装", "price": 458}],
+    },
+    {
+        "sku": "T-3",
+        "name": "茗川 3号 浓香铁观音 250g",
+        "category": "乌龙茶",
+        "price": 128,
+        "stock": 30,
+        "specs": {"产地": "福建安溪", "等级": "一级"},
+        "variants": [{"name": "单盒", "price": 128}, {"name": "3盒装", "price": 348}],
+        "faq": [{"q": "怎么泡", "a": "100℃沸水冲泡，头泡洗茶，开封后请在3个月内喝完，密封避光保存。"}],
+    },
+    {
+        "sku": "K-1",
+        "name": "茗川 便携旅行茶具套装",
+        "category": "茶具",
+        "price": 99,
+        "stock": 12,
+        "specs": {"材质": "高硼硅玻璃", "杯数": "4杯"},
+        "faq": [{"q": "能单买杯子吗", "a": "可以，替换玻璃杯15元一只。"}],
+    },
+]
+
+SHIPPING = """# 发货与快递
+
+## 包邮规则
+- 单笔订单满59元包邮。
+- 西藏、新疆暂不发货。
+- 内蒙古、青海为偏远地区：满159元包邮，不满收运费12元。
+
+## 发货时效
+- 每天16:00前付款的当天发出。
+"""
+
+
+@pytest.fixture(scope="module")
+def tea(tmp_path_factory: pytest.TempPathFactory) -> Container:
+    root: Path = tmp_path_factory.mktemp("tea")
+    src = root / "products.json"
+    src.write_text(json.dumps(TEA, ensure_ascii=False), encoding="utf-8")
+    doc = root / "shipping.md"
+    doc.write_text(SHIPPING, encoding="utf-8")
+    c = Container(Settings(data_dir=root / "data", llm_autostart=False), AgentConfig(rate=(1000, 1.0)))
+    c.kb.import_files("tea", [src, doc])
+    return c
+
+
+def ask(c: Container, *texts: str) -> AgentAnswer:
+    out: AgentAnswer | None = None
+    for t in texts:
+        msg = ViewerMessage(merchant="tea", room_id="r1", viewer_id=f"v-{texts[0]}", text=t, channel="sim")
+        out = asyncio.run(c.agent.answer(msg))
+    assert out is not None
+    return out
+
+
+def test_the_price_of_a_part_the_product_quotes(tea: Container) -> None:
+    a = ask(tea, "旅行茶具的杯子多少钱")
+    assert "15元" in a.answer and "99" not in a.answer
+
+
+def test_an_option_named_with_how_much_is_its_price(tea: Container) -> None:
+    a = ask(tea, "2号乌龙三盒装多少")
+    assert "458" in a.answer
+
+
+def test_counts_of_different_things_are_not_the_same_quantity(tea: Container) -> None:
+    # "三盒" must not pick the 3号 tea: the viewer named the 2号 one and a pack of three
+    a = ask(tea, "二号三盒装多少钱")
+    assert "458" in a.answer and "348" not in a.answer
+
+
+def test_a_kind_named_alone_is_answered_by_the_one_that_says(tea: Container) -> None:
+    a = ask(tea, "乌龙茶开封以后多久要喝完")
+    assert "3个月" in a.answer and not a.refused
+
+
+def test_a_rule_naming_the_region_asked_comes_first(tea: Container) -> None:
+    a = ask(tea, "内蒙古包邮吗")
+    assert "159" in a.answer
+    b = ask(tea, "几点之前拍今天能发")
+    assert "16:00" in b.answer
+
+
+def test_contains_x_needs_a_fact_naming_x(tea: Container) -> None:
+    a = ask(tea, "2号乌龙含咖啡因吗")
+    assert a.refused and "茶多酚" not in a.answer
