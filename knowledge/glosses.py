@@ -73,3 +73,37 @@ def english_words(text: str) -> set[str]:
             else:
                 i += 1
     return out
+
+
+@lru_cache(maxsize=1)
+def _reverse() -> dict[str, frozenset[str]]:
+    """English definition word → the Chinese words (up to four characters) the dictionary defines with it."""
+    rev: dict[str, set[str]] = {}
+    for e in _cedict().get_entries():  # type: ignore[attr-defined]
+        s = e.get("simplified") or ""
+        if not 1 <= len(s) <= 4 or not _CJK_RUN.fullmatch(s):
+            continue
+        defs = e.get("definitions") or []
+        for w in _definition_words(defs[:2] if len(s) == 1 else defs[:4]):
+            rev.setdefault(w, set()).add(s)
+    return {w: frozenset(v) for w, v in rev.items()}
+
+
+def chinese_for(word: str) -> frozenset[str]:
+    """Chinese words the dictionary gives for an English word ("stroller" → 婴儿车 …; "sterilizer" also
+    through "sterilize"): how an English question names a product the catalog writes in Chinese."""
+    w = stem(word)
+    rev = _reverse()
+    forms = {w}
+    if w.endswith("er") and len(w) > 5:  # the agent noun of a verb: sterilizer → sterilize, warmer → warm
+        forms |= {w[:-1], w[:-2]}
+    return frozenset().union(*(rev.get(f, frozenset()) for f in forms))
+
+
+def names_in(word: str, text: str) -> bool:
+    """Whether ``text`` (a product's Chinese name, category, aliases) says a Chinese word for ``word``:
+    the word itself, or all characters of a three- or four-character one ("婴儿车" in "婴儿推车")."""
+    for c in chinese_for(word):
+        if c in text or (len(c) >= 3 and all(ch in text for ch in c)):
+            return True
+    return False

@@ -119,6 +119,7 @@ class CatalogLexicon:
         self._category_pinyin: dict[str, str] | None = None  # built on the first Latin-letter question
         self._english: dict[str, set[str]] | None = None  # sku → English words (knowledge.glosses), on first use
         self._english_df: Counter[str] = Counter()
+        self._reverse_hits: dict[str, set[str]] = {}  # English word → skus whose names say it in Chinese
         self._vocabulary: set[str] | None = None
         self._kind_words: list[str] | None = None
         self._kinds: dict[str, set[str]] | None = None
@@ -190,7 +191,9 @@ class CatalogLexicon:
         """Each product's English words, from the dictionary's definitions of its Chinese name, series,
         category and aliases (plus any English already in them)."""
         if self._english is None:
-            from knowledge.glosses import english_words, stem
+            from knowledge.glosses import chinese_for, english_words, stem
+
+            chinese_for("")  # the reverse dictionary is built with the rest, not in the first English question
 
             out: dict[str, set[str]] = {}
             for sku, e in self.entries.items():
@@ -208,13 +211,37 @@ class CatalogLexicon:
 
         eng = self.english
         n = max(1, len(eng))
-        ws = {stem(w) for w in words} & set(self._english_df)
-        if not ws:
+        # Each word's products: those whose names' definitions use it, or whose names say a Chinese word
+        # the dictionary defines with it ("umbrella stroller": 伞 … 婴儿车 in "伞车", "婴儿推车").
+        have = {
+            w: {sku for sku, ws in eng.items() if w in ws} | self._said_in_names(w) for w in {stem(x) for x in words}
+        }
+        have = {w: skus for w, skus in have.items() if skus}
+        if not have:
             return {}
-        idf = {w: np.log(1 + n / self._english_df[w]) for w in ws}
+        idf = {w: np.log(1 + n / len(skus)) for w, skus in have.items()}
         total = sum(idf.values())
-        out = {sku: sum(idf[w] for w in ws & have) / total for sku, have in eng.items() if ws & have}
+        out: dict[str, float] = defaultdict(float)
+        for w, skus in have.items():
+            for sku in skus:
+                out[sku] += idf[w] / total
         return {k: round(float(v), 4) for k, v in out.items()}
+
+    def _said_in_names(self, word: str) -> set[str]:
+        from knowledge.glosses import names_in
+
+        if word not in self._reverse_hits:
+            texts = self._name_texts()
+            self._reverse_hits[word] = {sku for sku, t in texts.items() if names_in(word, t)}
+        return self._reverse_hits[word]
+
+    def _name_texts(self) -> dict[str, str]:
+        return {
+            sku: normalize(
+                " ".join(x for x in [e.product.name, e.product.series, e.product.category, *e.product.aliases] if x)
+            )
+            for sku, e in self.entries.items()
+        }
 
     # --- building ----------------------------------------------------------------------------
     def _category_words(self, products: Sequence[Product]) -> dict[str, str]:

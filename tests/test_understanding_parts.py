@@ -112,3 +112,29 @@ def test_a_rule_naming_the_region_asked_comes_first(tea: Container) -> None:
 def test_contains_x_needs_a_fact_naming_x(tea: Container) -> None:
     a = ask(tea, "2号乌龙含咖啡因吗")
     assert a.refused and "茶多酚" not in a.answer
+
+
+def test_english_names_through_the_dictionary_read_backwards(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from knowledge.glosses import chinese_for, names_in
+
+    assert "婴儿车" in chinese_for("stroller") and "消毒" in chinese_for("sterilizer")
+    assert names_in("umbrella", "一键折叠伞车") and names_in("stroller", "婴儿推车")
+    root = tmp_path_factory.mktemp("prams")
+    rows = [
+        {"sku": "P-U", "name": "轻旅 一键折叠伞车", "category": "婴儿推车", "price": 699, "specs": {"重量": "5.8kg"}},
+        {
+            "sku": "P-H",
+            "name": "云端 高景观双向推车",
+            "category": "婴儿推车",
+            "price": 1599,
+            "specs": {"重量": "9.8kg"},
+        },
+        {"sku": "S-1", "name": "净护 紫外线消毒柜", "category": "消毒柜", "price": 699, "specs": {"容量": "20L"}},
+    ]
+    src = root / "products.json"
+    src.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    c = Container(Settings(data_dir=root / "data", llm_autostart=False), AgentConfig(rate=(1000, 1.0)))
+    c.kb.import_files("prams", [src])
+    msg = ViewerMessage(merchant="prams", room_id="r1", viewer_id="v1", text="how heavy is the umbrella stroller")
+    a = asyncio.run(c.agent.answer(msg))
+    assert "5.8kg" in a.answer and a.lang == "en"
