@@ -171,7 +171,8 @@ class Agent:
             yield done(self._finish(turn, Draft(text, refused=True), "fast", "abuse"))
             return
         probe = self._cache_probe(msg, tri, snap)
-        if probe is not None and self.answer_cache is not None and (hit := self.answer_cache.get(probe)):
+        cache = self.answer_cache
+        if probe is not None and cache is not None and (hit := cache.get(probe)):
             ans = hit.replay()  # the rate limit above applied; memory and the bus see it as any answer
             self._remember(msg, tri.text, hit.intent, hit.attributes, ans.lang, hit.skus, ans.answer)
             first.append((time.perf_counter() - t0) * 1000)
@@ -242,9 +243,12 @@ class Agent:
         refused = draft.refused or (bool(draft.text.strip()) and text == compose.not_found(turn.lang).text)
         first.append((time.perf_counter() - t0) * 1000)
         yield AnswerDelta(text=text, index=0)
+        # stored only if the viewer's memory is still what the keys say (another of their questions may have
+        # been answered while this one waited, e.g. on the lexicon's first build)
+        same = probe is not None and self._cache_probe(msg, tri, snap) == probe
         ans = done(self._finish(turn, Draft(text, draft.facts, refused), "fast", intent))
-        if probe is not None and self.answer_cache is not None:
-            self.answer_cache.offer(probe, turn, ans)
+        if same and probe is not None and cache is not None:
+            cache.offer(probe, turn, ans)
         yield ans
 
     def _cache_probe(self, msg: ViewerMessage, tri: Triage, snap: LoadedVersion) -> Probe | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from functools import cached_property
+from pathlib import Path
 
 import redis
 
@@ -171,7 +172,10 @@ class Container:
             lim = agent.limiter
             agent.limiter = RedisRateLimiter(self.shared_redis, rate=lim.rate, per=lim.per, burst=lim.burst)
         overrides = self.settings.data_dir / "compliance"
-        agent.claims_for = lambda merchant: checker_for(overrides / f"{merchant}.json")
+        files: dict[str, Path] = {}  # asked per answer: the path is built once per merchant
+        agent.claims_for = lambda merchant: checker_for(
+            files.get(merchant) or files.setdefault(merchant, overrides / f"{merchant}.json")
+        )
         agent.style_for = StyleCache(self.styles.published, agent.claims_for)
         # the same few questions over and over: a composed answer is replayed (keyed by KB version and claims)
         agent.answer_cache = AnswerCache()

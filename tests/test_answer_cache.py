@@ -127,3 +127,18 @@ def test_a_claims_publish_is_a_new_key(shop):
     overrides.mkdir(parents=True, exist_ok=True)
     (overrides / "demo.json").write_text('{"brands": ["隔壁牌"]}', encoding="utf-8")
     assert HIT_FLAG not in ask(shop, "满多少包邮", "b").flags
+
+
+def test_a_burst_of_the_same_question_is_composed_once(demo_container):
+    # a miss is composed without giving the event loop away (the server loads the lexicon at start-up),
+    # so the burst's first question is stored before the second is looked up
+    agent = demo_container.agent
+    agent.prepare_sync("demo")
+
+    async def burst():
+        msgs = [ViewerMessage(merchant="demo", viewer_id=f"burst-{i}", text="羽绒服含绒量多少") for i in range(6)]
+        return await asyncio.gather(*(agent.answer(m) for m in msgs))
+
+    answers = asyncio.run(burst())
+    assert len({a.answer for a in answers}) == 1 and sum(HIT_FLAG in a.flags for a in answers) == 5
+    assert agent.answer_cache.stores == 1
