@@ -71,7 +71,9 @@ class Container:
     @cached_property
     def admission(self) -> Admission:
         """Beyond this process's capacity a question gets ``busy`` at once, not an answer seconds late."""
-        return Admission()
+        # an answered danmaku should show within ~150 ms: a question that already waited 100 ms for the loop
+        # gets busy (with 250 ms every answer under overload waited at least that long)
+        return Admission(max_wait_ms=100.0)
 
     @cached_property
     def kb(self) -> KnowledgeBase:
