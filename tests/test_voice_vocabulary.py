@@ -60,3 +60,17 @@ def test_a_transcript_naming_no_product_gets_the_closest_longer_word():
     assert v.resolve("珐琅锅和不粘煎各哪个好")[0] == "珐琅锅和不粘煎各哪个好"  # a product is named: left alone
     assert v.resolve("我很期待今晚的直播") == ("我很期待今晚的直播", [])
     assert v.resolve("多少钱啊") == ("多少钱啊", [])  # two-character words are never guessed loosely
+
+
+def test_a_transcript_naming_no_product_is_decoded_again_with_the_words_it_sounds_like():
+    v = CatalogVocabulary.from_products(catalog())
+    assert v.reprompt("发郎锅多少钱") is None  # resolved: a product is named
+    assert v.reprompt("有没有优惠券") is None  # nothing in the catalog sounds like it
+    again = v.reprompt("见各好用吗")  # ge ~ guo: too far to rewrite, near enough to ask Whisper again
+    assert again is not None and again.startswith(v.prompt.split("商品有")[0]) and "煎锅" in again
+    assert v.sound_alikes("见各好用吗")[0] == "煎锅"
+    # the second decoding is kept when it names a product and sounds like the first
+    assert v.choose(["见各好用吗", "煎锅好用吗"]) == ("煎锅好用吗", [("见各好用吗", "煎锅好用吗")])
+    assert v.choose(["见各好用吗", "陶瓷刀多少钱"])[0] == "见各好用吗"  # another question: not taken
+    assert v.choose(["見各好用嗎"]) == ("见各好用吗", [])
+    assert v.choose(["", "煎锅"]) == ("", [])

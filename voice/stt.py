@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
@@ -38,6 +39,11 @@ log = logging.getLogger("liveroom.voice")
 # Whisper writes Mandarin in Traditional characters unless the prompt shows it Simplified.
 _ZH_PROMPT = "以下是普通话的句子，关于直播间商品的价格、库存和优惠。"
 _LANG = {"zh": Language.ZH, "en": Language.EN}
+# Whisper's encoder costs the same for a 2 s question as for 30 s of audio when the segment is padded
+# to the 30 s window it was trained on. CTranslate2 takes a shorter input: encoding only the segment
+# (plus CONTEXT_PAD_SECS of silence, and at least CONTEXT_SECS) is several times faster.
+CONTEXT_SECS: float | None = 10.0
+CONTEXT_PAD_SECS = 0.5
 
 
 class WhisperEngine:
@@ -51,13 +57,18 @@ class WhisperEngine:
         threads: int = 2,
         max_new_tokens: int = 48,
         no_speech_prob: float = 0.6,
+        context_secs: float | None = CONTEXT_SECS,
     ):
         self.model_dir = str(model_dir)
         self.compute_type, self.threads = compute_type, threads
         self.max_new_tokens, self.no_speech_prob = max_new_tokens, no_speech_prob
+        # None: Whisper's whole 30 s window (faster-whisper's own loop); else the encoder sees only the
+        # segment, padded to at least this long (see CONTEXT_SECS)
+        self.context_secs = context_secs
         self.model = None
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        self._tokenizers: dict[str, Any] = {}
 
     def load(self) -> WhisperEngine:
         with self._lock:
@@ -91,9 +102,29 @@ class WhisperEngine:
 
     def transcribe_sync(self, pcm16: bytes, lang: str, prompt: str | None = None) -> str:
         """``prompt``: Whisper's initial prompt (default: a Simplified-Chinese sentence for zh, none for en)."""
+        return self.hypotheses(pcm16, lang, prompt)[0]
+
+    def hypotheses(
+        self, pcm16: bytes, lang: str, prompt: str | None = None, reprompt: Callable[[str], str | None] | None = None
+    ) -> list[str]:
+        """The transcript, then — when ``reprompt(transcript)`` gives another prompt — the same audio decoded
+        again with it (the encoder's output reused: a second decode costs the decoder only)."""
         assert self.model is not None, "WhisperEngine.load() first"
         audio = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
-        segments, _ = self.model.transcribe(
+        if prompt is None:
+            prompt = _ZH_PROMPT if lang == "zh" else ""
+        if self.context_secs is None and reprompt is None:
+            return [self._transcribe_window(audio, lang, prompt)]
+        enc = self._encode(audio)
+        out = [self._decode(enc, lang, prompt)]
+        again = reprompt(out[0]) if reprompt is not None and out[0] else None
+        if again:
+            out.append(self._decode(enc, lang, again))
+        return out
+
+    def _transcribe_window(self, audio: np.ndarray, lang: str, prompt: str) -> str:
+        """faster-whisper's own loop: the segment padded to Whisper's 30 s window."""
+        segments, _ = self.model.transcribe(  # type: ignore[union-attr]
             audio,
             language=lang,
             beam_size=1,
@@ -103,14 +134,65 @@ class WhisperEngine:
             without_timestamps=True,
             condition_on_previous_text=False,
             vad_filter=False,
-            initial_prompt=prompt if prompt is not None else (_ZH_PROMPT if lang == "zh" else None),
+            initial_prompt=prompt or None,
         )
         return " ".join(s.text.strip() for s in segments if s.no_speech_prob < self.no_speech_prob).strip()
 
+    def _encode(self, audio: np.ndarray) -> Any:
+        """The encoder on the segment alone (padded with silence to ``context_secs``), or on 30 s."""
+        import ctranslate2
+
+        model = self.model
+        assert model is not None
+        secs = 30.0 if self.context_secs is None else self.context_secs
+        n = min(SAMPLE_RATE * 30, max(int(SAMPLE_RATE * secs), len(audio) + int(SAMPLE_RATE * CONTEXT_PAD_SECS)))
+        audio = np.pad(audio[:n], (0, max(0, n - len(audio))))
+        feats = model.feature_extractor(audio, padding=0)
+        feats = np.ascontiguousarray(feats[None, :, : min(3000, feats.shape[-1] // 2 * 2)])
+        return model.model.encode(ctranslate2.StorageView.from_array(feats))
+
+    def _tokenizer(self, lang: str) -> Any:
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        tok = self._tokenizers.get(lang)
+        if tok is None:
+            model = self.model
+            assert model is not None
+            t = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=lang)
+            tok = self._tokenizers[lang] = (t, get_suppressed_tokens(t, [-1]))
+        return tok
+
+    def _decode(self, enc: Any, lang: str, prompt: str) -> str:
+        """Greedy decoding as faster-whisper does it (no timestamps, the language pinned)."""
+        model = self.model
+        assert model is not None
+        tok, suppress = self._tokenizer(lang)
+        previous = tok.encode(" " + prompt.strip()) if prompt else []
+        ids = model.get_prompt(tok, previous, without_timestamps=True)
+        res = model.model.generate(
+            enc,
+            [ids],
+            beam_size=1,
+            max_length=len(ids) + self.max_new_tokens,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=suppress,
+        )[0]
+        if res.no_speech_prob >= self.no_speech_prob:
+            return ""
+        return tok.decode(res.sequences_ids[0]).strip()
+
     async def transcribe(self, pcm16: bytes, lang: str, prompt: str | None = None) -> str:
+        return (await self.transcribe_hypotheses(pcm16, lang, prompt))[0]
+
+    async def transcribe_hypotheses(
+        self, pcm16: bytes, lang: str, prompt: str | None = None, reprompt: Callable[[str], str | None] | None = None
+    ) -> list[str]:
         self.load()
         return await asyncio.get_running_loop().run_in_executor(
-            self._executor, self.transcribe_sync, pcm16, lang, prompt
+            self._executor, self.hypotheses, pcm16, lang, prompt, reprompt
         )
 
     def close(self) -> None:
@@ -173,9 +255,14 @@ class LocalWhisperSTTService(_PrerollMixin, WhisperSTTService):
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         await self.start_processing_metrics()
         try:
-            prompt = self.vocabulary.prompt if self.vocabulary is not None and self._lang == "zh" else None
-            text = await self._engine.transcribe(audio, self._lang, prompt)
-            text = self.postprocess(text)
+            vocab = self.vocabulary if self._lang == "zh" else None
+            if vocab is not None:
+                # a transcript naming no product is decoded again with the catalog words it sounds like
+                hyps = await self._engine.transcribe_hypotheses(audio, "zh", vocab.prompt, vocab.reprompt)
+                text, fixes = vocab.choose(hyps)
+                self.fixes += fixes
+            else:
+                text = self.postprocess(await self._engine.transcribe(audio, self._lang))
         except Exception as e:  # noqa: BLE001 — reported in the pipeline, the session goes on
             log.exception("transcription failed")
             yield ErrorFrame(f"transcription failed: {e}")

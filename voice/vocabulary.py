@@ -36,6 +36,8 @@ COMMON_WORD_FREQ = 100  # jieba dictionary frequency from which a word is the vi
 # The looser pass: initials in one group sound alike; nasal finals fold as above.
 _INITIAL_GROUP = {"j": "j", "q": "j", "x": "j", "zh": "z", "ch": "c", "sh": "s", "l": "n", "h": "f"}
 _FINAL_FOLD = {"ang": "an", "eng": "en", "ing": "in", "iang": "ian", "uang": "uan"}
+REPROMPT_WORDS = 8  # catalog words in a second decoding's prompt
+REPROMPT_MIN_SIMILARITY = 70  # rapidfuzz ratio of the two decodings' toneless pinyin
 
 
 @lru_cache(maxsize=1)
@@ -191,6 +193,48 @@ class CatalogVocabulary:
         if not fixes and not any(t in text for t in self._pinyin):
             return self._closest(text)
         return text, fixes
+
+    def names_product(self, text: str) -> bool:
+        """Whether ``text`` holds one of the catalog's words."""
+        return any(t in text for t in self._pinyin)
+
+    def sound_alikes(self, text: str, k: int = REPROMPT_WORDS, max_off: float = 0.5) -> list[str]:
+        """The ``k`` catalog words closest in sound to a stretch of ``text`` (at most ``max_off`` of a
+        syllable off per character, initials and finals compared as in the looser pass), nearest first."""
+        scores: dict[str, float] = {}
+        for run in _CJK_RUN.findall(text):
+            parts = _parts(run)
+            for term, tparts in self._parts.items():
+                n = len(term)
+                if n < 2 or n > len(run):
+                    continue
+                off = min(_sound_alike(parts[i : i + n], tparts) for i in range(len(run) - n + 1)) / n
+                scores[term] = min(off, scores.get(term, off))
+        ranked = sorted((off, -len(t), t) for t, off in scores.items() if off <= max_off)
+        return [t for _, _, t in ranked[:k]]
+
+    def reprompt(self, heard: str) -> str | None:
+        """For a transcript that names no catalog word: a prompt of the catalog words that sound like some
+        of it, to decode the same audio again with (None when a product is named, or nothing sounds near).
+        The fixed prompt holds only some of the catalog; this one holds the words this audio may have said."""
+        text = self.resolve(to_simplified(heard))[0]
+        if self.names_product(text):
+            return None
+        words = self.sound_alikes(text)
+        return PROMPT_HEAD + "商品有：" + "、".join(words) + "。" if words else None
+
+    def choose(self, hypotheses: Sequence[str]) -> tuple[str, list[tuple[str, str]]]:
+        """The transcript to keep (Simplified, resolved): the second decoding only when it names a catalog
+        word the first did not and otherwise sounds like the first (the prompt may bias Whisper's spelling
+        of what it hears, not make it hear another question)."""
+        first = self.resolve(to_simplified(hypotheses[0])) if hypotheses and hypotheses[0] else ("", [])
+        if len(hypotheses) < 2 or not hypotheses[1] or self.names_product(first[0]):
+            return first
+        second = self.resolve(to_simplified(hypotheses[1]))
+        a, b = " ".join(_syllables(first[0])), " ".join(_syllables(second[0]))
+        if self.names_product(second[0]) and fuzz.ratio(a, b) >= REPROMPT_MIN_SIMILARITY:
+            return second[0], [(first[0], second[0])]
+        return first
 
     def _closest(self, text: str, max_off: float = 0.5) -> tuple[str, list[tuple[str, str]]]:
         """The one catalog word closest in sound to a window of ``text`` (at most ``max_off`` syllables off;
