@@ -378,9 +378,12 @@ class Agent:
         if (
             followup
             and state.last_intent in _PRODUCT_INTENTS
-            and not q.attributes
+            # "L码呢": the 码 that reads as size is the named product's own name, nothing asked of it
+            and (not q.attributes or (q.named and not lex.book.mentioned(_without_grams(text, q.products[0].name))))
             and not asks_new
             and (q.intent != "compare" or (q.direction is None and not q.pair))
+            # "这个能卡在推车上吗" after a price asks a yes/no of its own, whatever its words the reader kept
+            and not (understand.asks_yes_no(text) and state.last_intent in ("price", "stock"))
         ):
             q.intent = state.last_intent
             q.attributes = list(state.last_attributes)
@@ -537,7 +540,15 @@ class Agent:
             a, b = understand.name_grams(here.name), understand.name_grams(lex.entries[sku].product.name)
             return len(a & b) / max(1, len(a | b))
 
-        siblings = [m for m in siblings if m.score >= 0.5]
+        # "能折叠吗" after the high chair whose own FAQ says it folds: 折叠 in the 折叠餐椅's name is no pointer
+        # ("海盐的多少钱" is: a name word said as "X的" picks the sibling it names).
+        siblings = [
+            m
+            for m in siblings
+            if m.score >= 0.5
+            and (p := snap.product(m.sku)) is not None
+            and (_picks_by_name(q.text, p) or not _focus_explains(q.text, m, p, here))
+        ]
         siblings.sort(key=lambda m: -(m.score + 0.8 * kin(m.sku)))
         if lex.variant_in(here.sku, q.text) is None and siblings:
             sib = snap.product(siblings[0].sku)
@@ -1187,16 +1198,29 @@ def _kind_only(q: understand.Parsed) -> bool:
     return not any(rest[i : i + 2] in name for i in range(len(rest) - 1) if rest[i : i + 2].strip())
 
 
+def _picks_by_name(text: str, p: Product) -> bool:
+    """ "海盐的…", "黑色那款": a word of the product's name said as what picks one ("X的", "X那")."""
+    t = normalize(text)
+    return any(
+        re.search(re.escape(g) + "(的|那|这)", t)
+        for n in [p.name, *p.aliases]
+        for g in understand.name_grams_exact(normalize(n or ""))
+        if len(g) >= 2
+    )
+
+
 def _focus_explains(text: str, m: Mention | None, other: Product, here: Product) -> bool:
     """Whether the words naming ``other`` in a follow-up are only part of its name that the product in
     focus's own facts say too (its audience, its use): then they are about ``here``."""
-    if m is None or m.sku != other.sku or any(not w.startswith(("name:", "dense:")) for w in m.why):
+    if m is None or m.sku != other.sku or any(not w.startswith(("name:", "dense:", "category")) for w in m.why):
         return False
     if any(w.startswith("name:") and float(w[5:]) >= 1.0 for w in m.why):
         return False
     t = normalize(text)
     grams = {
-        g for n in [other.name, other.series, *other.aliases] for g in understand.name_grams_exact(normalize(n or ""))
+        g
+        for n in [other.name, other.series, other.category, *other.aliases]
+        for g in understand.name_grams_exact(normalize(n or ""))
     }
     said = {g for g in grams if g in t}
     said = {g for g in said if not any(g != h and g in h for h in said)}

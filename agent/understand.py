@@ -225,8 +225,10 @@ def residual(text: str, lex: CatalogLexicon, products: Sequence[Product] = ()) -
         text = text[: qt.span[0]] + " " + text[qt.span[1] :]
     # Product and category words go before segmenting, so "充电宝多大" leaves "多大", not "宝多大".
     text = normalize(text)
+    # With the products known, only their own kind's words name them: "提篮能卡在推车上吗" asks about 推车.
+    kinds = {normalize(p.category or "") for p in products}
     cut = sorted(
-        {w for w in lex.category_words if len(w) >= 2 and w in text}
+        {w for w, c in lex.category_words.items() if len(w) >= 2 and w in text and (not products or c in kinds)}
         | {
             x
             for p in products
@@ -248,7 +250,11 @@ def residual(text: str, lex: CatalogLexicon, products: Sequence[Product] = ()) -
         if re.fullmatch(r"[\d.%]+|[^\w]+", w) or w in zh_set or w in en:
             continue
         if re.fullmatch(r"[\u4e00-\u9fff]+", w):
-            if len(w) < 2 or (names and w in names) or w in lex.category_words:
+            if (
+                len(w) < 2
+                or (names and w in names)
+                or (w in lex.category_words and (not products or lex.category_words[w] in kinds))
+            ):
                 continue
         elif len(w) < 2 or (names and w in names.split()) or (english and stem(w) in english):
             continue  # "cat litter 豆腐砂多少": the English names the product, it is not the question

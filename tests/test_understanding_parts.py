@@ -44,7 +44,10 @@ TEA = [
         "price": 99,
         "stock": 12,
         "specs": {"材质": "高硼硅玻璃", "杯数": "4杯"},
-        "faq": [{"q": "能单买杯子吗", "a": "可以，替换玻璃杯15元一只。"}],
+        "faq": [
+            {"q": "能单买杯子吗", "a": "可以，替换玻璃杯15元一只。"},
+            {"q": "能泡乌龙茶吗", "a": "可以，玻璃杯泡乌龙茶、绿茶都合适。"},
+        ],
     },
 ]
 
@@ -138,3 +141,14 @@ def test_english_names_through_the_dictionary_read_backwards(tmp_path_factory: p
     msg = ViewerMessage(merchant="prams", room_id="r1", viewer_id="v1", text="how heavy is the umbrella stroller")
     a = asyncio.run(c.agent.answer(msg))
     assert "5.8kg" in a.answer and a.lang == "en"
+
+
+def test_a_follow_up_yes_no_about_another_kind_stays_on_the_product(tea: Container) -> None:
+    # 乌龙茶 is another kind's word, said as what the tea set is used with; the price before is not asked again
+    a = ask(tea, "旅行茶具多少钱", "这个能泡乌龙茶吗")
+    assert "绿茶" in a.answer and "99" not in a.answer
+
+
+def test_a_follow_up_naming_a_sibling_by_its_code_keeps_the_question(tea: Container) -> None:
+    a = ask(tea, "2号乌龙产地是哪", "3号呢")
+    assert "安溪" in a.answer
