@@ -24,6 +24,7 @@ from agent.understand import (
     asks_yes_no,
     function_words_of,
     negated,
+    plain_comparative,
     points_elsewhere,
     residual,
 )
@@ -435,6 +436,8 @@ def _suitability_sentence(f: Fact, q: Parsed, lex: CatalogLexicon) -> str:
 # --- comparisons -------------------------------------------------------------------------------
 def value_number(v: str) -> float | None:
     qs = [x for x in parse_quantities(v) if x.dimension]
+    if qs and v[qs[0].span[1] : qs[0].span[1] + 1] in ("/", "每"):
+        return qs[0].base  # a rate ("90mg/100g"): the amount, not what it is per
     if qs:
         return max(x.base for x in qs)
     nums = re.findall(r"\d+(?:\.\d+)?", v)
@@ -452,7 +455,15 @@ def compare(
     asked, the price and the specs in which they differ."""
     a, b = prods[0], prods[1]
     lang = q.lang
-    asked = q.attributes[0] if q.attributes else None
+    # An attribute word inside the products' own names ("S码和M码…": 码) is not what is compared.
+    rest = normalize(q.text)
+    for n in (a.name, b.name):
+        n = normalize(n)
+        for g in {n[i : i + 2] for i in range(len(n) - 1)}:
+            rest = rest.replace(g, " ")
+    said = {x for x, _ in lex.book.mentioned(rest)}
+    attrs = [x for x in q.attributes if x in said] + [x for x in q.attributes if x not in said]
+    asked = attrs[0] if attrs else None
     if asked is None and qvec is not None and residual(q.text, lex, [a, b]):
         # "豆腐砂和混合砂哪个能冲马桶": no attribute the book knows — each product's own answer, side by side
         da, db = detail(snap, lex, q, a, qvec), detail(snap, lex, q, b, qvec)
@@ -460,7 +471,11 @@ def compare(
             return Draft(da.text.rstrip("。.") + ("; " if lang == "en" else "；") + db.text, da.facts + db.facts)
     rows: list[tuple[str, str, str, Fact | None, Fact | None]] = []  # (label, value a, value b, fact a, fact b)
     price_asked = asked == "price" or (asked is None and re.search(r"钱|价|贵|便宜|price|cost|cheap", q.text, re.I))
-    if asked and asked not in ("price", "stock"):
+    spelled = [k for k in q.keys_of(a.sku) if k in b.specs and k in a.specs]
+    if spelled:  # "1段和2段哪个DHA高": the spec key both say, spelled out, before the attribute's first key
+        k = max(spelled, key=len)
+        rows.append((k, a.specs[k], b.specs[k], _spec_fact(snap, a.sku, k), _spec_fact(snap, b.sku, k)))
+    if asked and asked not in ("price", "stock") and not rows:
         for ka in lex.keys_for(a.sku, asked):
             kb = next((k for k in lex.keys_for(b.sku, asked) if k == ka), None) or next(
                 iter(lex.keys_for(b.sku, asked)), None
@@ -491,7 +506,11 @@ def compare(
         facts += [f for f in (fa, fb) if f is not None]
     winner = None
     direction = q.direction
-    attr_for_winner = asked
+    attr_for_winner = None if spelled else asked  # a spelled key is its own label ("DHA更高")
+    plain = None
+    if rows and spelled and direction is None:
+        plain = plain_comparative(q.text)
+        direction = plain[0] if plain else None
     if rows:
         label, xa, xb, _, _ = rows[0]
         if direction is None:
@@ -512,13 +531,20 @@ def compare(
         if winner:
             text += f" {winner} comes out ahead on {'price' if not rows else labels[0]}."
         return Draft(text, facts)
-    parts = [f"{na}直播价{fmt_price(pa)}元" + "".join(f"，{r[0]}{r[1]}" for r in rows)]
-    parts.append(f"{nb}直播价{fmt_price(pb)}元" + "".join(f"，{r[0]}{r[2]}" for r in rows))
+    parts = [f"{na}直播价{fmt_price(pa)}元" + "".join(f"，{_kv(r[0], r[1])}" for r in rows)]
+    parts.append(f"{nb}直播价{fmt_price(pb)}元" + "".join(f"，{_kv(r[0], r[2])}" for r in rows))
     text = "；".join(parts) + "。"
     if winner:
         word = _direction_word(lex, attr_for_winner if rows else "price", direction, rows[0][0] if rows else "价格")
+        if plain:
+            word = f"的{rows[0][0]}更{plain[1]}"
         text += f"{winner}{word}。"
     return Draft(text, facts)
+
+
+def _kv(key: str, value: str) -> str:
+    """ "DHA" + "DHA 90mg/100g" is said once: a value that starts with its key stands alone."""
+    return value if normalize(value).startswith(normalize(key)) else f"{key}{value}"
 
 
 def _direction_word(lex: CatalogLexicon, attr: str | None, direction: str | None, label: str) -> str:

@@ -60,6 +60,17 @@ def asks_money(text: str) -> bool:
     return any(w in t for w in _function_data()["money_words"])
 
 
+def plain_comparative(text: str) -> tuple[Direction, str] | None:
+    """ "哪个DHA高": the plain adjective the question ends its comparison with, and which way it wins."""
+    data = _function_data()["plain_comparatives_zh"]
+    t = re.sub(r"[？?。！!\s吗呢啊呀]+$", "", normalize(text))
+    for d in ("more", "less"):
+        for w in data[d]:
+            if t.endswith(w) or t.endswith(w + "些") or t.endswith(w + "点") or t.endswith(w + "一点"):
+                return ("more" if d == "more" else "less"), w
+    return None
+
+
 def asks_how_much(text: str) -> bool:
     """ "多少", "几块", "how much" without saying of what: a value asked, which one left open."""
     return re.search(r"多少(?!钱)|几块|how much", normalize(text)) is not None
