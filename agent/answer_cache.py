@@ -9,8 +9,9 @@ function of what the key holds, so it is composed once and replayed to every vie
   the product on screen, whether a model is configured (chit-chat may go to it);
 - the part of the viewer's memory the understanding step reads. For a question that names its product
   that is the product in focus (its category tilts ambiguous names) and the last intent; for any other
-  question the first two products in focus. A viewer's first question has an empty memory, so it is
-  shared with every other first question.
+  question the first two products in focus — except a store policy asked without a product, keyed by
+  the first only and checked against the asking viewer's first two (``Entry.pointable``). A viewer's
+  first question has an empty memory, so it is shared with every other first question.
 
 Stored only when the answer depends on nothing else about the viewer (``storable``): the fast path, only
 catalog tools (no profile lookup, no coupon), no picture, no injection, not a follow-up by its wording,
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,11 @@ class Entry:
     intent: str
     attributes: tuple[str, ...] | None
     skus: tuple[str, ...]
+    # A store-policy answer to a question naming no product is keyed by the first focus product only, but
+    # the understanding also tried to point the question at one of the first two ("便宜的那个…"): the
+    # agent checks that against the asking viewer's memory before replaying it (``parsed`` is the reading).
+    pointable: bool = False
+    parsed: Any = None
 
     def replay(self) -> AgentAnswer:
         """A fresh answer object (the style step rewrites its text in place), marked as a replay."""
@@ -100,11 +106,12 @@ class AnswerCache:
         f = tuple(focus)
         return Probe(merchant, (*base, "named", f[:1]), (*base, "open", f[:2]), f)
 
-    def get(self, probe: Probe) -> Entry | None:
+    def get(self, probe: Probe, accept: Callable[[Entry], bool] | None = None) -> Entry | None:
+        """The entry for this question and memory; ``accept`` may turn down a pointable one."""
         with self._lock:
             for key in (probe.named_key, probe.open_key):
                 e = self._data.get(key)
-                if e is not None:
+                if e is not None and (accept is None or not e.pointable or accept(e)):
                     self._data.move_to_end(key)
                     self.hits += 1
                     return e
@@ -112,7 +119,7 @@ class AnswerCache:
             return None
 
     def put(self, probe: Probe, named: bool, entry: Entry) -> None:
-        key = probe.named_key if named else probe.open_key
+        key = probe.named_key if named or entry.pointable else probe.open_key
         with self._lock:
             self._data[key] = entry
             self._data.move_to_end(key)
@@ -135,11 +142,16 @@ class AnswerCache:
             return False
         q = turn.parsed
         skus = [c.sku for c in answer.citations if c.sku] or [p.sku for p in turn.products[:1]]
+        # not named and a policy to the end: nothing took a product from memory (pointing at one names it,
+        # the focus product is taken only for a product intent), so only the pointing attempt read focus[1]
+        pointable = not named and not q.named and q.intent == "policy" and answer.intent == "policy"
         entry = Entry(
             answer.model_copy(deep=True),
             answer.intent,
             tuple(q.attributes) if q is not None else None,
             tuple(dict.fromkeys(skus)),
+            pointable,
+            q if pointable else None,
         )
         self.put(probe, named, entry)
         return True

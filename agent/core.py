@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from agent import compliance, compose, style, understand
-from agent.answer_cache import AnswerCache, Probe
+from agent.answer_cache import AnswerCache, Entry, Probe
 from agent.bus import AnswerBus, AnsweredEvent
 from agent.claims import ClaimChecker, ClaimContext, default_checker, numbers
 from agent.compose import Draft
@@ -172,7 +172,7 @@ class Agent:
             return
         probe = self._cache_probe(msg, tri, snap)
         cache = self.answer_cache
-        if probe is not None and cache is not None and (hit := cache.get(probe)):
+        if probe is not None and cache is not None and (hit := cache.get(probe, self._still_unpointed(probe, snap))):
             ans = hit.replay()  # the rate limit above applied; memory and the bus see it as any answer
             self._remember(msg, tri.text, hit.intent, hit.attributes, ans.lang, hit.skus, ans.answer)
             first.append((time.perf_counter() - t0) * 1000)
@@ -251,6 +251,16 @@ class Agent:
             cache.offer(probe, turn, ans)
         yield ans
 
+    def _still_unpointed(self, probe: Probe, snap: LoadedVersion) -> Callable[[Entry], bool]:
+        """Whether a policy answer keyed by the first focus product stays one for this viewer: their first two
+        focus products give the question nothing to point at (as they did for the viewer it was composed for)."""
+
+        def accept(e: Entry) -> bool:
+            focus = [p for s in probe.focus[:2] if (p := snap.product(s)) is not None]
+            return len(focus) < 2 or self._by_direction(e.parsed, focus, snap.lexicon) is None
+
+        return accept
+
     def _cache_probe(self, msg: ViewerMessage, tri: Triage, snap: LoadedVersion) -> Probe | None:
         """The answer cache's keys for this message (None: not a cached kind of message at all)."""
         if self.answer_cache is None or msg.image_id or tri.injection:
@@ -264,7 +274,8 @@ class Agent:
             checker=self.claims_for(msg.merchant),
             text=tri.text,
             lang_asked=msg.lang,
-            lang_known=state.lang,
+            # the remembered language decides only a message without Chinese characters (see above)
+            lang_known="" if _CJK.search(tri.text) else state.lang,
             context_sku=msg.context_sku,
             model=self.llm is not None,
             focus=[s for s in state.focus if snap.product(s) is not None],
@@ -1245,6 +1256,7 @@ def _split_sentences(text: str) -> list[str]:
 
 
 _EN_WORD = re.compile(r"[A-Za-z]{2,}")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def _decisive_lang(text: str) -> bool:

@@ -142,3 +142,24 @@ def test_a_burst_of_the_same_question_is_composed_once(demo_container):
     answers = asyncio.run(burst())
     assert len({a.answer for a in answers}) == 1 and sum(HIT_FLAG in a.flags for a in answers) == 5
     assert agent.answer_cache.stores == 1
+
+
+def test_the_remembered_language_does_not_split_a_chinese_question(demo_container):
+    ask(demo_container, "what's the price of the sea salt almonds?", "en1")
+    ask(demo_container, "海盐巴旦木多少钱", "zh1")
+    assert memory_of(demo_container, "en1")[:2] == memory_of(demo_container, "zh1")[:2]  # same focus and intent
+    first = ask(demo_container, "满多少包邮", "en1")
+    again = ask(demo_container, "满多少包邮", "zh1")
+    assert HIT_FLAG in again.flags and again.answer == first.answer and again.lang == "zh"
+    assert memory_of(demo_container, "en1")[3] == memory_of(demo_container, "zh1")[3] == "zh"
+
+
+def test_a_store_policy_is_shared_whatever_the_second_product_in_focus(demo_container):
+    for viewer, first in (("p1", "小蓝瓶多少钱"), ("p2", "面霜油皮能用吗")):
+        ask(demo_container, first, viewer)
+        ask(demo_container, "碎花裙短款多少钱", viewer)
+    assert memory_of(demo_container, "p1")[0][0] == memory_of(demo_container, "p2")[0][0]
+    assert memory_of(demo_container, "p1")[0][1] != memory_of(demo_container, "p2")[0][1]
+    composed = ask(demo_container, "满多少包邮", "p1")
+    replayed = ask(demo_container, "满多少包邮", "p2")
+    assert HIT_FLAG not in composed.flags and HIT_FLAG in replayed.flags and replayed.answer == composed.answer
