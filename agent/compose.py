@@ -397,7 +397,20 @@ def _ranked(
             terms = [t for t in terms if not any(t in n for n in own)]
         if terms and _cov(terms, " ".join(x for x in (f.key, f.value, f.text) if x)) == 0:
             return []
+    if q.lang == "en" and asks_existence(q.text) and f.kind not in ("faq", "qa"):
+        # "does it contain lactose": the feature's English word must be in the fact's dictionary English
+        terms = [
+            stem(t)
+            for t in residual(q.text, lex, [p])
+            if re.fullmatch(r"[a-z]{3,}", t) and stem(t) not in _EXISTENCE_EN
+        ]
+        said = " ".join(x for x in (f.key, f.value, f.text) if x)
+        if terms and not any(t in _glossed(said) or t in normalize(said) for t in terms):
+            return []
     return [(conf, pool[best])] + [(0.0, pool[int(i)]) for i in order[1:]]
+
+
+_EXISTENCE_EN = frozenset({"contain", "include", "have", "come", "support", "there"})
 
 
 def _said_names(q: Parsed, lex: CatalogLexicon, attrs: Sequence[str]) -> list[str]:
@@ -794,6 +807,7 @@ def policy_candidates(
     # Topic words weigh by how rare they are in the store's documents: "能用港币付款吗" is about 港币,
     # which no document mentions, more than about 付款, which several do.
     all_sents = [normalize(x) for ss in split.values() for x in ss]
+    unsaid_ok = {t for t in instance_terms if any(t in x for x in all_sents)}
     n_sents = max(1, len(all_sents))
     if q.lang == "en":  # English words are counted in the sentences' English glosses
         glosses = [_glossed(x) for ss in split.values() for x in ss]
@@ -820,10 +834,13 @@ def policy_candidates(
             ns = normalize(s)
             named = sum(1 for n in store_names if n and (n in ns or n in head))
             # An instance the viewer names ("内蒙古", "顺丰": a name of the attribute, not one of its key words)
-            # is half covered by a sentence naming another one ("新疆…"): the sentence saying it comes first.
+            # is half covered by a sentence naming another one ("新疆…"): the sentence saying it comes first;
+            # one the store's documents never say ("白条") only by a sentence naming its group ("香港": 港澳台).
+            grouped = any(k and (k in ns or k in head) for k in generic)
             c = (
                 sum(
-                    weight[t] * (1.0 if t in ns or t not in instance_terms else 0.5)
+                    weight[t]
+                    * (1.0 if t in ns or t not in instance_terms else 0.5 if t in unsaid_ok or grouped else 0.0)
                     for t in terms
                     if t in ns or (t in alias_terms and named)
                 )

@@ -57,6 +57,7 @@ SHIPPING = """# 发货与快递
 - 单笔订单满59元包邮。
 - 西藏、新疆暂不发货。
 - 内蒙古、青海为偏远地区：满159元包邮，不满收运费12元。
+- 港澳台和海外暂不发货。
 
 ## 发货时效
 - 每天16:00前付款的当天发出。
@@ -110,6 +111,10 @@ def test_a_rule_naming_the_region_asked_comes_first(tea: Container) -> None:
     assert "159" in a.answer
     b = ask(tea, "几点之前拍今天能发")
     assert "16:00" in b.answer
+    # a region the documents only name by its group; a way to pay they never name is not a rule about paying
+    assert "暂不发货" in ask(tea, "能发香港吗").answer
+    c = ask(tea, "能用京东白条付款吗")
+    assert c.refused and "16:00" not in c.answer
 
 
 def test_contains_x_needs_a_fact_naming_x(tea: Container) -> None:
