@@ -432,9 +432,28 @@ def detail(snap: LoadedVersion, lex: CatalogLexicon, q: Parsed, p: Product, qvec
     body = render_fact(best)
     if q.intent == "suitability" and best.kind in ("suitable", "not_suitable"):
         body = _suitability_sentence(best, q, lex)
+    if best.kind in ("faq", "qa"):
+        body = _own_clauses(body, p, snap)
     if q.lang == "en":
         return Draft(f"About {p.name}: {short(render_fact_en(best, lex), 90)}", [best])
     return Draft(f"{p.name}：{short(body)}", [best])
+
+
+def _own_clauses(body: str, p: Product, snap: LoadedVersion) -> str:
+    """A FAQ answer written for a family ("3-6岁款刷头29元，6-12岁款刷头35元") told of one product: the
+    clauses naming only a sibling's own name word are the sibling's, not this product's."""
+    mine = set(normalize(p.name).split())
+    kin = [set(normalize(o.name).split()) for o in snap.catalog.products if o.sku != p.sku and o.category == p.category]
+    theirs = {w for ws in kin for w in ws if w not in mine and len(w) >= 2}
+    own = mine - set().union(*kin) if kin else mine
+    if not theirs:
+        return body
+    parts = [c for c in re.split(r"(?<=[，；。,;])", body) if c]
+    kept = [c for c in parts if not any(w in normalize(c) for w in theirs) or any(w in normalize(c) for w in own)]
+    if not kept or len(kept) == len(parts):
+        return body
+    text = "".join(kept).rstrip("，,；;")
+    return text if text.endswith("。") else text + "。"
 
 
 def _suitability_sentence(f: Fact, q: Parsed, lex: CatalogLexicon) -> str:

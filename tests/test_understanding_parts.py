@@ -35,7 +35,10 @@ TEA = [
         "stock": 30,
         "specs": {"产地": "福建安溪", "等级": "一级", "氨基酸": "氨基酸 3mg/100g"},
         "variants": [{"name": "单盒", "price": 128}, {"name": "3盒装", "price": 348}],
-        "faq": [{"q": "怎么泡", "a": "100℃沸水冲泡，头泡洗茶，开封后请在3个月内喝完，密封避光保存。"}],
+        "faq": [
+            {"q": "怎么泡", "a": "100℃沸水冲泡，头泡洗茶，开封后请在3个月内喝完，密封避光保存。"},
+            {"q": "有小样吗", "a": "2号小样10元一包，3号小样8元一包。"},
+        ],
     },
     {
         "sku": "K-1",
@@ -165,3 +168,8 @@ def test_a_comparison_of_a_spelled_key_with_a_plain_adjective(tea: Container) ->
     assert "4mg/100g" in a.answer and "3mg/100g" in a.answer
     assert a.answer.rstrip("。").endswith("的氨基酸更高") and "2号" in a.answer.split("；")[-1].split("。")[-2]
     assert "氨基酸氨基酸" not in a.answer
+
+
+def test_a_family_faq_told_of_one_product_keeps_its_own_clauses(tea: Container) -> None:
+    a = ask(tea, "铁观音有小样吗")
+    assert "8元" in a.answer and "10元" not in a.answer
