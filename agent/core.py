@@ -663,7 +663,10 @@ class Agent:
                         if not d.refused and d.facts and d.facts[0].kind in ("faq", "qa"):
                             return d
                     return self._variant_compare(turn, p, variants[:2])
-                return compose.detail(snap, lex, q, p, turn.qvec)
+                d = compose.detail(snap, lex, q, p, turn.qvec)
+                if d.refused and self._a_need(turn, q, lex):
+                    return self._recommend(turn)  # "my kid is 7, which toothbrush?": one kind, a need — a choice
+                return d
             return compose.not_found(lang)
         if p is None:
             if any((a := lex.book.get(x)) is not None and a.scope == "store" for x in q.attributes):

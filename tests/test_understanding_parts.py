@@ -132,13 +132,21 @@ def test_english_names_through_the_dictionary_read_backwards(tmp_path_factory: p
     assert names_in("umbrella", "一键折叠伞车") and names_in("stroller", "婴儿推车")
     root = tmp_path_factory.mktemp("prams")
     rows = [
-        {"sku": "P-U", "name": "轻旅 一键折叠伞车", "category": "婴儿推车", "price": 699, "specs": {"重量": "5.8kg"}},
+        {
+            "sku": "P-U",
+            "name": "轻旅 一键折叠伞车",
+            "category": "婴儿推车",
+            "price": 699,
+            "specs": {"重量": "5.8kg"},
+            "suitable_for": ["6个月以上", "出门旅行"],
+        },
         {
             "sku": "P-H",
             "name": "云端 高景观双向推车",
             "category": "婴儿推车",
             "price": 1599,
             "specs": {"重量": "9.8kg"},
+            "suitable_for": ["新生儿", "小区散步"],
         },
         {"sku": "S-1", "name": "净护 紫外线消毒柜", "category": "消毒柜", "price": 699, "specs": {"容量": "20L"}},
     ]
@@ -149,6 +157,10 @@ def test_english_names_through_the_dictionary_read_backwards(tmp_path_factory: p
     msg = ViewerMessage(merchant="prams", room_id="r1", viewer_id="v1", text="how heavy is the umbrella stroller")
     a = asyncio.run(c.agent.answer(msg))
     assert "5.8kg" in a.answer and a.lang == "en"
+    # "which stroller" with one kind named and a need stated is a choice to make, not a comparison
+    msg = ViewerMessage(merchant="prams", room_id="r1", viewer_id="v2", text="my baby is a newborn, which stroller?")
+    b = asyncio.run(c.agent.answer(msg))
+    assert "高景观" in b.answer and not b.refused
 
 
 def test_a_follow_up_yes_no_about_another_kind_stays_on_the_product(tea: Container) -> None:
