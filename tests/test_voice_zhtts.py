@@ -92,8 +92,21 @@ def test_whisper_reads_the_price_back(engine):
         pytest.skip("Whisper base not provisioned")
     a = engine.synthesize("今晚直播价一百二十九元")
     pcm = (np.clip(soxr.resample(a, 24000, 16000), -1, 1) * 32767).astype(np.int16).tobytes()
-    text = WhisperEngine(wdir, threads=2).load().transcribe_sync(bytes(8000) + pcm + bytes(8000), "zh")
+    whisper = WhisperEngine(wdir, threads=2).load()
+    clip = bytes(8000) + pcm + bytes(8000)
+    text = whisper.transcribe_sync(clip, "zh")
     assert "129" in text or "一百二十九" in text
+    # the encoder on the segment alone (the default) and on Whisper's 30 s window hear the same price
+    assert whisper.context_secs is not None
+    whisper.context_secs = None
+    window = whisper.transcribe_sync(clip, "zh")
+    assert "129" in window or "一百二十九" in window
+    whisper.context_secs = 10.0
+    # a second decoding with another prompt, on the same encoder output, only when asked for
+    asked: list[str] = []
+    hyps = whisper.hypotheses(clip, "zh", "", lambda heard: asked.append(heard) or "以下是普通话的句子。")
+    assert len(hyps) == 2 and asked == [hyps[0]] and all("129" in h or "一百二十九" in h for h in hyps)
+    assert len(whisper.hypotheses(clip, "zh", "", lambda heard: None)) == 1
 
 
 class _SlowEngine(ZhTTSEngine):
