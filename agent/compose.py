@@ -250,6 +250,20 @@ def _detail_candidates(
     for f in facts:
         if f.kind == "spec" and not any(f is g for _, g in out) and any(n in normalize(f.value or "") for n in said):
             out.append((0.9, f))
+    # A spec under a word the asked attribute's own names use ("电池" in "电池能撑多久") that states a
+    # quantity of that attribute's kind ("电池": "4000mAh，充满用约30天" for how long a charge lasts).
+    for a in asked:
+        attr = lex.book.get(a)
+        if attr is None or not attr.dimensions:
+            continue
+        for f in facts:
+            k = normalize(f.key or "")
+            if f.kind != "spec" or len(k) < 2 or any(f is g for _, g in out):
+                continue
+            if any(k in normalize(n) for n in attr.names_zh) and any(
+                x.dimension in attr.dimensions for x in parse_quantities(f.value or "", lex.book)
+            ):
+                out.append((0.95, f))
     kinds = {"faq", "qa", "selling_point", "suitable", "not_suitable", "spec"}
     if q.variants:
         kinds.add("variant")

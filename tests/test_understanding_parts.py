@@ -54,6 +54,17 @@ TEA = [
     },
 ]
 
+TEA.append(
+    {
+        "sku": "H-1",
+        "name": "茗川 保温电热杯 400ml",
+        "category": "电热杯",
+        "price": 129,
+        "stock": 9,
+        "specs": {"容量": "400ml", "电池": "3000mAh，充满可保温8小时"},
+    }
+)
+
 SHIPPING = """# 发货与快递
 
 ## 包邮规则
@@ -185,3 +196,16 @@ def test_a_comparison_of_a_spelled_key_with_a_plain_adjective(tea: Container) ->
 def test_a_family_faq_told_of_one_product_keeps_its_own_clauses(tea: Container) -> None:
     a = ask(tea, "铁观音有小样吗")
     assert "8元" in a.answer and "10元" not in a.answer
+
+
+def test_a_spec_under_a_word_of_the_attribute_states_it(tea: Container) -> None:
+    # "电池" is a word of how long a charge lasts ("电池能撑多久"); its value says 8小时
+    a = ask(tea, "电热杯充一次电能用多久")
+    assert "8小时" in a.answer and not a.refused
+
+
+def test_how_big_asks_a_size_it_points_at_no_bigger_sibling() -> None:
+    from agent.understand import relative_size
+
+    assert relative_size("how big is the bag?") is None
+    assert relative_size("and the big one?") == "more"
