@@ -896,6 +896,8 @@ def policy_candidates(
                 or (bool(named) and not terms and (not dims or bool(sd & dims)))
             )
             score = c + 0.3 * min(named, 1) + 0.3 * sim + 1.2 * max(0.0, ssim.get(s, 0.0) - 0.3) - 0.02 * rank
+            if not terms:  # nothing but the attribute asked ("今天下单今天发吗"): the sentence saying more of its names
+                score += 0.1 * min(max(named - 1, 0), 2)
             if points_elsewhere(s):
                 score -= 0.3  # the section it points to says the rule
             specific = any(w in ns for w in specific_words)

@@ -125,6 +125,7 @@ def test_a_rule_naming_the_region_asked_comes_first(tea: Container) -> None:
     assert "159" in a.answer
     b = ask(tea, "几点之前拍今天能发")
     assert "16:00" in b.answer
+    assert "16:00" in ask(tea, "今天下单今天发吗").answer  # only the attribute asked: 当天发出 says it
     # a region the documents only name by its group; a way to pay they never name is not a rule about paying
     assert "暂不发货" in ask(tea, "能发香港吗").answer
     c = ask(tea, "能用京东白条付款吗")
