@@ -901,6 +901,10 @@ def policy_candidates(
             if points_elsewhere(s):
                 score -= 0.3  # the section it points to says the rule
             specific = any(w in ns for w in specific_words)
+            # "大促期间发货时效延长…": a rule for a time the question does not name is the special case too
+            cond = re.search(r"([\u4e00-\u9fffa-z0-9、]{2,10})期间", ns)
+            if cond and not any(cond.group(1)[i : i + 2] in qn for i in range(len(cond.group(1)) - 1)):
+                score -= 0.35  # …whatever the time it states: the everyday rule is what was asked
             if specific:
                 score -= 0.15  # the general rule before the special case, unless the question names the kind
             if dims:  # "多久发货" asks for a time: a sentence stating one answers it, one stating none hardly

@@ -74,6 +74,7 @@ SHIPPING = """# 发货与快递
 - 港澳台和海外暂不发货。
 
 ## 发货时效
+- 春节期间发货时效延长到7天内。
 - 每天16:00前付款的当天发出。
 """
 
@@ -126,6 +127,8 @@ def test_a_rule_naming_the_region_asked_comes_first(tea: Container) -> None:
     b = ask(tea, "几点之前拍今天能发")
     assert "16:00" in b.answer
     assert "16:00" in ask(tea, "今天下单今天发吗").answer  # only the attribute asked: 当天发出 says it
+    # a rule for a time the question does not name ("春节期间…") is the special case, not the answer
+    assert "7天" not in ask(tea, "多久发货").answer and "7天" in ask(tea, "春节期间多久发货").answer
     # a region the documents only name by its group; a way to pay they never name is not a rule about paying
     assert "暂不发货" in ask(tea, "能发香港吗").answer
     c = ask(tea, "能用京东白条付款吗")
