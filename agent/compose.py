@@ -27,6 +27,7 @@ from agent.understand import (
     plain_comparative,
     points_elsewhere,
     residual,
+    without_grams,
 )
 from knowledge.attributes import Quantity, parse_quantities, value_ranges
 from knowledge.facts import fmt_price
@@ -502,12 +503,7 @@ def compare(
     a, b = prods[0], prods[1]
     lang = q.lang
     # An attribute word inside the products' own names ("S码和M码…": 码) is not what is compared.
-    rest = normalize(q.text)
-    for n in (a.name, b.name):
-        n = normalize(n)
-        for g in {n[i : i + 2] for i in range(len(n) - 1)}:
-            rest = rest.replace(g, " ")
-    said = {x for x, _ in lex.book.mentioned(rest)}
+    said = {x for x, _ in lex.book.mentioned(without_grams(q.text, a.name, b.name))}
     attrs = [x for x in q.attributes if x in said] + [x for x in q.attributes if x not in said]
     asked = attrs[0] if attrs else None
     if asked is None and qvec is not None and residual(q.text, lex, [a, b]):

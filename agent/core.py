@@ -390,7 +390,10 @@ class Agent:
             followup
             and state.last_intent in _PRODUCT_INTENTS
             # "L码呢": the 码 that reads as size is the named product's own name, nothing asked of it
-            and (not q.attributes or (q.named and not lex.book.mentioned(_without_grams(text, q.products[0].name))))
+            and (
+                not q.attributes
+                or (q.named and not lex.book.mentioned(understand.without_grams(text, q.products[0].name)))
+            )
             and not asks_new
             and (q.intent != "compare" or (q.direction is None and not q.pair))
             # "这个能卡在推车上吗" after a price asks a yes/no of its own, whatever its words the reader kept
@@ -684,7 +687,7 @@ class Agent:
             and chosen is not None
             and understand.asks_how_much(q.text)
             and not understand.residual(q.text, lex, [p])
-            and not lex.book.mentioned(_without_grams(q.text, chosen.name or ""))
+            and not lex.book.mentioned(understand.without_grams(q.text, chosen.name or ""))
         ):
             intent = "price"  # "二段三罐装多少": an option named and "多少" of nothing else is its price
         if intent == "price" and (part := self._part_price(turn, q, p)) is not None:
@@ -1186,14 +1189,6 @@ class Agent:
             state.lang = lang
         self.memory.record(m.merchant, m.room_id, m.viewer_id, "viewer", said, skus)
         self.memory.record(m.merchant, m.room_id, m.viewer_id, "agent", answer)
-
-
-def _without_grams(text: str, name: str) -> str:
-    """The text with every two-character piece of ``name`` it says blanked ("三罐装多少" less 罐装)."""
-    t, n = normalize(text), normalize(name)
-    for g in {n[i : i + 2] for i in range(len(n) - 1)}:
-        t = t.replace(g, " ")
-    return t
 
 
 def _kind_only(q: understand.Parsed) -> bool:

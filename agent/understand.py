@@ -71,6 +71,17 @@ def plain_comparative(text: str) -> tuple[Direction, str] | None:
     return None
 
 
+def without_grams(text: str, *names: str) -> str:
+    """The text with every two-character piece of these names it says blanked ("三罐装多少" less 罐装):
+    what it asks once the words naming the product or option are taken out."""
+    t = normalize(text)
+    for name in names:
+        n = normalize(name)
+        for g in {n[i : i + 2] for i in range(len(n) - 1)}:
+            t = t.replace(g, " ")
+    return t
+
+
 def asks_how_much(text: str) -> bool:
     """ "多少", "几块", "how much" without saying of what: a value asked, which one left open."""
     return re.search(r"多少(?!钱)|几块|how much", normalize(text)) is not None

@@ -118,7 +118,7 @@ class CatalogLexicon:
         }
         self._category_pinyin: dict[str, str] | None = None  # built on the first Latin-letter question
         self._english: dict[str, set[str]] | None = None  # sku → English words (knowledge.glosses), on first use
-        self._english_df: Counter[str] = Counter()
+        self._name_text: dict[str, str] = {}  # sku → its name, series, category and aliases, normalised
         self._reverse_hits: dict[str, set[str]] = {}  # English word → skus whose names say it in Chinese
         self._vocabulary: set[str] | None = None
         self._kind_words: list[str] | None = None
@@ -199,8 +199,8 @@ class CatalogLexicon:
             for sku, e in self.entries.items():
                 p = e.product
                 text = " ".join(x for x in [p.name, p.series, p.category, *p.aliases] if x)
-                out[sku] = english_words(text) | {stem(w) for w in _LATIN_WORD.findall(normalize(text))}
-            self._english_df = Counter(w for ws in out.values() for w in ws)
+                self._name_text[sku] = normalize(text)
+                out[sku] = english_words(text) | {stem(w) for w in _LATIN_WORD.findall(self._name_text[sku])}
             self._english = out
         return self._english
 
@@ -231,17 +231,9 @@ class CatalogLexicon:
         from knowledge.glosses import names_in
 
         if word not in self._reverse_hits:
-            texts = self._name_texts()
-            self._reverse_hits[word] = {sku for sku, t in texts.items() if names_in(word, t)}
+            self.english  # noqa: B018 — builds the names' texts with the rest
+            self._reverse_hits[word] = {sku for sku, t in self._name_text.items() if names_in(word, t)}
         return self._reverse_hits[word]
-
-    def _name_texts(self) -> dict[str, str]:
-        return {
-            sku: normalize(
-                " ".join(x for x in [e.product.name, e.product.series, e.product.category, *e.product.aliases] if x)
-            )
-            for sku, e in self.entries.items()
-        }
 
     # --- building ----------------------------------------------------------------------------
     def _category_words(self, products: Sequence[Product]) -> dict[str, str]:

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.core import AgentConfig
 from agent.messages import ViewerMessage
-from core.settings import Settings
 from liveroom.container import Container
+from tests.support.catalogs import catalog_container
 
 KITCHEN = [
     {
@@ -62,17 +61,10 @@ KITCHEN = [
 
 @pytest.fixture(scope="module")
 def kitchen(tmp_path_factory: pytest.TempPathFactory) -> Container:
-    root = tmp_path_factory.mktemp("kitchen")
-    src = root / "src"
-    src.mkdir()
-    (src / "products.json").write_text(json.dumps(KITCHEN, ensure_ascii=False), encoding="utf-8")
-    (src / "shipping.md").write_text(
-        "# 发货与快递\n\n- 下午4点前下单当天发货，默认发中通快递，满59元包邮。\n- 新疆、西藏不包邮，港澳台暂不发货。\n",
-        encoding="utf-8",
+    shipping = (
+        "# 发货与快递\n\n- 下午4点前下单当天发货，默认发中通快递，满59元包邮。\n- 新疆、西藏不包邮，港澳台暂不发货。\n"
     )
-    c = Container(Settings(data_dir=root / "data", llm_autostart=False), AgentConfig(rate=(1000, 1.0)))
-    c.kb.import_files("kt", [src / "products.json", src / "shipping.md"])
-    return c
+    return catalog_container(tmp_path_factory.mktemp("kitchen"), "kt", KITCHEN, {"shipping.md": shipping})
 
 
 def ask(c: Container, text: str, viewer: str = "v1") -> str:

@@ -6,15 +6,13 @@ no reason to pick it, and a yes/no question about one product is never turned in
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
-from agent.core import AgentConfig
 from agent.messages import AgentAnswer, ViewerMessage
 from agent.understand import asks_yes_no, negated
-from core.settings import Settings
 from liveroom.container import Container
+from tests.support.catalogs import catalog_container
 
 FISHING = [
     {
@@ -75,12 +73,7 @@ FISHING = [
 
 @pytest.fixture(scope="module")
 def fishing(tmp_path_factory: pytest.TempPathFactory) -> Container:
-    root = tmp_path_factory.mktemp("fishing")
-    src = root / "products.json"
-    src.write_text(json.dumps(FISHING, ensure_ascii=False), encoding="utf-8")
-    c = Container(Settings(data_dir=root / "data", llm_autostart=False), AgentConfig(rate=(1000, 1.0)))
-    c.kb.import_files("fish", [src])
-    return c
+    return catalog_container(tmp_path_factory.mktemp("fishing"), "fish", FISHING)
 
 
 def ask(c: Container, text: str) -> AgentAnswer:
@@ -126,15 +119,11 @@ def test_a_products_own_faq_asked_word_for_word_names_the_product(fishing: Conta
 def test_an_alias_said_word_for_word_outranks_a_longer_name_that_contains_its_words(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    root = tmp_path_factory.mktemp("alias")
     rows = [
         {"sku": "F-1", "name": "禾苗 奶粉 1段 800g", "aliases": ["1段奶粉"], "category": "奶粉", "price": 328},
         {"sku": "F-G", "name": "禾苗 羊奶粉 1段 400g", "aliases": ["1段羊奶粉"], "category": "奶粉", "price": 228},
     ]
-    src = root / "products.json"
-    src.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
-    c = Container(Settings(data_dir=root / "data", llm_autostart=False), AgentConfig(rate=(1000, 1.0)))
-    c.kb.import_files("milk", [src])
+    c = catalog_container(tmp_path_factory.mktemp("alias"), "milk", rows)
     msg = ViewerMessage(merchant="milk", room_id="r1", viewer_id="v1", text="1段奶粉多少钱", channel="sim")
     assert "328" in asyncio.run(c.agent.answer(msg)).answer
 

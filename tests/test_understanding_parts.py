@@ -7,15 +7,12 @@ viewer's region comes before one naming another, and "含X吗" needs a fact nami
 from __future__ import annotations
 
 import asyncio
-import json
-from pathlib import Path
 
 import pytest
 
-from agent.core import AgentConfig
 from agent.messages import AgentAnswer, ViewerMessage
-from core.settings import Settings
 from liveroom.container import Container
+from tests.support.catalogs import catalog_container
 
 TEA = [
     {
@@ -81,14 +78,7 @@ SHIPPING = """# 发货与快递
 
 @pytest.fixture(scope="module")
 def tea(tmp_path_factory: pytest.TempPathFactory) -> Container:
-    root: Path = tmp_path_factory.mktemp("tea")
-    src = root / "products.json"
-    src.write_text(json.dumps(TEA, ensure_ascii=False), encoding="utf-8")
-    doc = root / "shipping.md"
-    doc.write_text(SHIPPING, encoding="utf-8")
-    c = Container(Settings(data_dir=root / "data", llm_autostart=False), AgentConfig(rate=(1000, 1.0)))
-    c.kb.import_files("tea", [src, doc])
-    return c
+    return catalog_container(tmp_path_factory.mktemp("tea"), "tea", TEA, {"shipping.md": SHIPPING})
 
 
 def ask(c: Container, *texts: str) -> AgentAnswer:
@@ -145,7 +135,6 @@ def test_english_names_through_the_dictionary_read_backwards(tmp_path_factory: p
 
     assert "婴儿车" in chinese_for("stroller") and "消毒" in chinese_for("sterilizer")
     assert names_in("umbrella", "一键折叠伞车") and names_in("stroller", "婴儿推车")
-    root = tmp_path_factory.mktemp("prams")
     rows = [
         {
             "sku": "P-U",
@@ -165,10 +154,7 @@ def test_english_names_through_the_dictionary_read_backwards(tmp_path_factory: p
         },
         {"sku": "S-1", "name": "净护 紫外线消毒柜", "category": "消毒柜", "price": 699, "specs": {"容量": "20L"}},
     ]
-    src = root / "products.json"
-    src.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
-    c = Container(Settings(data_dir=root / "data", llm_autostart=False), AgentConfig(rate=(1000, 1.0)))
-    c.kb.import_files("prams", [src])
+    c = catalog_container(tmp_path_factory.mktemp("prams"), "prams", rows)
     msg = ViewerMessage(merchant="prams", room_id="r1", viewer_id="v1", text="how heavy is the umbrella stroller")
     a = asyncio.run(c.agent.answer(msg))
     assert "5.8kg" in a.answer and a.lang == "en"

@@ -8,15 +8,13 @@ products through the dictionary (CC-CEDICT)."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
-from agent.core import AgentConfig
 from agent.messages import ViewerMessage
-from core.settings import Settings
 from knowledge.attributes import value_ranges
 from liveroom.container import Container
+from tests.support.catalogs import catalog_container
 
 BABY = [
     {
@@ -67,12 +65,7 @@ BABY = [
 
 @pytest.fixture(scope="module")
 def baby(tmp_path_factory: pytest.TempPathFactory) -> Container:
-    root = tmp_path_factory.mktemp("baby")
-    src = root / "products.json"
-    src.write_text(json.dumps(BABY, ensure_ascii=False), encoding="utf-8")
-    c = Container(Settings(data_dir=root / "data", llm_autostart=False), AgentConfig(rate=(1000, 1.0)))
-    c.kb.import_files("bb", [src])
-    return c
+    return catalog_container(tmp_path_factory.mktemp("baby"), "bb", BABY)
 
 
 def ask(c: Container, text: str, viewer: str = "v1") -> str:

@@ -6,15 +6,13 @@ number asked in the spec's own unit finds it, and a policy sentence is read with
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
-from agent.core import AgentConfig
 from agent.messages import ViewerMessage
-from core.settings import Settings
 from knowledge.attributes import load_attributes
 from liveroom.container import Container
+from tests.support.catalogs import catalog_container
 
 GARDEN = [
     {
@@ -70,14 +68,7 @@ SHIPPING = """# 配送说明
 
 @pytest.fixture(scope="module")
 def garden(tmp_path_factory: pytest.TempPathFactory) -> Container:
-    root = tmp_path_factory.mktemp("garden")
-    src = root / "products.json"
-    src.write_text(json.dumps(GARDEN, ensure_ascii=False), encoding="utf-8")
-    doc = root / "shipping.md"
-    doc.write_text(SHIPPING, encoding="utf-8")
-    c = Container(Settings(data_dir=root / "data", llm_autostart=False), AgentConfig(rate=(1000, 1.0)))
-    c.kb.import_files("gd", [src, doc])
-    return c
+    return catalog_container(tmp_path_factory.mktemp("garden"), "gd", GARDEN, {"shipping.md": SHIPPING})
 
 
 def ask(c: Container, text: str, viewer: str = "") -> str:
