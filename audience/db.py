@@ -9,6 +9,8 @@ never wait for writers. On PostgreSQL the code uses conditional UPDATEs, upserts
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,7 +124,8 @@ def alembic_config(url: str | None = None):
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the schema; safe when several processes start at once (one migrates, the rest wait)."""
+    """Upgrade the schema (every table of the app: one migration tree, see migrations/versions/0002);
+    safe when several processes start at once (one migrates, the rest wait, then find nothing to do)."""
     from alembic import command
 
     cfg = alembic_config()
@@ -131,6 +134,22 @@ def migrate(engine: Engine, revision: str = "head") -> None:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATE_LOCK})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+    if revision == "head":
+        with _migrated_lock:
+            _migrated.add(engine)
+
+
+_migrated: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines this process has brought to head
+_migrated_lock = threading.Lock()
+
+
+def ensure_schema(engine: Engine) -> None:
+    """The schema at head, migrating at most once per engine in this process: each store on a shared
+    engine calls this, the first one (usually the audience service) does the upgrade."""
+    with _migrated_lock:
+        done = engine in _migrated
+    if not done:
+        migrate(engine)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -25,7 +25,7 @@ from typing import Any
 import jwt
 from sqlalchemy import Column, Engine, Float, Index, MetaData, String, Table, select, update
 
-from audience.db import read_tx, write_tx
+from audience.db import ensure_schema, read_tx, write_tx
 from core.errors import LiveRoomError, NotFound
 from core.ids import MERCHANT_RE, InvalidId, check_viewer
 
@@ -90,7 +90,7 @@ class ViewerTokens:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        metadata.create_all(self.engine, checkfirst=True)
+        ensure_schema(self.engine)  # the table is in the app's migrations (audience/migrations, 0002)
 
     # --- secrets -------------------------------------------------------------------------------
     def rotate(self, merchant: str, actor: str = "") -> tuple[dict[str, Any], str]:

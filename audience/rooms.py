@@ -5,8 +5,8 @@ merchant from the room, never from the client. Room ids are globally unique (the
 merchant). A closed room answers nobody (404 on every public channel) but keeps its history.
 
 The table is ``con_rooms`` (it predates this module; the console's own tables live in console/db.py).
-It is created here on first use, and older databases get the columns added since (status, rundown,
-allowed origins) in place.
+The app's migrations create it (audience/migrations, revision 0002, which also adds the columns older
+databases lack: status, rundown, allowed origins, closed_at).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Column, Engine, Float, Index, MetaData, String, Table, Text, inspect, select, text, update
+from sqlalchemy import Column, Engine, Float, Index, MetaData, String, Table, Text, select, update
 
-from audience.db import read_tx, write_tx
+from audience.db import ensure_schema, read_tx, write_tx
 from core.errors import BadRequest, Conflict, NotFound
 from core.ids import MERCHANT_RE, ROOM_RE
 
@@ -39,13 +39,6 @@ rooms = Table(
     Column("closed_at", Float),
     Index("ix_con_rooms_merchant", "merchant"),
 )
-
-_ADDED = {  # columns added after the table first shipped: name → DDL type and default
-    "status": "VARCHAR(16) NOT NULL DEFAULT 'open'",
-    "rundown": "VARCHAR(256) NOT NULL DEFAULT ''",
-    "allowed_origins": "TEXT NOT NULL DEFAULT '[]'",
-    "closed_at": "FLOAT",
-}
 
 RoomStatus = Literal["open", "closed"]
 CACHE_TTL_S = 5.0  # a room closed in another worker stops answering within this
@@ -119,13 +112,7 @@ class RoomRegistry:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        metadata.create_all(self.engine, checkfirst=True)
-        have = {c["name"] for c in inspect(self.engine).get_columns("con_rooms")}
-        missing = [name for name in _ADDED if name not in have]
-        if missing:
-            with write_tx(self.engine) as conn:
-                for name in missing:
-                    conn.execute(text(f"ALTER TABLE con_rooms ADD COLUMN {name} {_ADDED[name]}"))
+        ensure_schema(self.engine)
 
     # --- reads -------------------------------------------------------------------------------
     def get(self, room_id: str) -> Room | None:

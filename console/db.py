@@ -1,7 +1,8 @@
 """Console tables (SQLAlchemy Core) in the app's database (the audience database: SQLite or PostgreSQL).
 
 Every table that holds merchant data has a ``merchant`` column and every query in this package filters
-on it; the tables are created on first use (``create_all``, idempotent).
+on it. The schema is migrated with Alembic (audience/migrations, one tree for the whole database:
+revision 0002 made these tables); a change here needs a new revision there.
 """
 
 from __future__ import annotations

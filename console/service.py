@@ -11,7 +11,7 @@ import time
 
 from sqlalchemy import func, select, update
 
-from audience.db import read_tx, write_tx
+from audience.db import ensure_schema, read_tx, write_tx
 from console import db as t
 from console.audit import AuditLog
 from console.auth import Accounts, LoginLimiter
@@ -27,7 +27,7 @@ class ConsoleService:
         self.container = container
         self.config = config or container.settings.console
         self.engine = container.audience.engine
-        t.metadata.create_all(self.engine, checkfirst=True)
+        ensure_schema(self.engine)  # the console tables are in the app's migrations (audience/migrations)
         self.accounts = Accounts(self.engine)
         self.audit = AuditLog(self.engine)
         shared = getattr(container, "login_limiter", None)  # the container's: in Redis with several workers

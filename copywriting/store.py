@@ -1,8 +1,9 @@
 """Storage for campaigns, generated variants, deliveries, A/B experiments, assignments and events.
 
 SQLAlchemy Core on the audience database (the same engine when the audience service is there: SQLite
-WAL or PostgreSQL), else an SQLite file ``<data_dir>/copywriting.db``. Tables are created if missing
-(``create_all``; they are all new and prefixed ``copy_`` / ``ab_``).
+WAL or PostgreSQL), else an SQLite file ``<data_dir>/copywriting.db``. The tables (prefixed ``copy_`` /
+``ab_``) are in the app's Alembic migrations (audience/migrations, revision 0002): a change here needs a
+new revision there.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    create_engine,
-    event,
     func,
     select,
     update,
 )
+
+from audience.db import ensure_schema, make_engine
 
 metadata = MetaData()
 M, ID = 64, 128
@@ -116,19 +117,7 @@ ab_events = Table(
 
 
 def _sqlite_engine(path: Path) -> Engine:
-    try:
-        from audience.db import make_engine
-
-        return make_engine(f"sqlite:///{path}")
-    except ImportError:  # pragma: no cover - audience is part of the repo
-        path.parent.mkdir(parents=True, exist_ok=True)
-        eng = create_engine(f"sqlite:///{path}", connect_args={"timeout": 60, "check_same_thread": False})
-
-        @event.listens_for(eng, "connect")
-        def _c(conn, _r):
-            conn.execute("PRAGMA journal_mode=WAL")
-
-        return eng
+    return make_engine(f"sqlite:///{path}")
 
 
 RUN_OPTIONS = ("use_llm", "max_llm_groups")  # how to run, not what: may change between runs
@@ -142,14 +131,7 @@ class CopyStore:
     def __init__(self, engine: Engine):
         self.engine = engine
         self._lock = threading.Lock() if engine.dialect.name == "sqlite" else None
-        for attempt in range(3):
-            try:
-                metadata.create_all(engine)
-                break
-            except Exception:  # two processes creating at once: the loser retries and finds them
-                if attempt == 2:
-                    raise
-                time.sleep(0.2)
+        ensure_schema(engine)  # locked: two processes starting at once upgrade one after the other
 
     @classmethod
     def for_container(cls, container) -> CopyStore:

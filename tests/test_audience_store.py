@@ -20,10 +20,9 @@ from typer.testing import CliRunner
 
 from audience.config import database_url, normalize_url, sqlite_path
 from audience.db import alembic_config, current_revision, make_engine, migrate
-from audience.models import metadata
 from audience.service import AudienceService
 from core.settings import Settings
-from tests.support.audience import backends, temp_service
+from tests.support.audience import app_metadata, backends, temp_service
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -45,7 +44,7 @@ def test_migrations_reach_head_and_match_the_models(backend, tmp_path):
     with temp_service(backend, tmp_path) as svc:
         assert current_revision(svc.engine) == HEAD
         with svc.engine.connect() as conn:
-            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+            assert compare_metadata(MigrationContext.configure(conn), app_metadata()) == []
         migrate(svc.engine)  # a second start is a no-op
         assert current_revision(svc.engine) == HEAD
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from alembic import context
 
-from audience.models import metadata
-
 config = context.config
 if config.config_file_name:  # the alembic CLI: log as alembic.ini says
     from logging.config import fileConfig
@@ -26,6 +24,24 @@ def _url() -> str:
     from core.settings import Settings
 
     return database_url(Settings())  # the alembic CLI is its own composition root
+
+
+def _target_metadata() -> list:
+    """Every table of the app (one migration tree for the whole database, see versions/0002), for
+    `alembic revision --autogenerate` and `alembic check`. The upgrade itself never compares, so
+    `audience.db.migrate` loads only audience's models; the CLI is a composition root and may load the
+    stores above audience (console, copywriting) by name."""
+    import importlib
+
+    from audience.models import metadata
+
+    if config.attributes.get("connection") is not None:
+        return [metadata]
+    names = ("audience.rooms", "audience.identity", "console.db", "copywriting.store")
+    return [metadata, *(importlib.import_module(n).metadata for n in names)]
+
+
+metadata = _target_metadata()
 
 
 def run_offline() -> None:

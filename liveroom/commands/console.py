@@ -14,7 +14,6 @@ import sys
 import typer
 
 from audience.service import AudienceService
-from console import db as t
 from console.audit import AuditLog
 from console.auth import Accounts, AuthError
 from core.settings import Settings
@@ -24,7 +23,6 @@ console_app = typer.Typer(help="Console accounts and API tokens", no_args_is_hel
 
 def _accounts() -> tuple[Accounts, AuditLog, AudienceService]:
     svc = AudienceService.from_settings(Settings())
-    t.metadata.create_all(svc.engine, checkfirst=True)
     return Accounts(svc.engine), AuditLog(svc.engine), svc
 
 

@@ -25,10 +25,22 @@ def backends() -> list:
     return ["sqlite", pytest.param("pg", marks=pytest.mark.skipif(not pg_url(), reason=f"{PG_ENV} not set"))]
 
 
+def app_metadata() -> list:
+    """Every MetaData of the app's tables: what the one migration tree (audience/migrations) must build."""
+    from audience.identity import metadata as identity
+    from audience.models import metadata as audience
+    from audience.rooms import metadata as rooms
+    from console.db import metadata as console
+    from copywriting.store import metadata as copy
+
+    return [audience, rooms, identity, console, copy]
+
+
 @contextmanager
-def store_url(backend: str, tmp_path: Path) -> Iterator[str]:
+def store_url(backend: str, tmp_path: Path, name: str = "audience.db") -> Iterator[str]:
+    """A fresh database: an SQLite file ``tmp_path / name``, or a throwaway schema on the test server."""
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'audience.db'}"
+        yield f"sqlite:///{tmp_path / name}"
         return
     from audience.db import pg_temp_schema
 
@@ -36,6 +48,19 @@ def store_url(backend: str, tmp_path: Path) -> Iterator[str]:
     assert url, f"{PG_ENV} not set"
     with pg_temp_schema(url, prefix="test") as u:
         yield u
+
+
+@contextmanager
+def temp_engine(backend: str, tmp_path: Path, name: str = "store.db"):
+    """An engine on a fresh database (see `store_url`), disposed afterwards; the stores migrate it."""
+    from audience.db import make_engine
+
+    with store_url(backend, tmp_path, name) as url:
+        engine = make_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @contextmanager
