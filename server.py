@@ -436,6 +436,7 @@ async def _serve_room_socket(
     await ws.accept()
     send_lock = asyncio.Lock()
     tasks: set[asyncio.Task] = set()
+    flushes: set[asyncio.Task] = set()  # held deltas on their way out (not questions in flight)
     room_frames = {"ping": None, "ask": WsAsk}  # this socket's frames, decoded by core.wire
 
     async def send(obj: dict[str, Any]) -> None:
@@ -446,15 +447,35 @@ async def _serve_room_socket(
         metrics.ws_errors.labels(code).inc()
         await send(wire.error_frame(code, message, id=req_id, **extra))
 
+    async def send_held(held: list[dict[str, Any]]) -> None:
+        async with send_lock:
+            for obj in held:
+                await ws.send_text(json.dumps(obj, ensure_ascii=False))
+
     async def run(req: WsAsk, viewer: Viewer, ticket: float) -> None:
+        # A delta is held until the answer's stream next waits; a `done` reached first (a composed or
+        # replayed answer is one delta and its done in the same step) carries the text alone — one socket
+        # frame per answer instead of two, the same moment for the client.
+        held: list[dict[str, Any]] = []
+        loop = asyncio.get_running_loop()
+
+        def release() -> None:
+            if held:
+                flush = asyncio.create_task(send_held(held[:]))  # queued on send_lock before anything later
+                flushes.add(flush)
+                flush.add_done_callback(flushes.discard)
+                held.clear()
+
         try:
             if c.admission.waited_too_long(ticket):  # the loop is behind: a quick busy drains the backlog
                 await error("busy", "too many questions right now; please retry", req.id, retry_after=1)
                 return
             async for ev in c.agent.stream(_message(c, room.room_id, req, "ws", viewer)):
                 if isinstance(ev, AnswerDelta):
-                    await send({"type": "answer.delta", "id": req.id, "index": ev.index, "text": ev.text})
+                    held.append({"type": "answer.delta", "id": req.id, "index": ev.index, "text": ev.text})
+                    loop.call_soon(release)  # runs only once this task yields to the loop
                 else:
+                    held.clear()  # the done has the whole text
                     metrics.observe(ev)
                     await send({"type": "answer.done", "id": req.id, **public_answer(ev, viewer)})
         except UnknownMerchant as e:
@@ -524,7 +545,7 @@ async def _serve_room_socket(
     except WebSocketDisconnect:
         pass
     finally:
-        for t in tasks:
+        for t in [*tasks, *flushes]:
             t.cancel()
 
 

@@ -3,6 +3,7 @@ connection (and the room) stay up. Uses the real app, agent and demo KB (fast pa
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -28,16 +29,36 @@ def _until_done(ws, req_id):
             return frames
 
 
-def test_ws_streams_an_answer_with_citations(client):
+def test_ws_answers_with_citations(client):
     with client.websocket_connect("/ws/rooms/r1?merchant=demo") as ws:
         ready = ws.receive_json()
         assert ready["type"] == "ready" and ready["label"] == "AI生成" and ready["kb_version"]
         ws.send_text(json.dumps({"type": "ask", "id": "q1", "viewer_id": "v1", "text": "小蓝瓶多少钱"}))
         frames = _until_done(ws, "q1")
-        assert frames[0]["type"] == "answer.delta" and "129" in frames[0]["text"]
+        # a composed answer is whole at once: its done alone carries the text (one frame, not two)
+        assert [f["type"] for f in frames] == ["answer.done"]
         done = frames[-1]
-        assert done["type"] == "answer.done" and done["citations"][0]["fact_id"] == "SK-001:price"
+        assert "129" in done["answer"] and done["citations"][0]["fact_id"] == "SK-001:price"
         assert done["label"] == "AI生成" and done["path"] == "fast"
+
+
+def test_ws_streams_the_sentences_of_an_answer_that_waits_between_them(client, demo_container, monkeypatch):
+    from agent.messages import AgentAnswer, AnswerDelta
+
+    async def slow_stream(msg):  # like the model's path: a sentence, a wait, the next, the done
+        yield AnswerDelta(text="第一句。", index=0)
+        await asyncio.sleep(0.05)
+        yield AnswerDelta(text="第二句。", index=1)
+        yield AgentAnswer(answer="第一句。第二句。", lang="zh", intent="detail")
+
+    monkeypatch.setattr(demo_container.agent, "stream", slow_stream)
+    with client.websocket_connect("/ws/rooms/r1?merchant=demo") as ws:
+        ws.receive_json()
+        ws.send_text(json.dumps({"type": "ask", "id": "q2", "text": "随便问问"}))
+        frames = _until_done(ws, "q2")
+        # the first sentence went out while the stream waited; the second came with the done
+        assert [(f["type"], f.get("text")) for f in frames] == [("answer.delta", "第一句。"), ("answer.done", None)]
+        assert frames[-1]["answer"] == "第一句。第二句。"
 
 
 @pytest.mark.parametrize(
