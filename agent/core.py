@@ -27,7 +27,7 @@ from agent.claims import ClaimChecker, ClaimContext, default_checker, numbers
 from agent.compose import Draft
 from agent.guardrails import RateLimiter, check_sentence
 from agent.llm import LLMClient, LLMUnavailable
-from agent.memory import Memory, ViewerState
+from agent.memory import ConversationMemory, Memory, ViewerState
 from agent.messages import AgentAnswer, AnswerDelta, Citation, ToolCallRecord, ViewerMessage
 from agent.triage import Triage, detect_lang, triage
 from agent.understand import Direction
@@ -86,7 +86,7 @@ class Agent:
         kb: KnowledgeBase,
         tools: ToolRegistry,
         llm: LLMClient | None = None,
-        memory: Memory | None = None,
+        memory: ConversationMemory | None = None,
         config: AgentConfig | None = None,
         vision: Any = None,
         answers: AnswerBus | None = None,
@@ -95,7 +95,8 @@ class Agent:
         # every finished answer is published here (metrics, the console's live log subscribe)
         self.answers = answers if answers is not None else AnswerBus()
         self.prompt_store: Any = None  # merchants' published prompt overrides (prompts/store.py)
-        self.memory = memory if memory is not None else Memory()  # an empty Memory is falsy (__len__)
+        # in process, or in Redis with several workers (agent/memory_redis.py); an empty Memory is falsy (__len__)
+        self.memory: ConversationMemory = memory if memory is not None else Memory()
         self.config = config or AgentConfig()
         self.intent_model: Any = None  # agent.intent_model.IntentModel; the container loads it
         # The claim checker with the merchant's own additions (the container reads their overrides file).
@@ -1180,15 +1181,20 @@ class Agent:
         skus: Sequence[str],
         answer: str,
     ) -> None:
-        """What one answered turn leaves in the viewer's memory (a cached answer leaves the same)."""
-        state = self.memory.get(m.merchant, m.room_id, m.viewer_id)
-        state.last_intent, state.last_question = intent, said
-        if attributes is not None:
-            state.last_attributes = list(attributes)
-        if _decisive_lang(said) or not state.lang:
-            state.lang = lang
-        self.memory.record(m.merchant, m.room_id, m.viewer_id, "viewer", said, skus)
-        self.memory.record(m.merchant, m.room_id, m.viewer_id, "agent", answer)
+        """What one answered turn leaves in the viewer's memory (a cached answer leaves the same): one write,
+        applied atomically by a shared memory."""
+        self.memory.remember(
+            m.merchant,
+            m.room_id,
+            m.viewer_id,
+            said=said,
+            answer=answer,
+            skus=skus,
+            intent=intent,
+            attributes=attributes,
+            lang=lang,
+            lang_decisive=_decisive_lang(said),
+        )
 
 
 def _kind_only(q: understand.Parsed) -> bool:

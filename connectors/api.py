@@ -73,7 +73,9 @@ class ConnectorService:
         self.feeds = overlay.OverlayFeeds()
         self.host = get_hub(app)
         self.dry_run = DryRunSink()
-        self.hub = ConnectorHub(c.agent, self._host_room, self.dead, sinks=[self.dry_run])
+        # several workers: a retry landing on another worker is still a duplicate (Redis)
+        shared_seen = getattr(c, "connector_dedup", None)
+        self.hub = ConnectorHub(c.agent, self._host_room, self.dead, sinks=[self.dry_run], shared_seen=shared_seen)
         for cfg in self.store.list():
             self.hub.register(cfg)
         self.loop = asyncio.get_running_loop()

@@ -41,6 +41,12 @@ ANSWER_KINDS = ("question", "coupon_request")
 FUNNEL_TYPE = {"enter": "enter", "like": "like", "share": "share", "order": "purchase", "comment": "comment"}
 
 
+class SharedSeen(Protocol):
+    """De-duplication shared by the workers (state/dedup.py): True only for the first sighting."""
+
+    def first_many(self, source: str, msg_ids: list[str], ttl_s: float) -> list[bool]: ...
+
+
 class Sink(Protocol):
     name: str
 
@@ -122,15 +128,19 @@ class ConnectorHub:
         dedup_keep: int = 200_000,
         dedup_ttl_s: float = 86_400.0,
         sinks: list[Sink] | None = None,
+        shared_seen: SharedSeen | None = None,
     ):
         """``agent``: answers questions (the app's agent); ``host_room(merchant, room_id)``: the room's
-        ``HostRoom`` (triage, clusters, funnel), or None to answer every comment directly."""
+        ``HostRoom`` (triage, clusters, funnel), or None to answer every comment directly; ``shared_seen``:
+        de-duplication in Redis with several workers (a platform's retry may land on another one), else
+        the connector's own recent ids in this process."""
         self.agent = agent
         self.host_room = host_room
         self.dead = dead or DeadLetters(None)
         self.clock = clock
         self.queue_max, self.dedup_keep, self.dedup_ttl_s = queue_max, dedup_keep, dedup_ttl_s
         self.default_sinks = list(sinks or [])
+        self.shared_seen = shared_seen
         self.connectors: dict[str, Runtime] = {}
         self.lanes: dict[tuple[str, str], Lane] = {}
         self.stats = Stats()
@@ -174,9 +184,11 @@ class ConnectorHub:
         now = self.clock()
         accepted = dup = dropped = 0
         newest = None
-        for ev in sorted(events, key=lambda e: e.ts):
+        ordered = sorted(events, key=lambda e: e.ts)
+        first = self._first_shared(connector_id, [ev.msg_id for ev in ordered])
+        for i, ev in enumerate(ordered):
             self.stats.events += 1
-            if self._seen(rt, ev.msg_id, now):
+            if (not first[i]) if first is not None else self._seen(rt, ev.msg_id, now):
                 dup += 1
                 continue
             verified = bool(ev.signed_identity)
@@ -204,6 +216,17 @@ class ConnectorHub:
         if accepted or dup:
             rt.health.on_events(accepted + dup, newest)
         return {"accepted": accepted, "duplicates": dup, "dropped": dropped}
+
+    def _first_shared(self, connector_id: str, msg_ids: list[str]) -> list[bool] | None:
+        """Which ids no worker has seen (one round trip per batch); None: use this process's ids (no
+        shared store, or it failed: a Redis outage must not drop every comment)."""
+        if self.shared_seen is None or not msg_ids:
+            return None
+        try:
+            return self.shared_seen.first_many(connector_id, msg_ids, self.dedup_ttl_s)
+        except Exception as e:  # noqa: BLE001 - any client error: de-duplicate locally for this batch
+            log.warning("shared de-duplication unavailable (%s); this worker's own ids used", e)
+            return None
 
     def _seen(self, rt: Runtime, msg_id: str, now: float) -> bool:
         seen = rt.seen

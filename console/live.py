@@ -88,8 +88,35 @@ class LoggedAnswer:
         }
 
 
+def logged_answer(
+    merchant: str, room_id: str, viewer_id: str, question: str, ans: AgentAnswer | dict, channel: str = "ws"
+) -> LoggedAnswer:
+    """What the log keeps of one answer (bounded field by field: the log is shown, not audited)."""
+    a = ans if isinstance(ans, dict) else ans.model_dump()
+    return LoggedAnswer(
+        uuid.uuid4().hex[:16],
+        merchant,
+        room_id,
+        str(viewer_id)[:64],
+        str(question)[:500],
+        str(a.get("answer", ""))[:1000],
+        [
+            {"fact_id": str(c.get("fact_id", ""))[:200], "sku": c.get("sku")}
+            for c in (a.get("citations") or [])[:10]
+            if isinstance(c, dict)
+        ],
+        str(a.get("path", "")),
+        str(a.get("intent", "")),
+        bool(a.get("refused")),
+        a.get("kb_version"),
+        time.time(),
+        channel,
+    )
+
+
 class AnswerLog:
-    """The last answers per (merchant, room), bounded in rooms (LRU) and answers per room."""
+    """The last answers per (merchant, room), bounded in rooms (LRU) and answers per room, in this process
+    (one worker; console/answer_log_redis.py keeps the same in Redis for several)."""
 
     def __init__(self, per_room: int = 300, max_rooms: int = 2000):
         self.per_room, self.max_rooms = per_room, max_rooms
@@ -99,26 +126,7 @@ class AnswerLog:
     def record(
         self, merchant: str, room_id: str, viewer_id: str, question: str, ans: AgentAnswer | dict, channel: str = "ws"
     ) -> LoggedAnswer:
-        a = ans if isinstance(ans, dict) else ans.model_dump()
-        item = LoggedAnswer(
-            uuid.uuid4().hex[:16],
-            merchant,
-            room_id,
-            str(viewer_id)[:64],
-            str(question)[:500],
-            str(a.get("answer", ""))[:1000],
-            [
-                {"fact_id": str(c.get("fact_id", ""))[:200], "sku": c.get("sku")}
-                for c in (a.get("citations") or [])[:10]
-                if isinstance(c, dict)
-            ],
-            str(a.get("path", "")),
-            str(a.get("intent", "")),
-            bool(a.get("refused")),
-            a.get("kb_version"),
-            time.time(),
-            channel,
-        )
+        item = logged_answer(merchant, room_id, viewer_id, question, ans, channel)
         key = (merchant, room_id)
         with self._lock:
             q = self._rooms.get(key)
@@ -145,6 +153,13 @@ class AnswerLog:
                 if x.answer_id == answer_id:
                     return x
         return None
+
+    def flag(self, merchant: str, room_id: str, answer_id: str) -> bool:
+        """Mark an answer filed for review (shown on the dashboard); False if it is no longer logged."""
+        x = self.get(merchant, room_id, answer_id)
+        if x is not None:
+            x.flagged = True
+        return x is not None
 
 
 # --- funnel ----------------------------------------------------------------------------------

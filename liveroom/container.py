@@ -19,13 +19,16 @@ from agent.core import Agent, AgentConfig
 from agent.embedded import EmbeddedLLMServer
 from agent.intent_model import IntentModel
 from agent.llm import LLMClient
-from agent.memory import Memory
+from agent.memory import ConversationMemory, Memory
+from agent.memory_redis import RedisMemory
 from agent.style import StyleCache
 from audience.access import ViewerAccess
 from audience.identity import ViewerTokens
 from audience.rooms import RoomRegistry
 from audience.service import AudienceService
+from console.answer_log_redis import RedisAnswerLog
 from console.auth import LoginLimiter
+from console.live import AnswerLog
 from core.admission import Admission
 from core.settings import Settings
 from knowledge.embedder import Embedder, QueryEmbedder, UseEmbedder
@@ -34,6 +37,7 @@ from prompts.store import PromptStore
 from prompts.styles import StyleStore
 from regression.runner import RegressionRunner
 from regression.store import CaseStore
+from state.dedup import RedisDedup
 from state.limits import RedisLoginLimiter, RedisRateLimiter
 from state.redis_client import connect
 from tools.audience_tools import audience_tools
@@ -145,8 +149,23 @@ class Container:
         return StyleStore(self.settings.data_dir.resolve() / "styles")
 
     @cached_property
-    def memory(self) -> Memory:
+    def memory(self) -> ConversationMemory:
+        """Viewers' conversation memory: in Redis with several workers (a follow-up may reach another one)."""
+        if self.shared_redis is not None:
+            return RedisMemory(self.shared_redis)
         return Memory()
+
+    @cached_property
+    def answer_log(self) -> AnswerLog | RedisAnswerLog:
+        """The console's live answer log: in Redis with several workers (the dashboard shows all of theirs)."""
+        if self.shared_redis is not None:
+            return RedisAnswerLog(self.shared_redis)
+        return AnswerLog()
+
+    @cached_property
+    def connector_dedup(self) -> RedisDedup | None:
+        """Connector message de-duplication across workers (None: each hub keeps its own recent ids)."""
+        return RedisDedup(self.shared_redis) if self.shared_redis is not None else None
 
     @cached_property
     def vision(self) -> VisionService:
