@@ -4,7 +4,8 @@
 ``DriftWatch.on_answer`` subscribes to the container's answer bus; it sees every channel's answers and
 keeps only live ones (not the console's previews; a regression run uses a private bus anyway). Every
 ``sample_every``-th live answer, and every "I'll check" answer while the alert is up, goes to ``sink``
-(the console files it as an open review, with its citations).
+(the console files it as an open review, with its citations) — on one writer thread of its own, since
+filing is an SQL insert and the bus calls ``on_answer`` on the event loop; ``flush`` waits for it.
 
 The alert compares the last ``window_s`` with the ``baseline_s`` before it: it fires when the window
 has at least ``min_answers`` answers and its "I'll check" share is at least ``min_share`` and at least
@@ -14,6 +15,8 @@ filed by people (thumbs-down) are compared the same way per minute.
 
 from __future__ import annotations
 
+import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.bus import AnsweredEvent
+
+log = logging.getLogger("liveroom.regression.drift")
 
 LIVE_CHANNELS = {"ws", "http", "voice", "v1", "sim"}
 # Refusals that are not a missing fact: too fast, empty, abusive, screened, injected, unheard.
@@ -60,6 +65,10 @@ class DriftWatch:
         self.clock = clock
         self._m: dict[str, _Merchant] = {}
         self._lock = threading.Lock()
+        # samples waiting for the sink; bounded: past it a sample is dropped (counted), never an answer slowed
+        self._pending: queue.Queue[tuple[AnsweredEvent, str]] = queue.Queue(maxsize=1000)
+        self._writer: threading.Thread | None = None
+        self.dropped = 0
 
     def _of(self, merchant: str) -> _Merchant:
         m = self._m.get(merchant)
@@ -84,7 +93,32 @@ class DriftWatch:
         if reason and self.sink is not None:
             with self._lock:
                 m.sampled += 1
-            self.sink(ev, reason)
+            self._file(ev, reason)
+
+    def _file(self, ev: AnsweredEvent, reason: str) -> None:
+        with self._lock:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write, name="drift-sink", daemon=True)
+                self._writer.start()
+        try:
+            self._pending.put_nowait((ev, reason))
+        except queue.Full:
+            self.dropped += 1
+
+    def _write(self) -> None:
+        while True:
+            ev, reason = self._pending.get()
+            try:
+                if self.sink is not None:
+                    self.sink(ev, reason)
+            except Exception:  # noqa: BLE001 - a failed filing is logged; the watch goes on
+                log.exception("drift sample not filed")
+            finally:
+                self._pending.task_done()
+
+    def flush(self) -> None:
+        """Wait until every sample so far has reached the sink."""
+        self._pending.join()
 
     def on_review(self, merchant: str, at: float | None = None) -> None:
         with self._lock:

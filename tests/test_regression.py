@@ -316,6 +316,7 @@ def test_drift_watch_samples_live_answers_and_alerts_on_a_rise_of_checks():
     for i in range(100):  # a calm half hour: 5% "I'll check"
         now[0] += 15
         answer(i % 20 == 0)
+    w.flush()
     assert not w.status("m")["check_alert"] and len(sampled) == 10  # every 10th live answer
     for _ in range(50):
         answer(False, channel="console")  # previews are not live answers
@@ -326,6 +327,7 @@ def test_drift_watch_samples_live_answers_and_alerts_on_a_rise_of_checks():
     s = w.status("m")
     assert s["check_alert"] and s["check_share"] >= 0.2 and s["baseline_check_share"] < 0.1
     assert any(a["kind"] == "drift_checks" for a in w.alerts("m"))
+    w.flush()
     assert any("突增" in why for _, why in sampled)  # while alerting, every check answer is sampled
     for _ in range(6):
         w.on_review("m")
@@ -342,6 +344,7 @@ def test_drift_samples_reach_the_review_queue_with_citations(env):
     cs.regression.drift.sample_every = 2
     for i in range(4):
         asyncio.run(c.agent.answer(ViewerMessage(merchant=M, viewer_id=f"live-{i}", text="小蓝瓶多少钱", channel="ws")))
+    cs.regression.drift.flush()  # filed on the watch's writer thread, off the event loop
     got = [r for r in cs.reviews(M) if r["filed_by"] == "system:drift"]
     assert len(cs.reviews(M)) - before == 2 and got[0]["citations"][0]["fact_id"] == "SK-001:price"
     assert env["operator"].get(api("/regression/drift")).json()["seen"] >= 4
