@@ -5,13 +5,27 @@ from __future__ import annotations
 import json
 
 import jwt
+import pytest
 from typer.testing import CliRunner
 
 from liveroom.cli import app
+from tests.support.audience import backends, store_url
 
 
-def test_rooms_and_viewer_tokens_from_the_cli(tmp_path, monkeypatch):
+@pytest.fixture(params=backends())
+def database(request, tmp_path, monkeypatch):
+    """The CLI's database: the data dir's SQLite file, or LIVEROOM_DATABASE_URL on a throwaway schema."""
     monkeypatch.setenv("LIVEROOM_DATA_DIR", str(tmp_path))
+    if request.param == "sqlite":
+        monkeypatch.delenv("LIVEROOM_DATABASE_URL", raising=False)
+        yield
+        return
+    with store_url("pg", tmp_path) as url:
+        monkeypatch.setenv("LIVEROOM_DATABASE_URL", url)
+        yield
+
+
+def test_rooms_and_viewer_tokens_from_the_cli(database):
     run = CliRunner().invoke
     r = run(app, ["rooms", "create", "--merchant", "demo", "--room", "spring", "--title", "春季", "--json"])
     assert r.exit_code == 0, r.output

@@ -10,14 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from console.service import get_console
-from tests.support.console import console_app, login, make_container
+from tests.support.audience import backends
+from tests.support.console import backend_container, console_app, login
 
 
-@pytest.fixture()
-def site(tmp_path, demo_root, use_embedder):
-    c = make_container(tmp_path, demo_root, use_embedder)
-    app = console_app(c)
-    with TestClient(app) as client:
+@pytest.fixture(params=backends())
+def site(request, tmp_path, demo_root, use_embedder):
+    with backend_container(request.param, tmp_path, demo_root, use_embedder) as c, TestClient(console_app(c)) as client:
+        app = client.app
         cs = get_console(app)
         cs.accounts.create_user("demo", "boss", "correct-horse-1", "owner")
         cs.accounts.create_user("demo", "ops", "correct-horse-1", "operator")

@@ -15,7 +15,8 @@ from console.guard import OPS, PUBLIC, classify, route_table
 from console.service import get_console
 from core.settings import ConsoleSettings
 from tests.conftest import mini_products, write_json
-from tests.support.console import console_app, login, make_container
+from tests.support.audience import backends
+from tests.support.console import backend_container, console_app, login
 
 A, B = "demo", "rival"
 
@@ -50,78 +51,78 @@ ROUTES = _route_cases()
 SCOPED = [(m, p) for m, p in ROUTES if classify(m, p, {}) == "scoped"]
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, demo_root, use_embedder):
+@pytest.fixture(scope="module", params=backends())
+def world(request, tmp_path_factory, demo_root, use_embedder):
     """Merchants A (the demo catalog) and B, each with an owner, an API token and some data."""
     tmp = tmp_path_factory.mktemp("console-iso")
-    c = make_container(tmp, demo_root, use_embedder)
-    c.kb.import_files(B, [write_json(tmp / "b.json", mini_products())])
-    from connectors.store import ConnectorConfig, ConnectorStore
+    with backend_container(request.param, tmp, demo_root, use_embedder) as c:
+        c.kb.import_files(B, [write_json(tmp / "b.json", mini_products())])
+        from connectors.store import ConnectorConfig, ConnectorStore
 
-    ConnectorStore(c.settings.data_dir / "connectors").create(
-        ConnectorConfig(connector_id="a-conn", merchant=A, room_id="a-room", kind="webhook")
-    )
-    app = _with_all_routers(console_app(c, ConsoleSettings(simulator="*")))
-    with TestClient(app) as client:
-        cs = get_console(app)
-        ids = {}
-        for m in (A, B):
-            u = cs.accounts.create_user(m, f"owner-{m}", "correct-horse-1", "owner")
-            tok, raw = cs.accounts.create_token(m, f"int-{m}", "operator", "test")
-            ids[m] = {"user_id": u["user_id"], "token_id": tok["token_id"], "token": raw}
-        cs.create_room(A, "a-room", "A 的直播间", "test")
-        cs.create_room(B, "b-room", "B 的直播间", "test")
-        c.audience.upsert_viewers(A, [{"viewer_id": "va1"}])
-        camp = c.audience.create_campaign(
-            A, {"campaign_id": "A-CAMP", "title": "A券", "kind": "amount", "amount": 5, "budget_count": 10}
+        ConnectorStore(c.settings.data_dir / "connectors").create(
+            ConnectorConfig(connector_id="a-conn", merchant=A, room_id="a-room", kind="webhook")
         )
-        ans = client.post("/api/rooms/a-room/ask", json={"merchant": A, "text": "小蓝瓶多少钱"})
-        assert ans.status_code == 200
-        logged = cs.answers.recent(A, "a-room")[0]
-        review = cs.file_feedback(A, "a-room", logged, "test", "test")
-        upload_id, d = cs.kb.new_upload(A)
-        (d / "x.json").write_text('{"products": []}', encoding="utf-8")
-        job = cs.kb.start_job(A, "noop", lambda progress: {"ok": True})
-        cs.regression.cases.save_run(A, {"run_id": "0" * 16, "state": "done"})  # a regression run of A's
-        cs.prompts.publish(A, "system", "test", cs.prompts.text(A, "system", 0) + "\nA 专属人设")
-        sample = {
-            "merchant": A,
-            "room_id": "a-room",
-            "sku": "SK-001",
-            "version": "v0001",
-            "name": "system",
-            "campaign_id": camp.campaign_id,
-            "viewer_id": "va1",
-            "answer_id": logged.answer_id,
-            "review_id": str(review["id"]),
-            "user_id": ids[A]["user_id"],
-            "token_id": ids[A]["token_id"],
-            "upload_id": upload_id,
-            "job_id": job.job_id,
-            "case_id": "manual:1",  # regression (console/regression_api.py)
-            "run_id": "0" * 16,
-            "path": "console.css",
-            "connector_id": "a-conn",  # connectors (connectors/api.py)
-            "dl_id": "dl_000000000000",
-            "action": "status",
-        }
-        client.cookies.clear()
-        csrf = login(client, f"owner-{B}", "correct-horse-1")
-        b_session = {"csrf": csrf, "sid": client.cookies.get("lr_session")}
-        client.cookies.clear()
-        login(client, f"owner-{A}", "correct-horse-1")
-        a_sid = client.cookies.get("lr_session")
-        client.cookies.clear()
-        yield {
-            "app": app,
-            "client": client,
-            "console": cs,
-            "container": c,
-            "ids": ids,
-            "sample": sample,
-            "b_session": b_session,
-            "a_sid": a_sid,
-        }
+        app = _with_all_routers(console_app(c, ConsoleSettings(simulator="*")))
+        with TestClient(app) as client:
+            cs = get_console(app)
+            ids = {}
+            for m in (A, B):
+                u = cs.accounts.create_user(m, f"owner-{m}", "correct-horse-1", "owner")
+                tok, raw = cs.accounts.create_token(m, f"int-{m}", "operator", "test")
+                ids[m] = {"user_id": u["user_id"], "token_id": tok["token_id"], "token": raw}
+            cs.create_room(A, "a-room", "A 的直播间", "test")
+            cs.create_room(B, "b-room", "B 的直播间", "test")
+            c.audience.upsert_viewers(A, [{"viewer_id": "va1"}])
+            camp = c.audience.create_campaign(
+                A, {"campaign_id": "A-CAMP", "title": "A券", "kind": "amount", "amount": 5, "budget_count": 10}
+            )
+            ans = client.post("/api/rooms/a-room/ask", json={"merchant": A, "text": "小蓝瓶多少钱"})
+            assert ans.status_code == 200
+            logged = cs.answers.recent(A, "a-room")[0]
+            review = cs.file_feedback(A, "a-room", logged, "test", "test")
+            upload_id, d = cs.kb.new_upload(A)
+            (d / "x.json").write_text('{"products": []}', encoding="utf-8")
+            job = cs.kb.start_job(A, "noop", lambda progress: {"ok": True})
+            cs.regression.cases.save_run(A, {"run_id": "0" * 16, "state": "done"})  # a regression run of A's
+            cs.prompts.publish(A, "system", "test", cs.prompts.text(A, "system", 0) + "\nA 专属人设")
+            sample = {
+                "merchant": A,
+                "room_id": "a-room",
+                "sku": "SK-001",
+                "version": "v0001",
+                "name": "system",
+                "campaign_id": camp.campaign_id,
+                "viewer_id": "va1",
+                "answer_id": logged.answer_id,
+                "review_id": str(review["id"]),
+                "user_id": ids[A]["user_id"],
+                "token_id": ids[A]["token_id"],
+                "upload_id": upload_id,
+                "job_id": job.job_id,
+                "case_id": "manual:1",  # regression (console/regression_api.py)
+                "run_id": "0" * 16,
+                "path": "console.css",
+                "connector_id": "a-conn",  # connectors (connectors/api.py)
+                "dl_id": "dl_000000000000",
+                "action": "status",
+            }
+            client.cookies.clear()
+            csrf = login(client, f"owner-{B}", "correct-horse-1")
+            b_session = {"csrf": csrf, "sid": client.cookies.get("lr_session")}
+            client.cookies.clear()
+            login(client, f"owner-{A}", "correct-horse-1")
+            a_sid = client.cookies.get("lr_session")
+            client.cookies.clear()
+            yield {
+                "app": app,
+                "client": client,
+                "console": cs,
+                "container": c,
+                "ids": ids,
+                "sample": sample,
+                "b_session": b_session,
+                "a_sid": a_sid,
+            }
 
 
 def _url(path: str, sample: dict) -> str:

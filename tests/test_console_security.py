@@ -12,7 +12,8 @@ from console.auth import hash_password, verify_password
 from console.guard import SESSION_COOKIE
 from console.service import get_console
 from core.settings import ConsoleSettings
-from tests.support.console import console_app, login, make_container
+from tests.support.audience import backends
+from tests.support.console import backend_container, console_app, login, make_container
 
 M = "demo"
 HOSTILE = [
@@ -23,18 +24,18 @@ HOSTILE = [
 ]
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory, demo_root, use_embedder):
+@pytest.fixture(scope="module", params=backends())
+def env(request, tmp_path_factory, demo_root, use_embedder):
     tmp = tmp_path_factory.mktemp("console-sec")
-    c = make_container(tmp, demo_root, use_embedder)
-    app = console_app(c, ConsoleSettings(simulator="*", login_per_user=5, login_per_ip=1000))
-    with TestClient(app) as client:
-        cs = get_console(app)
-        cs.accounts.create_user(M, "boss", "boss-password-1", "owner")
-        cs.accounts.create_user(M, "ops1", "ops1-password-1", "operator")
-        cs.accounts.create_user(M, "look", "look-password-1", "viewer")
-        cs.create_room(M, "sec-room", "安全测试", "test")
-        yield {"client": client, "console": cs, "container": c, "app": app}
+    with backend_container(request.param, tmp, demo_root, use_embedder) as c:
+        app = console_app(c, ConsoleSettings(simulator="*", login_per_user=5, login_per_ip=1000))
+        with TestClient(app) as client:
+            cs = get_console(app)
+            cs.accounts.create_user(M, "boss", "boss-password-1", "owner")
+            cs.accounts.create_user(M, "ops1", "ops1-password-1", "operator")
+            cs.accounts.create_user(M, "look", "look-password-1", "viewer")
+            cs.create_room(M, "sec-room", "安全测试", "test")
+            yield {"client": client, "console": cs, "container": c, "app": app}
 
 
 def fresh(env) -> TestClient:

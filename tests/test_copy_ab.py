@@ -12,11 +12,18 @@ from scipy import stats as sst
 from copywriting import stats
 from copywriting.ab import Experiments, ExperimentSpec, bucket, build_report, pick
 from copywriting.store import CopyStore
+from tests.support.audience import backends, temp_engine, temp_service
+
+
+@pytest.fixture(params=backends())
+def backend(request) -> str:
+    return request.param
 
 
 @pytest.fixture()
-def exps(tmp_path) -> Experiments:
-    return Experiments(CopyStore.sqlite(tmp_path / "copy.db"))
+def exps(backend, tmp_path):
+    with temp_engine(backend, tmp_path, "copy.db") as engine:
+        yield Experiments(CopyStore(engine))
 
 
 def spec(**kw) -> ExperimentSpec:
@@ -148,11 +155,8 @@ def test_events_and_report_end_to_end(exps):
     assert exps.report("demo", "exp1")["status"] == "stopped"
 
 
-def test_clicks_and_conversions_are_attributed_from_behaviour_events(tmp_path):
-    from audience.service import AudienceService
-
-    svc = AudienceService(f"sqlite:///{tmp_path / 'a.db'}", synchronous="OFF")
-    try:
+def test_clicks_and_conversions_are_attributed_from_behaviour_events(backend, tmp_path):
+    with temp_service(backend, tmp_path, synchronous="OFF") as svc:
         ex = Experiments(CopyStore(svc.engine), svc.engine)
         ex.create(spec(experiment_id="att", window_hours=2, skus=["SK-001"]))
         now = time.time()
@@ -202,5 +206,3 @@ def test_clicks_and_conversions_are_attributed_from_behaviour_events(tmp_path):
         assert tot == {"ctr": 2, "cvr": 1}
         assert sum(v["revenue"] for v in rep["variants"]) == 129
         assert ex.report("demo", "att")["attributed_events"] == 0  # idempotent
-    finally:
-        svc.close()

@@ -13,6 +13,7 @@ from copywriting.batch import CampaignRunner, CampaignSpec
 from copywriting.generator import CopyWriter
 from copywriting.schema import Show
 from copywriting.store import CopyStore
+from tests.support.audience import backends, store_url, temp_engine
 
 CST = timezone(timedelta(hours=8))
 SHOW = {
@@ -28,16 +29,28 @@ SHOW = {
 MORNING = datetime(2030, 1, 1, 9, 0, tzinfo=CST)
 
 
+@pytest.fixture(scope="module", params=backends())
+def backend(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def audience(tmp_path_factory):
+def audience(backend, tmp_path_factory):
     from audience.service import AudienceService
     from sim.audience import seed_demo
 
-    d = tmp_path_factory.mktemp("aud")
-    svc = AudienceService(f"sqlite:///{d / 'a.db'}", synchronous="OFF")
-    seed_demo(svc, viewers=400, seed=11)
-    yield svc
-    svc.close()
+    with store_url(backend, tmp_path_factory.mktemp("aud"), "a.db") as url:
+        svc = AudienceService(url, synchronous="OFF")
+        seed_demo(svc, viewers=400, seed=11)
+        yield svc
+        svc.close()
+
+
+@pytest.fixture()
+def copy_store(backend, tmp_path):
+    """Each test's campaigns in a database of their own (the audience above is shared by the module)."""
+    with temp_engine(backend, tmp_path, "copy.db") as engine:
+        yield CopyStore(engine)
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +76,14 @@ class CountingLLM:
         return {"body": "比日常价省钱，开播记得来看看。"}
 
 
-def runner(audience, catalog, tmp_path, exps: bool = False):
+def runner(audience, catalog, store: CopyStore):
     w = CopyWriter(lambda m: catalog, profiles=audience, ledger=audience, audience=audience)
-    store = CopyStore(audience.engine) if tmp_path is None else CopyStore.sqlite(tmp_path / "copy.db")
     ex = Experiments(store, audience.engine)
     return CampaignRunner(w, store, ex, audience), store, ex
 
 
-def test_per_viewer_campaign_groups_similar_viewers(audience, catalog, tmp_path):
-    r, store, _ = runner(audience, catalog, tmp_path)
+def test_per_viewer_campaign_groups_similar_viewers(audience, catalog, copy_store):
+    r, store, _ = runner(audience, catalog, copy_store)
     llm = CountingLLM()
     spec = CampaignSpec(campaign_id="c1", show=SHOW, phase="pre", channel="push")
     stats = asyncio.run(r.run(spec, now=MORNING, llm=llm))
@@ -96,8 +108,8 @@ def test_per_viewer_campaign_groups_similar_viewers(audience, catalog, tmp_path)
     assert store.get_campaign("demo", "c1")["status"] == "done"
 
 
-def test_interrupted_campaign_resumes_where_it_stopped(audience, catalog, tmp_path):
-    r, store, _ = runner(audience, catalog, tmp_path)
+def test_interrupted_campaign_resumes_where_it_stopped(audience, catalog, copy_store):
+    r, store, _ = runner(audience, catalog, copy_store)
     spec = CampaignSpec(campaign_id="c2", show=SHOW, phase="post", channel="sms")
     with pytest.raises(RuntimeError):
         asyncio.run(r.run(spec, now=MORNING, llm=CountingLLM(fail_after=3)))
@@ -112,8 +124,8 @@ def test_interrupted_campaign_resumes_where_it_stopped(audience, catalog, tmp_pa
     assert store.groups("demo", "c2")[0]["piece"]["text"].startswith("【")  # SMS signature
 
 
-def test_segment_campaign_one_copy_per_segment(audience, catalog, tmp_path):
-    r, store, _ = runner(audience, catalog, tmp_path)
+def test_segment_campaign_one_copy_per_segment(audience, catalog, copy_store):
+    r, store, _ = runner(audience, catalog, copy_store)
     spec = CampaignSpec(
         campaign_id="c3",
         skus=["SK-002"],
@@ -134,8 +146,8 @@ def test_segment_campaign_one_copy_per_segment(audience, catalog, tmp_path):
     assert all(len(g["piece"]["text"]) <= 30 for g in groups.values())
 
 
-def test_campaign_with_experiment_arms(audience, catalog, tmp_path):
-    r, store, ex = runner(audience, catalog, tmp_path)
+def test_campaign_with_experiment_arms(audience, catalog, copy_store):
+    r, store, ex = runner(audience, catalog, copy_store)
     ex.create(
         {
             "experiment_id": "e1",

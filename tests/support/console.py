@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from console.guard import install_guard
 
 
@@ -43,8 +45,9 @@ def login(client, username: str, password: str) -> str:
     return m.group(1)
 
 
-def make_container(data_dir, demo_root=None, embedder=None, llm=None):
-    """A container on ``data_dir`` (a copy of ``demo_root``'s knowledge base if given), no LLM start-up."""
+def make_container(data_dir, demo_root=None, embedder=None, llm=None, database_url=None):
+    """A container on ``data_dir`` (a copy of ``demo_root``'s knowledge base if given), no LLM start-up;
+    its SQL stores on ``database_url`` if given, else the data dir's SQLite file."""
     import shutil
     from pathlib import Path
 
@@ -54,13 +57,32 @@ def make_container(data_dir, demo_root=None, embedder=None, llm=None):
     data_dir = Path(data_dir)
     if demo_root is not None and not (data_dir / "kb").exists():
         shutil.copytree(Path(demo_root) / "kb", data_dir / "kb")
-    c = Container(Settings(data_dir=data_dir, llm_autostart=False))
+    db = {"database_url": database_url} if database_url else {}
+    c = Container(Settings(data_dir=data_dir, llm_autostart=False, **db))
     if embedder is not None:
         c.__dict__["embedder"] = embedder
     if llm is not None:
         c.llm = llm
         c.agent.llm = llm
     return c
+
+
+@contextmanager
+def backend_container(backend: str, data_dir, demo_root=None, embedder=None, llm=None):
+    """`make_container` with its SQL stores on ``backend``: the data dir's SQLite file (as the app runs by
+    default) or a throwaway PostgreSQL schema (tests/support/audience.py), dropped afterwards."""
+    from tests.support.audience import store_url
+
+    if backend == "sqlite":
+        yield make_container(data_dir, demo_root, embedder, llm)
+        return
+    with store_url(backend, data_dir) as url:
+        c = make_container(data_dir, demo_root, embedder, llm, database_url=url)
+        try:
+            yield c
+        finally:
+            if "audience" in c.__dict__:  # let the schema go: no pooled connection left on it
+                c.audience.close()
 
 
 class FakeLLM:
