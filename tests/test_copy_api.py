@@ -13,18 +13,21 @@ from typer.testing import CliRunner
 
 from copywriting.api import router
 from liveroom.commands.copy import ab_app, campaign_app, copy_command
+from tests.support.audience import backends, store_url
 
 
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory):
+@pytest.fixture(scope="module", params=backends())
+def seeded(request, tmp_path_factory):
+    """The audience (and so the copy and A/B tables, on the same engine) on SQLite or PostgreSQL."""
     from audience.service import AudienceService
     from sim.audience import seed_demo
 
     d = tmp_path_factory.mktemp("copy-api")
-    svc = AudienceService(f"sqlite:///{d / 'liveroom.db'}", synchronous="OFF")
-    seed_demo(svc, viewers=150, seed=5)
-    yield d, svc
-    svc.close()
+    with store_url(request.param, d, "liveroom.db") as url:
+        svc = AudienceService(url, synchronous="OFF")
+        seed_demo(svc, viewers=150, seed=5)
+        yield d, svc
+        svc.close()
 
 
 class DemoKB:
