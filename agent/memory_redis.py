@@ -5,11 +5,13 @@ One JSON value per (merchant, room, viewer), expiring ``ttl_s`` after it was las
 in-process ``Memory``'s entries do). Every write reads, applies the same rules (agent/memory.py) and
 writes back in one WATCH/MULTI transaction, retried when another worker wrote that viewer in between, so
 two answers to one viewer landing on two workers both leave their turns. Bounded per viewer in turns and
-focus like ``Memory``; in viewers by the TTL (and Redis's own maxmemory policy)."""
+focus like ``Memory``; in viewers by the TTL (and Redis's own maxmemory policy). With Redis unreachable a
+question is still answered, without memory (the client fails within its 2 s timeout)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -19,6 +21,8 @@ import redis
 
 from agent.memory import Turn, ViewerState, add_turn, apply_answer, interrupt_last
 from state.keys import key
+
+log = logging.getLogger("liveroom.memory")
 
 
 class RedisMemory:
@@ -57,7 +61,11 @@ class RedisMemory:
 
     def get(self, merchant: str, room: str, viewer: str) -> ViewerState:
         """A copy of the viewer's state (reading it keeps it alive, as in ``Memory``)."""
-        raw: Any = self._r.getex(self._key(merchant, room, viewer), px=self._ttl_ms)
+        try:
+            raw: Any = self._r.getex(self._key(merchant, room, viewer), px=self._ttl_ms)
+        except redis.RedisError as e:
+            log.warning("conversation memory unavailable (%s): answering without it", e)
+            raw = None
         return self._decode(raw)
 
     def _update(self, merchant: str, room: str, viewer: str, change: Callable[[ViewerState], None]) -> None:
@@ -69,7 +77,10 @@ class RedisMemory:
             pipe.multi()
             pipe.set(k, self._encode(st), px=self._ttl_ms)
 
-        self._r.transaction(tx, k)
+        try:
+            self._r.transaction(tx, k)
+        except redis.RedisError as e:
+            log.warning("conversation memory unavailable (%s): this turn is not remembered", e)
 
     def remember(
         self,

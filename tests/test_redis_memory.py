@@ -166,3 +166,12 @@ def test_a_follow_up_is_understood_by_the_other_worker(demo_root, use_embedder, 
     assert "329" not in cold.answer
     for c in (w1, w2):
         asyncio.run(c.aclose())
+
+
+def test_with_redis_down_a_viewer_is_answered_without_memory():
+    import redis
+
+    down = RedisMemory(redis.Redis(port=1, socket_connect_timeout=0.2, socket_timeout=0.2))
+    down.remember("demo", "r1", "v1", said="小蓝瓶多少钱", answer="129元", skus=["SK-001"], intent="price")
+    down.record("demo", "r1", "v1", "viewer", "hi")
+    assert seen(down.get("demo", "r1", "v1")) == ([], [], "", "", [], "")
