@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -98,6 +99,8 @@ class KnowledgeBase:
         self.params = params
         self._loaded: dict[str, LoadedVersion] = {}
         self._load_lock = threading.Lock()
+        self.active_recheck_s = 0.25
+        self._active: dict[str, tuple[float, str | None]] = {}  # merchant → (read at, version)
         self._caches: dict[str, EmbeddingCache] = {}
         self._drafts: dict[tuple[str, str], LoadedVersion] = {}
         self.search_cache: LruCache[tuple[object, ...], list[SearchHit]] = LruCache(search_cache_size)
@@ -137,15 +140,22 @@ class KnowledgeBase:
         return sorted(p.name for p in self.root.iterdir() if (p / "ACTIVE").exists())
 
     def active_version(self, merchant: str) -> str | None:
+        """The ACTIVE file, re-read at most every ``active_recheck_s``: what lets a CLI import, or a publish
+        on another worker sharing this KB root, take effect here without a restart — within that time —
+        without a file read per answer under load. A switch made by this process is seen at once."""
+        now = time.monotonic()
+        seen = self._active.get(merchant)
+        if seen is not None and now - seen[0] < self.active_recheck_s:
+            return seen[1]
         try:
-            return (self._mdir(merchant) / "ACTIVE").read_text().strip() or None
+            version = (self._mdir(merchant) / "ACTIVE").read_text().strip() or None
         except FileNotFoundError:
-            return None
+            version = None
+        self._active[merchant] = (now, version)
+        return version
 
     def snapshot(self, merchant: str) -> LoadedVersion:
         """The active version, reloaded if another process switched it since we last looked."""
-        # Reading the tiny ACTIVE file per call (~10 µs) is what lets a CLI import or restore in
-        # another process take effect here without a restart.
         version = self.active_version(merchant)
         if version is None:
             raise UnknownMerchant(f"merchant {merchant!r} has no knowledge base; import one first")
@@ -347,6 +357,7 @@ class KnowledgeBase:
         tmp.write_text(version)
         os.replace(tmp, mdir / "ACTIVE")
         _fsync_dir(mdir)
+        self._active[merchant] = (time.monotonic(), version)
         # Load eagerly so this process's next search doesn't pay for it.
         self.snapshot(merchant)
 
