@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
-from sqlalchemy import Column, Engine, Float, Index, MetaData, String, Table, select, update
+from sqlalchemy import Column, Engine, Float, Index, MetaData, String, Table, select, text, update
 
-from audience.db import ensure_schema, read_tx, write_tx
+from audience.db import ensure_schema, is_sqlite, read_tx, write_tx
 from core.errors import LiveRoomError, NotFound
 from core.ids import MERCHANT_RE, InvalidId, check_viewer
 
@@ -102,6 +102,10 @@ class ViewerTokens:
         secret = "lvs_" + secrets.token_urlsafe(32)
         now = time.time()
         with write_tx(self.engine) as conn:
+            if not is_sqlite(conn):  # (SQLite: the write lock) two rotations at once would both stay current
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"aud_viewer_secrets:{merchant}"}
+                )
             conn.execute(
                 update(viewer_secrets)
                 .where(viewer_secrets.c.merchant == merchant, viewer_secrets.c.retired_at.is_(None))

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Column, Engine, Float, Index, MetaData, String, Table, Text, select, update
 
-from audience.db import ensure_schema, read_tx, write_tx
+from audience.db import ensure_schema, insert_for, read_tx, write_tx
 from core.errors import BadRequest, Conflict, NotFound
 from core.ids import MERCHANT_RE, ROOM_RE
 
@@ -172,10 +172,11 @@ class RoomRegistry:
         title = (title or "").strip()[:128] or room_id
         origins = _origins(allowed_origins)
         with write_tx(self.engine) as conn:
-            if conn.execute(select(rooms.c.room_id).where(rooms.c.room_id == room_id)).first():
-                raise Conflict(f"直播间ID {room_id} 已被占用", code="room_taken")
-            conn.execute(
-                rooms.insert().values(
+            # SQLite's write lock makes the check and the insert one step; on PostgreSQL a concurrent
+            # create of the same id can slip between them, so the insert itself must not overwrite it
+            won = conn.execute(
+                insert_for(conn)(rooms)
+                .values(
                     room_id=room_id,
                     merchant=merchant,
                     title=title,
@@ -185,7 +186,11 @@ class RoomRegistry:
                     rundown=(rundown or "")[:256],
                     allowed_origins=json.dumps(list(origins)),
                 )
-            )
+                .on_conflict_do_nothing()
+                .returning(rooms.c.room_id)  # (rowcount is not reported for an INSERT on every driver)
+            ).first()
+            if won is None:
+                raise Conflict(f"直播间ID {room_id} 已被占用", code="room_taken")
         self._forget(room_id)
         room = self.get(room_id)
         assert room is not None

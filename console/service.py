@@ -117,7 +117,7 @@ class ConsoleService:
                     kb_version=ans.kb_version,
                     reason=(reason or "")[:500],
                     status="open",
-                    filed_by=actor,
+                    filed_by=(actor or "")[:96],  # VARCHAR lengths are enforced on PostgreSQL
                     at=time.time(),
                 )
             )
@@ -138,7 +138,7 @@ class ConsoleService:
                     answer=ev.answer[:1000],
                     citations=json.dumps([c.model_dump() for c in ev.citations], ensure_ascii=False),
                     kb_version=ev.kb_version,
-                    reason=reason,
+                    reason=reason[:500],
                     status="open",
                     filed_by="system:drift",
                     at=time.time(),

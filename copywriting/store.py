@@ -202,15 +202,11 @@ class CopyStore:
         """Create, or accept an identical re-create; returns "created" / "exists"; raises on a different spec."""
         now = time.time()
         with self.write() as conn:
-            r = conn.execute(
-                select(campaigns.c.spec).where(campaigns.c.merchant == merchant, campaigns.c.campaign_id == cid)
-            ).first()
-            if r is not None:
-                if _core(json.loads(r.spec)) != _core(spec):
-                    raise ValueError(f"campaign {cid!r} exists with a different spec")
-                return "exists"
-            conn.execute(
-                campaigns.insert().values(
+            # insert-or-nothing, then compare: on PostgreSQL a concurrent create may win between a check and
+            # an insert (SQLite's write lock serializes them anyway)
+            won = conn.execute(
+                self.insert(conn)(campaigns)
+                .values(
                     merchant=merchant,
                     campaign_id=cid,
                     spec=json.dumps(spec, ensure_ascii=False),
@@ -219,8 +215,17 @@ class CopyStore:
                     created_at=now,
                     updated_at=now,
                 )
-            )
-        return "created"
+                .on_conflict_do_nothing()
+                .returning(campaigns.c.campaign_id)  # (rowcount is not reported for an INSERT on every driver)
+            ).first()
+            if won is not None:
+                return "created"
+            stored = conn.execute(
+                select(campaigns.c.spec).where(campaigns.c.merchant == merchant, campaigns.c.campaign_id == cid)
+            ).scalar_one()
+        if _core(json.loads(stored)) != _core(spec):
+            raise ValueError(f"campaign {cid!r} exists with a different spec")
+        return "exists"
 
     def set_campaign(self, merchant: str, cid: str, status: str, stats: dict | None = None) -> None:
         vals: dict[str, Any] = {"status": status, "updated_at": time.time()}
@@ -358,16 +363,10 @@ class CopyStore:
 
     def put_experiment(self, merchant: str, eid: str, spec: dict) -> str:
         now = time.time()
-        with self.write() as conn:
-            r = conn.execute(
-                select(experiments.c.spec).where(experiments.c.merchant == merchant, experiments.c.experiment_id == eid)
-            ).first()
-            if r is not None:
-                if json.loads(r.spec) != spec:
-                    raise ValueError(f"experiment {eid!r} exists with a different spec")
-                return "exists"
-            conn.execute(
-                experiments.insert().values(
+        with self.write() as conn:  # insert-or-nothing, then compare (see put_campaign)
+            won = conn.execute(
+                self.insert(conn)(experiments)
+                .values(
                     merchant=merchant,
                     experiment_id=eid,
                     spec=json.dumps(spec, ensure_ascii=False),
@@ -375,8 +374,17 @@ class CopyStore:
                     created_at=now,
                     updated_at=now,
                 )
-            )
-        return "created"
+                .on_conflict_do_nothing()
+                .returning(experiments.c.experiment_id)
+            ).first()
+            if won is not None:
+                return "created"
+            stored = conn.execute(
+                select(experiments.c.spec).where(experiments.c.merchant == merchant, experiments.c.experiment_id == eid)
+            ).scalar_one()
+        if json.loads(stored) != spec:
+            raise ValueError(f"experiment {eid!r} exists with a different spec")
+        return "exists"
 
     def update_experiment(self, merchant: str, eid: str, spec: dict | None = None, status: str | None = None) -> None:
         vals: dict[str, Any] = {"updated_at": time.time()}
