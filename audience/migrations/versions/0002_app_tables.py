@@ -1,5 +1,7 @@
-"""The rest of the app's tables: console (merchants, users, sessions, tokens, audit, feedback, rooms),
-viewer-token secrets, copywriting (campaigns, variants, deliveries) and A/B (experiments, assignments, events).
+"""The rest of the app's tables: console, rooms, viewer-token secrets, copywriting and A/B.
+
+Console: merchants, users, sessions, tokens, audit, feedback, rooms; viewer-token secrets; copywriting:
+campaigns, variants, deliveries; A/B: experiments, assignments, events.
 
 One migration tree for the whole database: every store shares LIVEROOM_DATABASE_URL (the audience engine),
 so one ``alembic_version`` row says what the whole schema is, one advisory-locked upgrade brings every table
