@@ -10,6 +10,7 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -163,7 +164,29 @@ def create_app(container: Container | None = None, start_llm: bool | None = None
     from console.guard import install_guard
 
     install_guard(app)  # authentication + tenant isolation for every route, in one place (docs/console.md)
+    app.add_middleware(_WorkerHeader)
     return app
+
+
+class _WorkerHeader:
+    """``X-LiveRoom-Worker: <pid>`` on every HTTP response: with several workers, which one answered
+    (for operators reading logs, and the multi-worker benchmark's checks)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.header = (b"x-liveroom-worker", str(os.getpid()).encode())
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_worker(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), self.header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_worker)
 
 
 async def _start_llm(c: Container) -> None:
@@ -271,7 +294,7 @@ def _anon_key(raw: str | None) -> str | None:
 def _routes(app: FastAPI) -> None:
     @app.get("/healthz")
     async def healthz(c: Container = Depends(get_container)) -> dict[str, Any]:
-        return {"status": "ok", "llm": c.llm is not None, "merchants": c.kb.merchants()}
+        return {"status": "ok", "llm": c.llm is not None, "merchants": c.kb.merchants(), "worker": os.getpid()}
 
     @app.get("/metrics")
     async def metrics(request: Request) -> PlainTextResponse:

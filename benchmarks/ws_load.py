@@ -174,25 +174,29 @@ def start_server(
 
 async def run(args) -> dict:
     port = free_port()
-    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        proc = start_server(Path(tmp), port, args.llm_share > 0)
+        proc = start_server(Path(tmp), port, args.llm_share > 0, workers=getattr(args, "workers", 1))
         try:
-            url = f"ws://127.0.0.1:{port}/ws/rooms/bench"
-            out: list = []
-            errors: list = []
-            ready: list[float] = []
-            before = cache_counters(port)
-            t0 = time.monotonic()
-            until = t0 + args.seconds
-            await asyncio.gather(
-                *[viewer(url, i, until, args.think, args.llm_share, out, errors, ready) for i in range(args.viewers)]
-            )
-            elapsed = time.monotonic() - t0
-            after = cache_counters(port)
+            return await load(f"ws://127.0.0.1:{port}/ws/rooms/bench", args, port)
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+
+
+async def load(url: str, args, port: int | None = None) -> dict:
+    """The viewers' load against a running server's room socket; ``port`` for its /metrics (one worker's)."""
+    load_before = os.getloadavg()
+    out: list = []
+    errors: list = []
+    ready: list[float] = []
+    before = cache_counters(port) if port else {}
+    t0 = time.monotonic()
+    until = t0 + args.seconds
+    await asyncio.gather(
+        *[viewer(url, i, until, args.think, args.llm_share, out, errors, ready) for i in range(args.viewers)]
+    )
+    elapsed = time.monotonic() - t0
+    after = cache_counters(port) if port else {}
     # Sustained rate: answers completed between the last viewer's connection and the end of the run
     # (connecting thousands of sockets takes seconds and is not answering).
     steady_from = max(ready) if ready else t0

@@ -263,37 +263,16 @@ def serve(
     workers: int = typer.Option(1, min=1, help="worker processes on one port (several: set LIVEROOM_REDIS_URL)"),
 ) -> None:
     """Start the HTTP/WebSocket server."""
-    import os
 
     import uvicorn
 
     from core.settings import Settings
 
     s = Settings()
-    if workers > 1:
-        if not s.redis_url:
-            print(
-                "warning: --workers without LIVEROOM_REDIS_URL: each worker keeps its own rate limits, login "
-                "limits and memory (a viewer's limits do not follow them across workers)",
-                file=sys.stderr,
-            )
-        if s.llm_backend == "embedded" and s.llm_autostart:
-            # one embedded model per worker would not fit: workers share an OpenAI-compatible URL instead
-            os.environ["LIVEROOM_LLM_AUTOSTART"] = "false"
-            print(
-                "note: the embedded LLM is not started per worker; run one model server and point every worker "
-                "at it (LIVEROOM_LLM_BACKEND=openai LIVEROOM_LLM_BASE_URL=...); see deploy/README.md",
-                file=sys.stderr,
-            )
     # Frames up to 1 MiB reach the app (which answers oversized ones with an error frame);
     # beyond that the protocol layer closes the socket.
-    uvicorn.run(
-        "server:create_app",
-        factory=True,
-        host=host or s.host,
-        port=port or s.port,
+    options: dict = dict(
         log_level="info",
-        workers=workers if workers > 1 else None,
         ws_max_size=1 << 20,
         # danmaku frames are a few hundred bytes: compressing them costs CPU per frame on both ends and a zlib
         # context per open socket, for almost no bytes saved
@@ -302,6 +281,69 @@ def serve(
         proxy_headers=bool(s.access.proxies()),
         forwarded_allow_ips=",".join(s.access.proxies()) or None,
     )
+    if workers <= 1:
+        uvicorn.run("server:create_app", factory=True, host=host or s.host, port=port or s.port, **options)
+        return
+    from liveroom.workers import serve_workers
+
+    if not s.redis_url:
+        print(
+            "warning: --workers without LIVEROOM_REDIS_URL: each worker keeps its own rate limits, login "
+            "limits and memory (a viewer's limits do not follow them across workers)",
+            file=sys.stderr,
+        )
+    model = None
+    if s.llm_backend == "embedded" and s.llm_autostart:
+        model = _one_model_for_all(s)
+    try:
+        serve_workers(workers, host or s.host, port or s.port, options, tick=model.tick if model else None)
+    finally:
+        if model is not None:
+            model.server.stop_sync()
+
+
+class _SharedModel:
+    """The embedded model server, started once by ``serve --workers`` and shared by every worker through
+    its OpenAI-compatible URL (one 2 GB model per machine, not per worker); restarted if it dies."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+        self.last_check = 0.0
+
+    def tick(self) -> None:
+        import time
+
+        now = time.monotonic()
+        if now - self.last_check < 2.0:
+            return
+        self.last_check = now
+        p = self.server.proc
+        if p is not None and p.poll() is not None:
+            print(f"embedded LLM exited ({p.returncode}); starting it again", file=sys.stderr)
+            self.server.restarts += 1
+            self.server._spawn()
+
+
+def _one_model_for_all(s) -> _SharedModel:
+    import os
+
+    from agent.embedded import EmbeddedLLMServer
+    from core.provision import model_path
+
+    server = EmbeddedLLMServer(
+        model_path(s, s.embedded_model),
+        threads=s.llm_threads,
+        ctx=s.llm_ctx,
+        port=s.llm_port,
+        log_path=s.data_dir / "logs" / "embedded-llm.log",
+    )
+    server._spawn()  # not waited for: until it is ready the workers answer on the fast path
+    # every worker (spawned after this) reads these: the shared server as an OpenAI-compatible backend
+    os.environ.update(
+        LIVEROOM_LLM_BACKEND="openai", LIVEROOM_LLM_BASE_URL=server.base_url, LIVEROOM_LLM_MODEL=server.alias
+    )
+    print(f"embedded LLM for every worker: {server.base_url}", file=sys.stderr)
+    return _SharedModel(server)
 
 
 def _answer_once(merchant: str, viewer: str, question: str, use_llm: bool):
