@@ -21,7 +21,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from tests.conftest import mini_products, write_json
 from tests.support.access import agent_key, forged_token, open_room, signed_token, viewer_token
-from tests.support.console import console_app, make_container
+from tests.support.audience import backends
+from tests.support.console import backend_container, console_app
 
 A, B = "demo", "rival"
 COUPON_Q = "给我发张券"
@@ -38,28 +39,28 @@ class SpyProfiles:
         return self.inner.lookup(merchant, viewer_id)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, demo_root, use_embedder):
+@pytest.fixture(scope="module", params=backends())
+def world(request, tmp_path_factory, demo_root, use_embedder):
     tmp = tmp_path_factory.mktemp("viewer-access")
-    c = make_container(tmp, demo_root, use_embedder)
-    for k in ("questions_per_ip", "questions_per_room", "uploads_per_ip", "sockets_per_ip", "open_sockets_per_ip"):
-        setattr(c.settings.access, k, 0)  # abuse limits have their own test
-    spy = SpyProfiles(c.audience)
-    c.__dict__["profiles"] = spy  # before the tools are built
-    c.kb.import_files(B, [write_json(tmp / "b.json", mini_products())])
-    open_room(c, "a-room", A)
-    open_room(c, "a-room-2", A)
-    open_room(c, "b-room", B)
-    c.audience.upsert_viewers(A, [{"viewer_id": "vip", "member": True}])
-    c.audience.create_campaign(
-        A, {"campaign_id": "OPEN", "title": "全场券", "kind": "amount", "amount": 5, "budget_count": 1000}
-    )
-    c.audience.create_campaign(
-        B, {"campaign_id": "B-OPEN", "title": "B券", "kind": "amount", "amount": 5, "budget_count": 1000}
-    )
-    app = console_app(c)
-    with TestClient(app) as client:
-        yield {"c": c, "client": client, "app": app, "spy": spy, "key": agent_key(app, A)}
+    with backend_container(request.param, tmp, demo_root, use_embedder) as c:
+        for k in ("questions_per_ip", "questions_per_room", "uploads_per_ip", "sockets_per_ip", "open_sockets_per_ip"):
+            setattr(c.settings.access, k, 0)  # abuse limits have their own test
+        spy = SpyProfiles(c.audience)
+        c.__dict__["profiles"] = spy  # before the tools are built
+        c.kb.import_files(B, [write_json(tmp / "b.json", mini_products())])
+        open_room(c, "a-room", A)
+        open_room(c, "a-room-2", A)
+        open_room(c, "b-room", B)
+        c.audience.upsert_viewers(A, [{"viewer_id": "vip", "member": True}])
+        c.audience.create_campaign(
+            A, {"campaign_id": "OPEN", "title": "全场券", "kind": "amount", "amount": 5, "budget_count": 1000}
+        )
+        c.audience.create_campaign(
+            B, {"campaign_id": "B-OPEN", "title": "B券", "kind": "amount", "amount": 5, "budget_count": 1000}
+        )
+        app = console_app(c)
+        with TestClient(app) as client:
+            yield {"c": c, "client": client, "app": app, "spy": spy, "key": agent_key(app, A)}
 
 
 def _issued(c, merchant=A, campaign="OPEN") -> int:
