@@ -35,7 +35,9 @@ class ConsoleService:
         data_dir = container.settings.data_dir
         self.kb = KBConsole(container.kb, data_dir / "console" / "uploads")
         self.prompts: PromptStore = container.prompts
-        self.answers = AnswerLog()  # every answer of the app, from the container's answer bus
+        # every answer of the app, from the container's answer bus; the container's log is in Redis with
+        # several workers, so each worker's dashboard shows every worker's answers
+        self.answers = getattr(container, "answer_log", None) or AnswerLog()
         self._unsubscribe = container.answer_bus.subscribe(self.answers.on_answer)
         self.simulators: dict[tuple[str, str], Simulator] = {}
         # publish with proof: drafts, regression runs, the gated publish; the drift watch samples live answers
@@ -122,7 +124,7 @@ class ConsoleService:
                 )
             )
             fid = r.inserted_primary_key[0]
-        ans.flagged = True
+        self.answers.flag(merchant, room_id, ans.answer_id)
         self.regression.drift.on_review(merchant)
         return {"id": fid, "answer_id": ans.answer_id, "status": "open"}
 
