@@ -2,7 +2,7 @@
 and one worker killed with SIGKILL under load.
 
     python -m benchmarks.workers [--workers 2] [--viewers 2000] [--think 2.0] [--seconds 30]
-                                 [--no-load] [--no-kill] [--json]
+                                 [--no-checks] [--no-load] [--no-kill] [--json]
 
 Redis and PostgreSQL: ``LIVEROOM_TEST_REDIS_URL`` / ``LIVEROOM_TEST_PG_URL`` when set, else the throwaway
 servers of ``scripts/start_redis.sh`` / ``scripts/start_postgres.sh`` (started here). The run gets its own
@@ -173,11 +173,18 @@ def _claim(base: str, token: str, cid: str, viewer: str, key: str, tries: int = 
     return key, "unreached", None
 
 
-def claims(base: str, token: str, cid: str, viewers: int, threads: int = 8) -> list[tuple[str, str, str | None]]:
+def claims(
+    base: str, token: str, cid: str, viewers: int, threads: int = 8, pace_s: float = 0.0
+) -> list[tuple[str, str, str | None]]:
     plan = [(f"cv{i:04d}", f"cv{i:04d}:k{j}") for i in range(viewers) for j in range(2)]  # two keys each
     plan += plan[::5]  # and replays of some keys
+
+    def one(vk: tuple[str, str]) -> tuple[str, str, str | None]:
+        time.sleep(pace_s)  # spread over the run (the kill lands among them)
+        return _claim(base, token, cid, *vk)
+
     with ThreadPoolExecutor(max_workers=threads) as ex:
-        return list(ex.map(lambda vk: _claim(base, token, cid, *vk), plan))
+        return list(ex.map(one, plan))
 
 
 def coupon_audit(db_url: str, cid: str, results: list[tuple[str, str, str | None]], budget: int) -> dict:
@@ -239,8 +246,8 @@ def worker_pids(supervisor: int) -> list[int]:
 
 
 async def kill_under_load(base: str, token: str, cid: str, db_url: str, supervisor: int, seconds: float) -> dict:
-    """Viewers ask over the room socket (reconnecting), events and coupon claims keep arriving; a third
-    of the way in one worker gets SIGKILL."""
+    """Viewers ask over the room socket (reconnecting), events and coupon claims keep arriving; a quarter
+    of the way in one worker gets SIGKILL (and the supervisor starts another)."""
     url = base.replace("http", "ws") + f"/ws/rooms/{ROOM}"
     until = time.monotonic() + seconds
     answers: list[float] = []
@@ -303,17 +310,33 @@ async def kill_under_load(base: str, token: str, cid: str, db_url: str, supervis
                     time.sleep(0.1)
                 time.sleep(0.05)
 
+    restarted: list[float] = []
+
     async def killer() -> None:
-        await asyncio.sleep(seconds / 3)
+        await asyncio.sleep(seconds / 4)
         pids = worker_pids(supervisor)
         if pids:
             os.kill(pids[0], signal.SIGKILL)
             killed_at.append(time.monotonic())
+        while time.monotonic() < until:  # the supervisor starts another; it counts once it answers
+            await asyncio.sleep(0.5)
+            now = set(worker_pids(supervisor))
+            if len(now) == len(pids) and pids[0] not in now:
+                async with httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0)) as hc:
+                    for _ in range(40):
+                        try:
+                            r = await hc.get(f"{base}/healthz", timeout=2)
+                            if int(r.headers["x-liveroom-worker"]) in now - set(pids):
+                                restarted.append(time.monotonic() - killed_at[0])
+                                return
+                        except httpx.HTTPError:
+                            pass
+                        await asyncio.sleep(0.25)
 
     loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(max_workers=10) as ex:
         ev = loop.run_in_executor(ex, post_events)
-        cl = loop.run_in_executor(ex, lambda: claims(base, token, cid, 60, threads=4))
+        cl = loop.run_in_executor(ex, lambda: claims(base, token, cid, 60, threads=4, pace_s=seconds * 4 / 144))
         await asyncio.gather(killer(), *[asker(i) for i in range(40)])
         await ev
         results = await cl
@@ -335,6 +358,7 @@ async def kill_under_load(base: str, token: str, cid: str, db_url: str, supervis
         "answers": len(answers),
         "answers_after_kill": len(after),
         "socket_drops": len(drops),
+        "replacement_answering_after_s": round(restarted[0], 1) if restarted else None,
         "events_sent": sent,
         "events_acknowledged": len(acked),
         "events_stored": stored,
@@ -353,12 +377,13 @@ def run(args: argparse.Namespace) -> dict:
         base = f"http://127.0.0.1:{port}"
         proc = ws_load.start_server(Path(tmp), port, llm=False, workers=args.workers, extra_env=env_extra)
         try:
-            res["rate_limit"] = check_rate_limit(base)
-            res["memory"] = check_memory(base)
-            res["dashboard"] = check_dashboard(base, token)
-            cid = _campaign(db_url, 40)
-            res["coupons"] = coupon_audit(db_url, cid, claims(base, token, cid, 80), 40)
-            res["publish"] = check_publish(env, base)
+            if args.checks:
+                res["rate_limit"] = check_rate_limit(base)
+                res["memory"] = check_memory(base)
+                res["dashboard"] = check_dashboard(base, token)
+                cid = _campaign(db_url, 40)
+                res["coupons"] = coupon_audit(db_url, cid, claims(base, token, cid, 80), 40)
+                res["publish"] = check_publish(env, base)
             if args.load:
                 res["load"] = asyncio.run(ws_load.load(f"ws://127.0.0.1:{port}/ws/rooms/{ROOM}", args))
             if args.kill:
@@ -377,9 +402,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--think", type=float, default=2.0)
     ap.add_argument("--llm-share", type=float, default=0.0)
-    ap.add_argument("--kill-seconds", type=float, default=24)
+    ap.add_argument("--kill-seconds", type=float, default=45)
     ap.add_argument("--no-load", dest="load", action="store_false")
     ap.add_argument("--no-kill", dest="kill", action="store_false")
+    ap.add_argument("--no-checks", dest="checks", action="store_false")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     res = run(args)

@@ -160,11 +160,16 @@ def start_server(
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 180 * workers  # each worker loads the KB and the models
+    up: set[str] = set()  # workers answering (each listens only once it has loaded)
     while time.monotonic() < deadline:
         try:
-            r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)) as cl:
+                r = cl.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
             if r.status_code == 200 and (not llm or r.json().get("llm")):
-                return proc
+                up.add(r.headers.get("x-liveroom-worker", ""))
+                if len(up) >= workers:
+                    return proc
+                continue
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
