@@ -24,7 +24,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Engine, delete, select, update
 
-from audience.db import read_tx, write_tx
+from audience.db import insert_for, read_tx, write_tx
 from console import db as t
 from core.errors import BadRequest
 from core.ids import MERCHANT_RE
@@ -152,11 +152,12 @@ class Accounts:
     def ensure_merchant(self, merchant: str, name: str = "") -> None:
         if not MERCHANT_RE.match(merchant or ""):
             raise AuthError(f"商家ID无效：{merchant!r}")
-        with write_tx(self.engine) as conn:
-            if conn.execute(select(t.merchants.c.merchant).where(t.merchants.c.merchant == merchant)).first() is None:
-                conn.execute(
-                    t.merchants.insert().values(merchant=merchant, name=name or merchant, created_at=time.time())
-                )
+        with write_tx(self.engine) as conn:  # insert-or-nothing: two first logins at once on PostgreSQL
+            conn.execute(
+                insert_for(conn)(t.merchants)
+                .values(merchant=merchant, name=name or merchant, created_at=time.time())
+                .on_conflict_do_nothing(index_elements=["merchant"])
+            )
 
     def merchant_name(self, merchant: str) -> str:
         with read_tx(self.engine) as conn:
@@ -174,10 +175,10 @@ class Accounts:
         now = time.time()
         uid = uuid.uuid4().hex
         with write_tx(self.engine) as conn:
-            if conn.execute(select(t.users.c.user_id).where(t.users.c.username == username)).first():
-                raise AuthError(f"用户名 {username} 已存在")
-            conn.execute(
-                t.users.insert().values(
+            # insert-or-nothing on the unique username (a check, then an insert, interleaves on PostgreSQL)
+            made = conn.execute(
+                insert_for(conn)(t.users)
+                .values(
                     user_id=uid,
                     merchant=merchant,
                     username=username,
@@ -188,7 +189,11 @@ class Accounts:
                     created_at=now,
                     updated_at=now,
                 )
-            )
+                .on_conflict_do_nothing(index_elements=["username"])
+                .returning(t.users.c.user_id)
+            ).first()
+            if made is None:
+                raise AuthError(f"用户名 {username} 已存在")
         return self.user(merchant, uid)
 
     def user(self, merchant: str, user_id: str) -> dict | None:

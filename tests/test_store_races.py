@@ -83,3 +83,15 @@ def test_one_campaign_and_one_experiment_per_id(engine):
     assert Counter(together(lambda i: store.put_experiment("m", "e1", {"v": 1}))) == {"created": 1, "exists": N - 1}
     got = together(lambda i: store.put_campaign("m", "c2", {"skus": [str(i)]}))  # different specs: one wins
     assert got.count("created") == 1 and all(isinstance(r, ValueError) for r in got if r != "created")
+
+
+def test_one_console_user_per_username_and_first_logins_at_once(engine):
+    from audience.db import ensure_schema
+    from console.auth import Accounts, AuthError
+
+    ensure_schema(engine)
+    acc = Accounts(engine)
+    together(lambda i: acc.ensure_merchant("shop-a"))  # no IntegrityError from the merchant row either
+    got = together(lambda i: acc.create_user("shop-a", "same.name", f"pw-{i}-long-enough", "operator"))
+    won = [r for r in got if not isinstance(r, Exception)]
+    assert len(won) == 1 and all(isinstance(r, AuthError) for r in got if r not in won), got
