@@ -25,6 +25,7 @@ at once (memory, not correctness).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -73,14 +74,60 @@ class Entry:
         return a
 
 
+TWIN_WAIT_S = 1.0  # the longest a twin waits for the first asker's answer before composing its own
+
+
+class Flight:
+    """One question being composed on an event loop; twins asking the same on that loop wait for it."""
+
+    def __init__(self, cache: AnswerCache, key: tuple[Hashable, ...]) -> None:
+        self._cache, self._key = cache, key
+        self._loop = asyncio.get_running_loop()
+        self._done = asyncio.Event()
+
+    async def landed(self, timeout: float) -> None:
+        """Wait until it has landed (stored or not), at most ``timeout``; a flight from another loop (another
+        thread's) is not waited for."""
+        if self._loop is not asyncio.get_running_loop():
+            return
+        try:
+            await asyncio.wait_for(self._done.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    def land(self) -> None:
+        with self._cache._lock:
+            if self._cache._flights.get(self._key) is self:
+                del self._cache._flights[self._key]
+        self._done.set()
+
+
 class AnswerCache:
     """Bounded LRU of composed answers, shared by every task and thread of one process."""
 
     def __init__(self, max_entries: int = 4096):
         self.max_entries = max_entries
         self._data: OrderedDict[tuple[Hashable, ...], Entry] = OrderedDict()
+        self._flights: dict[tuple[Hashable, ...], Flight] = {}
         self._lock = threading.Lock()
-        self.hits = self.misses = self.stores = 0
+        self.hits = self.misses = self.stores = self.twins = 0
+
+    def in_flight(self, probe: Probe) -> Flight | None:
+        """The flight composing this very question from this very memory, if one is under way."""
+        with self._lock:
+            f = self._flights.get(probe.open_key)
+            if f is not None:
+                self.twins += 1
+            return f
+
+    def take_off(self, probe: Probe) -> Flight | None:
+        """Mark this question as being composed (None: another asker already is); ``land`` it when done."""
+        key = probe.open_key
+        with self._lock:
+            if key in self._flights:
+                return None
+            f = self._flights[key] = Flight(self, key)
+            return f
 
     def __len__(self) -> int:
         return len(self._data)

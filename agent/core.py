@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from agent import compliance, compose, style, understand
-from agent.answer_cache import AnswerCache, Entry, Probe
+from agent.answer_cache import TWIN_WAIT_S, AnswerCache, Entry, Probe
 from agent.bus import AnswerBus, AnsweredEvent
 from agent.claims import ClaimChecker, ClaimContext, default_checker, numbers
 from agent.compose import Draft
@@ -173,14 +173,40 @@ class Agent:
             return
         probe = self._cache_probe(msg, tri, snap)
         cache = self.answer_cache
-        if probe is not None and cache is not None and (hit := cache.get(probe, self._still_unpointed(probe, snap))):
-            ans = hit.replay()  # the rate limit above applied; memory and the bus see it as any answer
-            self._remember(msg, tri.text, hit.intent, hit.attributes, ans.lang, hit.skus, ans.answer)
-            first.append((time.perf_counter() - t0) * 1000)
-            yield AnswerDelta(text=ans.answer, index=0)
-            yield done(ans)
-            return
+        if probe is not None and cache is not None:
+            twin = cache.in_flight(probe)
+            if twin is not None:  # the same question from the same memory is being composed: wait for it
+                await twin.landed(TWIN_WAIT_S)
+            if hit := cache.get(probe, self._still_unpointed(probe, snap)):
+                ans = hit.replay()  # the rate limit above applied; memory and the bus see it as any answer
+                self._remember(msg, tri.text, hit.intent, hit.attributes, ans.lang, hit.skus, ans.answer)
+                first.append((time.perf_counter() - t0) * 1000)
+                yield AnswerDelta(text=ans.answer, index=0)
+                yield done(ans)
+                return
+        # A burst of one question on a cold cache composes it once; the twins replay it (single flight).
+        flight = cache.take_off(probe) if probe is not None and cache is not None else None
+        try:
+            async for ev in self._answer_afresh(msg, tri, lang, turn, snap, probe, t0, first, done):
+                yield ev
+        finally:
+            if flight is not None:
+                flight.land()
 
+    async def _answer_afresh(
+        self,
+        msg: ViewerMessage,
+        tri: Triage,
+        lang: str,
+        turn: _Turn,
+        snap: LoadedVersion,
+        probe: Probe | None,
+        t0: float,
+        first: list[float],
+        done: Callable[[AgentAnswer], AgentAnswer],
+    ) -> AsyncGenerator[AnswerDelta | AgentAnswer, None]:
+        """A message the answer cache did not answer: understood, composed (or the model's), checked."""
+        cache = self.answer_cache
         if msg.image_id:
             err = await self._look_at_image(turn)
             if err:

@@ -229,6 +229,11 @@ async def load(url: str, args, port: int | None = None) -> dict:
         "load_avg_1m_before": round(load_before[0], 2),
         "load_avg_1m_after": round(os.getloadavg()[0], 2),
     }
+    # the fast path's p95 over each 5 s of the steady window: a warm-up or a stall shows as one slow slice
+    res["fast_p95_by_5s"] = [
+        pct([a[1] for a in steady if a[0] == "fast" and steady_from + i <= a[4] < steady_from + i + 5], 95)
+        for i in range(0, int(window), 5)
+    ]
     for path in ("fast", "llm"):
         firsts = [a[1] for a in steady if a[0] == path]
         res[path] = {

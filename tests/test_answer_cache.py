@@ -163,3 +163,31 @@ def test_a_store_policy_is_shared_whatever_the_second_product_in_focus(demo_cont
     composed = ask(demo_container, "满多少包邮", "p1")
     replayed = ask(demo_container, "满多少包邮", "p2")
     assert HIT_FLAG not in composed.flags and HIT_FLAG in replayed.flags and replayed.answer == composed.answer
+
+
+def test_a_burst_of_one_question_on_a_cold_cache_is_composed_once(shop):
+    """Single flight: twins asking while the first asker's answer is being composed wait and replay it."""
+    agent = shop.agent
+    composed = []
+    afresh = agent._answer_afresh
+
+    async def counting(*a, **kw):
+        composed.append(1)
+        await asyncio.sleep(0.05)  # as a miss waits on the query encoder: the twins arrive meanwhile
+        async for ev in afresh(*a, **kw):
+            yield ev
+
+    agent._answer_afresh = counting
+
+    async def burst():
+        msgs = [ViewerMessage(merchant="demo", viewer_id=f"v{i}", text="满多少包邮") for i in range(12)]
+        return await asyncio.gather(*(agent.answer(m) for m in msgs))
+
+    got = asyncio.run(burst())
+    assert len(composed) == 1 and agent.answer_cache.twins == 11
+    assert sum(HIT_FLAG in a.flags for a in got) == 11 and len({a.answer for a in got}) == 1
+    # a question that is never stored lands its flight too: the next asker composes at once, no wait
+    before = len(composed)
+    ask(shop, "那大号呢", "w1")
+    ask(shop, "那大号呢", "w2")
+    assert len(composed) == before + 2
