@@ -360,6 +360,7 @@ class Agent:
         segmenter, the intent model."""
         self.kb.snapshot(merchant).lexicon.english  # noqa: B018 — built here (dictionary and all), not in the first question
         understand.words("预热")
+        understand.is_pinyin("yure")  # pypinyin's syllable set (~0.4 s): not on the loop at a first Latin word
         if self.intent_model is not None:
             self.intent_model.predict("预热")
 
